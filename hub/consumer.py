@@ -1,0 +1,162 @@
+"""Entrypoint translation shared by every subscriber.
+
+One Kafka record becomes: envelope and contract validation, a handler call inside a
+database transaction that also claims the inbox, then a decision: commit the offset,
+retry with backoff (transient), or dead-letter and commit (permanent). The offset of a
+record is committed only after its effect and outbox rows are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+from contracts import ContractError, Envelope
+from contracts.catalog import parse_data
+from hub import inbox
+from hub.deadletter import DeadLetterWriter
+from hub.errors import PermanentError, TransientError, UnroutableEvent
+from hub.messages import Incoming, Transaction
+from hub.telemetry import consumer_span, current_trace_id, messaging_attributes
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+# Failures where the same record may succeed later: the database or broker is away.
+_TRANSIENT = (
+    TransientError,
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+class Outcome(enum.Enum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead-lettered"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A subscription of a service: topic, consumer group and a handler per event type."""
+
+    topic: str
+    group_id: str
+    handlers: Mapping[str, Handler]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_s: float = 0.2
+    max_s: float = 10.0
+    max_unexpected_attempts: int = 5
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: spreads retries of many consumers."""
+        return random.uniform(0, min(self.max_s, self.initial_s * 2 ** (attempt - 1)))
+
+
+class MessageProcessor:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        route: Route,
+        dead_letters: DeadLetterWriter,
+        *,
+        source: str,
+        retry: RetryPolicy,
+    ) -> None:
+        self._pool = pool
+        self._route = route
+        self._dead_letters = dead_letters
+        self._source = source
+        self._retry = retry
+        self.counts: dict[Outcome, int] = {outcome: 0 for outcome in Outcome}
+
+    async def process(self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event | None = None) -> Outcome:
+        """Handle one record until it is processed, known as a duplicate, or dead-lettered."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = await self._process_once(record)
+            except (PermanentError, ContractError) as error:
+                await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+                outcome = Outcome.DEAD_LETTERED
+            except _TRANSIENT as error:
+                await self._back_off(record, error, attempt, stop)
+                continue
+            except Exception as error:  # a bug or an unforeseen failure: retry, then give up
+                if attempt >= self._retry.max_unexpected_attempts:
+                    log.exception("giving up on %s", _where(record))
+                    await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+                    outcome = Outcome.DEAD_LETTERED
+                else:
+                    await self._back_off(record, error, attempt, stop)
+                    continue
+            self.counts[outcome] += 1
+            return outcome
+
+    async def _back_off(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempt: int, stop: asyncio.Event | None
+    ) -> None:
+        delay = self._retry.delay(attempt)
+        log.warning("retrying %s in %.2fs (attempt %d): %s", _where(record), delay, attempt, error)
+        if stop is not None and stop.is_set():
+            raise asyncio.CancelledError("shutting down while retrying")
+        await asyncio.sleep(delay)
+
+    async def _process_once(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+        envelope = Envelope.from_headers(record.headers)
+        data = parse_data(envelope.type, record.value or b"")
+        handler = self._route.handlers.get(envelope.type)
+        if handler is None:
+            raise UnroutableEvent(f"{self._route.group_id} does not handle {envelope.type}")
+        attributes = messaging_attributes(
+            topic=record.topic,
+            operation="process",
+            key=record.key.decode(errors="replace") if record.key else None,
+            partition=record.partition,
+            offset=record.offset,
+            consumer_group=self._route.group_id,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            event_source=envelope.source,
+            case_id=envelope.businessprocessid,
+        )
+        with consumer_span(record.headers, attributes, record.topic) as span:
+            incoming = Incoming(
+                envelope=envelope,
+                data=data,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                trace_id=current_trace_id(),
+            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                if not await inbox.claim(conn, self._route.group_id, envelope):
+                    span.set_attribute("hub.duplicate", True)
+                    return Outcome.DUPLICATE
+                await handler(incoming, Transaction(conn, source=self._source))
+        return Outcome.PROCESSED
+
+
+def _where(record: ConsumerRecord[bytes, bytes]) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"

@@ -1,0 +1,84 @@
+"""Dead-lettering: the failed record goes to ``<topic>-dlt`` with text headers saying why.
+
+The dead letter is written through the outbox together with a ``dead_letters`` row, so
+recording it and publishing it cannot diverge, and the original offset is committed only
+after both are durable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+from contracts import header_value
+
+log = logging.getLogger(__name__)
+
+DLT_SUFFIX = "-dlt"
+_MAX_MESSAGE = 1000
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic + DLT_SUFFIX
+
+
+def dead_letter_headers(
+    record: ConsumerRecord[bytes, bytes], consumer_group: str, error: BaseException, attempts: int
+) -> list[tuple[str, str]]:
+    """Original headers (text) plus Spring-style ``dlt-*`` headers an operator can read."""
+    original = [(name, value.decode("utf-8", errors="replace")) for name, value in record.headers]
+    return [
+        *[(n, v) for n, v in original if not n.startswith("dlt-")],
+        ("dlt-original-topic", record.topic),
+        ("dlt-original-partition", str(record.partition)),
+        ("dlt-original-offset", str(record.offset)),
+        ("dlt-original-timestamp", str(record.timestamp)),
+        ("dlt-original-consumer-group", consumer_group),
+        ("dlt-exception-fqcn", f"{type(error).__module__}.{type(error).__qualname__}"),
+        ("dlt-exception-message", str(error)[:_MAX_MESSAGE]),
+        ("dlt-time", dt.datetime.now(dt.UTC).isoformat()),
+        ("dlt-attempts", str(attempts)),
+    ]
+
+
+class DeadLetterWriter:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def write(
+        self, record: ConsumerRecord[bytes, bytes], consumer_group: str, error: BaseException, *, attempts: int
+    ) -> None:
+        headers = dead_letter_headers(record, consumer_group, error, attempts)
+        topic = dead_letter_topic(record.topic)
+        event_id = header_value(record.headers, "ce_id")
+        event_type = header_value(record.headers, "ce_type")
+        log.warning(
+            "dead-lettering %s[%d]@%d to %s: %s: %s",
+            record.topic, record.partition, record.offset, topic, type(error).__name__, str(error)[:200],
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO dead_letters (consumer, topic, partition, kafka_offset, event_id, event_type,
+                                          error_class, error_message, dead_letter_topic)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                """,
+                consumer_group, record.topic, record.partition, record.offset, event_id, event_type,
+                type(error).__name__, str(error)[:_MAX_MESSAGE], topic,
+            )
+            await conn.execute(
+                """
+                INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload)
+                VALUES ($1, $2, 'dead-letter', $3, $4, $5::jsonb, $6)
+                """,
+                uuid.uuid4(), topic,
+                (record.key or b"").decode("utf-8", errors="replace"),
+                event_type or "unknown",
+                json.dumps([list(h) for h in headers]),
+                record.value or b"",
+            )

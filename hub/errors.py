@@ -1,0 +1,39 @@
+"""The runtime's exception tree: every failure a service can meet, by how to react to it.
+
+Transient errors are retried with backoff (the message is not committed); permanent
+errors send the message to its dead-letter topic and move on.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class TransientError(HubError):
+    """Retrying later may succeed (database or broker unavailable, timeouts)."""
+
+
+class DatabaseUnavailable(TransientError):
+    """PostgreSQL cannot be reached or dropped the connection."""
+
+
+class BrokerUnavailable(TransientError):
+    """Kafka cannot be reached or did not acknowledge in time."""
+
+
+class PermanentError(HubError):
+    """Retrying cannot help: the message itself is wrong. Dead-lettered."""
+
+
+class UnroutableEvent(PermanentError):
+    """The event is valid but this consumer has no handler for its type."""
+
+
+class UnknownCase(PermanentError):
+    """The event refers to a case (business process id) the hub does not know."""
+
+
+class ConfigurationError(HubError):
+    """The hub cannot start with the given settings."""

@@ -1,0 +1,59 @@
+"""Kafka client configuration and topic management, from the hub's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub.errors import BrokerUnavailable
+from hub.settings import HubSettings
+
+
+def client_config(settings: HubSettings, *, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": settings.bootstrap_servers(),
+        "client_id": client_id,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+
+
+def producer_config(settings: HubSettings, *, client_id: str) -> dict[str, Any]:
+    return {
+        **client_config(settings, client_id=client_id),
+        "acks": "all",
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "linger_ms": 5,
+        "compression_type": "gzip",
+        "max_batch_size": 256 * 1024,
+    }
+
+
+async def ensure_topics(settings: HubSettings, topics: Iterable[str]) -> None:
+    """Create the hub's topics if missing (production clusters may pre-create them)."""
+    admin = AIOKafkaAdminClient(**client_config(settings, client_id="hub-admin"))
+    try:
+        await admin.start()
+    except KafkaError as error:
+        raise BrokerUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers()}: {error}") from error
+    try:
+        existing = set(await admin.list_topics())
+        wanted = sorted(set(topics) - existing)
+        if not wanted:
+            return
+        new_topics = [
+            NewTopic(
+                name,
+                num_partitions=settings.kafka_topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
+            )
+            for name in wanted
+        ]
+        try:
+            await admin.create_topics(new_topics)
+        except TopicAlreadyExistsError:
+            pass  # another service created it concurrently
+    finally:
+        await admin.close()

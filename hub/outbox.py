@@ -1,0 +1,209 @@
+"""Transactional outbox: events are rows written in the handler's transaction.
+
+``write_event`` is called inside that transaction; ``OutboxRelay`` publishes the rows
+once they are committed. The row keeps the traceparent of the span that wrote it, and
+the relay's ``send`` span is its child, so a trace does not break at the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from typing import Any
+
+import asyncpg
+from opentelemetry.trace import SpanKind
+
+from contracts import Envelope
+from hub.errors import BrokerUnavailable
+from hub.publisher import OutgoingRecord, Publisher
+from hub.telemetry import context_from_traceparent, current_trace_headers, messaging_attributes, tracer
+
+log = logging.getLogger(__name__)
+
+
+def aggregate_type(event_type: str) -> str:
+    """'ch.lu.hub.relocation.move-reported.v1' -> 'relocation'."""
+    parts = event_type.split(".")
+    return parts[-3] if len(parts) >= 3 else event_type
+
+
+async def write_event(
+    conn: asyncpg.Connection, *, topic: str, key: str, envelope: Envelope, payload: bytes
+) -> None:
+    trace_headers = current_trace_headers()
+    headers = [[name, value.decode()] for name, value in envelope.to_headers()]
+    await conn.execute(
+        """
+        INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload,
+                            traceparent, tracestate)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+        """,
+        uuid.UUID(envelope.id) if _is_uuid(envelope.id) else uuid.uuid5(uuid.NAMESPACE_URL, envelope.id),
+        topic,
+        aggregate_type(envelope.type),
+        key,
+        envelope.type,
+        json.dumps(headers),
+        payload,
+        trace_headers.get("traceparent"),
+        trace_headers.get("tracestate"),
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def outbox_backlog(conn: asyncpg.Connection) -> int:
+    value = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return int(value)
+
+
+class OutboxRelay:
+    """Claims unpublished rows in batches, publishes them, marks them published.
+
+    Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several relays can share a table;
+    LISTEN/NOTIFY only shortens the wait, the poll interval bounds it when a
+    notification is lost. While Kafka is unreachable the rows stay and the relay backs off.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        *,
+        schema: str,
+        batch_size: int,
+        poll_interval_s: float,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        retention_s: float = 7 * 24 * 3600,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._channel = f"outbox_{schema}"
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._retention_s = retention_s
+        self._wake = asyncio.Event()
+        self.published_total = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await self._pool.acquire()
+        await listener.add_listener(self._channel, self._on_notify)
+        backoff = self._backoff_initial_s
+        try:
+            while not stop.is_set():
+                try:
+                    published = await self.publish_batch()
+                    backoff = self._backoff_initial_s
+                except (BrokerUnavailable, OSError, asyncpg.PostgresError) as error:
+                    log.warning("outbox relay cannot publish, retrying in %.1fs: %s", backoff, error)
+                    await _sleep_or_stop(stop, backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, self._backoff_max_s)
+                    continue
+                if published < self._batch_size:
+                    await self._wait_for_rows(stop)
+        finally:
+            try:
+                await listener.remove_listener(self._channel, self._on_notify)
+            finally:
+                await self._pool.release(listener)
+
+    async def publish_batch(self) -> int:
+        """Publish at most one batch; return how many rows were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """
+                SELECT seq, topic, aggregateid, type, headers, payload, traceparent, tracestate
+                FROM outbox WHERE published_at IS NULL
+                ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+                """,
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._publish(rows)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                [row["seq"] for row in rows],
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def _publish(self, rows: list[Any]) -> None:
+        records: list[OutgoingRecord] = []
+        spans = []
+        for row in rows:
+            headers = {name: value for name, value in json.loads(row["headers"])}
+            parent = context_from_traceparent(row["traceparent"], row["tracestate"])
+            span = tracer().start_span(
+                f"send {row['topic']}",
+                context=parent,
+                kind=SpanKind.PRODUCER,
+                attributes=messaging_attributes(
+                    topic=row["topic"],
+                    operation="send",
+                    key=row["aggregateid"],
+                    event_id=headers.get("ce_id", ""),
+                    event_type=row["type"],
+                    event_source=headers.get("ce_source", ""),
+                    case_id=headers.get("ce_businessprocessid", ""),
+                ),
+            )
+            spans.append(span)
+            ctx = span.get_span_context()
+            headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+            if row["tracestate"]:
+                headers["tracestate"] = row["tracestate"]
+            records.append(
+                OutgoingRecord(
+                    topic=row["topic"],
+                    key=row["aggregateid"].encode(),
+                    value=bytes(row["payload"]),
+                    headers=tuple((name, value.encode()) for name, value in headers.items()),
+                )
+            )
+        try:
+            await self._publisher.send_batch(records)
+        finally:
+            for span in spans:
+                span.end()
+
+    async def purge_published(self) -> int:
+        """Drop rows published longer ago than the retention period."""
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                self._retention_s,
+            )
+        return int(status.split()[-1])
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _wait_for_rows(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+        done, pending = await asyncio.wait(
+            waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

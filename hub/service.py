@@ -1,0 +1,207 @@
+"""The skeleton every service runs in: pool, migrations, topics, relay, subscribers.
+
+A service declares itself with a ``ServiceDefinition`` (its composition root builds the
+routes and background workers from a ``ServiceContext``); ``ServiceRuntime`` opens the
+resources in order, runs, and closes them in reverse. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from hub.consumer import MessageProcessor, RetryPolicy, Route
+from hub.db import create_pool
+from hub.deadletter import DeadLetterWriter, dead_letter_topic
+from hub.kafka import ensure_topics
+from hub.migrations import apply_migrations, load_migrations
+from hub.outbox import OutboxRelay, outbox_backlog
+from hub.publisher import KafkaPublisher, Publisher
+from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+BACKLOG_READY_LIMIT = 10_000
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a composition root may hand to handlers and workers."""
+
+    name: str
+    settings: HubSettings
+    pool: asyncpg.Pool
+
+    @property
+    def source(self) -> str:
+        return service_source(self.name)
+
+
+def service_source(name: str) -> str:
+    return f"urn:ch:lu:hub:service:{name}"
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    migrations_package: str
+    topics: tuple[str, ...]
+    routes: Callable[[ServiceContext], Sequence[Route]]
+    workers: Callable[[ServiceContext], Sequence[Worker]] = field(default=lambda _ctx: ())
+    dynamic_topics: Callable[[ServiceContext], Awaitable[Sequence[str]]] | None = None
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+
+async def _raw_body(message: Any) -> bytes:
+    # Skip FastStream's JSON decoding: a value that is not JSON must reach our
+    # validation (and the dead-letter topic), not fail inside the framework.
+    return bytes(message.body)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: HubSettings,
+        *,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self._publisher = publisher
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._broker: KafkaBroker | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.processors: list[MessageProcessor] = []
+        self.relay: OutboxRelay | None = None
+
+    async def start(self) -> None:
+        d, s = self.definition, self.settings
+        self.pool = await create_pool(s.database_dsn(), d.schema, size=s.database_pool_size)
+        migrations = load_migrations("hub-runtime", "hub.sql") + load_migrations(d.name, d.migrations_package)
+        async with self.pool.acquire() as conn:
+            applied = await apply_migrations(conn, migrations)
+        log.info("%s: %d migrations applied", d.name, len(applied))
+        ctx = ServiceContext(d.name, s, self.pool)
+        routes = list(d.routes(ctx))
+        extra = await d.dynamic_topics(ctx) if d.dynamic_topics else ()
+        consumed = [r.topic for r in routes]
+        await ensure_topics(s, {*d.topics, *extra, *consumed, *map(dead_letter_topic, consumed)})
+        self._publisher = self._publisher or KafkaPublisher(s, client_id=f"hub-{d.name}")
+        await self._publisher.start()
+        self.relay = OutboxRelay(
+            self.pool,
+            self._publisher,
+            schema=d.schema,
+            batch_size=s.outbox_batch_size,
+            poll_interval_s=s.outbox_poll_interval_s,
+            backoff_initial_s=s.retry_backoff_initial_s,
+            backoff_max_s=s.retry_backoff_max_s,
+        )
+        self._spawn(self.relay.run(self._stop), "outbox-relay")
+        for worker in d.workers(ctx):
+            self._spawn(worker(self._stop), getattr(worker, "__name__", "worker"))
+        self._broker = self._build_broker(routes, ctx)
+        await self._broker.start()
+        log.info("%s: started with %d subscriptions", d.name, len(routes))
+
+    def _build_broker(self, routes: Sequence[Route], ctx: ServiceContext) -> KafkaBroker:
+        s = self.settings
+        broker = KafkaBroker(
+            s.bootstrap_servers(),
+            client_id=f"hub-{ctx.name}",
+            consumer_only=True,
+            logger=logging.getLogger(f"hub.broker.{ctx.name}"),
+            graceful_timeout=15.0,
+        )
+        assert self.pool is not None
+        retry = RetryPolicy(s.retry_backoff_initial_s, s.retry_backoff_max_s)
+        for route in routes:
+            processor = MessageProcessor(
+                self.pool, route, DeadLetterWriter(self.pool), source=ctx.source, retry=retry
+            )
+            self.processors.append(processor)
+            self._subscribe(broker, route, processor)
+        return broker
+
+    def _subscribe(self, broker: KafkaBroker, route: Route, processor: MessageProcessor) -> None:
+        stop = self._stop
+
+        @broker.subscriber(
+            route.topic,
+            group_id=route.group_id,
+            ack_policy=AckPolicy.MANUAL,  # we commit ourselves, after the effect is durable
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            max_poll_interval_ms=300_000,
+            decoder=_raw_body,
+        )
+        async def entrypoint(body: bytes, message: KafkaMessage) -> None:
+            record = message.raw_message
+            assert not isinstance(record, tuple)
+            await processor.process(record, stop)
+            partition = TopicPartition(record.topic, record.partition)
+            await message.consumer.commit({partition: record.offset + 1})  # type: ignore[attr-defined]
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: background task %s crashed", self.definition.name, name)
+                self._stop.set()
+
+        self._tasks.append(asyncio.create_task(guarded(), name=f"{self.definition.name}:{name}"))
+
+    async def readiness(self) -> dict[str, bool | int | str]:
+        """Database reachable, every subscriber has partitions, outbox backlog bounded."""
+        checks: dict[str, bool | int | str] = {"service": self.definition.name}
+        try:
+            assert self.pool is not None
+            async with self.pool.acquire(timeout=2) as conn:
+                backlog = await outbox_backlog(conn)
+            checks.update(ok_database=True, outbox_backlog=backlog, ok_backlog=backlog < BACKLOG_READY_LIMIT)
+        except Exception as error:  # any failure means "not ready", with the reason shown
+            checks.update(ok_database=False, database_error=str(error)[:200])
+        subscribers = list(self._broker.subscribers) if self._broker else []
+        assigned = [bool(getattr(sub, "consumer", None) and sub.consumer.assignment()) for sub in subscribers]
+        checks["ok_partitions"] = bool(assigned) and all(assigned)
+        checks["ok_running"] = not self._stop.is_set()
+        return checks
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._broker is not None:
+            await self._broker.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+            for task in self._tasks:
+                task.cancel()
+        if self._publisher is not None:
+            await self._publisher.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("%s: stopped", self.definition.name)

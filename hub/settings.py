@@ -1,0 +1,74 @@
+"""Settings shared by every hub process, read from the environment (prefix ``HUB_``).
+
+Unset infrastructure settings mean "use the embedded parts": the supervisor starts
+them and hands their addresses to the services through these same variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HUB_"
+TracesExporter = Literal["none", "console", "jsonl", "otlp"]
+
+
+class HubSettings(BaseSettings):
+    """Every knob of the hub; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    state_dir: Path = Field(Path(".hub"), description="Where embedded parts keep their state.")
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Kafka bootstrap servers; unset starts the embedded broker."
+    )
+    kafka_enable_idempotence: bool = Field(
+        True, description="Idempotent producer; on for Apache Kafka, the embedded broker rejects it."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics the hub creates.")
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication of topics the hub creates.")
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL; unset starts the embedded PostgreSQL."
+    )
+    database_pool_size: int = Field(10, ge=1)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(None, description="SMTP server port; unset starts the SMTP sink.")
+    smtp_sender: str = "noreply@hub.stadtluzern.ch"
+    outbox_batch_size: int = Field(200, ge=1)
+    outbox_poll_interval_s: float = Field(
+        1.0, gt=0, description="Relay poll when no NOTIFY wakes it (a safety net, not the signal)."
+    )
+    retry_backoff_initial_s: float = Field(0.2, gt=0)
+    retry_backoff_max_s: float = Field(10.0, gt=0)
+    pseudonym_key_file: Path | None = Field(
+        None, description="Secret for sector pseudonyms; unset keeps one under state_dir."
+    )
+    traces_exporter: TracesExporter = Field(
+        "none", description="Span export when OTEL_EXPORTER_OTLP_ENDPOINT is unset."
+    )
+    traces_file: Path | None = Field(None, description="Target of the jsonl exporter.")
+    log_level: str = "INFO"
+    health_port: int | None = Field(None, description="HTTP port for liveness/readiness.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_log_level(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap_servers is None or self.database_url is None
+
+    def database_dsn(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("HUB_DATABASE_URL is not set and no embedded PostgreSQL was started")
+        return self.database_url.get_secret_value()
+
+    def bootstrap_servers(self) -> str:
+        if self.kafka_bootstrap_servers is None:
+            raise RuntimeError("HUB_KAFKA_BOOTSTRAP_SERVERS is not set and no embedded broker was started")
+        return self.kafka_bootstrap_servers

@@ -1,0 +1,92 @@
+"""One suite, two adapters: the in-memory publisher may not drift from the Kafka one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+
+from hub.errors import BrokerUnavailable
+from hub.kafka import ensure_topics
+from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord, Publisher
+from hub.settings import HubSettings
+
+pytestmark = pytest.mark.asyncio
+
+
+class PublisherContract:
+    """What every Publisher promises the outbox relay."""
+
+    async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    async def test_records_of_one_key_arrive_in_order_with_headers(self, publisher: Publisher, topic: str) -> None:
+        records = [OutgoingRecord(topic, b"case-1", f"v{n}".encode(), (("ce_id", f"e{n}".encode()),)) for n in range(5)]
+        await publisher.send_batch(records)
+        assert await self.read_back(publisher, topic, 5) == [(b"case-1", f"v{n}".encode()) for n in range(5)]
+
+    async def test_sending_after_stop_raises_broker_unavailable(self, publisher: Publisher, topic: str) -> None:
+        await publisher.stop()
+        with pytest.raises(BrokerUnavailable):
+            await publisher.send_batch([OutgoingRecord(topic, b"k", b"v", ())])
+
+
+class TestInMemoryPublisher(PublisherContract):
+    @pytest_asyncio.fixture
+    async def publisher(self) -> AsyncIterator[Publisher]:
+        publisher = InMemoryPublisher()
+        await publisher.start()
+        yield publisher
+
+    @pytest.fixture
+    def topic(self) -> str:
+        return "t"
+
+    async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+        assert isinstance(publisher, InMemoryPublisher)
+        return [(r.key, r.value) for r in publisher.sent if r.topic == topic][:count]
+
+
+class TestKafkaPublisher(PublisherContract):
+    @pytest_asyncio.fixture
+    async def publisher(self, hub_settings: HubSettings) -> AsyncIterator[Publisher]:
+        self.settings = hub_settings
+        publisher = KafkaPublisher(hub_settings, client_id="contract-test")
+        await publisher.start()
+        yield publisher
+        await publisher.stop()
+
+    @pytest_asyncio.fixture
+    async def topic(self, hub_settings: HubSettings) -> str:
+        name = f"test.publisher.{uuid.uuid4().hex[:8]}"
+        await ensure_topics(hub_settings, [name])
+        return name
+
+    async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=self.settings.bootstrap_servers(), auto_offset_reset="earliest",
+            group_id=f"read-{uuid.uuid4()}",
+        )
+        await consumer.start()
+        out: list[tuple[bytes, bytes]] = []
+        try:
+            async with asyncio.timeout(20):
+                while len(out) < count:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        out.extend((r.key, r.value) for r in records)
+        finally:
+            await consumer.stop()
+        return out
+
+
+async def test_kafka_publisher_reports_an_unreachable_broker(hub_settings: HubSettings) -> None:
+    from hub.embedded.ports import free_port
+
+    nowhere = hub_settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    publisher = KafkaPublisher(nowhere, client_id="nowhere")
+    with pytest.raises(BrokerUnavailable):
+        await publisher.start()

@@ -1,0 +1,132 @@
+"""The relocation case through identity, registry and notifications, each its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from hub.casefile import CaseView
+from hub.demo import KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE, demo_person, run_demo
+from hub.settings import HubSettings
+from hub.supervisor import Supervisor
+from hub.topics import delivery_topic
+from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+
+
+@pytest.fixture(scope="module")
+def traces_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("traces") / "traces.jsonl"
+
+
+@pytest.fixture(scope="module")
+def hub(
+    infrastructure: Infrastructure, traces_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HubSettings]:
+    """The three services as processes, started once for this module's tests."""
+    with fresh_database(infrastructure) as database_url:
+        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
+        supervisor = Supervisor(
+            settings, extra_env={"HUB_TRACES_EXPORTER": "jsonl", "HUB_TRACES_FILE": str(traces_file)}
+        )
+        endpoints = supervisor.start()
+        try:
+            yield endpoints.apply(settings)
+        finally:
+            supervisor.stop()
+
+
+@pytest.fixture(scope="module")
+def completed_case(hub: HubSettings) -> CaseView:
+    return asyncio.run(run_demo(hub, progress=lambda _line: None, timeout_s=90))
+
+
+def _spans(traces_file: Path, trace_id: str) -> list[dict[str, object]]:
+    lines = traces_file.read_text().splitlines() if traces_file.exists() else []
+    return [span for span in map(json.loads, lines) if span["trace_id"] == trace_id]
+
+
+def _wait_for_spans(traces_file: Path, trace_id: str, services: set[str]) -> list[dict[str, object]]:
+    """Services export in batches every 0.5 s; wait until each one's spans are in."""
+    deadline = time.monotonic() + 15
+    while True:
+        spans = _spans(traces_file, trace_id)
+        if services <= {s["service"] for s in spans} or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.2)
+
+
+async def _delivered(settings: HubSettings, partner: str, case_id: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        delivery_topic(partner), bootstrap_servers=settings.bootstrap_servers(),
+        auto_offset_reset="earliest", group_id=f"inspect-{uuid.uuid4()}",
+    )
+    await consumer.start()
+    found: list[bytes] = []
+    try:
+        for records in (await consumer.getmany(timeout_ms=3000)).values():
+            found += [r.value for r in records if r.key == case_id.encode()]
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_case_completes_with_steps_of_every_service_under_one_trace(completed_case: CaseView) -> None:
+    view = completed_case
+    assert view.status == "completed"
+    services = {step.service for step in view.timeline}
+    assert {"registry", "identity", "notifications", KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE} <= services
+    assert {step.trace_id for step in view.timeline} == {view.trace_id}
+
+
+def test_every_service_process_exported_spans_of_that_trace(
+    completed_case: CaseView, hub: HubSettings, traces_file: Path
+) -> None:
+    spans = _wait_for_spans(traces_file, completed_case.trace_id, {"registry", "identity", "notifications"})
+    by_service: dict[object, list[dict[str, object]]] = {}
+    for span in spans:
+        by_service.setdefault(span["service"], []).append(span)
+    assert {"registry", "identity", "notifications"} <= set(by_service)
+    process = [s for s in spans if str(s["name"]).startswith("process ") and s["kind"] == "CONSUMER"]
+    assert process, "consumer spans expected"
+    for span in process:
+        attributes = span["attributes"]
+        assert isinstance(attributes, dict)
+        assert attributes["messaging.system"] == "kafka"
+        assert attributes["messaging.consumer.group.name"].startswith("hub.")
+        assert attributes["messaging.message.id"] == attributes["cloudevents.event_id"]
+        assert attributes["hub.case_id"] == completed_case.case_id
+        assert "messaging.kafka.offset" in attributes
+    assert any(str(s["name"]).startswith("send ") and s["kind"] == "PRODUCER" for s in spans)
+    assert any(isinstance(s["attributes"], dict) and s["attributes"].get("db.system") for s in spans)
+
+
+def test_partners_receive_sector_pseudonyms_and_never_the_ahvn13(completed_case: CaseView, hub: HubSettings) -> None:
+    vn = demo_person().vn
+    pseudonyms = {}
+    for partner in (KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE):
+        deliveries = asyncio.run(_delivered(hub, partner, completed_case.case_id))
+        assert deliveries, f"{partner} received nothing"
+        for value in deliveries:
+            assert vn.encode() not in value
+        move = next(json.loads(v) for v in deliveries if b"sector_pseudonym" in v)
+        pseudonyms[partner] = move["person"]["sector_pseudonym"]
+    # Both municipalities are in the resident-registration sector; the tax office is not.
+    assert pseudonyms[KRIENS_OFFICE] == pseudonyms[LUCERNE_OFFICE]
+    assert pseudonyms[TAX_OFFICE] != pseudonyms[KRIENS_OFFICE]
+
+
+def test_citizen_is_emailed_on_receipt_and_on_completion(
+    completed_case: CaseView, infrastructure: Infrastructure
+) -> None:
+    mails = [m for m in infrastructure.smtp.messages() if m["X-Hub-Case-Id"] == completed_case.case_id]
+    subjects = sorted(str(m["Subject"]) for m in mails)
+    assert len(mails) == 2
+    assert any("eingegangen" in s for s in subjects)
+    assert any("abgeschlossen" in s for s in subjects)

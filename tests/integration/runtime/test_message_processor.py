@@ -1,0 +1,110 @@
+"""Entrypoint translation: one record -> handler in a transaction -> processed,
+duplicate, retried or dead-lettered. Real PostgreSQL; records built as Kafka delivers them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord
+
+from contracts import KRIENS, DepartureConfirmed, Envelope
+from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.deadletter import DeadLetterWriter
+from hub.errors import DatabaseUnavailable
+from hub.messages import Incoming, Transaction
+
+pytestmark = pytest.mark.asyncio
+GROUP = "hub.test.group"
+
+
+def _record(value: bytes, headers: list[tuple[str, bytes]], offset: int = 7) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="hub.ingress", partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"case-1",
+        value=value, checksum=None, serialized_key_size=6, serialized_value_size=len(value), headers=headers,
+    )
+
+
+def _valid(event_id: str = "e-1") -> ConsumerRecord[bytes, bytes]:
+    data = DepartureConfirmed(municipality=KRIENS, confirmed_on="2026-12-01")  # type: ignore[arg-type]
+    envelope = Envelope.new(data, source="urn:ch:lu:hub:partner:CH/MUN/1059/einwohnerdienste",
+                            business_process_id="case-1", event_id=event_id)
+    return _record(data.model_dump_json().encode(), envelope.to_headers())
+
+
+async def _record_effect(msg: Incoming[Any], tx: Transaction) -> None:
+    await tx.conn.execute("INSERT INTO effects VALUES ($1, $2)", msg.case_id, msg.envelope.id)
+
+
+def _processor(pool: asyncpg.Pool, handler: Any = _record_effect) -> MessageProcessor:
+    route = Route("hub.ingress", GROUP, {DepartureConfirmed.event_type: handler})
+    return MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test",
+                            retry=RetryPolicy(initial_s=0.01, max_s=0.05, max_unexpected_attempts=3))
+
+
+async def _count(pool: asyncpg.Pool, sql: str) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval(sql))
+
+
+async def test_valid_event_runs_its_handler_once(pool: asyncpg.Pool) -> None:
+    processor = _processor(pool)
+    assert await processor.process(_valid()) is Outcome.PROCESSED
+    assert await processor.process(_valid()) is Outcome.DUPLICATE
+    assert await _count(pool, "SELECT count(*) FROM effects") == 1
+
+
+async def test_transient_failure_is_retried_until_it_succeeds(pool: asyncpg.Pool) -> None:
+    calls = {"n": 0}
+
+    async def flaky(msg: Incoming[Any], tx: Transaction) -> None:
+        calls["n"] += 1
+        await _record_effect(msg, tx)
+        if calls["n"] < 3:
+            raise DatabaseUnavailable("connection reset")
+
+    assert await _processor(pool, flaky).process(_valid()) is Outcome.PROCESSED
+    assert calls["n"] == 3
+    assert await _count(pool, "SELECT count(*) FROM effects") == 1  # the failed attempts rolled back
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "reason"),
+    [
+        (b"not json", None, "ContractViolation"),
+        (b"{}", [("ce_id", b"x")], "EnvelopeError"),
+        (b'{"municipality": {}, "confirmed_on": "2026-12-01"}', None, "ContractViolation"),
+    ],
+    ids=["not-json", "missing-ce-headers", "contract-violation"],
+)
+async def test_bad_input_is_dead_lettered_with_its_reason(
+    pool: asyncpg.Pool, value: bytes, headers: list[tuple[str, bytes]] | None, reason: str
+) -> None:
+    record = _record(value, headers if headers is not None else _valid().headers)
+    assert await _processor(pool).process(record) is Outcome.DEAD_LETTERED
+    async with pool.acquire() as conn:
+        dead = await conn.fetchrow("SELECT * FROM dead_letters")
+        outbox = await conn.fetchrow("SELECT topic, headers, payload FROM outbox")
+    assert dead["error_class"] == reason
+    assert dead["kafka_offset"] == 7
+    assert outbox["topic"] == "hub.ingress-dlt"
+    assert bytes(outbox["payload"]) == value  # the original bytes, for inspection and redrive
+    assert dict(json.loads(outbox["headers"]))["dlt-original-consumer-group"] == GROUP
+    assert await _count(pool, "SELECT count(*) FROM effects") == 0
+
+
+async def test_unexpected_errors_are_dead_lettered_after_the_retry_budget(pool: asyncpg.Pool) -> None:
+    async def broken(msg: Incoming[Any], tx: Transaction) -> None:
+        raise ZeroDivisionError("bug")
+
+    assert await _processor(pool, broken).process(_valid()) is Outcome.DEAD_LETTERED
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT error_class FROM dead_letters") == "ZeroDivisionError"
+
+
+async def test_event_type_without_handler_is_dead_lettered(pool: asyncpg.Pool) -> None:
+    route = Route("hub.ingress", GROUP, {})
+    processor = MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test", retry=RetryPolicy())
+    assert await processor.process(_valid()) is Outcome.DEAD_LETTERED

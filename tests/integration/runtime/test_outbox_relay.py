@@ -1,0 +1,155 @@
+"""The outbox relay against real PostgreSQL and a real Kafka-protocol broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts import KRIENS, DepartureConfirmed, Envelope
+from hub.errors import BrokerUnavailable
+from hub.kafka import ensure_topics
+from hub.messages import Transaction
+from hub.outbox import OutboxRelay, outbox_backlog
+from hub.publisher import InMemoryPublisher, KafkaPublisher
+from hub.settings import HubSettings
+from hub.telemetry import tracer
+from tests.integration.runtime.conftest import SCHEMA
+
+pytestmark = pytest.mark.asyncio
+
+
+def _event() -> DepartureConfirmed:
+    return DepartureConfirmed(municipality=KRIENS, confirmed_on="2026-12-01")  # type: ignore[arg-type]
+
+
+async def _emit(conn: asyncpg.Connection, topic: str, case_id: str) -> Envelope:
+    return await Transaction(conn, source="urn:ch:lu:hub:service:test").emit(
+        _event(), topic=topic, business_process_id=case_id
+    )
+
+
+def _relay(pool: asyncpg.Pool, publisher: object, batch_size: int = 100) -> OutboxRelay:
+    return OutboxRelay(pool, publisher, schema=SCHEMA, batch_size=batch_size, poll_interval_s=0.2)  # type: ignore[arg-type]
+
+
+async def _consume(settings: HubSettings, topic: str, count: int, timeout_s: float = 20) -> list[object]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.bootstrap_servers(), auto_offset_reset="earliest",
+        group_id=f"test-{uuid.uuid4()}",
+    )
+    await consumer.start()
+    records: list[object] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for part in batch.values():
+                    records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_committed_events_reach_kafka_with_ce_headers_and_the_writers_trace(
+    pool: asyncpg.Pool, hub_settings: HubSettings
+) -> None:
+    topic = f"test.outbox.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(hub_settings, [topic])
+    with tracer().start_as_current_span("handler") as span:
+        async with pool.acquire() as conn, conn.transaction():
+            envelope = await _emit(conn, topic, "case-42")
+        writer_trace = format(span.get_span_context().trace_id, "032x")
+    publisher = KafkaPublisher(hub_settings, client_id="test")
+    await publisher.start()
+    try:
+        assert await _relay(pool, publisher).publish_batch() == 1
+    finally:
+        await publisher.stop()
+    [record] = await _consume(hub_settings, topic, 1)
+    headers = dict(record.headers)  # type: ignore[attr-defined]
+    assert headers["ce_id"].decode() == envelope.id
+    assert headers["ce_type"].decode() == DepartureConfirmed.event_type
+    assert record.key == b"case-42"  # type: ignore[attr-defined]
+    # The relay's send span is a child of the span that wrote the row: same trace.
+    assert headers["traceparent"].decode().split("-")[1] == writer_trace
+    async with pool.acquire() as conn:
+        assert await outbox_backlog(conn) == 0
+
+
+async def test_rolled_back_transaction_publishes_nothing(pool: asyncpg.Pool) -> None:
+    publisher = InMemoryPublisher()
+    await publisher.start()
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await _emit(conn, "t", "case-1")
+            raise RuntimeError("handler failed after emitting")
+    assert await _relay(pool, publisher).publish_batch() == 0
+    assert publisher.sent == []
+
+
+async def test_rows_committed_out_of_order_are_not_skipped(pool: asyncpg.Pool) -> None:
+    publisher = InMemoryPublisher()
+    await publisher.start()
+    relay = _relay(pool, publisher)
+    slow = await pool.acquire()
+    slow_tx = slow.transaction()
+    await slow_tx.start()
+    early = await _emit(slow, "t", "case-slow")  # takes the lower seq, commits last
+    async with pool.acquire() as conn, conn.transaction():
+        late = await _emit(conn, "t", "case-fast")
+    assert await relay.publish_batch() == 1
+    await slow_tx.commit()
+    await pool.release(slow)
+    assert await relay.publish_batch() == 1
+    published = [dict(r.headers)["ce_id"].decode() for r in publisher.sent]
+    assert published == [late.id, early.id]
+
+
+async def test_rows_stay_while_the_broker_is_unavailable_and_leave_when_it_returns(pool: asyncpg.Pool) -> None:
+    publisher = InMemoryPublisher(unavailable=True)
+    await publisher.start()
+    relay = _relay(pool, publisher)
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(3):
+            await _emit(conn, "t", f"case-{n}")
+    with pytest.raises(BrokerUnavailable):
+        await relay.publish_batch()
+    async with pool.acquire() as conn:
+        assert await outbox_backlog(conn) == 3
+    publisher.unavailable = False
+    assert await relay.publish_batch() == 3
+    assert [r.key for r in publisher.sent] == [b"case-0", b"case-1", b"case-2"]  # commit order kept
+
+
+async def test_running_relay_is_woken_by_notify_and_publishes_in_batches(pool: asyncpg.Pool) -> None:
+    publisher = InMemoryPublisher()
+    await publisher.start()
+    relay = OutboxRelay(pool, publisher, schema=SCHEMA, batch_size=10, poll_interval_s=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.3)
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(25):
+            await _emit(conn, "t", f"case-{n}")
+    async with asyncio.timeout(5):  # far below the 30 s poll: NOTIFY woke it
+        while len(publisher.sent) < 25:
+            await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert relay.published_total == 25
+
+
+async def test_published_rows_are_purged_after_retention(pool: asyncpg.Pool) -> None:
+    publisher = InMemoryPublisher()
+    await publisher.start()
+    relay = OutboxRelay(pool, publisher, schema=SCHEMA, batch_size=10, poll_interval_s=1, retention_s=0)
+    async with pool.acquire() as conn, conn.transaction():
+        await _emit(conn, "t", "case-1")
+    await relay.publish_batch()
+    assert await relay.purge_published() == 1
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0

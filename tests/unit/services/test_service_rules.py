@@ -1,0 +1,74 @@
+"""Domain rules of the three services."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts import Language
+from services.identity.domain import sector_pseudonym
+from services.notifications.templates import UnknownTemplate, render
+from services.registry.domain import RELOCATION, CaseStatus, milestone_name, next_status
+
+SECRET = bytes(range(32))
+VN = "7561234567897"
+PLACEHOLDERS = {
+    "first_name": "Anna", "official_name": "Muster", "case_id": "eumzug-1",
+    "departure": "Kriens", "arrival": "Luzern", "move_date": "2026-12-01",
+}
+
+
+def test_pseudonym_is_stable_within_a_sector() -> None:
+    assert sector_pseudonym(SECRET, "tax", VN) == sector_pseudonym(SECRET, "tax", VN)
+
+
+def test_pseudonyms_differ_across_sectors_and_persons() -> None:
+    tax = sector_pseudonym(SECRET, "tax", VN)
+    registration = sector_pseudonym(SECRET, "resident-registration", VN)
+    other_person = sector_pseudonym(SECRET, "tax", "7569000000019")
+    assert len({tax, registration, other_person}) == 3
+
+
+def test_pseudonym_does_not_contain_the_ahvn13_and_depends_on_the_secret() -> None:
+    pseudonym = sector_pseudonym(SECRET, "tax", VN)
+    assert VN not in pseudonym
+    assert pseudonym != sector_pseudonym(bytes(32), "tax", VN)
+
+
+def test_case_completes_only_when_every_milestone_is_reached() -> None:
+    milestones = sorted(RELOCATION.milestones)
+    assert next_status(RELOCATION, CaseStatus.OPENED, frozenset(milestones[:2])) is CaseStatus.IN_PROGRESS
+    assert next_status(RELOCATION, CaseStatus.IN_PROGRESS, frozenset(milestones)) is CaseStatus.COMPLETED
+
+
+def test_final_status_does_not_change() -> None:
+    assert next_status(RELOCATION, CaseStatus.REJECTED, RELOCATION.milestones) is CaseStatus.REJECTED
+
+
+def test_milestone_name_is_the_event_name_without_version() -> None:
+    assert milestone_name("ch.lu.hub.relocation.departure-confirmed.v1") == "departure-confirmed"
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_templates_render_in_every_language(language: Language) -> None:
+    message = render("relocation.received", language, PLACEHOLDERS)
+    assert message.language is language
+    assert "eumzug-1" in message.subject
+    assert "Kriens" in message.body
+
+
+def test_template_falls_back_to_german_when_a_translation_is_missing() -> None:
+    from services.notifications import templates
+
+    missing = ("relocation.received", Language.IT)
+    saved = templates._TEMPLATES.pop(missing)
+    try:
+        assert render("relocation.received", Language.IT, PLACEHOLDERS).language is Language.DE
+    finally:
+        templates._TEMPLATES[missing] = saved
+
+
+def test_unknown_template_and_missing_placeholder_fail_loudly() -> None:
+    with pytest.raises(UnknownTemplate):
+        render("nope", Language.DE, PLACEHOLDERS)
+    with pytest.raises(KeyError):
+        render("relocation.received", Language.DE, {"first_name": "Anna"})
