@@ -20,9 +20,7 @@ def ahvn13_check_digit(first12: str) -> int:
     """EAN-13 check digit: weights 1, 3, 1, 3 ... from the left."""
     if len(first12) != 12 or not first12.isascii() or not first12.isdigit():
         raise ValueError("expected exactly 12 digits")
-    total = sum(
-        int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(first12)
-    )
+    total = sum(int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(first12))
     return (10 - total % 10) % 10
 
 

@@ -61,9 +61,7 @@ def single_header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None
 
 
 def header_for(attribute: str) -> str:
-    return (
-        CONTENT_TYPE_HEADER if attribute == "datacontenttype" else CE_PREFIX + attribute
-    )
+    return CONTENT_TYPE_HEADER if attribute == "datacontenttype" else CE_PREFIX + attribute
 
 
 def encode_value(value: object) -> str:

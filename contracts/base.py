@@ -17,9 +17,7 @@ __all__ = ["EVENT_TYPE_PATTERN", "SCHEMA_URN_PREFIX", "Contract", "ContractModel
 # Reverse-DNS, lowercase, hyphenated segments, ending in the major version.
 # The version lives in the type (not in a separate attribute) so that routing
 # and the catalogue need only one key.
-EVENT_TYPE_PATTERN = (
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9]+(?:-[a-z0-9]+)*)+\.v[0-9]+$"
-)
+EVENT_TYPE_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9]+(?:-[a-z0-9]+)*)+\.v[0-9]+$"
 
 SCHEMA_URN_PREFIX = "urn:ch:lu:hub:schema:"
 
@@ -49,9 +47,7 @@ class Contract(BaseModel):
         # Fail at import time, not on the first message, if a type is misspelt.
         event_type = cls.__dict__.get("event_type")
         if event_type is not None and not re.fullmatch(EVENT_TYPE_PATTERN, event_type):
-            raise TypeError(
-                f"{cls.__name__}.event_type {event_type!r} is not a versioned type"
-            )
+            raise TypeError(f"{cls.__name__}.event_type {event_type!r} is not a versioned type")
 
     @classmethod
     def dataschema(cls) -> str:

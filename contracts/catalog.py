@@ -65,9 +65,7 @@ def contract_for(event_type: str) -> type[Contract]:
         known = _versions_of(family)
         if known:
             # A known family: the producer is ahead of (or behind) this consumer.
-            raise UnknownEventType(
-                f"unknown version {version} of {family}; known: {', '.join(known)}"
-            )
+            raise UnknownEventType(f"unknown version {version} of {family}; known: {', '.join(known)}")
     # repr() and truncation: the type may come from an untrusted header.
     raise UnknownEventType(f"unknown event type {event_type[:200]!r}")
 
@@ -91,13 +89,8 @@ def parse_data(event_type: str, value: bytes) -> Contract:
     try:
         return contract.model_validate_json(value)
     except ValidationError as error:
-        if any(
-            detail["type"] == "json_invalid"
-            for detail in error.errors(include_input=False)
-        ):
-            raise ContractViolation(
-                f"invalid data for {event_type}: value is not JSON"
-            ) from None
+        if any(detail["type"] == "json_invalid" for detail in error.errors(include_input=False)):
+            raise ContractViolation(f"invalid data for {event_type}: value is not JSON") from None
         # "from None": the chained ValidationError would print the input in tracebacks.
         raise ContractViolation.from_validation_error(event_type, error) from None
 

@@ -91,9 +91,7 @@ class Address(ContractModel):
     house_number: str | None = Field(default=None, min_length=1, max_length=12)
     postal_code: str = Field(min_length=1, max_length=15)
     town: str = Field(min_length=1, max_length=40)
-    country: str = Field(
-        default="CH", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2"
-    )
+    country: str = Field(default="CH", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
 
     @model_validator(mode="after")
     def _swiss_postal_code_has_four_digits(self) -> Self:
@@ -112,9 +110,7 @@ class Language(StrEnum):
 
 class Contact(ContractModel):
     email: EmailStr
-    phone: str | None = Field(
-        default=None, pattern=r"^\+[1-9][0-9]{1,14}$", description="E.164"
-    )
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{1,14}$", description="E.164")
     language: Language = Language.DE
 
 
@@ -152,9 +148,7 @@ class ParticipantId(ContractModel):
         """Inverse of ``str()``; raises ``ValueError`` on a malformed id."""
         parts = s.split("/")
         if len(parts) != 4:
-            raise ValueError(
-                "participant id must be instance/member_class/member_code/subsystem"
-            )
+            raise ValueError("participant id must be instance/member_class/member_code/subsystem")
         fields = dict(
             zip(
                 ("instance", "member_class", "member_code", "subsystem"),
@@ -168,9 +162,7 @@ class ParticipantId(ContractModel):
 
 _MEMBER_CLASSES = "|".join(member_class.value for member_class in MemberClass)
 
-ParticipantIdStr = Annotated[
-    str, Field(pattern=rf"^{_SEGMENT}/({_MEMBER_CLASSES})/{_SEGMENT}/{_SEGMENT}$")
-]
+ParticipantIdStr = Annotated[str, Field(pattern=rf"^{_SEGMENT}/({_MEMBER_CLASSES})/{_SEGMENT}/{_SEGMENT}$")]
 """A participant id kept in its string form; it parses as ``ParticipantId``."""
 
 

@@ -62,9 +62,7 @@ class Envelope(BaseModel):
     dataschema: str | None = Field(default=None, pattern=r"^\S+$")
     datacontenttype: str = Field(default="application/json", pattern=_JSON_CONTENT_TYPE)
     # Extensions (CloudEvents allows lowercase alphanumerics only in names).
-    businessprocessid: str = Field(
-        min_length=1, max_length=128, description="eCH-0058 case id"
-    )
+    businessprocessid: str = Field(min_length=1, max_length=128, description="eCH-0058 case id")
     referenceid: str | None = Field(default=None, min_length=1, max_length=128)
     action: Action = Action.NEW
     testdelivery: bool = False
@@ -133,16 +131,12 @@ class Envelope(BaseModel):
 
 def _describe(error: ValidationError) -> str:
     problems = []
-    for detail in error.errors(
-        include_input=False, include_url=False, include_context=False
-    ):
+    for detail in error.errors(include_input=False, include_url=False, include_context=False):
         header = header_for(str(detail["loc"][0])) if detail["loc"] else "headers"
         if detail["type"] == "missing":
             problems.append(f"missing header {header}")
         elif header == CONTENT_TYPE_HEADER:
-            problems.append(
-                f"unsupported {CONTENT_TYPE_HEADER}: expected application/json"
-            )
+            problems.append(f"unsupported {CONTENT_TYPE_HEADER}: expected application/json")
         else:
             problems.append(f"invalid header {header}: {detail['msg']}")
     return "; ".join(problems)

@@ -45,15 +45,9 @@ class ContractViolation(ContractError):
         self.errors: tuple[ErrorDetails, ...] = tuple(errors)
 
     @classmethod
-    def from_validation_error(
-        cls, event_type: str, error: ValidationError
-    ) -> ContractViolation:
-        details = error.errors(
-            include_input=False, include_url=False, include_context=False
-        )
-        return cls(
-            f"invalid data for {event_type}: {describe_errors(details)}", details
-        )
+    def from_validation_error(cls, event_type: str, error: ValidationError) -> ContractViolation:
+        details = error.errors(include_input=False, include_url=False, include_context=False)
+        return cls(f"invalid data for {event_type}: {describe_errors(details)}", details)
 
 
 def describe_errors(details: Sequence[ErrorDetails]) -> str:

@@ -48,13 +48,9 @@ class NotificationRequested(Contract):
 
     notification_id: str = Field(min_length=1, max_length=128)
     channel: Channel = Channel.EMAIL
-    recipient: str = Field(
-        min_length=1, max_length=320, description="address on the channel"
-    )
+    recipient: str = Field(min_length=1, max_length=320, description="address on the channel")
     language: Language
-    template: str = Field(
-        pattern=_TEMPLATE, max_length=100, examples=["relocation.received"]
-    )
+    template: str = Field(pattern=_TEMPLATE, max_length=100, examples=["relocation.received"])
     # A dict makes the model unhashable; it stays frozen against reassignment.
     placeholders: dict[str, str]
     mandatory: bool = True

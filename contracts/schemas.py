@@ -39,9 +39,7 @@ def write_schemas(directory: Path) -> list[Path]:
     for event_type, schema in json_schemas().items():
         path = directory / f"{event_type}.json"
         # Sorted keys and a trailing newline keep the files diff-friendly in review.
-        path.write_text(
-            json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
     return written
 

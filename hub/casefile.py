@@ -51,7 +51,8 @@ def _iso(value: dt.datetime) -> str:
 
 async def load_case_view(conn: asyncpg.Connection, case_id: str) -> CaseView | None:
     case = await conn.fetchrow(
-        "SELECT case_id, case_type, status, trace_id, opened_at FROM registry.cases WHERE case_id = $1", case_id
+        "SELECT case_id, case_type, status, trace_id, opened_at FROM registry.cases WHERE case_id = $1",
+        case_id,
     )
     if case is None:
         return None
@@ -63,4 +64,6 @@ async def load_case_view(conn: asyncpg.Connection, case_id: str) -> CaseView | N
     steps = tuple(
         TimelineStep(r["service"], r["event_type"], _iso(r["time"]), r["trace_id"], r["detail"]) for r in rows
     )
-    return CaseView(case["case_id"], case["case_type"], case["status"], case["trace_id"], _iso(case["opened_at"]), steps)
+    return CaseView(
+        case["case_id"], case["case_type"], case["status"], case["trace_id"], _iso(case["opened_at"]), steps
+    )

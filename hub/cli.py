@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,9 +53,6 @@ def cmd_up(args: argparse.Namespace) -> int:
                     _progress(f"{name} exited with code {service.process.returncode}; restarting")
                     supervisor.processes.pop(name)
                     supervisor.start_service(name)
-            signal.sigtimedwait([], 0) if False else None
-            import time
-
             time.sleep(0.5)
     finally:
         _progress("stopping")
@@ -76,7 +74,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         running = endpoints.apply(settings)
         provider = setup_tracing("partners", running)
-        view = asyncio.run(run_demo(running, progress=progress, timeout_s=args.timeout, language=Language(args.language)))
+        view = asyncio.run(
+            run_demo(running, progress=progress, timeout_s=args.timeout, language=Language(args.language))
+        )
         provider.shutdown()
     finally:
         supervisor.stop()
@@ -128,7 +128,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from hub.bench import main
 
-    return main(events=args.events, payload_bytes=args.payload_bytes)
+    return int(main(events=args.events, payload_bytes=args.payload_bytes))
 
 
 def _redact(url: str) -> str:
@@ -154,13 +154,17 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(func=cmd_demo)
 
-    case = commands.add_parser("case", help="inspect cases").add_subparsers(dest="case_command", required=True)
+    case = commands.add_parser("case", help="inspect cases").add_subparsers(
+        dest="case_command", required=True
+    )
     show = case.add_parser("show", help="print a case and its timeline")
     show.add_argument("case_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_case_show)
 
-    service = commands.add_parser("service", help="run one service").add_subparsers(dest="service_command", required=True)
+    service = commands.add_parser("service", help="run one service").add_subparsers(
+        dest="service_command", required=True
+    )
     run = service.add_parser("run", help="run one service in this process")
     run.add_argument("name", choices=["identity", "registry", "notifications"])
     run.set_defaults(func=cmd_service_run)

@@ -90,7 +90,9 @@ class MessageProcessor:
         self._retry = retry
         self.counts: dict[Outcome, int] = {outcome: 0 for outcome in Outcome}
 
-    async def process(self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event | None = None) -> Outcome:
+    async def process(
+        self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event | None = None
+    ) -> Outcome:
         """Handle one record until it is processed, known as a duplicate, or dead-lettered."""
         attempt = 0
         while True:
@@ -115,7 +117,11 @@ class MessageProcessor:
             return outcome
 
     async def _back_off(
-        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempt: int, stop: asyncio.Event | None
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        error: BaseException,
+        attempt: int,
+        stop: asyncio.Event | None,
     ) -> None:
         delay = self._retry.delay(attempt)
         log.warning("retrying %s in %.2fs (attempt %d): %s", _where(record), delay, attempt, error)

@@ -51,7 +51,12 @@ class DeadLetterWriter:
         self._pool = pool
 
     async def write(
-        self, record: ConsumerRecord[bytes, bytes], consumer_group: str, error: BaseException, *, attempts: int
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        consumer_group: str,
+        error: BaseException,
+        *,
+        attempts: int,
     ) -> None:
         headers = dead_letter_headers(record, consumer_group, error, attempts)
         topic = dead_letter_topic(record.topic)
@@ -59,7 +64,12 @@ class DeadLetterWriter:
         event_type = header_value(record.headers, "ce_type")
         log.warning(
             "dead-lettering %s[%d]@%d to %s: %s: %s",
-            record.topic, record.partition, record.offset, topic, type(error).__name__, str(error)[:200],
+            record.topic,
+            record.partition,
+            record.offset,
+            topic,
+            type(error).__name__,
+            str(error)[:200],
         )
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -68,15 +78,23 @@ class DeadLetterWriter:
                                           error_class, error_message, dead_letter_topic)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 """,
-                consumer_group, record.topic, record.partition, record.offset, event_id, event_type,
-                type(error).__name__, str(error)[:_MAX_MESSAGE], topic,
+                consumer_group,
+                record.topic,
+                record.partition,
+                record.offset,
+                event_id,
+                event_type,
+                type(error).__name__,
+                str(error)[:_MAX_MESSAGE],
+                topic,
             )
             await conn.execute(
                 """
                 INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload)
                 VALUES ($1, $2, 'dead-letter', $3, $4, $5::jsonb, $6)
                 """,
-                uuid.uuid4(), topic,
+                uuid.uuid4(),
+                topic,
                 (record.key or b"").decode("utf-8", errors="replace"),
                 event_type or "unknown",
                 json.dumps([list(h) for h in headers]),

@@ -63,7 +63,9 @@ def move_report(person: Person, language: Language = Language.DE) -> MoveReporte
         contact=Contact(email="anna.muster@example.ch", language=language),
         departure=KRIENS,
         arrival=LUCERNE,
-        previous_address=Address(street="Schachenstrasse", house_number="12", postal_code="6010", town="Kriens"),
+        previous_address=Address(
+            street="Schachenstrasse", house_number="12", postal_code="6010", town="Kriens"
+        ),
         new_address=Address(street="Hertensteinstrasse", house_number="3", postal_code="6004", town="Luzern"),
         move_date=dt.date.today(),
     )
@@ -86,7 +88,10 @@ def confirmation_for(partner_id: str) -> Contract:
 async def _agency(client: PartnerClient, case_ids: set[str]) -> None:
     """An agency's system: confirm each delivery of a case this run reported."""
     async for delivery in client.deliveries(session_timeout_ms=6000, heartbeat_interval_ms=1000):
-        if isinstance(delivery.data, MoveReportedDelivery) and delivery.envelope.businessprocessid in case_ids:
+        if (
+            isinstance(delivery.data, MoveReportedDelivery)
+            and delivery.envelope.businessprocessid in case_ids
+        ):
             await client.publish(
                 confirmation_for(client.partner_id),
                 business_process_id=delivery.envelope.businessprocessid,
@@ -103,7 +108,11 @@ def _is_done(view: CaseView) -> bool:
 
 
 async def run_demo(
-    settings: HubSettings, *, progress: Callable[[str], None], timeout_s: float = 90.0, language: Language = Language.DE
+    settings: HubSettings,
+    *,
+    progress: Callable[[str], None],
+    timeout_s: float = 90.0,
+    language: Language = Language.DE,
 ) -> CaseView:
     bootstrap = settings.bootstrap_servers()
     agencies = [PartnerClient(bootstrap, pid) for pid in (KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE)]
@@ -129,7 +138,9 @@ async def run_demo(
         await conn.close()
 
 
-async def _follow(conn: asyncpg.Connection, case_id: str, progress: Callable[[str], None], timeout_s: float) -> CaseView:
+async def _follow(
+    conn: asyncpg.Connection, case_id: str, progress: Callable[[str], None], timeout_s: float
+) -> CaseView:
     deadline = asyncio.get_running_loop().time() + timeout_s
     shown = 0
     while True:

@@ -77,6 +77,7 @@ def running_hub_settings(settings: HubSettings) -> HubSettings:
     endpoints = read_endpoints(settings.state_dir)
     if endpoints is None:
         raise ConfigurationError(
-            f"no running hub found in {settings.state_dir} and HUB_DATABASE_URL is not set; start one with `hub up`"
+            f"no running hub found in {settings.state_dir} and HUB_DATABASE_URL is not set; "
+            "start one with `hub up`"
         )
     return endpoints.apply(settings)

@@ -37,6 +37,7 @@ class HealthServer:
             while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass  # headers are not needed
             path = request_line.split(" ")[1] if " " in request_line else "/"
+            body: dict[str, object]
             if path == "/livez":
                 code, body = 200, {"status": "alive"}
             elif path == "/readyz":
@@ -49,7 +50,8 @@ class HealthServer:
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[code]
             writer.write(
                 f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
         except (TimeoutError, ConnectionError, IndexError):

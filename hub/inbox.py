@@ -18,10 +18,9 @@ def event_key(envelope: Envelope) -> str:
 async def claim(conn: asyncpg.Connection, consumer: str, envelope: Envelope) -> bool:
     """True if this consumer sees the event for the first time; must run in the effect's transaction."""
     status = await conn.execute(
-        "INSERT INTO inbox (consumer, event_key, event_type) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO inbox (consumer, event_key, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         consumer,
         event_key(envelope),
         envelope.type,
     )
-    return status == "INSERT 0 1"
+    return bool(status == "INSERT 0 1")

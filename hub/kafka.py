@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,9 +52,8 @@ async def ensure_topics(settings: HubSettings, topics: Iterable[str]) -> None:
             )
             for name in wanted
         ]
-        try:
+        # Another service may create the same topic concurrently.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new_topics)
-        except TopicAlreadyExistsError:
-            pass  # another service created it concurrently
     finally:
         await admin.close()

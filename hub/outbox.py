@@ -8,6 +8,7 @@ the relay's ``send`` span is its child, so a trace does not break at the table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -195,7 +196,7 @@ class OutboxRelay:
     async def _wait_for_rows(self, stop: asyncio.Event) -> None:
         self._wake.clear()
         waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
-        done, pending = await asyncio.wait(
+        _done, pending = await asyncio.wait(
             waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
         )
         for task in pending:
@@ -203,7 +204,5 @@ class OutboxRelay:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -34,7 +34,9 @@ class PartnerClient:
         self.source = PARTNER_SOURCE_PREFIX + partner_id
         self._bootstrap = bootstrap_servers
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=idempotence,
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=idempotence,
             client_id=f"partner-{partner_id}",
         )
         self._consumer: AIOKafkaConsumer | None = None
@@ -48,16 +50,31 @@ class PartnerClient:
             await self._consumer.stop()
 
     async def publish(
-        self, data: Contract, *, business_process_id: str, reference_id: str | None = None,
-        action: Action = Action.NEW, test_delivery: bool = False, topic: str = topics.INGRESS,
+        self,
+        data: Contract,
+        *,
+        business_process_id: str,
+        reference_id: str | None = None,
+        action: Action = Action.NEW,
+        test_delivery: bool = False,
+        topic: str = topics.INGRESS,
     ) -> Envelope:
         envelope = Envelope.new(
-            data, source=self.source, business_process_id=business_process_id, reference_id=reference_id,
-            action=action, test_delivery=test_delivery,
+            data,
+            source=self.source,
+            business_process_id=business_process_id,
+            reference_id=reference_id,
+            action=action,
+            test_delivery=test_delivery,
         )
         attributes = messaging_attributes(
-            topic=topic, operation="send", key=business_process_id, event_id=envelope.id,
-            event_type=envelope.type, event_source=envelope.source, case_id=business_process_id,
+            topic=topic,
+            operation="send",
+            key=business_process_id,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            event_source=envelope.source,
+            case_id=business_process_id,
         )
         with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
             headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
@@ -70,17 +87,27 @@ class PartnerClient:
         """Yield deliveries from this partner's topic, each inside its ``process`` span."""
         topic = topics.delivery_topic(self.partner_id)
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=self._bootstrap, group_id=f"partner.{self.partner_id}",
-            auto_offset_reset="earliest", enable_auto_commit=False, **consumer_options,
+            topic,
+            bootstrap_servers=self._bootstrap,
+            group_id=f"partner.{self.partner_id}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **consumer_options,
         )
         await self._consumer.start()
         async for record in self._consumer:
             envelope = Envelope.from_headers(record.headers)
             data = parse_data(envelope.type, record.value or b"")
             attributes = messaging_attributes(
-                topic=topic, operation="process", partition=record.partition, offset=record.offset,
-                consumer_group=f"partner.{self.partner_id}", event_id=envelope.id, event_type=envelope.type,
-                event_source=envelope.source, case_id=envelope.businessprocessid,
+                topic=topic,
+                operation="process",
+                partition=record.partition,
+                offset=record.offset,
+                consumer_group=f"partner.{self.partner_id}",
+                event_id=envelope.id,
+                event_type=envelope.type,
+                event_source=envelope.source,
+                case_id=envelope.businessprocessid,
             )
             with consumer_span(record.headers, attributes, topic) as span:
                 yield Delivery(envelope, data, format(span.get_span_context().trace_id, "032x"))

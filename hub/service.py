@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -154,9 +154,16 @@ class ServiceRuntime:
         async def entrypoint(body: bytes, message: KafkaMessage) -> None:
             record = message.raw_message
             assert not isinstance(record, tuple)
-            await processor.process(record, stop)
+            consumer: AIOKafkaConsumer = message.consumer
             partition = TopicPartition(record.topic, record.partition)
-            await message.consumer.commit({partition: record.offset + 1})  # type: ignore[attr-defined]
+            try:
+                await processor.process(record, stop)
+            except BaseException:
+                # Not processed (shutdown while retrying): rewind, so no later commit of this
+                # partition can pass over the record.
+                consumer.seek(partition, record.offset)
+                raise
+            await consumer.commit({partition: record.offset + 1})
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         async def guarded() -> None:
@@ -181,7 +188,8 @@ class ServiceRuntime:
         except Exception as error:  # any failure means "not ready", with the reason shown
             checks.update(ok_database=False, database_error=str(error)[:200])
         subscribers = list(self._broker.subscribers) if self._broker else []
-        assigned = [bool(getattr(sub, "consumer", None) and sub.consumer.assignment()) for sub in subscribers]
+        consumers = [getattr(sub, "consumer", None) for sub in subscribers]
+        assigned = [consumer is not None and bool(consumer.assignment()) for consumer in consumers]
         checks["ok_partitions"] = bool(assigned) and all(assigned)
         checks["ok_running"] = not self._stop.is_set()
         return checks

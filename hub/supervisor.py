@@ -91,12 +91,14 @@ class Supervisor:
                 smtp=s.smtp_port is None,
             )
             self.stack.start()
-        stack = self.stack
+        kafka = self.stack.kafka if self.stack else None
+        postgres = self.stack.postgres if self.stack else None
+        smtp = self.stack.smtp if self.stack else None
         return Endpoints(
-            bootstrap_servers=s.kafka_bootstrap_servers or _require(stack and stack.kafka).bootstrap_servers,
-            database_url=s.database_url.get_secret_value() if s.database_url else _require(stack and stack.postgres).dsn,
+            bootstrap_servers=s.kafka_bootstrap_servers or _require(kafka).bootstrap_servers,
+            database_url=s.database_url.get_secret_value() if s.database_url else _require(postgres).dsn,
             smtp_host=s.smtp_host if s.smtp_port else "127.0.0.1",
-            smtp_port=s.smtp_port or _require(stack and stack.smtp).port,
+            smtp_port=s.smtp_port or _require(smtp).port,
             embedded_broker=s.kafka_bootstrap_servers is None,
             supervisor_pid=os.getpid(),
         )
@@ -111,14 +113,19 @@ class Supervisor:
             **self.endpoints.child_environment(),
             "HUB_STATE_DIR": str(self.state_dir),
             "HUB_HEALTH_PORT": str(port),
-            "HUB_KAFKA_ENABLE_IDEMPOTENCE": str(self.endpoints.apply(self.settings).kafka_enable_idempotence).lower(),
+            "HUB_KAFKA_ENABLE_IDEMPOTENCE": str(
+                self.endpoints.apply(self.settings).kafka_enable_idempotence
+            ).lower(),
             **self._extra_env,
         }
         log_file = logs / f"{name}.log"
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "hub", "service", "run", name],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches the supervisor, which stops services in order
                 preexec_fn=die_with_parent,
             )
@@ -126,7 +133,9 @@ class Supervisor:
         self._progress(f"started {name} (pid {process.pid}, log {log_file})")
         return self.processes[name]
 
-    def wait_until_ready(self, names: Sequence[str] | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
+    def wait_until_ready(
+        self, names: Sequence[str] | None = None, timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
         pending = set(names or self.processes)
         deadline = time.monotonic() + timeout_s
         while pending:

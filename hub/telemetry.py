@@ -101,7 +101,7 @@ def setup_tracing(service_name: str, settings: HubSettings) -> TracerProvider:
 def _instrument_asyncpg() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    instrumentor = AsyncPGInstrumentor()
+    instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
 
@@ -126,9 +126,7 @@ class _DictSetter(Setter[dict[str, str]]):
 
 def extract_context(headers: Headers) -> otel_context.Context:
     carrier = {
-        name: value.decode("latin-1")
-        for name, value in headers
-        if name in ("traceparent", "tracestate")
+        name: value.decode("latin-1") for name, value in headers if name in ("traceparent", "tracestate")
     }
     return _PROPAGATOR.extract(carrier, getter=_HeaderGetter())
 
@@ -187,9 +185,7 @@ def messaging_attributes(
 
 
 @contextmanager
-def consumer_span(
-    headers: Headers, attributes: dict[str, str | int], topic: str
-) -> Iterator[Span]:
+def consumer_span(headers: Headers, attributes: dict[str, str | int], topic: str) -> Iterator[Span]:
     """``process <topic>``: a child of the producer's span (single-message delivery)."""
     parent = extract_context(headers)
     with tracer().start_as_current_span(

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-_MARKER_BY_FOLDER = {"unit": "unit", "integration": "integration", "contract": "integration", "e2e": "e2e", "chaos": "chaos"}
+_MARKER_BY_FOLDER = {
+    "unit": "unit",
+    "integration": "integration",
+    "contract": "integration",
+    "e2e": "e2e",
+    "chaos": "chaos",
+}
 
 pytest_plugins = ["tests.fixtures.infrastructure", "tests.fixtures.tracing"]
 

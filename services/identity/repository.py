@@ -34,7 +34,12 @@ async def resolve_person(tx: Transaction, person: Person) -> tuple[uuid.UUID, Ma
         INSERT INTO persons (person_id, vn, official_name, first_name, sex, date_of_birth)
         VALUES ($1, $2, $3, $4, $5, $6)
         """,
-        person_id, person.vn, person.official_name, person.first_name, person.sex.value, person.date_of_birth,
+        person_id,
+        person.vn,
+        person.official_name,
+        person.first_name,
+        person.sex.value,
+        person.date_of_birth,
     )
     await _link_local_id(tx, person, person_id)
     return person_id, "new"
@@ -46,7 +51,9 @@ async def _link_local_id(tx: Transaction, person: Person, person_id: uuid.UUID) 
     await tx.conn.execute(
         "INSERT INTO local_person_ids (category, local_id, person_id) VALUES ($1, $2, $3) "
         "ON CONFLICT DO NOTHING",
-        person.local_person_id.category, person.local_person_id.id, person_id,
+        person.local_person_id.category,
+        person.local_person_id.id,
+        person_id,
     )
 
 
@@ -54,5 +61,7 @@ async def record_pseudonym(tx: Transaction, person_id: uuid.UUID, sector: str, p
     await tx.conn.execute(
         "INSERT INTO issued_pseudonyms (person_id, sector, pseudonym) VALUES ($1, $2, $3) "
         "ON CONFLICT DO NOTHING",
-        person_id, sector, pseudonym,
+        person_id,
+        sector,
+        pseudonym,
     )

@@ -8,6 +8,7 @@ through the outbox, in the trace of the request that created the notification.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -28,8 +29,16 @@ log = logging.getLogger(__name__)
 
 class Dispatcher:
     def __init__(
-        self, pool: asyncpg.Pool, sender: EmailSender, *, source: str, from_address: str,
-        batch_size: int = 20, max_attempts: int = 6, backoff_initial_s: float = 1.0, poll_interval_s: float = 1.0,
+        self,
+        pool: asyncpg.Pool,
+        sender: EmailSender,
+        *,
+        source: str,
+        from_address: str,
+        batch_size: int = 20,
+        max_attempts: int = 6,
+        backoff_initial_s: float = 1.0,
+        poll_interval_s: float = 1.0,
     ) -> None:
         self._pool, self._sender, self._source, self._from = pool, sender, source, from_address
         self._batch_size, self._max_attempts = batch_size, max_attempts
@@ -49,10 +58,8 @@ class Dispatcher:
                     sent = 0
                 if sent < self._batch_size:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-                    except TimeoutError:
-                        pass
         finally:
             await self._pool.release(listener)
 
@@ -65,19 +72,28 @@ class Dispatcher:
     async def _deliver(self, item: repo.Pending) -> None:
         parent = context_from_traceparent(item.traceparent, item.tracestate)
         with tracer().start_as_current_span(
-            f"notify {item.channel}", context=parent, kind=SpanKind.CLIENT,
-            attributes={"hub.case_id": item.case_id, "hub.notification.template": item.template,
-                        "hub.notification.attempt": item.attempts},
+            f"notify {item.channel}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "hub.case_id": item.case_id,
+                "hub.notification.template": item.template,
+                "hub.notification.attempt": item.attempts,
+            },
         ):
             status, detail, retry_in = await self._attempt(item)
             async with self._pool.acquire() as conn, conn.transaction():
                 await repo.finish(conn, item.notification_id, status, detail=detail, retry_in_s=retry_in)
                 await Transaction(conn, source=self._source).emit(
                     NotificationStatusChanged(
-                        notification_id=item.notification_id, channel=Channel(item.channel),
-                        status=status, template=item.template, detail=detail,
+                        notification_id=item.notification_id,
+                        channel=Channel(item.channel),
+                        status=status,
+                        template=item.template,
+                        detail=detail,
                     ),
-                    topic=topics.NOTIFICATION_STATUS, business_process_id=item.case_id,
+                    topic=topics.NOTIFICATION_STATUS,
+                    business_process_id=item.case_id,
                     test_delivery=item.test_delivery,
                 )
 
@@ -88,7 +104,11 @@ class Dispatcher:
             await self._sender.send(self._email(item))
         except TemporaryDeliveryError as error:
             if item.attempts >= self._max_attempts:
-                return DeliveryStatus.TECHNICAL_FAILURE, f"gave up after {item.attempts} attempts: {error}", None
+                return (
+                    DeliveryStatus.TECHNICAL_FAILURE,
+                    f"gave up after {item.attempts} attempts: {error}",
+                    None,
+                )
             delay = self._backoff_initial_s * 2 ** (item.attempts - 1) * random.uniform(1.0, 1.5)
             return DeliveryStatus.TEMPORARY_FAILURE, str(error), delay
         except PermanentDeliveryError as error:

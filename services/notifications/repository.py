@@ -28,8 +28,16 @@ class Pending:
 
 
 async def insert_notification(
-    tx: Transaction, *, notification_id: str, case_id: str, channel: str, recipient: str,
-    message: RenderedMessage, test_delivery: bool, traceparent: str | None, tracestate: str | None,
+    tx: Transaction,
+    *,
+    notification_id: str,
+    case_id: str,
+    channel: str,
+    recipient: str,
+    message: RenderedMessage,
+    test_delivery: bool,
+    traceparent: str | None,
+    tracestate: str | None,
 ) -> bool:
     status = await tx.conn.execute(
         """
@@ -39,8 +47,18 @@ async def insert_notification(
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'created', $11, $12)
         ON CONFLICT (notification_id) DO NOTHING
         """,
-        notification_id, case_id, channel, recipient, message.language.value, message.template,
-        message.version, message.subject, message.body, test_delivery, traceparent, tracestate,
+        notification_id,
+        case_id,
+        channel,
+        recipient,
+        message.language.value,
+        message.template,
+        message.version,
+        message.subject,
+        message.body,
+        test_delivery,
+        traceparent,
+        tracestate,
     )
     if status == "INSERT 0 1":
         await add_history(tx.conn, notification_id, DeliveryStatus.CREATED, None)
@@ -48,10 +66,14 @@ async def insert_notification(
     return False
 
 
-async def add_history(conn: asyncpg.Connection, notification_id: str, status: DeliveryStatus, detail: str | None) -> None:
+async def add_history(
+    conn: asyncpg.Connection, notification_id: str, status: DeliveryStatus, detail: str | None
+) -> None:
     await conn.execute(
         "INSERT INTO notification_status_history (notification_id, status, detail) VALUES ($1, $2, $3)",
-        notification_id, status.value, detail,
+        notification_id,
+        status.value,
+        detail,
     )
 
 
@@ -85,7 +107,11 @@ async def requeue_stale_sending(conn: asyncpg.Connection, older_than_s: float) -
 
 
 async def finish(
-    conn: asyncpg.Connection, notification_id: str, status: DeliveryStatus, *, detail: str | None,
+    conn: asyncpg.Connection,
+    notification_id: str,
+    status: DeliveryStatus,
+    *,
+    detail: str | None,
     retry_in_s: float | None = None,
 ) -> None:
     await conn.execute(
@@ -94,6 +120,9 @@ async def finish(
                next_attempt_at = now() + make_interval(secs => coalesce($4, 0))
         WHERE notification_id = $1
         """,
-        notification_id, status.value, detail, retry_in_s,
+        notification_id,
+        status.value,
+        detail,
+        retry_in_s,
     )
     await add_history(conn, notification_id, status, detail)

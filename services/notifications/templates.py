@@ -39,30 +39,70 @@ def _add(name: str, version: int, language: Language, subject: str, body: str) -
     _TEMPLATES[(name, language)] = MessageTemplate(name, version, language, subject, body)
 
 
-_add("relocation.received", 1, Language.DE, "Ihre Umzugsmeldung $case_id ist eingegangen",
-     "Guten Tag $first_name $official_name\n\nWir haben Ihre Meldung des Umzugs von $departure nach "
-     "$arrival per $move_date erhalten. Die beteiligten Stellen werden informiert.\n\nFall: $case_id\n")
-_add("relocation.received", 1, Language.FR, "Votre annonce de déménagement $case_id a été reçue",
-     "Bonjour $first_name $official_name\n\nNous avons reçu l'annonce de votre déménagement de $departure "
-     "à $arrival au $move_date. Les services concernés sont informés.\n\nDossier : $case_id\n")
-_add("relocation.received", 1, Language.IT, "La sua notifica di trasloco $case_id è stata ricevuta",
-     "Buongiorno $first_name $official_name\n\nAbbiamo ricevuto la notifica del trasloco da $departure a "
-     "$arrival il $move_date. Gli uffici interessati sono informati.\n\nPratica: $case_id\n")
-_add("relocation.received", 1, Language.EN, "Your move report $case_id has been received",
-     "Hello $first_name $official_name\n\nWe received your report of the move from $departure to $arrival "
-     "on $move_date. The agencies involved are being informed.\n\nCase: $case_id\n")
-_add("relocation.completed", 1, Language.DE, "Ihr Umzug $case_id ist abgeschlossen",
-     "Guten Tag $first_name $official_name\n\nAlle Stellen haben Ihren Umzug nach $arrival bearbeitet. "
-     "Sie müssen nichts weiter tun.\n\nFall: $case_id\n")
-_add("relocation.completed", 1, Language.FR, "Votre déménagement $case_id est terminé",
-     "Bonjour $first_name $official_name\n\nTous les services ont traité votre déménagement à $arrival. "
-     "Vous n'avez plus rien à faire.\n\nDossier : $case_id\n")
-_add("relocation.completed", 1, Language.IT, "Il suo trasloco $case_id è concluso",
-     "Buongiorno $first_name $official_name\n\nTutti gli uffici hanno trattato il suo trasloco a $arrival. "
-     "Non deve fare altro.\n\nPratica: $case_id\n")
-_add("relocation.completed", 1, Language.EN, "Your move $case_id is complete",
-     "Hello $first_name $official_name\n\nEvery agency has processed your move to $arrival. "
-     "There is nothing more you need to do.\n\nCase: $case_id\n")
+_add(
+    "relocation.received",
+    1,
+    Language.DE,
+    "Ihre Umzugsmeldung $case_id ist eingegangen",
+    "Guten Tag $first_name $official_name\n\nWir haben Ihre Meldung des Umzugs von $departure nach "
+    "$arrival per $move_date erhalten. Die beteiligten Stellen werden informiert.\n\nFall: $case_id\n",
+)
+_add(
+    "relocation.received",
+    1,
+    Language.FR,
+    "Votre annonce de déménagement $case_id a été reçue",
+    "Bonjour $first_name $official_name\n\nNous avons reçu l'annonce de votre déménagement de $departure "
+    "à $arrival au $move_date. Les services concernés sont informés.\n\nDossier : $case_id\n",
+)
+_add(
+    "relocation.received",
+    1,
+    Language.IT,
+    "La sua notifica di trasloco $case_id è stata ricevuta",
+    "Buongiorno $first_name $official_name\n\nAbbiamo ricevuto la notifica del trasloco da $departure a "
+    "$arrival il $move_date. Gli uffici interessati sono informati.\n\nPratica: $case_id\n",
+)
+_add(
+    "relocation.received",
+    1,
+    Language.EN,
+    "Your move report $case_id has been received",
+    "Hello $first_name $official_name\n\nWe received your report of the move from $departure to $arrival "
+    "on $move_date. The agencies involved are being informed.\n\nCase: $case_id\n",
+)
+_add(
+    "relocation.completed",
+    1,
+    Language.DE,
+    "Ihr Umzug $case_id ist abgeschlossen",
+    "Guten Tag $first_name $official_name\n\nAlle Stellen haben Ihren Umzug nach $arrival bearbeitet. "
+    "Sie müssen nichts weiter tun.\n\nFall: $case_id\n",
+)
+_add(
+    "relocation.completed",
+    1,
+    Language.FR,
+    "Votre déménagement $case_id est terminé",
+    "Bonjour $first_name $official_name\n\nTous les services ont traité votre déménagement à $arrival. "
+    "Vous n'avez plus rien à faire.\n\nDossier : $case_id\n",
+)
+_add(
+    "relocation.completed",
+    1,
+    Language.IT,
+    "Il suo trasloco $case_id è concluso",
+    "Buongiorno $first_name $official_name\n\nTutti gli uffici hanno trattato il suo trasloco a $arrival. "
+    "Non deve fare altro.\n\nPratica: $case_id\n",
+)
+_add(
+    "relocation.completed",
+    1,
+    Language.EN,
+    "Your move $case_id is complete",
+    "Hello $first_name $official_name\n\nEvery agency has processed your move to $arrival. "
+    "There is nothing more you need to do.\n\nCase: $case_id\n",
+)
 
 
 class UnknownTemplate(LookupError):

@@ -45,14 +45,24 @@ async def open_relocation_case(msg: Incoming[MoveReported], tx: Transaction) -> 
     move, case_id = msg.data, msg.case_id
     details = move.model_dump(mode="json", exclude={"person": {"vn"}})
     created = await repo.insert_case(
-        tx, case_id=case_id, case_type=RELOCATION.case_type, trace_id=msg.trace_id,
-        test_delivery=msg.envelope.testdelivery, reported_event_id=msg.envelope.id, details=details,
+        tx,
+        case_id=case_id,
+        case_type=RELOCATION.case_type,
+        trace_id=msg.trace_id,
+        test_delivery=msg.envelope.testdelivery,
+        reported_event_id=msg.envelope.id,
+        details=details,
     )
     if not created:
         raise PermanentError(f"case {case_id} already exists; a new report needs a new business process id")
     await repo.add_timeline(
-        tx, case_id=case_id, service=partner_of(msg.envelope.source), event_type=msg.envelope.type,
-        event_id=msg.envelope.id, trace_id=msg.trace_id, detail="move reported",
+        tx,
+        case_id=case_id,
+        service=partner_of(msg.envelope.source),
+        event_type=msg.envelope.type,
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
+        detail="move reported",
     )
     recipients = [
         Recipient(partner_id=s.partner_id, sector=Sector(s.sector))
@@ -61,21 +71,33 @@ async def open_relocation_case(msg: Incoming[MoveReported], tx: Transaction) -> 
     if recipients:
         await tx.emit(
             PseudonymsRequested(person=move.person, recipients=tuple(recipients)),
-            topic=topics.IDENTITY_REQUESTS, business_process_id=case_id, reference_id=msg.envelope.id,
+            topic=topics.IDENTITY_REQUESTS,
+            business_process_id=case_id,
+            reference_id=msg.envelope.id,
             test_delivery=msg.envelope.testdelivery,
         )
     await _notify_citizen(tx, msg, details, "relocation.received")
     await repo.add_timeline(
-        tx, case_id=case_id, service=SERVICE, event_type="case-opened", event_id=msg.envelope.id,
-        trace_id=msg.trace_id, detail=f"{len(recipients)} recipients",
+        tx,
+        case_id=case_id,
+        service=SERVICE,
+        event_type="case-opened",
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
+        detail=f"{len(recipients)} recipients",
     )
 
 
 async def deliver_to_partners(msg: Incoming[PseudonymsIssued], tx: Transaction) -> None:
     case = await _case(tx, msg.case_id)
     await repo.add_timeline(
-        tx, case_id=case.case_id, service="identity", event_type=msg.envelope.type,
-        event_id=msg.envelope.id, trace_id=msg.trace_id, detail=f"person match: {msg.data.match}",
+        tx,
+        case_id=case.case_id,
+        service="identity",
+        event_type=msg.envelope.type,
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
+        detail=f"person match: {msg.data.match}",
     )
     subscribers = {s.partner_id: s for s in await repo.subscribers_of(tx, MoveReportedDelivery.event_type)}
     for issued in msg.data.pseudonyms:
@@ -83,13 +105,21 @@ async def deliver_to_partners(msg: Incoming[PseudonymsIssued], tx: Transaction) 
         if subscriber is None:
             continue  # subscription revoked or partner suspended since the request
         delivery = await tx.emit(
-            _move_delivery(case.details, issued), topic=subscriber.delivery_topic,
-            business_process_id=case.case_id, reference_id=case.reported_event_id,
-            subject=issued.pseudonym, test_delivery=case.test_delivery,
+            _move_delivery(case.details, issued),
+            topic=subscriber.delivery_topic,
+            business_process_id=case.case_id,
+            reference_id=case.reported_event_id,
+            subject=issued.pseudonym,
+            test_delivery=case.test_delivery,
         )
         await repo.add_timeline(
-            tx, case_id=case.case_id, service=SERVICE, event_type=delivery.type, event_id=delivery.id,
-            trace_id=msg.trace_id, detail=f"delivered to {issued.partner_id} ({subscriber.legal_basis})",
+            tx,
+            case_id=case.case_id,
+            service=SERVICE,
+            event_type=delivery.type,
+            event_id=delivery.id,
+            trace_id=msg.trace_id,
+            detail=f"delivered to {issued.partner_id} ({subscriber.legal_basis})",
         )
     await repo.set_status(tx, case.case_id, CaseStatus.IN_PROGRESS)
 
@@ -122,8 +152,13 @@ async def record_milestone(msg: Incoming[Contract], tx: Transaction) -> None:
         raise PermanentError(f"{msg.envelope.type} is not a milestone of a {case.case_type} case")
     await repo.add_milestone(tx, case.case_id, msg.envelope.type, partner, msg.envelope.id)
     await repo.add_timeline(
-        tx, case_id=case.case_id, service=partner, event_type=msg.envelope.type,
-        event_id=msg.envelope.id, trace_id=msg.trace_id, detail=milestone_name(msg.envelope.type),
+        tx,
+        case_id=case.case_id,
+        service=partner,
+        event_type=msg.envelope.type,
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
+        detail=milestone_name(msg.envelope.type),
     )
     reached = await repo.reached_milestones(tx, case.case_id)
     status = next_status(process, case.status, reached)
@@ -134,32 +169,48 @@ async def record_milestone(msg: Incoming[Contract], tx: Transaction) -> None:
         await _complete(tx, msg, case, reached)
 
 
-async def _complete(tx: Transaction, msg: Incoming[Contract], case: repo.Case, reached: frozenset[str]) -> None:
+async def _complete(
+    tx: Transaction, msg: Incoming[Contract], case: repo.Case, reached: frozenset[str]
+) -> None:
     completed = CaseCompleted(
         completed_at=dt.datetime.now(dt.UTC), milestones=tuple(sorted(milestone_name(m) for m in reached))
     )
     for subscriber in await repo.subscribers_of(tx, CaseCompleted.event_type):
         await tx.emit(
-            completed, topic=subscriber.delivery_topic, business_process_id=case.case_id,
-            reference_id=case.reported_event_id, test_delivery=case.test_delivery,
+            completed,
+            topic=subscriber.delivery_topic,
+            business_process_id=case.case_id,
+            reference_id=case.reported_event_id,
+            test_delivery=case.test_delivery,
         )
     await _notify_citizen(tx, msg, case.details, "relocation.completed")
     await repo.add_timeline(
-        tx, case_id=case.case_id, service=SERVICE, event_type=CaseCompleted.event_type,
-        event_id=msg.envelope.id, trace_id=msg.trace_id, detail="all milestones reached",
+        tx,
+        case_id=case.case_id,
+        service=SERVICE,
+        event_type=CaseCompleted.event_type,
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
+        detail="all milestones reached",
     )
 
 
 async def record_notification_status(msg: Incoming[NotificationStatusChanged], tx: Transaction) -> None:
     case = await _case(tx, msg.case_id)
     await repo.add_timeline(
-        tx, case_id=case.case_id, service="notifications", event_type=msg.envelope.type,
-        event_id=msg.envelope.id, trace_id=msg.trace_id,
+        tx,
+        case_id=case.case_id,
+        service="notifications",
+        event_type=msg.envelope.type,
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
         detail=f"{msg.data.template} via {msg.data.channel}: {msg.data.status}",
     )
 
 
-async def _notify_citizen(tx: Transaction, msg: Incoming[Any], details: dict[str, Any], template: str) -> None:
+async def _notify_citizen(
+    tx: Transaction, msg: Incoming[Any], details: dict[str, Any], template: str
+) -> None:
     contact, person = details["contact"], details["person"]
     await tx.emit(
         NotificationRequested(
@@ -176,7 +227,8 @@ async def _notify_citizen(tx: Transaction, msg: Incoming[Any], details: dict[str
                 "move_date": details["move_date"],
             },
         ),
-        topic=topics.NOTIFICATION_REQUESTS, business_process_id=msg.case_id,
+        topic=topics.NOTIFICATION_REQUESTS,
+        business_process_id=msg.case_id,
         test_delivery=msg.envelope.testdelivery,
     )
 

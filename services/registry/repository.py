@@ -44,15 +44,26 @@ async def subscribers_of(tx: Transaction, event_type: str) -> list[Subscriber]:
 
 
 async def insert_case(
-    tx: Transaction, *, case_id: str, case_type: str, trace_id: str, test_delivery: bool,
-    reported_event_id: str, details: dict[str, Any],
+    tx: Transaction,
+    *,
+    case_id: str,
+    case_type: str,
+    trace_id: str,
+    test_delivery: bool,
+    reported_event_id: str,
+    details: dict[str, Any],
 ) -> bool:
     status = await tx.conn.execute(
         """
         INSERT INTO cases (case_id, case_type, status, trace_id, test_delivery, reported_event_id, details)
         VALUES ($1, $2, 'opened', $3, $4, $5, $6::jsonb) ON CONFLICT (case_id) DO NOTHING
         """,
-        case_id, case_type, trace_id, test_delivery, reported_event_id, json.dumps(details),
+        case_id,
+        case_type,
+        trace_id,
+        test_delivery,
+        reported_event_id,
+        json.dumps(details),
     )
     return bool(status == "INSERT 0 1")
 
@@ -67,8 +78,13 @@ async def load_case(tx: Transaction, case_id: str, *, for_update: bool = False) 
     if row is None:
         return None
     return Case(
-        row["case_id"], row["case_type"], CaseStatus(row["status"]), row["trace_id"],
-        row["test_delivery"], row["reported_event_id"], json.loads(row["details"]),
+        row["case_id"],
+        row["case_type"],
+        CaseStatus(row["status"]),
+        row["trace_id"],
+        row["test_delivery"],
+        row["reported_event_id"],
+        json.loads(row["details"]),
     )
 
 
@@ -78,11 +94,16 @@ async def set_status(tx: Transaction, case_id: str, status: CaseStatus) -> None:
     )
 
 
-async def add_milestone(tx: Transaction, case_id: str, milestone: str, partner_id: str, event_id: str) -> None:
+async def add_milestone(
+    tx: Transaction, case_id: str, milestone: str, partner_id: str, event_id: str
+) -> None:
     await tx.conn.execute(
         "INSERT INTO case_milestones (case_id, milestone, partner_id, event_id) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT DO NOTHING",
-        case_id, milestone, partner_id, event_id,
+        case_id,
+        milestone,
+        partner_id,
+        event_id,
     )
 
 
@@ -92,11 +113,22 @@ async def reached_milestones(tx: Transaction, case_id: str) -> frozenset[str]:
 
 
 async def add_timeline(
-    tx: Transaction, *, case_id: str, service: str, event_type: str, event_id: str, trace_id: str,
+    tx: Transaction,
+    *,
+    case_id: str,
+    service: str,
+    event_type: str,
+    event_id: str,
+    trace_id: str,
     detail: str | None = None,
 ) -> None:
     await tx.conn.execute(
         "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
-        case_id, service, event_type, event_id, trace_id, detail,
+        case_id,
+        service,
+        event_type,
+        event_id,
+        trace_id,
+        detail,
     )

@@ -25,7 +25,7 @@ def _message(to: str) -> EmailMessage:
     message["To"] = to
     message["Subject"] = "Ihre Umzugsmeldung ist eingegangen"
     message["Message-ID"] = f"<{uuid.uuid4()}@hub.stadtluzern.ch>"
-    message.set_content("Grüezi – Umlaute bleiben erhalten: äöü")
+    message.set_content("Grüezi, Umlaute bleiben erhalten: äöü")
     return message
 
 

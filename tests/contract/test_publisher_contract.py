@@ -24,12 +24,19 @@ class PublisherContract:
     async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
         raise NotImplementedError
 
-    async def test_records_of_one_key_arrive_in_order_with_headers(self, publisher: Publisher, topic: str) -> None:
-        records = [OutgoingRecord(topic, b"case-1", f"v{n}".encode(), (("ce_id", f"e{n}".encode()),)) for n in range(5)]
+    async def test_records_of_one_key_arrive_in_order_with_headers(
+        self, publisher: Publisher, topic: str
+    ) -> None:
+        records = [
+            OutgoingRecord(topic, b"case-1", f"v{n}".encode(), (("ce_id", f"e{n}".encode()),))
+            for n in range(5)
+        ]
         await publisher.send_batch(records)
         assert await self.read_back(publisher, topic, 5) == [(b"case-1", f"v{n}".encode()) for n in range(5)]
 
-    async def test_sending_after_stop_raises_broker_unavailable(self, publisher: Publisher, topic: str) -> None:
+    async def test_sending_after_stop_raises_broker_unavailable(
+        self, publisher: Publisher, topic: str
+    ) -> None:
         await publisher.stop()
         with pytest.raises(BrokerUnavailable):
             await publisher.send_batch([OutgoingRecord(topic, b"k", b"v", ())])
@@ -68,7 +75,9 @@ class TestKafkaPublisher(PublisherContract):
 
     async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=self.settings.bootstrap_servers(), auto_offset_reset="earliest",
+            topic,
+            bootstrap_servers=self.settings.bootstrap_servers(),
+            auto_offset_reset="earliest",
             group_id=f"read-{uuid.uuid4()}",
         )
         await consumer.start()

@@ -64,8 +64,10 @@ def _wait_for_spans(traces_file: Path, trace_id: str, services: set[str]) -> lis
 
 async def _delivered(settings: HubSettings, partner: str, case_id: str) -> list[bytes]:
     consumer = AIOKafkaConsumer(
-        delivery_topic(partner), bootstrap_servers=settings.bootstrap_servers(),
-        auto_offset_reset="earliest", group_id=f"inspect-{uuid.uuid4()}",
+        delivery_topic(partner),
+        bootstrap_servers=settings.bootstrap_servers(),
+        auto_offset_reset="earliest",
+        group_id=f"inspect-{uuid.uuid4()}",
     )
     await consumer.start()
     found: list[bytes] = []
@@ -107,7 +109,9 @@ def test_every_service_process_exported_spans_of_that_trace(
     assert any(isinstance(s["attributes"], dict) and s["attributes"].get("db.system") for s in spans)
 
 
-def test_partners_receive_sector_pseudonyms_and_never_the_ahvn13(completed_case: CaseView, hub: HubSettings) -> None:
+def test_partners_receive_sector_pseudonyms_and_never_the_ahvn13(
+    completed_case: CaseView, hub: HubSettings
+) -> None:
     vn = demo_person().vn
     pseudonyms = {}
     for partner in (KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE):

@@ -34,10 +34,13 @@ async def test_inbox_key_is_source_and_id_together(pool: asyncpg.Pool) -> None:
 
 
 async def test_inbox_claim_rolls_back_with_the_effect(pool: asyncpg.Pool) -> None:
-    with pytest.raises(RuntimeError):
+    async def claim_then_fail() -> None:
         async with pool.acquire() as conn, conn.transaction():
             assert await inbox.claim(conn, "g", _envelope("e-9"))
             raise RuntimeError("effect failed")
+
+    with pytest.raises(RuntimeError, match="effect failed"):
+        await claim_then_fail()
     async with pool.acquire() as conn:
         assert await inbox.claim(conn, "g", _envelope("e-9"))  # not remembered: will be redone
 

@@ -22,15 +22,28 @@ GROUP = "hub.test.group"
 
 def _record(value: bytes, headers: list[tuple[str, bytes]], offset: int = 7) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="hub.ingress", partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"case-1",
-        value=value, checksum=None, serialized_key_size=6, serialized_value_size=len(value), headers=headers,
+        topic="hub.ingress",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"case-1",
+        value=value,
+        checksum=None,
+        serialized_key_size=6,
+        serialized_value_size=len(value),
+        headers=headers,
     )
 
 
 def _valid(event_id: str = "e-1") -> ConsumerRecord[bytes, bytes]:
     data = DepartureConfirmed(municipality=KRIENS, confirmed_on="2026-12-01")  # type: ignore[arg-type]
-    envelope = Envelope.new(data, source="urn:ch:lu:hub:partner:CH/MUN/1059/einwohnerdienste",
-                            business_process_id="case-1", event_id=event_id)
+    envelope = Envelope.new(
+        data,
+        source="urn:ch:lu:hub:partner:CH/MUN/1059/einwohnerdienste",
+        business_process_id="case-1",
+        event_id=event_id,
+    )
     return _record(data.model_dump_json().encode(), envelope.to_headers())
 
 
@@ -40,8 +53,13 @@ async def _record_effect(msg: Incoming[Any], tx: Transaction) -> None:
 
 def _processor(pool: asyncpg.Pool, handler: Any = _record_effect) -> MessageProcessor:
     route = Route("hub.ingress", GROUP, {DepartureConfirmed.event_type: handler})
-    return MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test",
-                            retry=RetryPolicy(initial_s=0.01, max_s=0.05, max_unexpected_attempts=3))
+    return MessageProcessor(
+        pool,
+        route,
+        DeadLetterWriter(pool),
+        source="urn:test",
+        retry=RetryPolicy(initial_s=0.01, max_s=0.05, max_unexpected_attempts=3),
+    )
 
 
 async def _count(pool: asyncpg.Pool, sql: str) -> int:

@@ -38,7 +38,9 @@ def _relay(pool: asyncpg.Pool, publisher: object, batch_size: int = 100) -> Outb
 
 async def _consume(settings: HubSettings, topic: str, count: int, timeout_s: float = 20) -> list[object]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap_servers(), auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=settings.bootstrap_servers(),
+        auto_offset_reset="earliest",
         group_id=f"test-{uuid.uuid4()}",
     )
     await consumer.start()
@@ -83,10 +85,13 @@ async def test_committed_events_reach_kafka_with_ce_headers_and_the_writers_trac
 async def test_rolled_back_transaction_publishes_nothing(pool: asyncpg.Pool) -> None:
     publisher = InMemoryPublisher()
     await publisher.start()
-    with pytest.raises(RuntimeError):
+    async def emit_then_fail() -> None:
         async with pool.acquire() as conn, conn.transaction():
             await _emit(conn, "t", "case-1")
             raise RuntimeError("handler failed after emitting")
+
+    with pytest.raises(RuntimeError, match="after emitting"):
+        await emit_then_fail()
     assert await _relay(pool, publisher).publish_batch() == 0
     assert publisher.sent == []
 
@@ -109,7 +114,9 @@ async def test_rows_committed_out_of_order_are_not_skipped(pool: asyncpg.Pool) -
     assert published == [late.id, early.id]
 
 
-async def test_rows_stay_while_the_broker_is_unavailable_and_leave_when_it_returns(pool: asyncpg.Pool) -> None:
+async def test_rows_stay_while_the_broker_is_unavailable_and_leave_when_it_returns(
+    pool: asyncpg.Pool,
+) -> None:
     publisher = InMemoryPublisher(unavailable=True)
     await publisher.start()
     relay = _relay(pool, publisher)
@@ -136,7 +143,7 @@ async def test_running_relay_is_woken_by_notify_and_publishes_in_batches(pool: a
         for n in range(25):
             await _emit(conn, "t", f"case-{n}")
     async with asyncio.timeout(5):  # far below the 30 s poll: NOTIFY woke it
-        while len(publisher.sent) < 25:
+        while len(publisher.sent) < 25:  # noqa: ASYNC110 - polling a plain list the fake fills
             await asyncio.sleep(0.05)
     stop.set()
     await task

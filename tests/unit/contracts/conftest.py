@@ -70,9 +70,7 @@ def move_reported(person: Person) -> MoveReported:
             postal_code="6010",
             town="Kriens",
         ),
-        new_address=Address(
-            street="Hirschmattstrasse", postal_code="6003", town="Luzern"
-        ),
+        new_address=Address(street="Hirschmattstrasse", postal_code="6003", town="Luzern"),
         move_date=date(2025, 3, 1),
     )
 
@@ -90,9 +88,7 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
     contracts: list[Contract] = [
         move_reported,
         DepartureConfirmed(municipality=KRIENS, confirmed_on=date(2025, 2, 10)),
-        ArrivalRegistered(
-            municipality=LUCERNE, registered_on=date(2025, 3, 2), remarks="ok"
-        ),
+        ArrivalRegistered(municipality=LUCERNE, registered_on=date(2025, 3, 2), remarks="ok"),
         TaxRecordUpdated(updated_on=date(2025, 3, 5)),
         CaseCompleted(
             completed_at=datetime(2025, 3, 5, 12, 0, tzinfo=UTC),
@@ -102,9 +98,7 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
                 "tax-record-updated",
             ),
         ),
-        CaseRejected(
-            rejected_by="CH/MUN/1061/einwohnerdienste", reason="duplicate report"
-        ),
+        CaseRejected(rejected_by="CH/MUN/1061/einwohnerdienste", reason="duplicate report"),
         MoveReportedDelivery(
             recipient=TAX_OFFICE,
             person=pseudonymized,
@@ -118,11 +112,7 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
         ),
         PseudonymsIssued(
             match="exact-vn",
-            pseudonyms=(
-                IssuedPseudonym(
-                    partner_id=TAX_OFFICE, sector=Sector.TAX, pseudonym="tax-3f2a9c"
-                ),
-            ),
+            pseudonyms=(IssuedPseudonym(partner_id=TAX_OFFICE, sector=Sector.TAX, pseudonym="tax-3f2a9c"),),
         ),
         NotificationRequested(
             notification_id="n-1",

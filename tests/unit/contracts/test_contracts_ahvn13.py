@@ -41,18 +41,14 @@ def test_rejects_ahvn13_without_the_swiss_prefix() -> None:
         AHVN13.validate_python(number)
 
 
-@pytest.mark.parametrize(
-    "number", ["756123456789", "75612345678970", "", "756123456789x"]
-)
+@pytest.mark.parametrize("number", ["756123456789", "75612345678970", "", "756123456789x"])
 def test_rejects_ahvn13_of_the_wrong_length_or_with_non_digits(number: str) -> None:
     assert not is_valid_ahvn13(number)
     with pytest.raises(ValidationError, match="13 digits"):
         AHVN13.validate_python(number)
 
 
-@pytest.mark.parametrize(
-    "number", ["7561.234.5678.97", "756.1234.5678.9.7", "756 1234 5678 97"]
-)
+@pytest.mark.parametrize("number", ["7561.234.5678.97", "756.1234.5678.9.7", "756 1234 5678 97"])
 def test_rejects_separators_other_than_the_usual_dot_grouping(number: str) -> None:
     assert not is_valid_ahvn13(number)
 

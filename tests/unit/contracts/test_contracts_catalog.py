@@ -35,9 +35,7 @@ def test_names_an_unknown_event_type() -> None:
 def test_tells_an_unknown_version_from_an_unknown_type() -> None:
     with pytest.raises(UnknownEventType) as caught:
         contract_for("ch.lu.hub.relocation.move-reported.v2")
-    assert str(caught.value) == (
-        "unknown version v2 of ch.lu.hub.relocation.move-reported; known: v1"
-    )
+    assert str(caught.value) == ("unknown version v2 of ch.lu.hub.relocation.move-reported; known: v1")
 
 
 def test_parse_data_raises_unknown_event_type_for_unknown_types() -> None:
@@ -51,9 +49,7 @@ def test_rejects_a_value_that_is_not_json(value: bytes) -> None:
         parse_data(MoveReported.event_type, value)
 
 
-def test_rejects_invalid_data_without_leaking_the_ahvn13(
-    move_reported: MoveReported, valid_vn: str
-) -> None:
+def test_rejects_invalid_data_without_leaking_the_ahvn13(move_reported: MoveReported, valid_vn: str) -> None:
     wrong_vn = valid_vn[:12] + str((int(valid_vn[12]) + 1) % 10)
     document = json.loads(serialize_data(move_reported))
     document["person"]["vn"] = wrong_vn

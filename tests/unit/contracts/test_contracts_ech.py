@@ -44,7 +44,7 @@ def test_participant_id_round_trips_through_its_string_form() -> None:
     ],
 )
 def test_rejects_malformed_participant_ids(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"(?i)participant|pattern|member|instance|subsystem"):
         ParticipantId.parse(text)
 
 
@@ -75,9 +75,7 @@ def test_swiss_address_needs_a_four_digit_postal_code() -> None:
 
 
 def test_foreign_address_keeps_its_own_postal_code_format() -> None:
-    address = Address(
-        street="Unter den Linden", postal_code="10117", town="Berlin", country="DE"
-    )
+    address = Address(street="Unter den Linden", postal_code="10117", town="Berlin", country="DE")
     assert address.postal_code == "10117"
 
 

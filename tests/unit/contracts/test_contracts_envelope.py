@@ -80,9 +80,7 @@ def test_headers_use_kafka_binary_mode_names_and_text_values(
 
 def test_time_with_an_offset_is_sent_in_utc(envelope: Envelope) -> None:
     zurich = timezone(timedelta(hours=1))
-    local = envelope.model_copy(
-        update={"time": datetime(2025, 2, 10, 10, 30, tzinfo=zurich)}
-    )
+    local = envelope.model_copy(update={"time": datetime(2025, 2, 10, 10, 30, tzinfo=zurich)})
     assert dict(local.to_headers())["ce_time"] == b"2025-02-10T09:30:00Z"
 
 
@@ -112,16 +110,12 @@ def test_rejects_time_without_an_offset(envelope: Envelope, time: bytes) -> None
 
 
 def test_accepts_nanosecond_times_from_other_platforms(envelope: Envelope) -> None:
-    headers = replaced(
-        envelope.to_headers(), "ce_time", b"2025-02-10T10:30:15.123456789+01:00"
-    )
+    headers = replaced(envelope.to_headers(), "ce_time", b"2025-02-10T10:30:15.123456789+01:00")
     assert Envelope.from_headers(headers).time == envelope.time
 
 
 @pytest.mark.parametrize("content_type", [b"application/xml", b"text/plain", b""])
-def test_rejects_content_type_other_than_json(
-    envelope: Envelope, content_type: bytes
-) -> None:
+def test_rejects_content_type_other_than_json(envelope: Envelope, content_type: bytes) -> None:
     headers = replaced(envelope.to_headers(), "content-type", content_type)
     with pytest.raises(EnvelopeError, match="content-type"):
         Envelope.from_headers(headers)
@@ -134,19 +128,12 @@ def test_rejects_a_record_without_content_type(envelope: Envelope) -> None:
 
 
 def test_accepts_json_content_type_with_parameters(envelope: Envelope) -> None:
-    headers = replaced(
-        envelope.to_headers(), "content-type", b"application/json; charset=utf-8"
-    )
-    assert (
-        Envelope.from_headers(headers).datacontenttype
-        == "application/json; charset=utf-8"
-    )
+    headers = replaced(envelope.to_headers(), "content-type", b"application/json; charset=utf-8")
+    assert Envelope.from_headers(headers).datacontenttype == "application/json; charset=utf-8"
 
 
 def test_rejects_a_type_without_version(envelope: Envelope) -> None:
-    headers = replaced(
-        envelope.to_headers(), "ce_type", b"ch.lu.hub.relocation.move-reported"
-    )
+    headers = replaced(envelope.to_headers(), "ce_type", b"ch.lu.hub.relocation.move-reported")
     with pytest.raises(EnvelopeError, match="invalid header ce_type"):
         Envelope.from_headers(headers)
 
@@ -187,9 +174,7 @@ def test_header_value_returns_the_last_value_or_none() -> None:
 
 
 def test_header_value_matches_content_type_case_insensitively() -> None:
-    assert header_value([("Content-Type", b"application/json")], "content-type") == (
-        "application/json"
-    )
+    assert header_value([("Content-Type", b"application/json")], "content-type") == ("application/json")
 
 
 def test_envelope_is_frozen_and_closed(envelope: Envelope) -> None:
@@ -202,9 +187,7 @@ def test_envelope_is_frozen_and_closed(envelope: Envelope) -> None:
 def test_rejects_naive_time_when_building_an_envelope() -> None:
     data = DepartureConfirmed(municipality=KRIENS, confirmed_on=date(2025, 2, 10))
     with pytest.raises(ValueError, match="timezone"):
-        Envelope.new(
-            data, source=SOURCE, business_process_id="c", time=datetime(2025, 1, 1)
-        )
+        Envelope.new(data, source=SOURCE, business_process_id="c", time=datetime(2025, 1, 1))
 
 
 def test_rejects_a_time_that_is_not_a_calendar_date(envelope: Envelope) -> None:

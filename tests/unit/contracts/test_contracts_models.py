@@ -35,9 +35,7 @@ def test_contract_is_frozen(event_type: str, samples: dict[str, Contract]) -> No
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-def test_contract_rejects_an_extra_field(
-    event_type: str, samples: dict[str, Contract]
-) -> None:
+def test_contract_rejects_an_extra_field(event_type: str, samples: dict[str, Contract]) -> None:
     contract = samples[event_type]
     data = contract.model_dump() | {"unexpected": 1}
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
@@ -45,9 +43,7 @@ def test_contract_rejects_an_extra_field(
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-def test_contract_survives_a_serialisation_round_trip(
-    event_type: str, samples: dict[str, Contract]
-) -> None:
+def test_contract_survives_a_serialisation_round_trip(event_type: str, samples: dict[str, Contract]) -> None:
     contract = samples[event_type]
     assert parse_data(event_type, serialize_data(contract)) == contract
 
@@ -73,9 +69,7 @@ def test_serialised_data_is_compact_json(samples: dict[str, Contract]) -> None:
 
 def test_rejects_case_completed_with_a_naive_timestamp() -> None:
     with pytest.raises(ValidationError, match="timezone"):
-        CaseCompleted.model_validate(
-            {"completed_at": "2025-03-05T12:00:00", "milestones": []}
-        )
+        CaseCompleted.model_validate({"completed_at": "2025-03-05T12:00:00", "milestones": []})
 
 
 def test_rejects_case_rejected_by_something_that_is_not_a_participant_id() -> None:
@@ -95,9 +89,7 @@ def test_pseudonyms_requested_needs_at_least_one_recipient(
     ("channel", "recipient"),
     [("email", "+41791234567"), ("sms", "anna@example.ch")],
 )
-def test_notification_recipient_must_fit_the_channel(
-    channel: str, recipient: str
-) -> None:
+def test_notification_recipient_must_fit_the_channel(channel: str, recipient: str) -> None:
     with pytest.raises(ValidationError, match="recipient is not") as caught:
         NotificationRequested.model_validate(
             {

@@ -15,8 +15,16 @@ from hub.topics import delivery_topic
 
 def _record(headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="hub.ingress", partition=2, offset=41, timestamp=1_700_000_000_000, timestamp_type=0,
-        key=b"case-1", value=b"{}", checksum=None, serialized_key_size=6, serialized_value_size=2,
+        topic="hub.ingress",
+        partition=2,
+        offset=41,
+        timestamp=1_700_000_000_000,
+        timestamp_type=0,
+        key=b"case-1",
+        value=b"{}",
+        checksum=None,
+        serialized_key_size=6,
+        serialized_value_size=2,
         headers=headers,
     )
 
@@ -31,7 +39,9 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
 
 
 def test_dead_letter_headers_name_origin_and_reason_as_text() -> None:
-    headers = dict(dead_letter_headers(_record([("ce_id", b"e-1")]), "hub.registry.ingress", ValueError("bad"), 3))
+    headers = dict(
+        dead_letter_headers(_record([("ce_id", b"e-1")]), "hub.registry.ingress", ValueError("bad"), 3)
+    )
     assert headers["dlt-original-topic"] == "hub.ingress"
     assert headers["dlt-original-partition"] == "2"
     assert headers["dlt-original-offset"] == "41"

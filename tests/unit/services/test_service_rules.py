@@ -12,8 +12,12 @@ from services.registry.domain import RELOCATION, CaseStatus, milestone_name, nex
 SECRET = bytes(range(32))
 VN = "7561234567897"
 PLACEHOLDERS = {
-    "first_name": "Anna", "official_name": "Muster", "case_id": "eumzug-1",
-    "departure": "Kriens", "arrival": "Luzern", "move_date": "2026-12-01",
+    "first_name": "Anna",
+    "official_name": "Muster",
+    "case_id": "eumzug-1",
+    "departure": "Kriens",
+    "arrival": "Luzern",
+    "move_date": "2026-12-01",
 }
 
 
