@@ -81,21 +81,25 @@ def span_to_dict(span: ReadableSpan) -> dict[str, object]:
 def setup_tracing(service_name: str, settings: HubSettings) -> TracerProvider:
     """Install the process-wide tracer provider; exporters follow the settings."""
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    exporter: SpanExporter | None = None
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        exporter = OTLPSpanExporter()
-    elif settings.traces_exporter == "console":
-        exporter = ConsoleSpanExporter()
-    elif settings.traces_exporter == "jsonl":
-        target = settings.traces_file or settings.state_dir / "traces.jsonl"
-        exporter = JsonLinesSpanExporter(target)
+    exporter = choose_exporter(settings, os.environ)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
     _instrument_asyncpg()
     return provider
+
+
+def choose_exporter(settings: HubSettings, environ: Mapping[str, str]) -> SpanExporter | None:
+    """OTLP whenever an endpoint is configured (the standard variable); else the setting."""
+    if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if settings.traces_exporter == "console":
+        return ConsoleSpanExporter()
+    if settings.traces_exporter == "jsonl":
+        return JsonLinesSpanExporter(settings.traces_file or settings.state_dir / "traces.jsonl")
+    return None
 
 
 def _instrument_asyncpg() -> None:
