@@ -177,7 +177,21 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=5000)
     bench.add_argument("--payload-bytes", type=int, default=400)
     bench.set_defaults(func=cmd_bench)
+    _register_service_commands(commands)
     return root
+
+
+def _register_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Each service may contribute commands in ``services/<name>/cli.py`` (``register(commands)``)."""
+    import importlib
+    import importlib.util
+
+    from services import SERVICE_NAMES
+
+    for name in SERVICE_NAMES:
+        module_name = f"services.{name}.cli"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

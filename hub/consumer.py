@@ -50,6 +50,7 @@ _TRANSIENT = (
 class Outcome(enum.Enum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
     DEAD_LETTERED = "dead-lettered"
 
 
@@ -60,6 +61,9 @@ class Route:
     topic: str
     group_id: str
     handlers: Mapping[str, Handler]
+    # On a topic several services share (e.g. hub.admin), types meant for others are
+    # skipped (and counted) rather than dead-lettered.
+    ignore_unknown_types: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class MessageProcessor:
         envelope = Envelope.from_headers(record.headers)
         data = parse_data(envelope.type, record.value or b"")
         handler = self._route.handlers.get(envelope.type)
+        if handler is None and self._route.ignore_unknown_types:
+            return Outcome.SKIPPED
         if handler is None:
             raise UnroutableEvent(f"{self._route.group_id} does not handle {envelope.type}")
         attributes = messaging_attributes(

@@ -126,3 +126,10 @@ async def test_event_type_without_handler_is_dead_lettered(pool: asyncpg.Pool) -
     route = Route("hub.ingress", GROUP, {})
     processor = MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test", retry=RetryPolicy())
     assert await processor.process(_valid()) is Outcome.DEAD_LETTERED
+
+
+async def test_shared_topic_route_skips_types_meant_for_other_services(pool: asyncpg.Pool) -> None:
+    route = Route("hub.admin", GROUP, {}, ignore_unknown_types=True)
+    processor = MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test", retry=RetryPolicy())
+    assert await processor.process(_valid()) is Outcome.SKIPPED
+    assert await _count(pool, "SELECT count(*) FROM dead_letters") == 0
