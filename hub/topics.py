@@ -13,6 +13,9 @@ IDENTITY_REQUESTS = "hub.identity.requests"
 IDENTITY_RESULTS = "hub.identity.results"
 NOTIFICATION_REQUESTS = "hub.notification.requests"
 NOTIFICATION_STATUS = "hub.notification.status"
+ADMIN = "hub.admin"  # operator commands (partners, subscriptions); read by identity and registry
+IDENTITY_PARTNERS = "hub.identity.partners"  # partner registrations and status, keyed by partner id
+OPS = "hub.ops"  # escalations and other events for the operations team
 DELIVERY_PREFIX = "hub.delivery."
 
 
