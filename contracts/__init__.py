@@ -6,6 +6,15 @@ which keeps ``python -m contracts.schemas`` free of runpy's double-import warnin
 """
 
 from contracts.base import Contract, ContractModel
+from contracts.building import (
+    BuildingProject,
+    ConsultationRequested,
+    EnvironmentOpinionGiven,
+    InsuranceOpinionGiven,
+    Opinion,
+    Parcel,
+)
+from contracts.case import CaseCompleted, CaseDelivery, CaseEscalated, CaseRejected, DeliveredPerson
 from contracts.catalog import CATALOG, contract_for, parse_data, serialize_data
 from contracts.ech import (
     KRIENS,
@@ -47,14 +56,11 @@ from contracts.notification import (
 )
 from contracts.relocation import (
     ArrivalRegistered,
-    CaseCompleted,
-    CaseRejected,
     DepartureConfirmed,
     MoveReported,
-    MoveReportedDelivery,
-    PseudonymizedPerson,
     TaxRecordUpdated,
 )
+from contracts.subscriptions import SetSubscription
 
 __all__ = [
     "CATALOG",
@@ -64,36 +70,44 @@ __all__ = [
     "Address",
     "Ahvn13",
     "ArrivalRegistered",
+    "BuildingProject",
     "CaseCompleted",
+    "CaseDelivery",
+    "CaseEscalated",
     "CaseRejected",
     "Channel",
+    "ConsultationRequested",
     "Contact",
     "Contract",
     "ContractError",
     "ContractModel",
     "ContractViolation",
+    "DeliveredPerson",
     "DeliveryStatus",
     "DepartureConfirmed",
     "Envelope",
     "EnvelopeError",
+    "EnvironmentOpinionGiven",
+    "InsuranceOpinionGiven",
     "IssuedPseudonym",
     "Language",
     "LocalPersonId",
     "MemberClass",
     "MoveReported",
-    "MoveReportedDelivery",
     "Municipality",
     "NotificationRequested",
     "NotificationStatusChanged",
+    "Opinion",
+    "Parcel",
     "ParticipantId",
     "ParticipantIdStr",
     "Person",
     "PersonName",
-    "PseudonymizedPerson",
     "PseudonymsIssued",
     "PseudonymsRequested",
     "Recipient",
     "Sector",
+    "SetSubscription",
     "Sex",
     "TaxRecordUpdated",
     "UnknownEventType",

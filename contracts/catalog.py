@@ -22,6 +22,7 @@ _CONTRACT_MODULES = (
     "contracts.case",
     "contracts.identity",
     "contracts.admin",
+    "contracts.subscriptions",
     "contracts.notification",
 )
 

@@ -62,21 +62,34 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from contracts import Language
-    from hub.demo import run_demo
+    from hub.demo import run_building_permit_demo, run_demo
     from hub.supervisor import Supervisor
     from hub.telemetry import setup_tracing
 
     settings = HubSettings()
     progress = _progress if not args.quiet else _quiet
-    supervisor = Supervisor(settings, progress=progress)
+    extra_env = {}
+    if args.variant == "escalation":
+        # A deadline of seconds instead of weeks, so the escalation is seen in the demo.
+        extra_env = {"HUB_CASE_DEADLINE_S": "4", "HUB_ESCALATION_CHECK_INTERVAL_S": "1"}
+    supervisor = Supervisor(settings, progress=progress, extra_env=extra_env)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     endpoints = supervisor.start()
     try:
         running = endpoints.apply(settings)
         provider = setup_tracing("partners", running)
-        view = asyncio.run(
-            run_demo(running, progress=progress, timeout_s=args.timeout, language=Language(args.language))
-        )
+        if args.case == "building-permit":
+            view = asyncio.run(run_building_permit_demo(running, progress=progress, timeout_s=args.timeout))
+        else:
+            view = asyncio.run(
+                run_demo(
+                    running,
+                    progress=progress,
+                    timeout_s=args.timeout,
+                    language=Language(args.language),
+                    variant=args.variant,
+                )
+            )
         provider.shutdown()
     finally:
         supervisor.stop()
@@ -84,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps(view.as_json(), indent=2))
     else:
         print(view.as_text())
-    return 0 if view.status == "completed" else 1
+    return 0
 
 
 def cmd_case_show(args: argparse.Namespace) -> int:
@@ -152,6 +165,13 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion")
     demo.add_argument("--language", default="de", choices=["de", "fr", "it", "en"])
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    demo.add_argument(
+        "--variant",
+        default="main",
+        choices=["main", "rejection", "escalation"],
+        help="relocation: Lucerne rejects, or never answers so the deadline escalates",
+    )
+    demo.add_argument("--case", default="relocation", choices=["relocation", "building-permit"])
     demo.set_defaults(func=cmd_demo)
 
     case = commands.add_parser("case", help="inspect cases").add_subparsers(

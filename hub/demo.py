@@ -20,12 +20,19 @@ from contracts import (
     LUCERNE,
     Address,
     ArrivalRegistered,
+    BuildingProject,
+    CaseDelivery,
+    CaseRejected,
+    ConsultationRequested,
     Contact,
     Contract,
     DepartureConfirmed,
+    EnvironmentOpinionGiven,
+    InsuranceOpinionGiven,
     Language,
     MoveReported,
-    MoveReportedDelivery,
+    Opinion,
+    Parcel,
     Person,
     Sex,
     TaxRecordUpdated,
@@ -33,7 +40,7 @@ from contracts import (
 )
 from hub.casefile import CaseView, load_case_view
 from hub.errors import HubError
-from hub.partner import PartnerClient
+from hub.partner import Delivery, PartnerClient
 from hub.settings import HubSettings
 
 PORTAL = "CH/CAN/LU/eportal"
@@ -76,35 +83,60 @@ def new_case_id() -> str:
     return f"eumzug-{uuid.uuid4()}"
 
 
-def confirmation_for(partner_id: str) -> Contract:
+Responder = Callable[[Delivery], Contract | None]
+
+
+def relocation_responders(variant: str) -> dict[str, Responder]:
+    """How each agency answers the move delivery; ``variant`` changes Lucerne's answer."""
     today = dt.date.today()
-    if partner_id == KRIENS_OFFICE:
-        return DepartureConfirmed(municipality=KRIENS, confirmed_on=today)
-    if partner_id == LUCERNE_OFFICE:
-        return ArrivalRegistered(municipality=LUCERNE, registered_on=today)
-    return TaxRecordUpdated(updated_on=today)
+
+    def when_move_delivered(answer: Contract | None) -> Responder:
+        return lambda d: answer if _delivered_type(d) == MoveReported.event_type else None
+
+    lucerne: Contract | None = ArrivalRegistered(municipality=LUCERNE, registered_on=today)
+    if variant == "rejection":
+        lucerne = CaseRejected(
+            rejected_by=LUCERNE_OFFICE, reason="Die neue Adresse ist keine bewohnbare Wohnung."
+        )
+    elif variant == "escalation":
+        lucerne = None  # Lucerne never answers: the deadline passes
+    return {
+        KRIENS_OFFICE: when_move_delivered(DepartureConfirmed(municipality=KRIENS, confirmed_on=today)),
+        LUCERNE_OFFICE: when_move_delivered(lucerne),
+        TAX_OFFICE: when_move_delivered(TaxRecordUpdated(updated_on=today)),
+    }
 
 
-async def _agency(client: PartnerClient, case_ids: set[str]) -> None:
-    """An agency's system: confirm each delivery of a case this run reported."""
+def _delivered_type(delivery: Delivery) -> str | None:
+    return delivery.data.event_type_delivered if isinstance(delivery.data, CaseDelivery) else None
+
+
+async def _agency(client: PartnerClient, case_ids: set[str], respond: Responder) -> None:
+    """An agency's system: answer each delivery of a case this run started."""
     async for delivery in client.deliveries(session_timeout_ms=6000, heartbeat_interval_ms=1000):
-        if (
-            isinstance(delivery.data, MoveReportedDelivery)
-            and delivery.envelope.businessprocessid in case_ids
-        ):
+        if delivery.envelope.businessprocessid not in case_ids:
+            continue
+        answer = respond(delivery)
+        if answer is not None:
             await client.publish(
-                confirmation_for(client.partner_id),
+                answer,
                 business_process_id=delivery.envelope.businessprocessid,
                 reference_id=delivery.envelope.id,
             )
 
 
-def _is_done(view: CaseView) -> bool:
-    """Completed, and the citizen's completion notice has a final delivery status."""
-    return view.status == "completed" and any(
-        step.service == "notifications" and step.detail and step.detail.startswith("relocation.completed")
-        for step in view.timeline
-    )
+FINAL_STEP = {"completed": "completed", "rejected": "rejected", "escalated": "escalated"}
+
+
+def _is_done(view: CaseView, expected: str) -> bool:
+    """The expected status is reached and its notification has a delivery status."""
+    if view.status != expected:
+        return False
+    template = f".{FINAL_STEP[expected]} via "
+    return any(step.service == "notifications" and template in (step.detail or "") for step in view.timeline)
+
+
+EXPECTED_STATUS = {"main": "completed", "rejection": "rejected", "escalation": "escalated"}
 
 
 async def run_demo(
@@ -113,33 +145,59 @@ async def run_demo(
     progress: Callable[[str], None],
     timeout_s: float = 90.0,
     language: Language = Language.DE,
+    variant: str = "main",
 ) -> CaseView:
+    """The relocation case; ``variant`` is main, rejection or escalation."""
+    return await run_case(
+        settings,
+        opener=PORTAL,
+        opening=move_report(demo_person(), language),
+        case_id=new_case_id(),
+        responders=relocation_responders(variant),
+        expected=EXPECTED_STATUS[variant],
+        progress=progress,
+        timeout_s=timeout_s,
+    )
+
+
+async def run_case(
+    settings: HubSettings,
+    *,
+    opener: str,
+    opening: Contract,
+    case_id: str,
+    responders: dict[str, Responder],
+    expected: str,
+    progress: Callable[[str], None],
+    timeout_s: float,
+) -> CaseView:
+    """Partners play one case: ``opener`` publishes, the others answer their deliveries."""
     bootstrap = settings.bootstrap_servers()
-    agencies = [PartnerClient(bootstrap, pid) for pid in (KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE)]
-    portal = PartnerClient(bootstrap, PORTAL)
-    case_id = new_case_id()
+    idempotence = settings.kafka_enable_idempotence
+    agencies = {pid: PartnerClient(bootstrap, pid, idempotence=idempotence) for pid in responders}
+    opener_client = PartnerClient(bootstrap, opener, idempotence=idempotence)
     conn = await asyncpg.connect(settings.database_dsn())
     tasks: list[asyncio.Task[None]] = []
     try:
-        for client in (*agencies, portal):
+        for client in (*agencies.values(), opener_client):
             await client.start()
-        tasks = [asyncio.create_task(_agency(agency, {case_id})) for agency in agencies]
-        await portal.publish(move_report(demo_person(), language), business_process_id=case_id)
-        progress(f"portal reported move {case_id}")
-        return await _follow(conn, case_id, progress, timeout_s)
+        tasks = [asyncio.create_task(_agency(agencies[pid], {case_id}, responders[pid])) for pid in agencies]
+        await opener_client.publish(opening, business_process_id=case_id)
+        progress(f"{opener} opened {case_id}")
+        return await _follow(conn, case_id, progress, timeout_s, expected)
     finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for client in (*agencies, portal):
+        for client in (*agencies.values(), opener_client):
             await client.stop()
         await conn.close()
 
 
 async def _follow(
-    conn: asyncpg.Connection, case_id: str, progress: Callable[[str], None], timeout_s: float
+    conn: asyncpg.Connection, case_id: str, progress: Callable[[str], None], timeout_s: float, expected: str
 ) -> CaseView:
     deadline = asyncio.get_running_loop().time() + timeout_s
     shown = 0
@@ -149,9 +207,59 @@ async def _follow(
             for step in view.timeline[shown:]:
                 progress(f"{step.service}: {step.event_type}" + (f" ({step.detail})" if step.detail else ""))
             shown = len(view.timeline)
-            if _is_done(view):
+            if _is_done(view, expected):
                 return view
         if asyncio.get_running_loop().time() > deadline:
             status = view.status if view else "not opened"
-            raise DemoTimeout(f"case {case_id} not completed after {timeout_s:.0f}s (status: {status})")
+            raise DemoTimeout(f"case {case_id} not {expected} after {timeout_s:.0f}s (status: {status})")
         await asyncio.sleep(0.2)
+
+
+BUILDING_DEPARTMENT = "CH/MUN/1061/baudirektion"
+ENVIRONMENT_OFFICE = "CH/CAN/LU/uwe"
+BUILDING_INSURANCE = "CH/CAN/LU/gvl"
+
+
+def consultation_request(applicant: Person) -> ConsultationRequested:
+    return ConsultationRequested(
+        applicant=applicant,
+        contact=Contact(email="anna.muster@example.ch", language=Language.DE),
+        parcel=Parcel(municipality=LUCERNE, parcel_number="1234", egrid="CH123456789012"),
+        project=BuildingProject(
+            description="Anbau Wintergarten mit Wärmepumpe",
+            address=Address(street="Hertensteinstrasse", house_number="3", postal_code="6004", town="Luzern"),
+            building_volume_m3=140,
+            heating="Luft-Wasser-Wärmepumpe",
+        ),
+        dossier_number="BG-2026-0815",
+    )
+
+
+def building_permit_responders() -> dict[str, Responder]:
+    def opinion(answer: Contract) -> Responder:
+        return lambda d: answer if _delivered_type(d) == ConsultationRequested.event_type else None
+
+    return {
+        ENVIRONMENT_OFFICE: opinion(
+            EnvironmentOpinionGiven(
+                opinion=Opinion.APPROVE_WITH_CONDITIONS, conditions=("Lärmschutz Wärmepumpe",)
+            )
+        ),
+        BUILDING_INSURANCE: opinion(InsuranceOpinionGiven(opinion=Opinion.APPROVE)),
+        BUILDING_DEPARTMENT: lambda _d: None,  # receives the opinions and the completion
+    }
+
+
+async def run_building_permit_demo(
+    settings: HubSettings, *, progress: Callable[[str], None], timeout_s: float = 90.0
+) -> CaseView:
+    return await run_case(
+        settings,
+        opener=BUILDING_DEPARTMENT,
+        opening=consultation_request(demo_person(2)),
+        case_id=f"baugesuch-{uuid.uuid4()}",
+        responders=building_permit_responders(),
+        expected="completed",
+        progress=progress,
+        timeout_s=timeout_s,
+    )

@@ -51,6 +51,11 @@ class HubSettings(BaseSettings):
         "none", description="Span export when OTEL_EXPORTER_OTLP_ENDPOINT is unset."
     )
     traces_file: Path | None = Field(None, description="Target of the jsonl exporter.")
+    ops_email: str = Field("hub-ops@stadtluzern.ch", description="Where escalations are mailed.")
+    case_deadline_s: float | None = Field(
+        None, gt=0, description="Overrides every case type's deadline; for test environments and demos."
+    )
+    escalation_check_interval_s: float = Field(5.0, gt=0)
     log_level: str = "INFO"
     health_port: int | None = Field(None, description="HTTP port for liveness/readiness.")
 

@@ -2,47 +2,95 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
-from contracts import (
-    ArrivalRegistered,
-    DepartureConfirmed,
-    MoveReported,
-    NotificationStatusChanged,
-    PseudonymsIssued,
-    TaxRecordUpdated,
-)
+from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from hub import topics
-from hub.consumer import Route
-from hub.service import ServiceContext, ServiceDefinition
-from services.registry import handlers
+from hub.consumer import Handler, Route
+from hub.service import ServiceContext, ServiceDefinition, Worker
+from services.registry import admin, handlers
+from services.registry.domain import ProcessDefinition, Processes, load_processes
+from services.registry.escalation import Escalator
 
 NAME = "registry"
+PARTNER_REGISTERED = "ch.lu.hub.identity.partner-registered.v1"
+PARTNER_STATUS_CHANGED = "ch.lu.hub.identity.partner-status-changed.v1"
 
 
-def routes(_ctx: ServiceContext) -> Sequence[Route]:
+def _processes(ctx: ServiceContext) -> Processes:
+    processes = load_processes()
+    if ctx.settings.case_deadline_s is not None:
+        processes = Processes(
+            ProcessDefinition.model_validate({**p.model_dump(), "deadline_s": ctx.settings.case_deadline_s})
+            for p in processes.by_case_type.values()
+        )
+    return processes
+
+
+def partner_event_types(processes: Processes) -> set[str]:
+    """Everything partners may send: openings, milestones and rejections of every case type."""
+    types = {"ch.lu.hub.case.rejected.v1"}
+    for process in processes.by_case_type.values():
+        types.add(process.opened_by.event_type)
+        types.update(m.event_type for m in process.milestones)
+    return types
+
+
+def routes(ctx: ServiceContext) -> Sequence[Route]:
+    processes = _processes(ctx)
+    on_partner_event: Handler = functools.partial(handlers.on_partner_event, processes=processes)
+    partner_mirror: dict[str, Handler] = {}
+    if PARTNER_REGISTERED in CATALOG:
+        partner_mirror = {
+            PARTNER_REGISTERED: admin.mirror_partner,
+            PARTNER_STATUS_CHANGED: admin.mirror_partner_status,
+        }
     return (
         Route(
             topic=topics.INGRESS,
             group_id="hub.registry.ingress",
-            handlers={
-                MoveReported.event_type: handlers.open_relocation_case,
-                DepartureConfirmed.event_type: handlers.record_milestone,
-                ArrivalRegistered.event_type: handlers.record_milestone,
-                TaxRecordUpdated.event_type: handlers.record_milestone,
-            },
+            # Every catalogued type reaches the handler, which refuses what partners may not send.
+            handlers={event_type: on_partner_event for event_type in CATALOG},
         ),
         Route(
             topic=topics.IDENTITY_RESULTS,
             group_id="hub.registry.identity-results",
-            handlers={PseudonymsIssued.event_type: handlers.deliver_to_partners},
+            handlers={
+                PseudonymsIssued.event_type: functools.partial(
+                    handlers.deliver_with_pseudonyms, processes=processes
+                )
+            },
         ),
         Route(
             topic=topics.NOTIFICATION_STATUS,
             group_id="hub.registry.notification-status",
             handlers={NotificationStatusChanged.event_type: handlers.record_notification_status},
         ),
+        Route(
+            topic=topics.ADMIN,
+            group_id="hub.registry.admin",
+            handlers={SetSubscription.event_type: admin.set_subscription},
+            ignore_unknown_types=True,
+        ),
+        Route(
+            topic=topics.IDENTITY_PARTNERS,
+            group_id="hub.registry.partners",
+            handlers=partner_mirror,
+            ignore_unknown_types=True,
+        ),
     )
+
+
+def workers(ctx: ServiceContext) -> Sequence[Worker]:
+    escalator = Escalator(
+        ctx.pool,
+        _processes(ctx),
+        source=ctx.source,
+        ops_email=ctx.settings.ops_email,
+        interval_s=ctx.settings.escalation_check_interval_s,
+    )
+    return (escalator.run,)
 
 
 async def delivery_topics(ctx: ServiceContext) -> Sequence[str]:
@@ -56,10 +104,8 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name=NAME,
         migrations_package="services.registry.migrations",
-        topics=(
-            topics.IDENTITY_REQUESTS,
-            topics.NOTIFICATION_REQUESTS,
-        ),
+        topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS),
         routes=routes,
+        workers=workers,
         dynamic_topics=delivery_topics,
     )

@@ -1,9 +1,11 @@
 """What the registry does with each event. Plain functions: event and transaction in.
 
-The registry opens a case for a reported move, asks identity for the recipients'
-sector pseudonyms, delivers to each subscribed partner on its own topic, records the
-partners' milestones and closes the case when all have arrived. Every step lands on
-the case's timeline with the trace id it ran under.
+Every partner event is checked against the catalogue (known type, the sender's role may
+publish it) before it touches a case. An opening event opens a case of the process
+that names it; the registry asks identity for the recipients' sector pseudonyms and
+delivers, minimised, to each approved subscription. Milestones, rejections and
+completion follow the process definition; each step lands on the case's timeline
+with the trace id it ran under.
 """
 
 from __future__ import annotations
@@ -13,13 +15,10 @@ from typing import Any
 
 from contracts import (
     CaseCompleted,
+    CaseRejected,
     Contract,
-    IssuedPseudonym,
-    MoveReported,
-    MoveReportedDelivery,
-    NotificationRequested,
     NotificationStatusChanged,
-    PseudonymizedPerson,
+    Person,
     PseudonymsIssued,
     PseudonymsRequested,
     Recipient,
@@ -28,166 +27,232 @@ from contracts import (
 from hub import topics
 from hub.errors import PermanentError, UnknownCase
 from hub.messages import Incoming, Transaction
+from hub.telemetry import current_trace_headers
 from services.registry import repository as repo
-from services.registry.domain import PROCESSES, RELOCATION, CaseStatus, milestone_name, next_status
+from services.registry.citizen import notify_citizen
+from services.registry.delivery import deliver
+from services.registry.domain import CaseStatus, ProcessDefinition, Processes, get_path, next_status
 
-SERVICE = "registry"
 PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
 
-def partner_of(source: str) -> str:
+class NotAuthorized(PermanentError):
+    """The sender may not do this: unknown or suspended partner, or a role without the right."""
+
+
+async def sender(tx: Transaction, msg: Incoming[Any]) -> repo.Partner:
+    """The publishing partner, if known, active and allowed by the catalogue to publish this type."""
+    source = msg.envelope.source
     if not source.startswith(PARTNER_SOURCE_PREFIX):
-        raise PermanentError(f"event source {source!r} is not a partner")
-    return source.removeprefix(PARTNER_SOURCE_PREFIX)
+        raise NotAuthorized(f"event source {source!r} is not a partner")
+    partner = await repo.partner(tx, source.removeprefix(PARTNER_SOURCE_PREFIX))
+    if partner is None:
+        raise NotAuthorized(f"unknown partner {source.removeprefix(PARTNER_SOURCE_PREFIX)}")
+    if partner.status != "active":
+        raise NotAuthorized(f"partner {partner.partner_id} is {partner.status}")
+    entry = await repo.catalog_entry(tx, msg.envelope.type)
+    if entry is None:
+        raise PermanentError(f"{msg.envelope.type} is not in the catalogue")
+    if not set(partner.roles) & set(entry.publisher_roles):
+        raise NotAuthorized(
+            f"{partner.partner_id} (roles {', '.join(partner.roles)}) may not publish {entry.event_type}"
+        )
+    return partner
 
 
-async def open_relocation_case(msg: Incoming[MoveReported], tx: Transaction) -> None:
-    move, case_id = msg.data, msg.case_id
-    details = move.model_dump(mode="json", exclude={"person": {"vn"}})
+async def on_partner_event(msg: Incoming[Contract], tx: Transaction, *, processes: Processes) -> None:
+    partner = await sender(tx, msg)
+    process = processes.by_opening.get(msg.envelope.type)
+    if process is not None:
+        if partner.roles and process.opened_by.role not in partner.roles:
+            raise NotAuthorized(f"{partner.partner_id} may not open a {process.case_type} case")
+        await open_case(msg, tx, process=process, partner=partner)
+        return
+    case = await _case(tx, msg.case_id, for_update=True)
+    process = processes[case.case_type]
+    if isinstance(msg.data, CaseRejected):
+        await reject_case(msg, tx, process=process, case=case, partner=partner)
+    elif (milestone := process.milestone_for(msg.envelope.type)) is not None:
+        if milestone.role not in partner.roles:
+            raise NotAuthorized(
+                f"{partner.partner_id} does not have role {milestone.role} for {milestone.name}"
+            )
+        await reach_milestone(msg, tx, process=process, case=case, partner=partner, milestone=milestone.name)
+    else:
+        raise PermanentError(f"{msg.envelope.type} is not part of a {case.case_type} case")
+
+
+async def open_case(
+    msg: Incoming[Contract], tx: Transaction, *, process: ProcessDefinition, partner: repo.Partner
+) -> None:
+    data = msg.data.model_dump(mode="json")
+    if process.subject_person:
+        # The AHVN13 goes to identity and nowhere else; the registry never stores it.
+        get_path(data, process.subject_person).pop("vn", None)
     created = await repo.insert_case(
         tx,
-        case_id=case_id,
-        case_type=RELOCATION.case_type,
+        case_id=msg.case_id,
+        case_type=process.case_type,
         trace_id=msg.trace_id,
+        traceparent=current_trace_headers().get("traceparent"),
         test_delivery=msg.envelope.testdelivery,
         reported_event_id=msg.envelope.id,
-        details=details,
+        details=data,
+        deadline_s=process.deadline_s,
     )
     if not created:
-        raise PermanentError(f"case {case_id} already exists; a new report needs a new business process id")
-    await repo.add_timeline(
-        tx,
-        case_id=case_id,
-        service=partner_of(msg.envelope.source),
-        event_type=msg.envelope.type,
-        event_id=msg.envelope.id,
-        trace_id=msg.trace_id,
-        detail="move reported",
-    )
-    recipients = [
-        Recipient(partner_id=s.partner_id, sector=Sector(s.sector))
-        for s in await repo.subscribers_of(tx, MoveReportedDelivery.event_type)
-    ]
-    if recipients:
-        await tx.emit(
-            PseudonymsRequested(person=move.person, recipients=tuple(recipients)),
+        raise PermanentError(f"case {msg.case_id} already exists; a new case needs a new business process id")
+    case = await _case(tx, msg.case_id)
+    await _timeline(tx, msg, partner.partner_id, process.title)
+    subscribers = await repo.subscribers_of(tx, msg.envelope.type, process.case_type)
+    if process.subject_person and subscribers:
+        person = getattr(msg.data, process.subject_person)
+        assert isinstance(person, Person)
+        request = await tx.emit(
+            PseudonymsRequested(
+                person=person,
+                recipients=tuple(
+                    Recipient(partner_id=s.partner_id, sector=Sector(s.sector)) for s in subscribers
+                ),
+            ),
             topic=topics.IDENTITY_REQUESTS,
-            business_process_id=case_id,
+            business_process_id=case.case_id,
             reference_id=msg.envelope.id,
-            test_delivery=msg.envelope.testdelivery,
+            test_delivery=case.test_delivery,
         )
-    await _notify_citizen(tx, msg, details, "relocation.received")
+        await repo.add_pending(tx, request.id, case.case_id, msg.envelope.id, msg.envelope.type, data)
+    else:
+        await deliver(
+            tx,
+            case=case,
+            event_type=msg.envelope.type,
+            data=data,
+            subscribers=subscribers,
+            trace_id=msg.trace_id,
+            reference_id=msg.envelope.id,
+        )
+    await notify_citizen(
+        tx,
+        process=process,
+        case_id=case.case_id,
+        details=data,
+        step="received",
+        test_delivery=case.test_delivery,
+    )
     await repo.add_timeline(
         tx,
-        case_id=case_id,
-        service=SERVICE,
+        case_id=case.case_id,
+        service="registry",
         event_type="case-opened",
         event_id=msg.envelope.id,
         trace_id=msg.trace_id,
-        detail=f"{len(recipients)} recipients",
+        detail=f"{process.case_type}, {len(subscribers)} recipients",
     )
 
 
-async def deliver_to_partners(msg: Incoming[PseudonymsIssued], tx: Transaction) -> None:
+async def deliver_with_pseudonyms(
+    msg: Incoming[PseudonymsIssued], tx: Transaction, *, processes: Processes
+) -> None:
     case = await _case(tx, msg.case_id)
-    await repo.add_timeline(
+    await _timeline(tx, msg, "identity", f"person match: {msg.data.match}")
+    pending = await repo.take_pending(tx, msg.envelope.referenceid or "")
+    if pending is None:
+        return  # already delivered (a redelivered answer)
+    event_id, event_type, data = pending
+    process = processes[case.case_type]
+    # Subscriptions are read again: one revoked since the request gets nothing.
+    subscribers = await repo.subscribers_of(tx, event_type, case.case_type)
+    pseudonyms = {issued.partner_id: issued for issued in msg.data.pseudonyms}
+    await deliver(
         tx,
-        case_id=case.case_id,
-        service="identity",
-        event_type=msg.envelope.type,
-        event_id=msg.envelope.id,
+        case=case,
+        event_type=event_type,
+        data=data,
+        subscribers=subscribers,
+        person_path=process.subject_person,
+        pseudonyms=pseudonyms,
         trace_id=msg.trace_id,
-        detail=f"person match: {msg.data.match}",
+        reference_id=event_id,
     )
-    subscribers = {s.partner_id: s for s in await repo.subscribers_of(tx, MoveReportedDelivery.event_type)}
-    for issued in msg.data.pseudonyms:
-        subscriber = subscribers.get(issued.partner_id)
-        if subscriber is None:
-            continue  # subscription revoked or partner suspended since the request
-        delivery = await tx.emit(
-            _move_delivery(case.details, issued),
-            topic=subscriber.delivery_topic,
-            business_process_id=case.case_id,
-            reference_id=case.reported_event_id,
-            subject=issued.pseudonym,
-            test_delivery=case.test_delivery,
-        )
-        await repo.add_timeline(
-            tx,
-            case_id=case.case_id,
-            service=SERVICE,
-            event_type=delivery.type,
-            event_id=delivery.id,
-            trace_id=msg.trace_id,
-            detail=f"delivered to {issued.partner_id} ({subscriber.legal_basis})",
-        )
-    await repo.set_status(tx, case.case_id, CaseStatus.IN_PROGRESS)
+    if case.status is CaseStatus.OPENED:
+        await repo.set_status(tx, case.case_id, CaseStatus.IN_PROGRESS)
 
 
-def _move_delivery(details: dict[str, Any], issued: IssuedPseudonym) -> MoveReportedDelivery:
-    person = details["person"]
-    return MoveReportedDelivery(
-        recipient=issued.partner_id,
-        person=PseudonymizedPerson(
-            sector_pseudonym=issued.pseudonym,
-            local_person_id=issued.local_person_id,
-            official_name=person["official_name"],
-            first_name=person["first_name"],
-            sex=person["sex"],
-            date_of_birth=person["date_of_birth"],
-        ),
-        departure=details["departure"],
-        arrival=details["arrival"],
-        move_date=details["move_date"],
-        previous_address=details["previous_address"],
-        new_address=details["new_address"],
-    )
-
-
-async def record_milestone(msg: Incoming[Contract], tx: Transaction) -> None:
-    case = await _case(tx, msg.case_id, for_update=True)
-    partner = partner_of(msg.envelope.source)
-    process = PROCESSES[case.case_type]
-    if msg.envelope.type not in process.milestones:
-        raise PermanentError(f"{msg.envelope.type} is not a milestone of a {case.case_type} case")
-    await repo.add_milestone(tx, case.case_id, msg.envelope.type, partner, msg.envelope.id)
-    await repo.add_timeline(
+async def reach_milestone(
+    msg: Incoming[Contract],
+    tx: Transaction,
+    *,
+    process: ProcessDefinition,
+    case: repo.Case,
+    partner: repo.Partner,
+    milestone: str,
+) -> None:
+    if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
+        raise PermanentError(f"case {case.case_id} is already {case.status}")
+    await repo.add_milestone(tx, case.case_id, milestone, partner.partner_id, msg.envelope.id)
+    await _timeline(tx, msg, partner.partner_id, milestone)
+    data = msg.data.model_dump(mode="json")
+    subscribers = await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
+    await deliver(
         tx,
-        case_id=case.case_id,
-        service=partner,
+        case=case,
         event_type=msg.envelope.type,
-        event_id=msg.envelope.id,
+        data=data,
+        subscribers=subscribers,
         trace_id=msg.trace_id,
-        detail=milestone_name(msg.envelope.type),
+        reference_id=msg.envelope.id,
+    )
+    await notify_citizen(
+        tx,
+        process=process,
+        case_id=case.case_id,
+        details=case.details,
+        step=milestone,
+        milestone=milestone.replace("-", " "),
+        partner=partner.name,
+        test_delivery=case.test_delivery,
     )
     reached = await repo.reached_milestones(tx, case.case_id)
     status = next_status(process, case.status, reached)
-    if status == case.status:
-        return
-    await repo.set_status(tx, case.case_id, status)
+    if status is not case.status:
+        await repo.set_status(tx, case.case_id, status)
     if status is CaseStatus.COMPLETED:
-        await _complete(tx, msg, case, reached)
+        await _complete(msg, tx, process=process, case=case, reached=reached)
 
 
 async def _complete(
-    tx: Transaction, msg: Incoming[Contract], case: repo.Case, reached: frozenset[str]
+    msg: Incoming[Any],
+    tx: Transaction,
+    *,
+    process: ProcessDefinition,
+    case: repo.Case,
+    reached: frozenset[str],
 ) -> None:
     completed = CaseCompleted(
-        completed_at=dt.datetime.now(dt.UTC), milestones=tuple(sorted(milestone_name(m) for m in reached))
+        case_type=case.case_type, completed_at=dt.datetime.now(dt.UTC), milestones=tuple(sorted(reached))
     )
-    for subscriber in await repo.subscribers_of(tx, CaseCompleted.event_type):
-        await tx.emit(
-            completed,
-            topic=subscriber.delivery_topic,
-            business_process_id=case.case_id,
-            reference_id=case.reported_event_id,
-            test_delivery=case.test_delivery,
-        )
-    await _notify_citizen(tx, msg, case.details, "relocation.completed")
+    subscribers = await repo.subscribers_of(tx, CaseCompleted.event_type, case.case_type)
+    await deliver(
+        tx,
+        case=case,
+        event_type=CaseCompleted.event_type,
+        data=completed.model_dump(mode="json"),
+        subscribers=subscribers,
+        trace_id=msg.trace_id,
+        reference_id=case.reported_event_id,
+    )
+    await notify_citizen(
+        tx,
+        process=process,
+        case_id=case.case_id,
+        details=case.details,
+        step="completed",
+        test_delivery=case.test_delivery,
+    )
     await repo.add_timeline(
         tx,
         case_id=case.case_id,
-        service=SERVICE,
+        service="registry",
         event_type=CaseCompleted.event_type,
         event_id=msg.envelope.id,
         trace_id=msg.trace_id,
@@ -195,41 +260,64 @@ async def _complete(
     )
 
 
-async def record_notification_status(msg: Incoming[NotificationStatusChanged], tx: Transaction) -> None:
-    case = await _case(tx, msg.case_id)
-    await repo.add_timeline(
+async def reject_case(
+    msg: Incoming[Contract],
+    tx: Transaction,
+    *,
+    process: ProcessDefinition,
+    case: repo.Case,
+    partner: repo.Partner,
+) -> None:
+    assert isinstance(msg.data, CaseRejected)
+    if not set(partner.roles) & set(process.rejection_roles):
+        raise NotAuthorized(f"{partner.partner_id} may not reject a {case.case_type} case")
+    if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
+        raise PermanentError(f"case {case.case_id} is already {case.status}")
+    await repo.set_status(tx, case.case_id, CaseStatus.REJECTED)
+    await _timeline(tx, msg, partner.partner_id, f"rejected: {msg.data.reason}")
+    subscribers = [
+        s
+        for s in await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
+        if s.partner_id != partner.partner_id
+    ]
+    await deliver(
         tx,
-        case_id=case.case_id,
-        service="notifications",
+        case=case,
         event_type=msg.envelope.type,
-        event_id=msg.envelope.id,
+        data=msg.data.model_dump(mode="json"),
+        subscribers=subscribers,
         trace_id=msg.trace_id,
-        detail=f"{msg.data.template} via {msg.data.channel}: {msg.data.status}",
+        reference_id=msg.envelope.id,
+    )
+    await notify_citizen(
+        tx,
+        process=process,
+        case_id=case.case_id,
+        details=case.details,
+        step="rejected",
+        reason=msg.data.reason,
+        partner=partner.name,
+        test_delivery=case.test_delivery,
     )
 
 
-async def _notify_citizen(
-    tx: Transaction, msg: Incoming[Any], details: dict[str, Any], template: str
-) -> None:
-    contact, person = details["contact"], details["person"]
-    await tx.emit(
-        NotificationRequested(
-            notification_id=f"{msg.case_id}:{template}",
-            recipient=contact["email"],
-            language=contact["language"],
-            template=template,
-            placeholders={
-                "first_name": person["first_name"],
-                "official_name": person["official_name"],
-                "case_id": msg.case_id,
-                "departure": details["departure"]["name"],
-                "arrival": details["arrival"]["name"],
-                "move_date": details["move_date"],
-            },
-        ),
-        topic=topics.NOTIFICATION_REQUESTS,
-        business_process_id=msg.case_id,
-        test_delivery=msg.envelope.testdelivery,
+async def record_notification_status(msg: Incoming[NotificationStatusChanged], tx: Transaction) -> None:
+    if await repo.load_case(tx, msg.case_id) is None:
+        return  # notifications outside cases (e.g. operations mail) have no timeline
+    await _timeline(
+        tx, msg, "notifications", f"{msg.data.template} via {msg.data.channel}: {msg.data.status}"
+    )
+
+
+async def _timeline(tx: Transaction, msg: Incoming[Any], service: str, detail: str) -> None:
+    await repo.add_timeline(
+        tx,
+        case_id=msg.case_id,
+        service=service,
+        event_type=msg.envelope.type,
+        event_id=msg.envelope.id,
+        trace_id=msg.trace_id,
+        detail=detail,
     )
 
 

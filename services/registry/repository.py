@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +12,30 @@ from services.registry.domain import CaseStatus
 
 
 @dataclass(frozen=True)
+class Partner:
+    partner_id: str
+    name: str
+    sector: str
+    roles: tuple[str, ...]
+    delivery_topic: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    event_type: str
+    publisher_roles: tuple[str, ...]
+    sensitivity: str
+
+
+@dataclass(frozen=True)
 class Subscriber:
     partner_id: str
     sector: str
     delivery_topic: str
+    purpose: str
     legal_basis: str
+    fields: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -27,56 +47,13 @@ class Case:
     test_delivery: bool
     reported_event_id: str
     details: dict[str, Any]
+    deadline_at: dt.datetime | None
 
 
-async def subscribers_of(tx: Transaction, event_type: str) -> list[Subscriber]:
-    """Only approved subscriptions of active partners route."""
-    rows = await tx.conn.fetch(
-        """
-        SELECT p.partner_id, p.sector, p.delivery_topic, s.legal_basis
-        FROM subscriptions s JOIN partners p USING (partner_id)
-        WHERE s.event_type = $1 AND s.status = 'approved' AND p.status = 'active'
-        ORDER BY p.partner_id
-        """,
-        event_type,
-    )
-    return [Subscriber(r["partner_id"], r["sector"], r["delivery_topic"], r["legal_basis"]) for r in rows]
+_CASE_COLUMNS = "case_id, case_type, status, trace_id, test_delivery, reported_event_id, details, deadline_at"
 
 
-async def insert_case(
-    tx: Transaction,
-    *,
-    case_id: str,
-    case_type: str,
-    trace_id: str,
-    test_delivery: bool,
-    reported_event_id: str,
-    details: dict[str, Any],
-) -> bool:
-    status = await tx.conn.execute(
-        """
-        INSERT INTO cases (case_id, case_type, status, trace_id, test_delivery, reported_event_id, details)
-        VALUES ($1, $2, 'opened', $3, $4, $5, $6::jsonb) ON CONFLICT (case_id) DO NOTHING
-        """,
-        case_id,
-        case_type,
-        trace_id,
-        test_delivery,
-        reported_event_id,
-        json.dumps(details),
-    )
-    return bool(status == "INSERT 0 1")
-
-
-async def load_case(tx: Transaction, case_id: str, *, for_update: bool = False) -> Case | None:
-    lock = " FOR UPDATE" if for_update else ""
-    row = await tx.conn.fetchrow(
-        "SELECT case_id, case_type, status, trace_id, test_delivery, reported_event_id, details "
-        f"FROM cases WHERE case_id = $1{lock}",
-        case_id,
-    )
-    if row is None:
-        return None
+def _case(row: Any) -> Case:
     return Case(
         row["case_id"],
         row["case_type"],
@@ -85,12 +62,192 @@ async def load_case(tx: Transaction, case_id: str, *, for_update: bool = False) 
         row["test_delivery"],
         row["reported_event_id"],
         json.loads(row["details"]),
+        row["deadline_at"],
     )
 
 
-async def set_status(tx: Transaction, case_id: str, status: CaseStatus) -> None:
+async def partner(tx: Transaction, partner_id: str) -> Partner | None:
+    row = await tx.conn.fetchrow(
+        "SELECT partner_id, name, sector, roles, delivery_topic, status FROM partners WHERE partner_id = $1",
+        partner_id,
+    )
+    if row is None:
+        return None
+    return Partner(
+        row["partner_id"],
+        row["name"],
+        row["sector"],
+        tuple(row["roles"]),
+        row["delivery_topic"],
+        row["status"],
+    )
+
+
+async def upsert_partner(
+    tx: Transaction,
+    *,
+    partner_id: str,
+    name: str,
+    sector: str,
+    roles: tuple[str, ...],
+    delivery_topic: str,
+    status: str,
+    local_person_id_category: str | None,
+    sedex_id: str | None,
+) -> None:
     await tx.conn.execute(
-        "UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status.value
+        """
+        INSERT INTO partners (partner_id, name, sector, roles, delivery_topic, status,
+                              local_person_id_category, sedex_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (partner_id) DO UPDATE SET name = $2, sector = $3, roles = $4, delivery_topic = $5,
+            status = $6, local_person_id_category = $7, sedex_id = $8
+        """,
+        partner_id,
+        name,
+        sector,
+        list(roles),
+        delivery_topic,
+        status,
+        local_person_id_category,
+        sedex_id,
+    )
+
+
+async def set_partner_status(tx: Transaction, partner_id: str, status: str) -> None:
+    await tx.conn.execute("UPDATE partners SET status = $2 WHERE partner_id = $1", partner_id, status)
+
+
+async def catalog_entry(tx: Transaction, event_type: str) -> CatalogEntry | None:
+    row = await tx.conn.fetchrow(
+        "SELECT event_type, publisher_roles, sensitivity FROM catalog WHERE event_type = $1", event_type
+    )
+    return (
+        None
+        if row is None
+        else CatalogEntry(row["event_type"], tuple(row["publisher_roles"]), row["sensitivity"])
+    )
+
+
+async def subscribers_of(tx: Transaction, event_type: str, case_type: str) -> list[Subscriber]:
+    """Only approved subscriptions of active partners route."""
+    rows = await tx.conn.fetch(
+        """
+        SELECT p.partner_id, p.sector, p.delivery_topic, s.purpose, s.legal_basis, s.fields
+        FROM subscriptions s JOIN partners p USING (partner_id)
+        WHERE s.event_type = $1 AND (s.case_type IS NULL OR s.case_type = $2)
+          AND s.status = 'approved' AND p.status = 'active'
+        ORDER BY p.partner_id
+        """,
+        event_type,
+        case_type,
+    )
+    return [
+        Subscriber(
+            r["partner_id"],
+            r["sector"],
+            r["delivery_topic"],
+            r["purpose"],
+            r["legal_basis"],
+            tuple(r["fields"]),
+        )
+        for r in rows
+    ]
+
+
+async def upsert_subscription(
+    tx: Transaction,
+    *,
+    partner_id: str,
+    event_type: str,
+    case_type: str | None,
+    purpose: str,
+    legal_basis: str,
+    legal_basis_url: str | None,
+    fields: tuple[str, ...],
+    retention_days: int,
+    status: str,
+) -> None:
+    await tx.conn.execute(
+        """
+        INSERT INTO subscriptions (partner_id, event_type, case_type, purpose, legal_basis, legal_basis_url,
+                                   fields, retention_days, status)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (partner_id, event_type, coalesce(case_type, '')) DO UPDATE SET
+            purpose = $4, legal_basis = $5, legal_basis_url = $6, fields = $7, retention_days = $8,
+            status = $9, updated_at = now()
+        """,
+        partner_id,
+        event_type,
+        case_type,
+        purpose,
+        legal_basis,
+        legal_basis_url,
+        list(fields),
+        retention_days,
+        status,
+    )
+
+
+async def insert_case(
+    tx: Transaction,
+    *,
+    case_id: str,
+    case_type: str,
+    trace_id: str,
+    traceparent: str | None,
+    test_delivery: bool,
+    reported_event_id: str,
+    details: dict[str, Any],
+    deadline_s: float,
+) -> bool:
+    status = await tx.conn.execute(
+        """
+        INSERT INTO cases (case_id, case_type, status, trace_id, traceparent, test_delivery,
+                           reported_event_id,
+                           details, deadline_at)
+        VALUES ($1, $2, 'opened', $3, $4, $5, $6, $7::jsonb, now() + make_interval(secs => $8))
+        ON CONFLICT (case_id) DO NOTHING
+        """,
+        case_id,
+        case_type,
+        trace_id,
+        traceparent,
+        test_delivery,
+        reported_event_id,
+        json.dumps(details),
+        deadline_s,
+    )
+    return bool(status == "INSERT 0 1")
+
+
+async def load_case(tx: Transaction, case_id: str, *, for_update: bool = False) -> Case | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await tx.conn.fetchrow(f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1{lock}", case_id)
+    return None if row is None else _case(row)
+
+
+async def claim_overdue(tx: Transaction, limit: int) -> list[tuple[Case, str | None]]:
+    """Open cases past their deadline, locked so that one registry escalates each once."""
+    rows = await tx.conn.fetch(
+        f"""
+        SELECT {_CASE_COLUMNS}, traceparent FROM cases
+        WHERE status IN ('opened', 'in-progress') AND deadline_at < now()
+        ORDER BY deadline_at LIMIT $1 FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+    return [(_case(row), row["traceparent"]) for row in rows]
+
+
+async def set_status(tx: Transaction, case_id: str, status: CaseStatus) -> None:
+    closed = status in (CaseStatus.COMPLETED, CaseStatus.REJECTED)
+    await tx.conn.execute(
+        "UPDATE cases SET status = $2, updated_at = now(), closed_at = CASE WHEN $3 THEN now() END "
+        "WHERE case_id = $1",
+        case_id,
+        status.value,
+        closed,
     )
 
 
@@ -110,6 +267,28 @@ async def add_milestone(
 async def reached_milestones(tx: Transaction, case_id: str) -> frozenset[str]:
     rows = await tx.conn.fetch("SELECT milestone FROM case_milestones WHERE case_id = $1", case_id)
     return frozenset(r["milestone"] for r in rows)
+
+
+async def add_pending(
+    tx: Transaction, request_id: str, case_id: str, event_id: str, event_type: str, data: dict[str, Any]
+) -> None:
+    await tx.conn.execute(
+        "INSERT INTO pending_deliveries (request_id, case_id, event_id, event_type, data) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        request_id,
+        case_id,
+        event_id,
+        event_type,
+        json.dumps(data),
+    )
+
+
+async def take_pending(tx: Transaction, request_id: str) -> tuple[str, str, dict[str, Any]] | None:
+    row = await tx.conn.fetchrow(
+        "DELETE FROM pending_deliveries WHERE request_id = $1 RETURNING event_id, event_type, data",
+        request_id,
+    )
+    return None if row is None else (row["event_id"], row["event_type"], json.loads(row["data"]))
 
 
 async def add_timeline(

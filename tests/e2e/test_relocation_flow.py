@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer
 from hub.casefile import CaseView
 from hub.demo import KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE, demo_person, run_demo
 from hub.settings import HubSettings
-from hub.supervisor import Supervisor
 from hub.topics import delivery_topic
-from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+from tests.e2e.conftest import running_hub
+from tests.fixtures.infrastructure import Infrastructure
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +30,12 @@ def hub(
     infrastructure: Infrastructure, traces_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HubSettings]:
     """The three services as processes, started once for this module's tests."""
-    with fresh_database(infrastructure) as database_url:
-        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
-        supervisor = Supervisor(
-            settings, extra_env={"HUB_TRACES_EXPORTER": "jsonl", "HUB_TRACES_FILE": str(traces_file)}
-        )
-        endpoints = supervisor.start()
-        try:
-            yield endpoints.apply(settings)
-        finally:
-            supervisor.stop()
+    with running_hub(
+        infrastructure,
+        tmp_path_factory,
+        {"HUB_TRACES_EXPORTER": "jsonl", "HUB_TRACES_FILE": str(traces_file)},
+    ) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +116,10 @@ def test_partners_receive_sector_pseudonyms_and_never_the_ahvn13(
         for value in deliveries:
             assert vn.encode() not in value
         move = next(json.loads(v) for v in deliveries if b"sector_pseudonym" in v)
-        pseudonyms[partner] = move["person"]["sector_pseudonym"]
+        pseudonyms[partner] = move["subject"]["sector_pseudonym"]
+        if partner == TAX_OFFICE:  # minimised to its subscription: no old address, no sex
+            assert "previous_address" not in move["data"]
+            assert move["subject"]["sex"] is None
     # Both municipalities are in the resident-registration sector; the tax office is not.
     assert pseudonyms[KRIENS_OFFICE] == pseudonyms[LUCERNE_OFFICE]
     assert pseudonyms[TAX_OFFICE] != pseudonyms[KRIENS_OFFICE]

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from contracts import CATALOG, MoveReportedDelivery
+from contracts import CATALOG, CaseDelivery
 from contracts.schemas import json_schemas, main, write_schemas
 
 
@@ -45,7 +45,7 @@ def test_written_schemas_carry_id_title_and_closed_objects(tmp_path: Path) -> No
 
 
 def test_delivery_schema_has_no_vn_anywhere() -> None:
-    schema = json_schemas()[MoveReportedDelivery.event_type]
+    schema = json_schemas()[CaseDelivery.event_type]
     assert "vn" not in property_names_in(schema)
     assert "vn" not in json.dumps(schema).lower()
 

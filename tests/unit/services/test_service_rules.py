@@ -7,7 +7,6 @@ import pytest
 from contracts import Language
 from services.identity.domain import sector_pseudonym
 from services.notifications.templates import UnknownTemplate, render
-from services.registry.domain import RELOCATION, CaseStatus, milestone_name, next_status
 
 SECRET = bytes(range(32))
 VN = "7561234567897"
@@ -36,20 +35,6 @@ def test_pseudonym_does_not_contain_the_ahvn13_and_depends_on_the_secret() -> No
     pseudonym = sector_pseudonym(SECRET, "tax", VN)
     assert VN not in pseudonym
     assert pseudonym != sector_pseudonym(bytes(32), "tax", VN)
-
-
-def test_case_completes_only_when_every_milestone_is_reached() -> None:
-    milestones = sorted(RELOCATION.milestones)
-    assert next_status(RELOCATION, CaseStatus.OPENED, frozenset(milestones[:2])) is CaseStatus.IN_PROGRESS
-    assert next_status(RELOCATION, CaseStatus.IN_PROGRESS, frozenset(milestones)) is CaseStatus.COMPLETED
-
-
-def test_final_status_does_not_change() -> None:
-    assert next_status(RELOCATION, CaseStatus.REJECTED, RELOCATION.milestones) is CaseStatus.REJECTED
-
-
-def test_milestone_name_is_the_event_name_without_version() -> None:
-    assert milestone_name("ch.lu.hub.relocation.departure-confirmed.v1") == "departure-confirmed"
 
 
 @pytest.mark.parametrize("language", list(Language))

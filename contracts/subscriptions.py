@@ -1,0 +1,34 @@
+"""Managing who receives what: subscription commands for the registry (on ``hub.admin``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from contracts.base import Contract
+from contracts.ech import ParticipantIdStr
+
+__all__ = ["SetSubscription"]
+
+FieldPath = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
+
+
+class SetSubscription(Contract):
+    """Create or change partner P's subscription to event type T.
+
+    Only ``approved`` subscriptions route; ``fields`` are the data categories (dotted
+    paths into the event's data) the partner may see, under the stated legal basis.
+    """
+
+    event_type: ClassVar[str] = "ch.lu.hub.admin.set-subscription.v1"
+
+    partner_id: ParticipantIdStr
+    subscribed_event_type: str = Field(min_length=1, max_length=200)
+    case_type: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    purpose: str = Field(min_length=1, max_length=500)
+    legal_basis: str = Field(min_length=1, max_length=500)
+    legal_basis_url: str | None = Field(default=None, max_length=500)
+    fields: tuple[FieldPath, ...] = ()
+    retention_days: int = Field(ge=1, le=36500)
+    status: Literal["requested", "approved", "revoked"] = "requested"

@@ -1,0 +1,58 @@
+"""Telling the citizen: notification requests at the case's milestones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import NotificationRequested
+from hub import topics
+from hub.messages import Transaction
+from services.registry.domain import ProcessDefinition, get_path
+
+MANDATORY_STEPS = frozenset({"received", "completed", "rejected"})
+
+
+async def notify_citizen(
+    tx: Transaction,
+    *,
+    process: ProcessDefinition,
+    case_id: str,
+    details: dict[str, Any],
+    step: str,
+    test_delivery: bool,
+    milestone: str = "",
+    reason: str = "",
+    partner: str = "",
+) -> None:
+    if process.citizen_contact is None:
+        return
+    contact = get_path(details, process.citizen_contact)
+    if not contact or not contact.get("email"):
+        return
+    person = get_path(details, process.subject_person) if process.subject_person else None
+    placeholders = {
+        "case_id": case_id,
+        "case_type": process.case_type,
+        "step": step,
+        "first_name": (person or {}).get("first_name", ""),
+        "official_name": (person or {}).get("official_name", ""),
+        "milestone": milestone,
+        "reason": reason,
+        "partner": partner,
+    }
+    for name, path in process.citizen_placeholders.items():
+        value = get_path(details, path)
+        placeholders[name] = "" if value is None else str(value)
+    await tx.emit(
+        NotificationRequested(
+            notification_id=f"{case_id}:{step}",
+            recipient=contact["email"],
+            language=contact.get("language", "de"),
+            template=f"{process.case_type}.{step}",
+            placeholders=placeholders,
+            mandatory=step in MANDATORY_STEPS,
+        ),
+        topic=topics.NOTIFICATION_REQUESTS,
+        business_process_id=case_id,
+        test_delivery=test_delivery,
+    )
