@@ -85,6 +85,7 @@ async def test_committed_events_reach_kafka_with_ce_headers_and_the_writers_trac
 async def test_rolled_back_transaction_publishes_nothing(pool: asyncpg.Pool) -> None:
     publisher = InMemoryPublisher()
     await publisher.start()
+
     async def emit_then_fail() -> None:
         async with pool.acquire() as conn, conn.transaction():
             await _emit(conn, "t", "case-1")
