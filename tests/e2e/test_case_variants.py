@@ -146,7 +146,7 @@ async def _subscription_status(settings: HubSettings, partner_id: str) -> str | 
 
 async def _until(probe: Any, expected: object, timeout_s: float = 20) -> None:
     async with asyncio.timeout(timeout_s):
-        while await probe() != expected:  # noqa: ASYNC110 - polling another process's database
+        while await probe() != expected:
             await asyncio.sleep(0.2)
 
 

@@ -144,7 +144,7 @@ async def test_running_relay_is_woken_by_notify_and_publishes_in_batches(pool: a
         for n in range(25):
             await _emit(conn, "t", f"case-{n}")
     async with asyncio.timeout(5):  # far below the 30 s poll: NOTIFY woke it
-        while len(publisher.sent) < 25:  # noqa: ASYNC110 - polling a plain list the fake fills
+        while len(publisher.sent) < 25:
             await asyncio.sleep(0.05)
     stop.set()
     await task
