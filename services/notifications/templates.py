@@ -105,13 +105,131 @@ _add(
 )
 
 
+_add(
+    "relocation.rejected",
+    1,
+    Language.DE,
+    "Ihre Umzugsmeldung $case_id wurde abgelehnt",
+    "Guten Tag $first_name $official_name\n\n$partner hat Ihre Umzugsmeldung abgelehnt.\n"
+    "Begründung: $reason\n\nFall: $case_id\n",
+)
+_add(
+    "relocation.rejected",
+    1,
+    Language.FR,
+    "Votre annonce de déménagement $case_id a été refusée",
+    "Bonjour $first_name $official_name\n\n$partner a refusé votre annonce.\nMotif : $reason\n\n"
+    "Dossier : $case_id\n",
+)
+_add(
+    "relocation.rejected",
+    1,
+    Language.IT,
+    "La sua notifica di trasloco $case_id è stata respinta",
+    "Buongiorno $first_name $official_name\n\n$partner ha respinto la notifica.\nMotivo: $reason\n\n"
+    "Pratica: $case_id\n",
+)
+_add(
+    "relocation.rejected",
+    1,
+    Language.EN,
+    "Your move report $case_id was rejected",
+    "Hello $first_name $official_name\n\n$partner rejected your move report.\nReason: $reason\n\n"
+    "Case: $case_id\n",
+)
+# Generic steps: any case type without its own template for a step uses these.
+_add(
+    "case.received",
+    1,
+    Language.DE,
+    "Ihr Anliegen $case_id ist eingegangen",
+    "Guten Tag $first_name $official_name\n\nIhr Anliegen ($case_type) ist eingegangen.\n\nFall: $case_id\n",
+)
+_add(
+    "case.received",
+    1,
+    Language.EN,
+    "Your request $case_id has been received",
+    "Hello $first_name $official_name\n\nYour request ($case_type) has been received.\n\nCase: $case_id\n",
+)
+_add(
+    "case.milestone",
+    1,
+    Language.DE,
+    "Fortschritt in Ihrem Fall $case_id",
+    "Guten Tag $first_name $official_name\n\n$partner: $milestone.\n\nFall: $case_id\n",
+)
+_add(
+    "case.milestone",
+    1,
+    Language.EN,
+    "Progress on your case $case_id",
+    "Hello $first_name $official_name\n\n$partner: $milestone.\n\nCase: $case_id\n",
+)
+_add(
+    "case.completed",
+    1,
+    Language.DE,
+    "Ihr Fall $case_id ist abgeschlossen",
+    "Guten Tag $first_name $official_name\n\nAlle Stellen haben Ihr Anliegen bearbeitet.\n\nFall: $case_id\n",
+)
+_add(
+    "case.completed",
+    1,
+    Language.EN,
+    "Your case $case_id is complete",
+    "Hello $first_name $official_name\n\nEvery agency has processed your request.\n\nCase: $case_id\n",
+)
+_add(
+    "case.rejected",
+    1,
+    Language.DE,
+    "Ihr Anliegen $case_id wurde abgelehnt",
+    "Guten Tag $first_name $official_name\n\n$partner hat abgelehnt. Begründung: $reason\n\nFall: $case_id\n",
+)
+_add(
+    "case.rejected",
+    1,
+    Language.EN,
+    "Your request $case_id was rejected",
+    "Hello $first_name $official_name\n\n$partner rejected it. Reason: $reason\n\nCase: $case_id\n",
+)
+_add(
+    "case.escalated",
+    1,
+    Language.DE,
+    "Frist verpasst: Fall $case_id ($case_type)",
+    "Der Fall $case_id ($case_type) hat seine Frist verpasst.\nFehlende Schritte: $milestone\n",
+)
+_add(
+    "case.escalated",
+    1,
+    Language.EN,
+    "Deadline missed: case $case_id ($case_type)",
+    "Case $case_id ($case_type) missed its deadline.\nMissing steps: $milestone\n",
+)
+
+GENERIC_STEPS = ("received", "completed", "rejected", "escalated")
+
+
 class UnknownTemplate(LookupError):
     pass
 
 
 def render(name: str, language: Language, placeholders: dict[str, str]) -> RenderedMessage:
-    """Render in the citizen's language, or in German when that translation is missing."""
-    template = _TEMPLATES.get((name, language)) or _TEMPLATES.get((name, FALLBACK_LANGUAGE))
+    """Render in the citizen's language, or in German when that translation is missing.
+
+    A case type without a template of its own for a step ("<case_type>.<step>") gets the
+    generic one ("case.<step>", milestones: "case.milestone").
+    """
+    step = name.rsplit(".", 1)[-1]
+    generic = "" if "." not in name else f"case.{step}" if step in GENERIC_STEPS else "case.milestone"
+    template = (
+        _TEMPLATES.get((name, language))
+        or _TEMPLATES.get((name, FALLBACK_LANGUAGE))
+        or _TEMPLATES.get((generic, language))
+        or _TEMPLATES.get((generic, FALLBACK_LANGUAGE))
+    )
     if template is None:
         raise UnknownTemplate(f"no template {name!r}")
     return RenderedMessage(

@@ -185,31 +185,3 @@ async def _dead_letters(settings: HubSettings, event_id: str) -> list[str]:
     finally:
         await conn.close()
     return [r["error_message"] for r in rows]
-
-
-class TestEscalation:
-    @pytest.fixture(scope="class")
-    def fast_deadline_hub(
-        self, infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
-    ) -> Iterator[HubSettings]:
-        env = {"HUB_CASE_DEADLINE_S": "4", "HUB_ESCALATION_CHECK_INTERVAL_S": "0.5"}
-        with running_hub(infrastructure, tmp_path_factory, env) as settings:
-            yield settings
-
-    def test_a_missed_deadline_escalates_and_tells_operations(
-        self, fast_deadline_hub: HubSettings, infrastructure: Infrastructure
-    ) -> None:
-        view = asyncio.run(run_demo(fast_deadline_hub, variant="escalation", **QUIET))  # type: ignore[arg-type]
-        assert view.status == "escalated"
-        step = next(s for s in view.timeline if s.event_type == "ch.lu.hub.case.escalated.v1")
-        assert "arrival-registered" in (step.detail or "")
-        assert step.trace_id == view.trace_id  # escalation continues the case's trace
-        ops_mail = [
-            m
-            for m in infrastructure.smtp.messages()
-            if m["X-Hub-Case-Id"] == view.case_id and m["To"] == fast_deadline_hub.ops_email
-        ]
-        assert len(ops_mail) == 1
-        ops = asyncio.run(_values(fast_deadline_hub, delivery_topic("CH/CAN/LU/ops"), view.case_id))
-        assert ops
-        assert ops[0]["data"]["missing_milestones"] == ["arrival-registered"]

@@ -61,3 +61,20 @@ def test_unknown_template_and_missing_placeholder_fail_loudly() -> None:
         render("nope", Language.DE, PLACEHOLDERS)
     with pytest.raises(KeyError):
         render("relocation.received", Language.DE, {"first_name": "Anna"})
+
+
+def test_case_types_without_own_templates_use_the_generic_step_templates() -> None:
+    placeholders = {
+        **PLACEHOLDERS,
+        "case_type": "building-permit",
+        "step": "x",
+        "milestone": "opinion given",
+        "reason": "",
+        "partner": "UWE",
+    }
+    milestone = render("building-permit.environment-opinion-given", Language.FR, placeholders)
+    assert milestone.template == "building-permit.environment-opinion-given"
+    assert "UWE: opinion given" in milestone.body
+    assert milestone.language is Language.DE  # no French generic text yet: German fallback
+    completed = render("building-permit.completed", Language.EN, placeholders)
+    assert completed.subject == "Your case eumzug-1 is complete"
