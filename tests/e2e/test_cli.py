@@ -78,6 +78,8 @@ def _run_up_session(hub: subprocess.Popen[str], tmp_path: Path) -> list[int]:
         assert unknown.returncode == 1
         assert unknown.stderr.strip() == "hub: error: no case no-such-case"  # one line, no traceback
 
+        _subscriptions_are_managed_through_the_cli(tmp_path)
+
         hub.send_signal(signal.SIGINT)
         assert hub.wait(timeout=60) == 0
     finally:
@@ -100,3 +102,57 @@ def test_unknown_commands_are_refused_with_usage(tmp_path: Path, command: list[s
     done = subprocess.run([*HUB, *command], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "usage: hub" in done.stderr
+
+
+def _subscriptions_are_managed_through_the_cli(tmp_path: Path) -> None:
+    """`hub subscription set` travels as an event on hub.admin; `list` shows the result."""
+    subprocess.run(
+        [
+            *HUB,
+            "subscription",
+            "set",
+            "CH/CAN/LU/gvl",
+            "ch.lu.hub.case.completed.v1",
+            "--case-type",
+            "building-permit",
+            "--purpose",
+            "close the insurance file",
+            "--legal-basis",
+            "GVG LU § 3",
+            "--field",
+            "completed_at",
+            "--retention-days",
+            "90",
+            "--status",
+            "approved",
+        ],
+        env=_env(tmp_path),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        listed = subprocess.run(
+            [*HUB, "subscription", "list", "--json"],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        rows = json.loads(listed.stdout)
+        mine = [
+            r for r in rows if r["partner_id"] == "CH/CAN/LU/gvl" and r["event_type"].endswith("completed.v1")
+        ]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert mine, "the subscription command did not reach the registry"
+    assert mine[0]["status"] == "approved"
+    assert mine[0]["fields"] == ["completed_at"]
+    catalog = subprocess.run(
+        [*HUB, "catalog", "list", "--json"], env=_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    entries = {row["event_type"]: row for row in json.loads(catalog.stdout)}
+    assert entries["ch.lu.hub.relocation.move-reported.v1"]["sensitivity"] == "secret"
+    assert entries["ch.lu.hub.relocation.move-reported.v1"]["publisher_roles"] == ["portal"]

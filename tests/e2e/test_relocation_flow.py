@@ -125,11 +125,13 @@ def test_partners_receive_sector_pseudonyms_and_never_the_ahvn13(
     assert pseudonyms[TAX_OFFICE] != pseudonyms[KRIENS_OFFICE]
 
 
-def test_citizen_is_emailed_on_receipt_and_on_completion(
+def test_citizen_is_emailed_at_every_milestone_in_their_language(
     completed_case: CaseView, infrastructure: Infrastructure
 ) -> None:
     mails = [m for m in infrastructure.smtp.messages() if m["X-Hub-Case-Id"] == completed_case.case_id]
-    subjects = sorted(str(m["Subject"]) for m in mails)
-    assert len(mails) == 2
-    assert any("eingegangen" in s for s in subjects)
-    assert any("abgeschlossen" in s for s in subjects)
+    assert len(mails) == 5  # received, three agency steps, completed: each exactly once
+    subjects = [str(m["Subject"]) for m in mails]
+    assert sum("eingegangen" in s for s in subjects) == 1
+    assert sum("abgeschlossen" in s for s in subjects) == 1
+    assert sum("Fortschritt" in s for s in subjects) == 3
+    assert {m["Content-Language"] for m in mails} == {"de"}

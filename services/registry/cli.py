@@ -1,0 +1,118 @@
+"""Registry commands: ``hub subscription set|list`` and ``hub catalog list``.
+
+Changes go through events like any other partner or operator system would send them
+(``SetSubscription`` on ``hub.admin``); listing reads the registry's tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+from contracts import SetSubscription
+from hub import topics
+from hub.endpoints import running_hub_settings
+from hub.partner import PartnerClient
+from hub.settings import HubSettings
+
+OPERATOR = "CH/CAN/LU/ops"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    subscription = commands.add_parser("subscription", help="who receives which events").add_subparsers(
+        dest="subscription_command", required=True
+    )
+    put = subscription.add_parser("set", help="create, approve or revoke a subscription (via hub.admin)")
+    put.add_argument("partner_id")
+    put.add_argument("event_type")
+    put.add_argument("--case-type")
+    put.add_argument("--purpose", required=True)
+    put.add_argument("--legal-basis", required=True)
+    put.add_argument("--legal-basis-url")
+    put.add_argument("--field", action="append", default=[], help="a data category (dotted path); repeat")
+    put.add_argument("--retention-days", type=int, default=365)
+    put.add_argument("--status", choices=["requested", "approved", "revoked"], default="requested")
+    put.set_defaults(func=_set)
+    listing = subscription.add_parser("list", help="all subscriptions")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_list)
+    catalog = commands.add_parser("catalog", help="the event catalogue").add_subparsers(
+        dest="catalog_command", required=True
+    )
+    catalog_list = catalog.add_parser("list", help="event types, publisher roles, sensitivity")
+    catalog_list.add_argument("--json", action="store_true")
+    catalog_list.set_defaults(func=_catalog)
+
+
+def _set(args: argparse.Namespace) -> int:
+    settings = running_hub_settings(HubSettings())
+    command = SetSubscription(
+        partner_id=args.partner_id,
+        subscribed_event_type=args.event_type,
+        case_type=args.case_type,
+        purpose=args.purpose,
+        legal_basis=args.legal_basis,
+        legal_basis_url=args.legal_basis_url,
+        fields=tuple(args.field),
+        retention_days=args.retention_days,
+        status=args.status,
+    )
+
+    async def publish() -> str:
+        client = PartnerClient(
+            settings.bootstrap_servers(), OPERATOR, idempotence=settings.kafka_enable_idempotence
+        )
+        await client.start()
+        try:
+            envelope = await client.publish(
+                command, business_process_id="admin:subscriptions", topic=topics.ADMIN
+            )
+        finally:
+            await client.stop()
+        return envelope.id
+
+    print(f"sent {SetSubscription.event_type} {asyncio.run(publish())}")
+    return 0
+
+
+async def _rows(sql: str) -> list[dict[str, Any]]:
+    settings = running_hub_settings(HubSettings())
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        return [dict(row) for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        print("  ".join(str(row[c]) for c in columns))
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = asyncio.run(
+        _rows(
+            "SELECT partner_id, event_type, case_type, status, purpose, legal_basis, fields, retention_days "
+            "FROM registry.subscriptions ORDER BY partner_id, event_type"
+        )
+    )
+    _print(rows, args.json, ["partner_id", "event_type", "case_type", "status", "legal_basis"])
+    return 0
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    rows = asyncio.run(
+        _rows(
+            "SELECT event_type, publisher_roles, sensitivity, description "
+            "FROM registry.catalog ORDER BY event_type"
+        )
+    )
+    _print(rows, args.json, ["event_type", "sensitivity", "publisher_roles"])
+    return 0
