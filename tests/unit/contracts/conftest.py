@@ -43,6 +43,8 @@ from contracts import (
     TaxRecordUpdated,
     ahvn13_check_digit,
 )
+from contracts.admin import ChangePartnerStatus, RegisterPartner
+from contracts.identity import PartnerRegistered, PartnerStatusChanged
 
 TAX_OFFICE = "CH/CAN/LU/steuerverwaltung"
 
@@ -141,6 +143,18 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
             dossier_number="BG-1",
         ),
         EnvironmentOpinionGiven(opinion=Opinion.APPROVE),
+        RegisterPartner(
+            partner_id=TAX_OFFICE, name="Dienststelle Steuern", sector=Sector.TAX, roles=("tax-office",)
+        ),
+        ChangePartnerStatus(partner_id=TAX_OFFICE, status="suspended", reason="key compromised"),
+        PartnerRegistered(
+            partner_id=TAX_OFFICE,
+            name="Dienststelle Steuern",
+            sector=Sector.TAX,
+            roles=("tax-office",),
+            status="active",
+        ),
+        PartnerStatusChanged(partner_id=TAX_OFFICE, status="active"),
         InsuranceOpinionGiven(opinion=Opinion.OBJECT, conditions=("Brandschutz",)),
         PseudonymsRequested(
             person=person,
