@@ -1,21 +1,42 @@
-"""Events between the hub's services about sector pseudonyms.
+"""Events of the identity service: sector pseudonyms and the partner register.
 
-Only the identity service sees the AHVN13 together with the pseudonyms; these
-events never leave the hub.
+Only the identity service sees the AHVN13 together with the pseudonyms; the pseudonym
+events never leave the hub. Partner events announce who is who (on
+``hub.identity.partners``, keyed by partner id); the registry builds its routing from them.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from contracts.base import Contract, ContractModel
 from contracts.ech import LocalPersonId, ParticipantIdStr, Person, Sector
 
-__all__ = ["IssuedPseudonym", "PseudonymsIssued", "PseudonymsRequested", "Recipient"]
+__all__ = [
+    "IssuedPseudonym",
+    "PartnerName",
+    "PartnerRegistered",
+    "PartnerStatus",
+    "PartnerStatusChanged",
+    "PersonIdCategory",
+    "PseudonymsIssued",
+    "PseudonymsRequested",
+    "Recipient",
+    "Role",
+    "SedexId",
+]
 
 _PREFIX = "ch.lu.hub.identity."
+
+PartnerName = Annotated[str, Field(min_length=1, max_length=200)]
+Role = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=50)]
+"""A partner role in lowercase-hyphen words (``tax-office``); catalogue and processes name them."""
+SedexId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$", max_length=50)]
+PersonIdCategory = Annotated[str, Field(min_length=1, max_length=20)]
+"""An eCH-0044 personIdCategory, as in ``LocalPersonId.category`` (e.g. ``CH.LU.1061``)."""
+PartnerStatus = Literal["active", "suspended"]
 
 
 class Recipient(ContractModel):
@@ -41,10 +62,34 @@ class PseudonymsIssued(Contract):
     """Pseudonyms per recipient, and how the person was recognised.
 
     ``match`` tells the consumer whether the person was found by AHVN13, by a
-    register's local id, or is new to the hub.
+    register's local id, or is new to the hub; ``flagged-for-review`` means new, but
+    someone with the same name and date of birth is known, and a person must decide.
+    A recipient that is unknown or suspended gets no entry (and must get no delivery).
     """
 
     event_type: ClassVar[str] = _PREFIX + "pseudonyms-issued.v1"
 
-    match: Literal["exact-vn", "local-id", "new"]
+    match: Literal["exact-vn", "local-id", "new", "flagged-for-review"]
     pseudonyms: tuple[IssuedPseudonym, ...]
+
+
+class PartnerRegistered(Contract):
+    """A partner as the identity service knows it, after registration or on first announcement."""
+
+    event_type: ClassVar[str] = _PREFIX + "partner-registered.v1"
+
+    partner_id: ParticipantIdStr
+    name: PartnerName
+    sector: Sector
+    roles: tuple[Role, ...] = Field(min_length=1)
+    sedex_id: SedexId | None = None
+    local_person_id_category: PersonIdCategory | None = None
+    status: PartnerStatus
+
+
+class PartnerStatusChanged(Contract):
+    event_type: ClassVar[str] = _PREFIX + "partner-status-changed.v1"
+
+    partner_id: ParticipantIdStr
+    status: PartnerStatus
+    reason: str | None = Field(default=None, min_length=1, max_length=500)

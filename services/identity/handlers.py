@@ -1,36 +1,67 @@
 """What the identity service does: resolve a person, hand out sector pseudonyms.
 
-The reply carries neither the AHVN13 nor the hub-internal person id.
+The reply carries neither the AHVN13 nor the hub-internal person id. A recipient gets
+its sector's pseudonym, and its own register's local id only if the hub knows one;
+an unknown or suspended partner gets nothing, so the registry delivers nothing to it.
 """
 
 from __future__ import annotations
 
-from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested
+import logging
+import uuid
+
+from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested, Sector
 from hub import topics
 from hub.messages import Incoming, Transaction
+from services.identity import key_repository as keys
+from services.identity import partner_repository as partners
 from services.identity import repository as repo
-from services.identity.domain import sector_pseudonym
+from services.identity.domain import local_id_for, sector_pseudonym
+from services.identity.persons import resolve_person
+
+log = logging.getLogger(__name__)
 
 
 async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, *, secret: bytes) -> None:
-    person = msg.data.person
-    person_id, match = await repo.resolve_person(tx, person)
+    resolved = await resolve_person(tx, msg.data.person, business_process_id=msg.case_id)
+    recipients = msg.data.recipients
+    known = await partners.get_many(tx, {recipient.partner_id for recipient in recipients})
+    local_ids = await repo.local_ids_of(tx, resolved.person_id)
     issued = []
-    for recipient in msg.data.recipients:
-        pseudonym = sector_pseudonym(secret, recipient.sector.value, person.vn)
-        await repo.record_pseudonym(tx, person_id, recipient.sector.value, pseudonym)
+    for recipient in recipients:
+        partner = known.get(recipient.partner_id)
+        if partner is None or not partner.active:
+            log.warning(
+                "no pseudonym for %s in case %s: partner %s",
+                recipient.partner_id,
+                msg.case_id,
+                "unknown" if partner is None else partner.status,
+            )
+            continue
+        # The register's sector counts, not the requester's idea of it: identity owns partners.
+        pseudonym = await pseudonym_for(tx, secret, resolved.person_id, resolved.vn, partner.sector)
         issued.append(
             IssuedPseudonym(
-                partner_id=recipient.partner_id,
-                sector=recipient.sector,
+                partner_id=partner.partner_id,
+                sector=Sector(partner.sector),
                 pseudonym=pseudonym,
-                local_person_id=None,  # the reporter's local id is not the recipient's (issue #3)
+                local_person_id=local_id_for(partner.local_person_id_category, local_ids),
             )
         )
     await tx.emit(
-        PseudonymsIssued(match=match, pseudonyms=tuple(issued)),
+        PseudonymsIssued(match=resolved.match, pseudonyms=tuple(issued)),
         topic=topics.IDENTITY_RESULTS,
         business_process_id=msg.case_id,
         reference_id=msg.envelope.id,
         test_delivery=msg.envelope.testdelivery,
     )
+
+
+async def pseudonym_for(tx: Transaction, secret: bytes, person_id: uuid.UUID, vn: str, sector: str) -> str:
+    """Once issued, a (person, sector) pseudonym is returned as stored, across key rotations."""
+    stored = await keys.issued_pseudonym(tx, person_id, sector)
+    if stored is not None:
+        return stored
+    version = await keys.current_version(tx, sector)
+    pseudonym = sector_pseudonym(secret, sector, vn, version)
+    return await keys.record_pseudonym(tx, person_id, sector, pseudonym, version)

@@ -1,4 +1,8 @@
-"""Where the pseudonym secret comes from: a file, created on first use for local set-ups."""
+"""Where the pseudonym secret comes from: a file, created on first use for local set-ups.
+
+It is the master secret: each sector's key at each version is derived from it
+(``domain.sector_key``), so the database only ever holds key version numbers.
+"""
 
 from __future__ import annotations
 

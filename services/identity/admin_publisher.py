@@ -1,0 +1,63 @@
+"""Publishing partner commands to ``hub.admin`` as an operator's system would.
+
+The CLI does not write identity's tables for partner changes: the command travels as
+a CloudEvent, so the change is validated, deduplicated and announced by the service
+exactly as a command from any other operator system.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+
+from contracts import Contract, Envelope
+from hub import topics
+from hub.errors import BrokerUnavailable
+from hub.settings import HubSettings
+from hub.telemetry import current_trace_headers, messaging_attributes, tracer
+from services.identity.domain import ADMIN_CLI_SOURCE
+from services.identity.partner_events import business_process_id
+
+
+async def publish_admin_command(settings: HubSettings, command: Contract, *, partner_id: str) -> Envelope:
+    """Send ``command`` about ``partner_id`` and wait until the broker acknowledged it."""
+    try:
+        return await _publish(settings, command, partner_id)
+    except KafkaError as error:
+        # One line for the operator instead of the client's traceback.
+        raise BrokerUnavailable(f"cannot publish to {topics.ADMIN}: {error}") from error
+
+
+async def _publish(settings: HubSettings, command: Contract, partner_id: str) -> Envelope:
+    envelope = Envelope.new(
+        command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        client_id="hub-cli",
+    )
+    await producer.start()
+    try:
+        attributes = messaging_attributes(
+            topic=topics.ADMIN,
+            operation="send",
+            key=partner_id,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            event_source=envelope.source,
+            case_id=envelope.businessprocessid,
+        )
+        with tracer().start_as_current_span(
+            f"send {topics.ADMIN}", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
+            # Keyed by partner: a partner's commands stay in order on one partition.
+            await producer.send_and_wait(
+                topics.ADMIN, command.model_dump_json().encode(), key=partner_id.encode(), headers=headers
+            )
+    finally:
+        await producer.stop()
+    return envelope

@@ -1,0 +1,182 @@
+"""Identity commands: ``hub partner …``, ``hub person reviews``, ``hub identity rotate-key``.
+
+Partner changes travel as commands on ``hub.admin`` (the service validates, stores and
+announces them); listings and key rotation work on identity's tables directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from pydantic import ValidationError
+
+from contracts import Contract, ParticipantId, Sector
+from contracts.admin import ChangePartnerStatus, RegisterPartner
+from contracts.errors import describe_errors
+from contracts.identity import PartnerStatus
+from hub.endpoints import running_hub_settings
+from hub.errors import HubError
+from hub.messages import Transaction
+from hub.settings import HubSettings
+from services.identity import key_repository as keys
+from services.identity import partner_repository as partners
+from services.identity import repository as repo
+from services.identity.admin_publisher import publish_admin_command
+from services.identity.domain import ADMIN_CLI_SOURCE
+
+T = TypeVar("T")
+SECTORS = [sector.value for sector in Sector]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    partner = commands.add_parser("partner", help="the partner register (who is who)").add_subparsers(
+        dest="partner_command", required=True
+    )
+    add = partner.add_parser("register", help="register or update a partner (via hub.admin)")
+    add.add_argument("--id", dest="partner_id", required=True, help="e.g. CH/MUN/1061/einwohnerdienste")
+    add.add_argument("--name", required=True)
+    add.add_argument("--sector", required=True, choices=SECTORS)
+    add.add_argument("--role", dest="roles", action="append", required=True, help="e.g. municipality; repeat")
+    add.add_argument("--sedex-id")
+    add.add_argument("--local-id-category", help="the eCH-0044 personIdCategory it uses, e.g. CH.LU.1061")
+    add.set_defaults(func=_register_partner)
+    suspend = partner.add_parser("suspend", help="stop pseudonyms and deliveries to a partner")
+    suspend.add_argument("partner_id")
+    suspend.add_argument("--reason")
+    suspend.set_defaults(func=_suspend)
+    activate = partner.add_parser("activate", help="make a suspended partner active again")
+    activate.add_argument("partner_id")
+    activate.set_defaults(func=_activate)
+    listing = partner.add_parser("list", help="every partner and its status")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_list_partners)
+
+    person = commands.add_parser("person", help="persons known to identity").add_subparsers(
+        dest="person_command", required=True
+    )
+    reviews = person.add_parser("reviews", help="open match reviews (ids only)")
+    reviews.add_argument("--json", action="store_true")
+    reviews.set_defaults(func=_reviews)
+
+    identity = commands.add_parser("identity", help="identity service administration").add_subparsers(
+        dest="identity_command", required=True
+    )
+    rotate = identity.add_parser("rotate-key", help="start a new key version for a sector's new pseudonyms")
+    rotate.add_argument("sector", choices=SECTORS)
+    rotate.set_defaults(func=_rotate_key)
+
+
+def _register_partner(args: argparse.Namespace) -> int:
+    command = _contract(
+        RegisterPartner,
+        partner_id=_partner_id(args.partner_id),
+        name=args.name,
+        sector=args.sector,
+        roles=tuple(args.roles),
+        sedex_id=args.sedex_id,
+        local_person_id_category=args.local_id_category,
+    )
+    return _send(command, args.partner_id)
+
+
+def _suspend(args: argparse.Namespace) -> int:
+    return _change_status(args.partner_id, "suspended", args.reason)
+
+
+def _activate(args: argparse.Namespace) -> int:
+    return _change_status(args.partner_id, "active", None)
+
+
+def _change_status(partner_id: str, status: PartnerStatus, reason: str | None) -> int:
+    partner_id = _partner_id(partner_id)
+    # Checked here for a clear answer; the service checks again (it may have changed since).
+    if _in_identity_schema(lambda tx: partners.get(tx, partner_id)) is None:
+        raise HubError(f"no partner {partner_id}; register it first")
+    command = _contract(ChangePartnerStatus, partner_id=partner_id, status=status, reason=reason)
+    return _send(command, partner_id)
+
+
+def _send(command: Contract, partner_id: str) -> int:
+    settings = running_hub_settings(HubSettings())
+    envelope = asyncio.run(publish_admin_command(settings, command, partner_id=partner_id))
+    print(f"sent {envelope.type} {envelope.id}")
+    return 0
+
+
+def _list_partners(args: argparse.Namespace) -> int:
+    rows = _in_identity_schema(partners.all_partners)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        print(
+            f"{row['partner_id']}  {row['status']}  {row['sector']}  {','.join(row['roles'])}  {row['name']}"
+        )
+    return 0
+
+
+def _reviews(args: argparse.Namespace) -> int:
+    rows = _in_identity_schema(repo.open_reviews)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        print(
+            f"{row['id']}  {row['new_person_id']}  {row['candidate_person_id']}  "
+            f"{row['business_process_id'] or '-'}  {row['reason']}"
+        )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    version = _in_identity_schema(lambda tx: keys.rotate(tx, args.sector))
+    print(f"{args.sector}: key version {version} is current; pseudonyms already issued stay as they are")
+    return 0
+
+
+def _partner_id(value: str) -> str:
+    try:
+        ParticipantId.parse(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a partner id: expected instance/member class/member code/subsystem "
+            "with member class FED, CAN, MUN or COM, e.g. CH/MUN/1061/einwohnerdienste"
+        ) from None
+    return value
+
+
+def _contract(contract: type[Contract], **fields: Any) -> Contract:
+    try:
+        return contract(**fields)
+    except ValidationError as error:
+        details = error.errors(include_input=False, include_url=False, include_context=False)
+        raise ValueError(describe_errors(details)) from None  # one line, not pydantic's report
+
+
+def _in_identity_schema(work: Callable[[Transaction], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction on identity's tables of the running hub's database."""
+    from services.identity.bootstrap import NAME
+
+    settings = running_hub_settings(HubSettings())
+
+    async def run() -> T:
+        conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{NAME}"'})
+        try:
+            async with conn.transaction():
+                return await work(Transaction(conn, source=ADMIN_CLI_SOURCE))
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(run())
+    except asyncpg.UndefinedTableError:
+        raise HubError(
+            "the identity service has not created its tables in this database; run `hub up`"
+        ) from None
+    except asyncpg.PostgresError as error:
+        raise HubError(f"database: {error}") from None

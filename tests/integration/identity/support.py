@@ -1,0 +1,149 @@
+"""Helpers to run identity's handlers as the consumer would, against real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from contracts import (
+    Contract,
+    Envelope,
+    LocalPersonId,
+    Person,
+    PseudonymsIssued,
+    PseudonymsRequested,
+    Recipient,
+    Sector,
+    Sex,
+    ahvn13_check_digit,
+    parse_data,
+)
+from hub.db import create_pool
+from hub.messages import Incoming, Transaction
+from hub.migrations import apply_migrations, load_migrations
+from services.identity import handlers
+
+SECRET = bytes(range(32))
+IDENTITY = "urn:ch:lu:hub:service:identity"
+REGISTRY = "urn:ch:lu:hub:service:registry"
+CLI = "urn:ch:lu:hub:admin:cli"
+PORTAL = "CH/CAN/LU/eportal"
+KRIENS_OFFICE = "CH/MUN/1059/einwohnerdienste"
+LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
+TAX_OFFICE = "CH/CAN/LU/steuerverwaltung"
+OPS = "CH/CAN/LU/ops"
+SEEDED = {
+    PORTAL,
+    KRIENS_OFFICE,
+    LUCERNE_OFFICE,
+    TAX_OFFICE,
+    "CH/MUN/1061/baudirektion",
+    "CH/CAN/LU/uwe",
+    "CH/CAN/LU/gvl",
+    OPS,
+}
+Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+
+
+async def migrated_pool(database_url: str) -> asyncpg.Pool:
+    pool = await create_pool(database_url, "identity", size=4)
+    async with pool.acquire() as conn:
+        await apply_migrations(
+            conn,
+            load_migrations("hub-runtime", "hub.sql")
+            + load_migrations("identity", "services.identity.migrations"),
+        )
+    return pool
+
+
+def vn(serial: int) -> str:
+    first12 = f"7569{serial:08d}"
+    return first12 + str(ahvn13_check_digit(first12))
+
+
+def person(
+    serial: int = 1,
+    *,
+    local_id: LocalPersonId | None = None,
+    official_name: str = "Muster",
+    first_name: str = "Anna",
+    date_of_birth: dt.date = dt.date(1990, 4, 17),
+) -> Person:
+    return Person(
+        vn=vn(serial),
+        local_person_id=local_id,
+        official_name=official_name,
+        first_name=first_name,
+        sex=Sex.FEMALE,
+        date_of_birth=date_of_birth,
+    )
+
+
+def incoming(data: Contract, *, source: str = REGISTRY, case_id: str = "eumzug-1") -> Incoming[Any]:
+    envelope = Envelope.new(data, source=source, business_process_id=case_id)
+    return Incoming(envelope=envelope, data=data, topic="t", partition=0, offset=0, trace_id="0" * 32)
+
+
+async def handle(pool: asyncpg.Pool, handler: Handler, msg: Incoming[Any]) -> list[Envelope]:
+    """The handler in one transaction, as the consumer runs it; returns what it emitted."""
+    async with pool.acquire() as conn, conn.transaction():
+        tx = Transaction(conn, source=IDENTITY)
+        await handler(msg, tx)
+    return tx.emitted
+
+
+def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequested:
+    return PseudonymsRequested(
+        person=someone, recipients=tuple(Recipient(partner_id=p, sector=s) for p, s in partners)
+    )
+
+
+async def issue(pool: asyncpg.Pool, someone: Person, *partners: tuple[str, Sector]) -> PseudonymsIssued:
+    """Ask for pseudonyms and read the answer back from the outbox, as the registry would get it."""
+
+    async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction) -> None:
+        await handlers.issue_pseudonyms(msg, tx, secret=SECRET)
+
+    [envelope] = await handle(pool, issue_pseudonyms, incoming(request(someone, *partners)))
+    [row] = [r for r in await outbox(pool) if r.event_id == envelope.id]
+    issued = parse_data(envelope.type, row.payload)
+    assert isinstance(issued, PseudonymsIssued)
+    return issued
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    topic: str
+    key: str
+    type: str
+    event_id: str
+    business_process_id: str
+    payload: bytes
+
+    def data(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.payload)
+        return parsed
+
+
+async def outbox(pool: asyncpg.Pool, topic: str | None = None) -> list[OutboxRow]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT topic, aggregateid, type, headers, payload FROM outbox ORDER BY seq")
+    found = []
+    for row in rows:
+        headers = dict(json.loads(row["headers"]))
+        found.append(
+            OutboxRow(
+                row["topic"],
+                row["aggregateid"],
+                row["type"],
+                headers["ce_id"],
+                headers["ce_businessprocessid"],
+                row["payload"],
+            )
+        )
+    return [r for r in found if topic is None or r.topic == topic]

@@ -1,0 +1,96 @@
+"""Identity's subscriptions as the consumer runs them: records in, handler or skip or dead letter."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord
+
+from contracts import Contract, Envelope, Sector, SetSubscription
+from contracts.admin import RegisterPartner
+from contracts.identity import PartnerRegistered
+from hub import topics
+from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.deadletter import DeadLetterWriter
+from hub.service import ServiceContext
+from hub.settings import HubSettings
+from services.identity import bootstrap
+from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox
+
+pytestmark = pytest.mark.asyncio
+NEW_PARTNER = "CH/MUN/1062/einwohnerdienste"
+
+
+def _record(data: Contract, source: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+    envelope = Envelope.new(data, source=source, business_process_id="admin")
+    value = data.model_dump_json().encode()
+    return ConsumerRecord(
+        topic=topics.ADMIN,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"admin",
+        value=value,
+        checksum=None,
+        serialized_key_size=5,
+        serialized_value_size=len(value),
+        headers=envelope.to_headers(),
+    )
+
+
+def _admin_processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
+    routes = bootstrap.routes(ServiceContext(bootstrap.NAME, settings, pool))
+    [route] = [r for r in routes if r.topic == topics.ADMIN]
+    assert isinstance(route, Route)
+    assert route.group_id == "hub.identity.admin"
+    return MessageProcessor(
+        pool, route, DeadLetterWriter(pool), source=IDENTITY, retry=RetryPolicy(0.01, 0.01)
+    )
+
+
+async def test_the_admin_route_handles_partner_commands_and_skips_the_registrys(
+    pool: asyncpg.Pool, hub_settings: HubSettings
+) -> None:
+    processor = _admin_processor(pool, hub_settings)
+    subscription = SetSubscription(
+        partner_id=KRIENS_OFFICE,
+        subscribed_event_type="ch.lu.hub.case.completed.v1",
+        purpose="close the file",
+        legal_basis="RHG Art. 12",
+        retention_days=30,
+    )
+    register = RegisterPartner(
+        partner_id=NEW_PARTNER,
+        name="Gemeinde Horw",
+        sector=Sector.RESIDENT_REGISTRATION,
+        roles=("municipality",),
+    )
+    assert await processor.process(_record(subscription, CLI, 1)) is Outcome.SKIPPED
+    assert await processor.process(_record(register, CLI, 2)) is Outcome.PROCESSED
+    [event] = await outbox(pool, topics.IDENTITY_PARTNERS)
+    assert (event.type, event.key) == (PartnerRegistered.event_type, NEW_PARTNER)
+
+
+async def test_a_partner_command_from_a_sender_without_the_right_is_dead_lettered(
+    pool: asyncpg.Pool, hub_settings: HubSettings
+) -> None:
+    processor = _admin_processor(pool, hub_settings)
+    register = RegisterPartner(
+        partner_id=NEW_PARTNER, name="Gemeinde Horw", sector=Sector.RESIDENT_REGISTRATION, roles=("portal",)
+    )
+    municipality = f"urn:ch:lu:hub:partner:{KRIENS_OFFICE}"
+    assert await processor.process(_record(register, municipality, 3)) is Outcome.DEAD_LETTERED
+    async with pool.acquire() as conn:
+        error_class = await conn.fetchval("SELECT error_class FROM dead_letters")
+        assert await conn.fetchval("SELECT count(*) FROM partners WHERE partner_id = $1", NEW_PARTNER) == 0
+    assert error_class == "NotAuthorized"
+
+
+async def test_identity_declares_the_partner_topic_and_its_announcer(
+    pool: asyncpg.Pool, hub_settings: HubSettings
+) -> None:
+    definition = bootstrap.definition()
+    assert topics.IDENTITY_PARTNERS in definition.topics
+    workers = definition.workers(ServiceContext(bootstrap.NAME, hub_settings, pool))
+    assert len(workers) == 1
