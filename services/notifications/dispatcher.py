@@ -120,9 +120,9 @@ class Dispatcher:
         message["From"] = self._from
         message["To"] = item.recipient
         message["Subject"] = item.subject
-        message["Content-Language"] = item.language
         # A stable Message-ID lets mail systems drop the copy a crash-and-retry may send.
         message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', item.notification_id)}@hub.stadtluzern.ch>"
         message["X-Hub-Case-Id"] = item.case_id
         message.set_content(item.body)
+        message["Content-Language"] = item.language  # after set_content, which drops Content-* headers
         return message
