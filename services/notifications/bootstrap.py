@@ -1,39 +1,92 @@
-"""Composition root of the notifications service."""
+"""Composition root of the notifications service: picks the adapters, each replaceable by tests."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Sequence
 
-from contracts import NotificationRequested
+from contracts import Channel, NotificationRequested
 from hub import topics
 from hub.consumer import Route
 from hub.service import ServiceContext, ServiceDefinition, Worker
 from services.notifications import handlers
+from services.notifications.channels import (
+    ChannelAdapter,
+    EmailChannel,
+    InboxChannel,
+    SmsChannel,
+    WebhookChannel,
+)
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import EmailSender, SmtpEmailSender
+from services.notifications.settings import NotificationSettings
+from services.notifications.sms_sender import HttpSmsSender, SmsSender
+from services.notifications.webhook_consumer import WebhookConsumer
+from services.notifications.webhook_poster import HttpWebhookPoster, WebhookPoster
 
 NAME = "notifications"
 
 
-def routes(_ctx: ServiceContext) -> Sequence[Route]:
-    return (
-        Route(
-            topic=topics.NOTIFICATION_REQUESTS,
-            group_id="hub.notifications.requests",
-            handlers={NotificationRequested.event_type: handlers.accept_notification},
-        ),
-    )
+def definition(
+    sender: EmailSender | None = None,
+    *,
+    sms: SmsSender | None = None,
+    webhooks: WebhookPoster | None = None,
+    settings: NotificationSettings | None = None,
+) -> ServiceDefinition:
+    """``sender``, ``sms`` and ``webhooks`` let tests pass fakes instead of patching the network."""
+    own = settings or NotificationSettings()
+    sms_sender: SmsSender | None = sms
+    if sms_sender is None and own.sms_provider_url is not None and own.sms_provider_token is not None:
+        sms_sender = HttpSmsSender(
+            str(own.sms_provider_url), own.sms_provider_token, timeout_s=own.sms_provider_timeout_s
+        )
+    poster = webhooks or HttpWebhookPoster(timeout_s=own.webhook_timeout_s)
 
-
-def definition(sender: EmailSender | None = None) -> ServiceDefinition:
-    """``sender`` lets tests pass the in-memory fake instead of patching SMTP."""
+    def routes(_ctx: ServiceContext) -> Sequence[Route]:
+        accept = functools.partial(handlers.accept_notification, sms_available=sms_sender is not None)
+        return (
+            Route(
+                topic=topics.NOTIFICATION_REQUESTS,
+                group_id="hub.notifications.requests",
+                handlers={NotificationRequested.event_type: accept},
+            ),
+        )
 
     def workers(ctx: ServiceContext) -> Sequence[Worker]:
         if ctx.settings.smtp_port is None:
             raise RuntimeError("HUB_SMTP_PORT is not set and no SMTP sink was started")
         email = sender or SmtpEmailSender(ctx.settings.smtp_host, ctx.settings.smtp_port)
-        dispatcher = Dispatcher(ctx.pool, email, source=ctx.source, from_address=ctx.settings.smtp_sender)
-        return (dispatcher.run,)
+        channels: dict[Channel, ChannelAdapter] = {
+            Channel.EMAIL: EmailChannel(email, from_address=ctx.settings.smtp_sender),
+            Channel.INBOX: InboxChannel(ctx.pool),
+            Channel.WEBHOOK: WebhookChannel(ctx.pool, poster),
+        }
+        if sms_sender is not None:
+            channels[Channel.SMS] = SmsChannel(sms_sender)
+        dispatcher = Dispatcher(
+            ctx.pool,
+            channels,
+            source=ctx.source,
+            max_attempts=own.notification_max_attempts,
+            backoff_initial_s=own.notification_backoff_initial_s,
+            backoff_max_s=own.notification_backoff_max_s,
+        )
+        consumer = WebhookConsumer(
+            ctx.pool, ctx.settings, source=ctx.source, refresh_interval_s=own.webhook_refresh_interval_s
+        )
+
+        async def dispatch(stop: asyncio.Event) -> None:
+            try:
+                await dispatcher.run(stop)
+            finally:
+                for adapter in (sms_sender, poster):
+                    aclose = getattr(adapter, "aclose", None)
+                    if aclose is not None:  # the HTTP adapters hold connection pools
+                        await aclose()
+
+        return (dispatch, consumer.run)
 
     return ServiceDefinition(
         name=NAME,

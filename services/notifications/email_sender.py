@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
+from services.notifications.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 
-class DeliveryError(Exception):
-    """Root of delivery failures; the subclass decides whether to retry."""
-
-
-class TemporaryDeliveryError(DeliveryError):
-    """The server or network may accept it later (4xx, connection refused, timeout)."""
-
-
-class PermanentDeliveryError(DeliveryError):
-    """The server refused for good (5xx: unknown mailbox, policy)."""
+# The error classes lived here first; callers and the contract suite still import them from here.
+__all__ = [
+    "DeliveryError",
+    "EmailSender",
+    "InMemoryEmailSender",
+    "PermanentDeliveryError",
+    "SmtpEmailSender",
+    "TemporaryDeliveryError",
+]
 
 
 class EmailSender(Protocol):

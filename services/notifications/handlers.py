@@ -1,34 +1,93 @@
-"""What the notifications service does with a request: render it and queue it.
+"""What the notifications service does with a request or a partner delivery: render, decide, queue.
 
 Sending happens in the dispatcher, outside the consumer's transaction: a slow or down
-mail server must neither block the partition nor roll back the acceptance.
+mail server, SMS provider or webhook must neither block the partition nor roll back the
+acceptance.
 """
 
 from __future__ import annotations
 
-from contracts import NotificationRequested
+from contracts import Channel, Contract, DeliveryStatus, NotificationRequested
 from hub.errors import PermanentError
 from hub.messages import Incoming, Transaction
 from hub.telemetry import current_trace_headers
+from services.notifications import citizens, webhook_endpoints
 from services.notifications import repository as repo
-from services.notifications.templates import UnknownTemplate, render
+from services.notifications.domain import (
+    plan_deliveries,
+    structured_cloudevent,
+    webhook_notification_id,
+)
+from services.notifications.status import record_status
+from services.notifications.templates import RenderedMessage, UnknownTemplate, render
 
 
-async def accept_notification(msg: Incoming[NotificationRequested], tx: Transaction) -> None:
+async def accept_notification(
+    msg: Incoming[NotificationRequested], tx: Transaction, *, sms_available: bool = False
+) -> None:
+    """``sms_available``: whether an SMS provider is configured; else an SMS preference means email."""
     request = msg.data
     try:
         message = render(request.template, request.language, dict(request.placeholders))
     except (UnknownTemplate, KeyError) as error:
         raise PermanentError(f"cannot render {request.template}: {error}") from error
+    preference = await citizens.preference_of(tx.conn, request.citizen_id) if request.citizen_id else None
+    plan = plan_deliveries(request, preference, sms_available=sms_available)
+    trace = current_trace_headers()
+    for delivery in plan.deliveries:
+        new = repo.NewNotification(
+            notification_id=delivery.notification_id,
+            case_id=msg.case_id,
+            channel=delivery.channel.value,
+            recipient=delivery.address,
+            template=request.template,
+            subject=message.subject,
+            body=_text_for(delivery.channel, message),
+            test_delivery=msg.envelope.testdelivery,
+            traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"),
+            language=message.language.value,
+            template_version=message.version,
+            template_source=message.source,
+            citizen_id=request.citizen_id,
+            mandatory=request.mandatory,
+        )
+        if await repo.insert_notification(tx.conn, new) and plan.refused:
+            # Not sent, but recorded and reported, so the case shows why the citizen heard nothing.
+            await record_status(
+                tx,
+                notification_id=new.notification_id,
+                channel=new.channel,
+                template=new.template,
+                case_id=new.case_id,
+                test_delivery=new.test_delivery,
+                status=DeliveryStatus.PERMANENT_FAILURE,
+                detail=plan.refused,
+            )
+
+
+def _text_for(channel: Channel, message: RenderedMessage) -> str:
+    return message.sms if channel is Channel.SMS else message.body
+
+
+async def forward_to_webhook(msg: Incoming[Contract], tx: Transaction) -> None:
+    """Queue a delivery from a partner's topic for its webhook (any event type found there)."""
+    endpoint = await webhook_endpoints.webhook_for_topic(tx.conn, msg.topic)
+    if endpoint is None:
+        return  # the partner has no webhook (any more): it reads its topic itself
     trace = current_trace_headers()
     await repo.insert_notification(
-        tx,
-        notification_id=request.notification_id,
-        case_id=msg.case_id,
-        channel=request.channel.value,
-        recipient=request.recipient,
-        message=message,
-        test_delivery=msg.envelope.testdelivery,
-        traceparent=trace.get("traceparent"),
-        tracestate=trace.get("tracestate"),
+        tx.conn,
+        repo.NewNotification(
+            notification_id=webhook_notification_id(endpoint.partner_id, msg.envelope),
+            case_id=msg.case_id,
+            channel=Channel.WEBHOOK.value,
+            recipient=endpoint.partner_id,
+            template=msg.envelope.type,
+            subject=f"{msg.envelope.type} {msg.envelope.id}",
+            body=structured_cloudevent(msg.envelope, msg.data),
+            test_delivery=msg.envelope.testdelivery,
+            traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"),
+        ),
     )

@@ -1,4 +1,4 @@
-"""SQL of the notifications service."""
+"""SQL of the notifications lifecycle: queue, claim, finish, and the status history."""
 
 from __future__ import annotations
 
@@ -7,8 +7,25 @@ from dataclasses import dataclass
 import asyncpg
 
 from contracts import DeliveryStatus
-from hub.messages import Transaction
-from services.notifications.templates import RenderedMessage
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    notification_id: str
+    case_id: str
+    channel: str
+    recipient: str  # address on the channel: email, E.164 number, citizen id (inbox), partner id (webhook)
+    template: str
+    subject: str
+    body: str
+    test_delivery: bool
+    traceparent: str | None
+    tracestate: str | None
+    language: str | None = None
+    template_version: int | None = None
+    template_source: str | None = None
+    citizen_id: str | None = None
+    mandatory: bool = True
 
 
 @dataclass(frozen=True)
@@ -20,48 +37,41 @@ class Pending:
     template: str
     subject: str
     body: str
-    language: str
+    language: str | None
     test_delivery: bool
     attempts: int
     traceparent: str | None
     tracestate: str | None
 
 
-async def insert_notification(
-    tx: Transaction,
-    *,
-    notification_id: str,
-    case_id: str,
-    channel: str,
-    recipient: str,
-    message: RenderedMessage,
-    test_delivery: bool,
-    traceparent: str | None,
-    tracestate: str | None,
-) -> bool:
-    status = await tx.conn.execute(
+async def insert_notification(conn: asyncpg.Connection, new: NewNotification) -> bool:
+    """Queue as 'created'; False if this notification id exists (a redelivered request)."""
+    status = await conn.execute(
         """
         INSERT INTO notifications (notification_id, case_id, channel, recipient, language, template,
-                                   template_version, subject, body, test_delivery, status,
-                                   traceparent, tracestate)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'created', $11, $12)
+                                   template_version, template_source, subject, body, test_delivery,
+                                   citizen_id, mandatory, status, traceparent, tracestate)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'created', $14, $15)
         ON CONFLICT (notification_id) DO NOTHING
         """,
-        notification_id,
-        case_id,
-        channel,
-        recipient,
-        message.language.value,
-        message.template,
-        message.version,
-        message.subject,
-        message.body,
-        test_delivery,
-        traceparent,
-        tracestate,
+        new.notification_id,
+        new.case_id,
+        new.channel,
+        new.recipient,
+        new.language,
+        new.template,
+        new.template_version,
+        new.template_source,
+        new.subject,
+        new.body,
+        new.test_delivery,
+        new.citizen_id,
+        new.mandatory,
+        new.traceparent,
+        new.tracestate,
     )
     if status == "INSERT 0 1":
-        await add_history(tx.conn, notification_id, DeliveryStatus.CREATED, None)
+        await add_history(conn, new.notification_id, DeliveryStatus.CREATED, None)
         return True
     return False
 
@@ -114,10 +124,11 @@ async def finish(
     detail: str | None,
     retry_in_s: float | None = None,
 ) -> None:
+    # The cast matters: from "coalesce($4, 0)" PostgreSQL would infer an integer, turning 0.5 s into 0.
     await conn.execute(
         """
         UPDATE notifications SET status = $2, last_error = $3, updated_at = now(),
-               next_attempt_at = now() + make_interval(secs => coalesce($4, 0))
+               next_attempt_at = now() + make_interval(secs => coalesce($4::float8, 0))
         WHERE notification_id = $1
         """,
         notification_id,
@@ -126,3 +137,12 @@ async def finish(
         retry_in_s,
     )
     await add_history(conn, notification_id, status, detail)
+
+
+async def status_history(conn: asyncpg.Connection, notification_id: str) -> list[tuple[str, str | None]]:
+    """(status, detail) in order: what `hub` commands and tests show of a notification's life."""
+    rows = await conn.fetch(
+        "SELECT status, detail FROM notification_status_history WHERE notification_id = $1 ORDER BY id",
+        notification_id,
+    )
+    return [(row["status"], row["detail"]) for row in rows]

@@ -1,0 +1,99 @@
+"""SQL of what belongs to a citizen: channel preference, opt-out, and the in-app inbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+import asyncpg
+
+from contracts import Channel
+from services.notifications.domain import Preference
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    notification_id: str
+    case_id: str
+    template: str
+    language: str
+    subject: str
+    body: str
+    delivered_at: dt.datetime
+    read_at: dt.datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        row = asdict(self)
+        row["delivered_at"] = self.delivered_at.isoformat()
+        row["read_at"] = self.read_at.isoformat() if self.read_at else None
+        return row
+
+
+async def preference_of(conn: asyncpg.Connection, citizen_id: str) -> Preference | None:
+    row = await conn.fetchrow(
+        "SELECT channel, opted_out FROM citizen_preferences WHERE citizen_id = $1", citizen_id
+    )
+    if row is None:
+        return None
+    return Preference(Channel(row["channel"]) if row["channel"] else None, row["opted_out"])
+
+
+async def prefer_channel(conn: asyncpg.Connection, citizen_id: str, channel: Channel) -> None:
+    await conn.execute(
+        """
+        INSERT INTO citizen_preferences (citizen_id, channel) VALUES ($1, $2)
+        ON CONFLICT (citizen_id) DO UPDATE SET channel = excluded.channel, updated_at = now()
+        """,
+        citizen_id,
+        channel.value,
+    )
+
+
+async def set_opted_out(conn: asyncpg.Connection, citizen_id: str, opted_out: bool) -> None:
+    await conn.execute(
+        """
+        INSERT INTO citizen_preferences (citizen_id, opted_out) VALUES ($1, $2)
+        ON CONFLICT (citizen_id) DO UPDATE SET opted_out = excluded.opted_out, updated_at = now()
+        """,
+        citizen_id,
+        opted_out,
+    )
+
+
+async def store_inbox_message(
+    conn: asyncpg.Connection,
+    *,
+    notification_id: str,
+    citizen_id: str,
+    case_id: str,
+    template: str,
+    language: str,
+    subject: str,
+    body: str,
+) -> None:
+    # A retry after a crash between this insert and the status update must not duplicate it.
+    await conn.execute(
+        """
+        INSERT INTO inbox_messages (notification_id, citizen_id, case_id, template, language, subject, body)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (notification_id) DO NOTHING
+        """,
+        notification_id,
+        citizen_id,
+        case_id,
+        template,
+        language,
+        subject,
+        body,
+    )
+
+
+async def inbox_of(conn: asyncpg.Connection, citizen_id: str) -> list[InboxMessage]:
+    """Newest first, as an inbox shows them."""
+    rows = await conn.fetch(
+        """
+        SELECT notification_id, case_id, template, language, subject, body, delivered_at, read_at
+        FROM inbox_messages WHERE citizen_id = $1 ORDER BY delivered_at DESC, notification_id
+        """,
+        citizen_id,
+    )
+    return [InboxMessage(**dict(row)) for row in rows]

@@ -1,0 +1,119 @@
+"""Rules of the notifications service, without I/O: who gets what on which channel, and when to retry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+
+from contracts import Channel, Contract, Envelope, NotificationRequested
+from services.notifications.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+
+OPTED_OUT = "opted out"  # the detail of a notice not sent because the citizen opted out
+INBOX_COPY_SUFFIX = ":inbox"
+MAX_ID_LENGTH = 128  # NotificationStatusChanged.notification_id
+
+
+@dataclass(frozen=True)
+class Preference:
+    """What a citizen chose: a channel (None: email) and whether non-mandatory notices reach them."""
+
+    channel: Channel | None = None
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message on one channel; the inbox copy of a notice is a delivery of its own."""
+
+    notification_id: str
+    channel: Channel
+    address: str  # email address, E.164 number or citizen id (inbox)
+
+
+@dataclass(frozen=True)
+class Plan:
+    deliveries: tuple[Delivery, ...]
+    # Set when the notice must not go out; the first delivery is then recorded as failed with it.
+    refused: str | None = None
+
+
+def plan_deliveries(
+    request: NotificationRequested, preference: Preference | None, *, sms_available: bool
+) -> Plan:
+    """Pick the channel (request, else preference, else email) and whether to keep an inbox copy."""
+    preference = preference or Preference()
+    can_use_inbox = request.citizen_id is not None and request.inbox
+    primary = _primary(request, preference, can_use_inbox=can_use_inbox, sms_available=sms_available)
+    if not request.mandatory and preference.opted_out:
+        return Plan((primary,), refused=OPTED_OUT)
+    if request.channel is Channel.WEBHOOK:
+        return Plan((primary,), refused="webhooks carry partner deliveries, not notices")
+    if primary.channel is Channel.INBOX and not can_use_inbox:
+        return Plan((primary,), refused="no inbox: no citizen id, or no inbox copy allowed")
+    if primary.channel is Channel.INBOX or not can_use_inbox:
+        return Plan((primary,))
+    assert request.citizen_id is not None  # can_use_inbox says so; mypy cannot see it
+    copy = Delivery(inbox_copy_id(request.notification_id), Channel.INBOX, request.citizen_id)
+    return Plan((primary, copy))
+
+
+def _primary(
+    request: NotificationRequested, preference: Preference, *, can_use_inbox: bool, sms_available: bool
+) -> Delivery:
+    notification_id = request.notification_id
+    if request.channel is not None:
+        # The producer chose; honour it even where a preference would say otherwise.
+        address = (request.citizen_id or "") if request.channel is Channel.INBOX else request.recipient
+        return Delivery(notification_id, request.channel, address)
+    # A preference the request cannot serve degrades to email rather than to silence.
+    if preference.channel is Channel.SMS and request.phone is not None and sms_available:
+        return Delivery(notification_id, Channel.SMS, request.phone)
+    if preference.channel is Channel.INBOX and can_use_inbox:
+        assert request.citizen_id is not None
+        return Delivery(notification_id, Channel.INBOX, request.citizen_id)
+    return Delivery(notification_id, Channel.EMAIL, request.recipient)
+
+
+def inbox_copy_id(notification_id: str) -> str:
+    """``<id>:inbox``, shortened with a digest where that would pass the contracts' 128 characters."""
+    copy_id = notification_id + INBOX_COPY_SUFFIX
+    if len(copy_id) <= MAX_ID_LENGTH:
+        return copy_id
+    digest = hashlib.sha256(notification_id.encode()).hexdigest()[:16]
+    keep = MAX_ID_LENGTH - len(digest) - len(INBOX_COPY_SUFFIX) - 1
+    return f"{notification_id[:keep]}~{digest}{INBOX_COPY_SUFFIX}"
+
+
+def retry_delay(attempt: int, *, initial_s: float, max_s: float, jitter: float = 1.0) -> float:
+    """Exponential backoff: ``initial_s`` after the first attempt, doubling, capped at ``max_s``.
+
+    ``jitter`` (the dispatcher draws it from [1, 1.5)) spreads retries of many notifications
+    that failed together, e.g. during one provider outage.
+    """
+    delay: float = initial_s * 2 ** (attempt - 1) * jitter
+    return min(max_s, delay)
+
+
+def http_failure(status: int) -> type[DeliveryError] | None:
+    """How an HTTP answer counts: 2xx delivered; 429 and 5xx may pass later; other codes never will."""
+    if 200 <= status < 300:
+        return None
+    if status == 429 or status >= 500:
+        return TemporaryDeliveryError
+    return PermanentDeliveryError
+
+
+def structured_cloudevent(envelope: Envelope, data: Contract) -> str:
+    """CloudEvents JSON structured mode: the attributes and ``data`` in one object (a webhook body)."""
+    event = {**envelope.model_dump(mode="json", exclude_none=True), "data": data.model_dump(mode="json")}
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+_WEBHOOK_IDS = uuid.UUID("6f1d3c2e-4b0a-5c7e-9a51-2f8d0b7c1e43")
+
+
+def webhook_notification_id(partner_id: str, envelope: Envelope) -> str:
+    """Stable per partner and event (a redelivered record maps to the same row), and short."""
+    return f"webhook-{uuid.uuid5(_WEBHOOK_IDS, f'{partner_id} {envelope.source} {envelope.id}')}"

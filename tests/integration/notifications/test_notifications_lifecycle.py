@@ -1,0 +1,135 @@
+"""The status lifecycle on real PostgreSQL: handler in a transaction, then the dispatcher with fakes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import asyncpg
+import pytest
+
+from contracts import Channel
+from hub.telemetry import tracer
+from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
+from services.notifications.dispatcher import Dispatcher
+from services.notifications.email_sender import InMemoryEmailSender
+from tests.integration.notifications.conftest import SOURCE, accept, history, incoming, request, status_events
+
+pytestmark = pytest.mark.asyncio
+
+ID = "eumzug-1:received"
+
+
+def dispatcher(
+    pool: asyncpg.Pool, email: InMemoryEmailSender, *, max_attempts: int = 6, backoff_s: float = 0.05
+) -> Dispatcher:
+    channels: Mapping[Channel, ChannelAdapter] = {
+        Channel.EMAIL: EmailChannel(email, from_address="noreply@hub.stadtluzern.ch"),
+        Channel.INBOX: InboxChannel(pool),
+    }
+    return Dispatcher(
+        pool,
+        channels,
+        source=SOURCE,
+        max_attempts=max_attempts,
+        backoff_initial_s=backoff_s,
+        backoff_max_s=backoff_s * 4,
+    )
+
+
+async def until_due(pool: asyncpg.Pool, notification_id: str) -> None:
+    """Wait out the backoff the dispatcher chose for a temporary failure."""
+    async with asyncio.timeout(5):
+        while True:
+            async with pool.acquire() as conn:
+                due = await conn.fetchval(
+                    "SELECT next_attempt_at <= now() FROM notifications WHERE notification_id = $1",
+                    notification_id,
+                )
+            if due:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_notification_goes_from_created_through_sending_to_delivered(pool: asyncpg.Pool) -> None:
+    email = InMemoryEmailSender()
+    with tracer().start_as_current_span("process hub.notification.requests") as span:
+        await accept(pool, incoming(request(ID)))
+        request_trace = format(span.get_span_context().trace_id, "032x")
+    assert await history(pool, ID) == ["created"]
+    assert await dispatcher(pool, email).dispatch_due() == 1
+    assert await history(pool, ID) == ["created", "sending", "delivered"]
+    [mail] = email.sent
+    assert mail["To"] == "anna.muster@example.ch"
+    assert mail["Subject"] == "Ihre Umzugsmeldung eumzug-1 ist eingegangen"
+    assert mail["Content-Language"] == "de"
+    [event] = await status_events(pool, ID)
+    assert (event["status"], event["channel"], event["template"]) == (
+        "delivered",
+        "email",
+        "relocation.received",
+    )
+    assert event["traceparent"].split("-")[1] == request_trace  # the status continues the request's trace
+
+
+async def test_a_temporary_failure_is_retried_with_backoff_and_then_delivered(pool: asyncpg.Pool) -> None:
+    email = InMemoryEmailSender(unreachable=True)
+    worker = dispatcher(pool, email, backoff_s=0.5)
+    await accept(pool, incoming(request(ID)))
+    await worker.dispatch_due()
+    assert await history(pool, ID) == ["created", "sending", "temporary-failure"]
+    assert await worker.dispatch_due() == 0  # not before its backoff has passed
+    email.unreachable = False
+    await until_due(pool, ID)
+    assert await worker.dispatch_due() == 1
+    assert await history(pool, ID) == ["created", "sending", "temporary-failure", "sending", "delivered"]
+    assert len(email.sent) == 1
+    assert [e["status"] for e in await status_events(pool, ID)] == ["temporary-failure", "delivered"]
+
+
+async def test_a_permanent_failure_is_not_retried(pool: asyncpg.Pool) -> None:
+    email = InMemoryEmailSender(refused={"anna.muster@example.ch"})
+    worker = dispatcher(pool, email)
+    await accept(pool, incoming(request(ID)))
+    await worker.dispatch_due()
+    await asyncio.sleep(0.1)
+    assert await worker.dispatch_due() == 0
+    assert await history(pool, ID) == ["created", "sending", "permanent-failure"]
+    [event] = await status_events(pool, ID)
+    assert event["detail"] == "SMTP 550: mailbox unavailable"
+
+
+async def test_the_last_failed_attempt_ends_as_a_technical_failure(pool: asyncpg.Pool) -> None:
+    worker = dispatcher(pool, InMemoryEmailSender(unreachable=True), max_attempts=3)
+    await accept(pool, incoming(request(ID)))
+    for _ in range(3):
+        await until_due(pool, ID)
+        assert await worker.dispatch_due() == 1
+    assert await history(pool, ID) == [
+        "created",
+        *["sending", "temporary-failure"] * 2,
+        "sending",
+        "technical-failure",
+    ]
+    final = (await status_events(pool, ID))[-1]
+    assert final["detail"].startswith("gave up after 3 attempts")
+    await asyncio.sleep(0.3)
+    assert await worker.dispatch_due() == 0
+
+
+async def test_a_test_delivery_sends_nothing_and_is_reported_delivered(pool: asyncpg.Pool) -> None:
+    email = InMemoryEmailSender()
+    await accept(pool, incoming(request(ID, citizen_id="citizen-1"), test_delivery=True))
+    assert await dispatcher(pool, email).dispatch_due() == 2  # the email and its inbox copy
+    assert email.sent == []
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM inbox_messages") == 0
+    assert await history(pool, ID) == ["created", "sending", "delivered"]
+    [event] = await status_events(pool, ID)
+    assert event["detail"] == "test delivery: nothing sent"
+
+
+async def test_a_repeated_request_queues_nothing_new(pool: asyncpg.Pool) -> None:
+    await accept(pool, incoming(request(ID)))
+    await accept(pool, incoming(request(ID)))
+    assert await history(pool, ID) == ["created"]
