@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -139,13 +140,18 @@ async def test_deliveries_on_the_partners_kafka_topic_reach_its_webhook(
             DELIVERY, business_process_id="eumzug-77", topic=delivery_topic(PARTNER)
         )
         deadline = time.monotonic() + 60
-        while not webhook_receiver.received and time.monotonic() < deadline:
+        while not _posted(webhook_receiver, envelope.id) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
     finally:
         await registry.stop()
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
-    [received] = webhook_receiver.received
-    assert received.event()["id"] == envelope.id
+    # The session's broker is shared: earlier end-to-end runs also delivered to this
+    # partner's topic, so look for this event and check it was posted exactly once.
+    [received] = _posted(webhook_receiver, envelope.id)
     assert received.event()["businessprocessid"] == "eumzug-77"
     assert received.headers["traceparent"].split("-")[1] != "0" * 32  # the case's trace continues
+
+
+def _posted(receiver: WebhookReceiver, event_id: str) -> list[Any]:
+    return [r for r in receiver.received if r.event()["id"] == event_id]
