@@ -23,7 +23,7 @@ from contracts import ContractError, Envelope
 from contracts.catalog import parse_data
 from hub import inbox
 from hub.deadletter import DeadLetterWriter
-from hub.errors import PermanentError, TransientError, UnroutableEvent
+from hub.errors import MessageTooLarge, PermanentError, TransientError, UnroutableEvent
 from hub.messages import Incoming, Transaction
 from hub.telemetry import consumer_span, current_trace_id, messaging_attributes
 
@@ -77,6 +77,15 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_s, self.initial_s * 2 ** (attempt - 1)))
 
 
+@dataclass(frozen=True)
+class RetryLater:
+    """A transient failure: try the same record again after ``delay_s``."""
+
+    delay_s: float
+    attempt: int
+    error: BaseException
+
+
 class MessageProcessor:
     def __init__(
         self,
@@ -86,54 +95,68 @@ class MessageProcessor:
         *,
         source: str,
         retry: RetryPolicy,
+        max_message_bytes: int | None = None,
     ) -> None:
         self._pool = pool
         self._route = route
         self._dead_letters = dead_letters
         self._source = source
         self._retry = retry
+        self._max_message_bytes = max_message_bytes
         self.counts: dict[Outcome, int] = {outcome: 0 for outcome in Outcome}
+
+    @property
+    def route(self) -> Route:
+        return self._route
+
+    async def attempt(self, record: ConsumerRecord[bytes, bytes], attempt: int) -> Outcome | RetryLater:
+        """One try at a record: its final outcome, or when to try again.
+
+        The caller decides how to wait; the service pauses only the record's partition,
+        so one failing partition does not hold up the others.
+        """
+        try:
+            outcome = await self._process_once(record)
+        except (PermanentError, ContractError) as error:
+            await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+            outcome = Outcome.DEAD_LETTERED
+        except _TRANSIENT as error:
+            return self._retry_later(record, error, attempt)
+        except Exception as error:  # a bug or an unforeseen failure: retry, then give up
+            if attempt < self._retry.max_unexpected_attempts:
+                return self._retry_later(record, error, attempt)
+            log.exception("giving up on %s", _where(record))
+            await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+            outcome = Outcome.DEAD_LETTERED
+        self.counts[outcome] += 1
+        return outcome
 
     async def process(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event | None = None
     ) -> Outcome:
-        """Handle one record until it is processed, known as a duplicate, or dead-lettered."""
+        """Handle one record until it is processed, known as a duplicate, or dead-lettered.
+
+        Waits in place between attempts: for callers that own a single record (tools, tests).
+        """
         attempt = 0
         while True:
             attempt += 1
-            try:
-                outcome = await self._process_once(record)
-            except (PermanentError, ContractError) as error:
-                await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
-                outcome = Outcome.DEAD_LETTERED
-            except _TRANSIENT as error:
-                await self._back_off(record, error, attempt, stop)
-                continue
-            except Exception as error:  # a bug or an unforeseen failure: retry, then give up
-                if attempt >= self._retry.max_unexpected_attempts:
-                    log.exception("giving up on %s", _where(record))
-                    await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
-                    outcome = Outcome.DEAD_LETTERED
-                else:
-                    await self._back_off(record, error, attempt, stop)
-                    continue
-            self.counts[outcome] += 1
-            return outcome
+            result = await self.attempt(record, attempt)
+            if isinstance(result, Outcome):
+                return result
+            if stop is not None and stop.is_set():
+                raise asyncio.CancelledError("shutting down while retrying")
+            await asyncio.sleep(result.delay_s)
 
-    async def _back_off(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        error: BaseException,
-        attempt: int,
-        stop: asyncio.Event | None,
-    ) -> None:
+    def _retry_later(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempt: int
+    ) -> RetryLater:
         delay = self._retry.delay(attempt)
         log.warning("retrying %s in %.2fs (attempt %d): %s", _where(record), delay, attempt, error)
-        if stop is not None and stop.is_set():
-            raise asyncio.CancelledError("shutting down while retrying")
-        await asyncio.sleep(delay)
+        return RetryLater(delay, attempt, error)
 
     async def _process_once(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+        self._check_size(record)
         envelope = Envelope.from_headers(record.headers)
         data = parse_data(envelope.type, record.value or b"")
         handler = self._route.handlers.get(envelope.type)
@@ -168,6 +191,15 @@ class MessageProcessor:
                     return Outcome.DUPLICATE
                 await handler(incoming, Transaction(conn, source=self._source))
         return Outcome.PROCESSED
+
+    def _check_size(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        # Checked before parsing: an oversized value must not cost a JSON parse and a
+        # validation, and must not reach a handler or the database as a whole.
+        if self._max_message_bytes is None:
+            return
+        size = len(record.value or b"") + sum(len(n) + len(v) for n, v in record.headers)
+        if size > self._max_message_bytes:
+            raise MessageTooLarge(f"message of {size} bytes exceeds the limit of {self._max_message_bytes}")
 
 
 def _where(record: ConsumerRecord[bytes, bytes]) -> str:

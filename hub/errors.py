@@ -31,6 +31,10 @@ class UnroutableEvent(PermanentError):
     """The event is valid but this consumer has no handler for its type."""
 
 
+class MessageTooLarge(PermanentError):
+    """A record over the hub's size limit (``HUB_MAX_MESSAGE_BYTES``): refused unread."""
+
+
 class UnknownCase(PermanentError):
     """The event refers to a case (business process id) the hub does not know."""
 

@@ -19,7 +19,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from hub.consumer import MessageProcessor, RetryPolicy, Route
+from hub.consumer import MessageProcessor, RetryLater, RetryPolicy, Route
 from hub.db import create_pool
 from hub.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.kafka import ensure_topics
@@ -69,6 +69,39 @@ async def _raw_body(message: Any) -> bytes:
     # Skip FastStream's JSON decoding: a value that is not JSON must reach our
     # validation (and the dead-letter topic), not fail inside the framework.
     return bytes(message.body)
+
+
+class PartitionRetries:
+    """Backoff per partition: a failing record pauses its own partition, not the subscriber.
+
+    The record is rewound (seek) and its partition paused for the backoff delay, while the
+    consumer goes on with its other partitions; nothing of the paused partition is
+    committed meanwhile. Attempts are counted per partition and offset.
+    """
+
+    def __init__(self) -> None:
+        self._attempts: dict[TopicPartition, tuple[int, int]] = {}
+
+    def next_attempt(self, partition: TopicPartition, offset: int) -> int:
+        last_offset, attempts = self._attempts.get(partition, (offset, 0))
+        return attempts + 1 if last_offset == offset else 1
+
+    def back_off(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int, retry: RetryLater
+    ) -> None:
+        self._attempts[partition] = (offset, retry.attempt)
+        consumer.seek(partition, offset)
+        consumer.pause(partition)
+        asyncio.get_running_loop().call_later(retry.delay_s, _resume, consumer, partition)
+
+    def done(self, partition: TopicPartition) -> None:
+        self._attempts.pop(partition, None)
+
+
+def _resume(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+    # After a rebalance the partition may belong to another member now: nothing to resume.
+    if partition in consumer.assignment():
+        consumer.resume(partition)
 
 
 class ServiceRuntime:
@@ -132,14 +165,19 @@ class ServiceRuntime:
         retry = RetryPolicy(s.retry_backoff_initial_s, s.retry_backoff_max_s)
         for route in routes:
             processor = MessageProcessor(
-                self.pool, route, DeadLetterWriter(self.pool), source=ctx.source, retry=retry
+                self.pool,
+                route,
+                DeadLetterWriter(self.pool),
+                source=ctx.source,
+                retry=retry,
+                max_message_bytes=s.max_message_bytes,
             )
             self.processors.append(processor)
             self._subscribe(broker, route, processor)
         return broker
 
     def _subscribe(self, broker: KafkaBroker, route: Route, processor: MessageProcessor) -> None:
-        stop = self._stop
+        retrying = PartitionRetries()
 
         @broker.subscriber(
             route.topic,
@@ -157,12 +195,16 @@ class ServiceRuntime:
             consumer: AIOKafkaConsumer = message.consumer
             partition = TopicPartition(record.topic, record.partition)
             try:
-                await processor.process(record, stop)
+                result = await processor.attempt(record, retrying.next_attempt(partition, record.offset))
             except BaseException:
-                # Not processed (shutdown while retrying): rewind, so no later commit of this
-                # partition can pass over the record.
+                # Interrupted (shutdown): rewind, so no later commit of this partition can
+                # pass over the record.
                 consumer.seek(partition, record.offset)
                 raise
+            if isinstance(result, RetryLater):
+                retrying.back_off(consumer, partition, record.offset, result)
+                return
+            retrying.done(partition)
             await consumer.commit({partition: record.offset + 1})
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:

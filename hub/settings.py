@@ -42,6 +42,9 @@ class HubSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(
         1.0, gt=0, description="Relay poll when no NOTIFY wakes it (a safety net, not the signal)."
     )
+    max_message_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest record (value + headers) a subscriber accepts."
+    )
     retry_backoff_initial_s: float = Field(0.2, gt=0)
     retry_backoff_max_s: float = Field(10.0, gt=0)
     pseudonym_key_file: Path | None = Field(

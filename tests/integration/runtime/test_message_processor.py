@@ -133,3 +133,20 @@ async def test_shared_topic_route_skips_types_meant_for_other_services(pool: asy
     processor = MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test", retry=RetryPolicy())
     assert await processor.process(_valid()) is Outcome.SKIPPED
     assert await _count(pool, "SELECT count(*) FROM dead_letters") == 0
+
+
+async def test_a_record_over_the_size_limit_is_dead_lettered_unread(pool: asyncpg.Pool) -> None:
+    route = Route("hub.ingress", GROUP, {DepartureConfirmed.event_type: _record_effect})
+    processor = MessageProcessor(
+        pool, route, DeadLetterWriter(pool), source="urn:test", retry=RetryPolicy(), max_message_bytes=2048
+    )
+    valid = _valid("small")
+    padded = json.dumps({**json.loads(valid.value or b"{}"), "padding": "x" * 4096}).encode()
+    assert await processor.process(_record(padded, valid.headers, offset=8)) is Outcome.DEAD_LETTERED
+    assert await processor.process(valid) is Outcome.PROCESSED
+    async with pool.acquire() as conn:
+        dead = await conn.fetchrow("SELECT error_class, error_message, kafka_offset FROM dead_letters")
+    assert dead["error_class"] == "MessageTooLarge"
+    assert "exceeds the limit of 2048" in dead["error_message"]
+    assert dead["kafka_offset"] == 8
+    assert await _count(pool, "SELECT count(*) FROM effects") == 1
