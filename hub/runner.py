@@ -27,7 +27,7 @@ async def run_service(name: str, settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.request_stop)
-    health = HealthServer(runtime.readiness, port=settings.health_port or 0)
+    health = HealthServer(runtime.readiness, metrics=runtime.metrics, port=settings.health_port or 0)
     try:
         await runtime.start()
         await health.start()

@@ -159,7 +159,7 @@ class ServiceRuntime:
             client_id=f"hub-{ctx.name}",
             consumer_only=True,
             logger=logging.getLogger(f"hub.broker.{ctx.name}"),
-            graceful_timeout=15.0,
+            graceful_timeout=s.shutdown_grace_s,
         )
         assert self.pool is not None
         retry = RetryPolicy(s.retry_backoff_initial_s, s.retry_backoff_max_s)
@@ -235,6 +235,43 @@ class ServiceRuntime:
         checks["ok_partitions"] = bool(assigned) and all(assigned)
         checks["ok_running"] = not self._stop.is_set()
         return checks
+
+    async def metrics(self) -> str:
+        """Prometheus text format: records per outcome, outbox backlog, dead letters."""
+        name = self.definition.name
+        lines = [
+            "# HELP hub_consumer_records_total Records a subscriber finished, by outcome.",
+            "# TYPE hub_consumer_records_total counter",
+        ]
+        for processor in self.processors:
+            group = processor.route.group_id
+            for outcome, count in processor.counts.items():
+                labels = f'service="{name}",group="{group}",outcome="{outcome.value}"'
+                lines.append(f"hub_consumer_records_total{{{labels}}} {count}")
+        if self.pool is not None:
+            try:
+                async with self.pool.acquire(timeout=2) as conn:
+                    backlog = await outbox_backlog(conn)
+                    oldest = await conn.fetchval(
+                        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                        " FROM outbox WHERE published_at IS NULL"
+                    )
+                    dead = await conn.fetchval("SELECT count(*) FROM dead_letters")
+            except Exception as error:  # metrics must answer even while the database is away
+                log.warning("metrics without database figures: %s", error)
+            else:
+                lines += [
+                    "# HELP hub_outbox_backlog Outbox rows not yet published to Kafka.",
+                    "# TYPE hub_outbox_backlog gauge",
+                    f'hub_outbox_backlog{{service="{name}"}} {backlog}',
+                    "# HELP hub_outbox_oldest_unpublished_seconds Age of the oldest unpublished row.",
+                    "# TYPE hub_outbox_oldest_unpublished_seconds gauge",
+                    f'hub_outbox_oldest_unpublished_seconds{{service="{name}"}} {float(oldest):.3f}',
+                    "# HELP hub_dead_letters Dead letters recorded by this service.",
+                    "# TYPE hub_dead_letters gauge",
+                    f'hub_dead_letters{{service="{name}"}} {dead}',
+                ]
+        return "\n".join(lines) + "\n"
 
     async def wait(self) -> None:
         await self._stop.wait()

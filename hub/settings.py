@@ -45,6 +45,9 @@ class HubSettings(BaseSettings):
     max_message_bytes: int = Field(
         256 * 1024, ge=1024, description="Largest record (value + headers) a subscriber accepts."
     )
+    shutdown_grace_s: float = Field(
+        15.0, gt=0, description="SIGTERM: how long in-flight records may take to finish and commit."
+    )
     retry_backoff_initial_s: float = Field(0.2, gt=0)
     retry_backoff_max_s: float = Field(10.0, gt=0)
     pseudonym_key_file: Path | None = Field(

@@ -9,6 +9,8 @@ would exhaust the patience below instead.
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 import uuid
 from typing import Any
 
@@ -18,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.consumer import Route
 from hub.errors import TransientError
+from hub.health import HealthServer
 from hub.messages import Incoming, Transaction
 from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.settings import HubSettings
@@ -102,6 +105,7 @@ async def test_a_retrying_record_does_not_hold_up_other_partitions(hub_settings:
         await _wait_for(all_effects)
         async with pool.acquire() as conn:
             order = [row["event_id"] for row in await conn.fetch("SELECT event_id FROM effects ORDER BY seq")]
+        ready, metrics = await _probe(runtime)
     finally:
         await producer.stop()
         await runtime.stop()
@@ -111,3 +115,27 @@ async def test_a_retrying_record_does_not_hold_up_other_partitions(hub_settings:
     # The other partition went first; the failing partition kept its own order.
     assert order[:OTHERS] == [f"other-{n}" for n in range(OTHERS)]
     assert order[OTHERS:] == ["failing", "after-failing"]
+    # What the deployment's probes and scraper see over HTTP.
+    assert ready["ready"] is True
+    assert ready["ok_partitions"] is True
+    processed = (
+        'hub_consumer_records_total{service="backoff_test",group="hub.test.backoff",outcome="processed"}'
+    )
+    assert f"{processed} {OTHERS + 2}" in metrics.splitlines()
+    assert 'hub_outbox_backlog{service="backoff_test"} 0' in metrics.splitlines()
+
+
+async def _probe(runtime: ServiceRuntime) -> tuple[dict[str, Any], str]:
+    health = HealthServer(runtime.readiness, metrics=runtime.metrics)
+    await health.start()
+    try:
+
+        def get(path: str) -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health.port}{path}", timeout=5) as answer:
+                return bytes(answer.read())
+
+        ready = json.loads(await asyncio.to_thread(get, "/readyz"))
+        metrics = (await asyncio.to_thread(get, "/metrics")).decode()
+    finally:
+        await health.stop()
+    return ready, metrics
