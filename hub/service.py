@@ -219,6 +219,20 @@ class ServiceRuntime:
 
         self._tasks.append(asyncio.create_task(guarded(), name=f"{self.definition.name}:{name}"))
 
+    async def _flush_outbox(self) -> None:
+        """Publish what the last records wrote, so partners need not wait for a restart.
+
+        Best effort within the grace period: whatever stays is published after the restart.
+        """
+        if self.relay is None or self._publisher is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.shutdown_grace_s):
+                while await self.relay.publish_batch():
+                    pass
+        except Exception as error:  # the rows stay in the outbox; nothing is lost
+            log.warning("%s: outbox not flushed at shutdown: %s", self.definition.name, error)
+
     async def readiness(self) -> dict[str, bool | int | str]:
         """Database reachable, every subscriber has partitions, outbox backlog bounded."""
         checks: dict[str, bool | int | str] = {"service": self.definition.name}
@@ -282,11 +296,12 @@ class ServiceRuntime:
     async def stop(self) -> None:
         self._stop.set()
         if self._broker is not None:
-            await self._broker.stop()
+            await self._broker.stop()  # in-flight records finish and commit (shutdown_grace_s)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
             for task in self._tasks:
                 task.cancel()
+        await self._flush_outbox()
         if self._publisher is not None:
             await self._publisher.stop()
         if self.pool is not None:
