@@ -176,3 +176,5 @@ class Sector(StrEnum):
     BUILDING = "building"
     ENVIRONMENT = "environment"
     INSURANCE = "insurance"
+    CITIZEN_SERVICES = "citizen-services"
+    """The hub's own services to the citizen: the key of their preferences and inbox."""

@@ -7,9 +7,9 @@ events never leave the hub. Partner events announce who is who (on
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.base import Contract, ContractModel
 from contracts.ech import LocalPersonId, ParticipantIdStr, Person, Sector
@@ -45,10 +45,21 @@ class Recipient(ContractModel):
 
 
 class PseudonymsRequested(Contract):
+    """Pseudonyms for the recipients of a case and, if asked, the citizen's own hub pseudonym."""
+
     event_type: ClassVar[str] = _PREFIX + "pseudonyms-requested.v1"
 
     person: Person
-    recipients: tuple[Recipient, ...] = Field(min_length=1)
+    recipients: tuple[Recipient, ...]
+    citizen_pseudonym: bool = Field(
+        default=False, description="also issue the person's citizen-services pseudonym (citizen_id)"
+    )
+
+    @model_validator(mode="after")
+    def _asks_for_something(self) -> Self:
+        if not self.recipients and not self.citizen_pseudonym:
+            raise ValueError("a request needs recipients or the citizen pseudonym")
+        return self
 
 
 class IssuedPseudonym(ContractModel):
@@ -71,6 +82,12 @@ class PseudonymsIssued(Contract):
 
     match: Literal["exact-vn", "local-id", "new", "flagged-for-review"]
     pseudonyms: tuple[IssuedPseudonym, ...]
+    citizen_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the person's citizen-services pseudonym, if requested: keys preferences and inbox",
+    )
 
 
 class PartnerRegistered(Contract):

@@ -23,6 +23,7 @@ from contracts import (
     BuildingProject,
     CaseDelivery,
     CaseRejected,
+    Channel,
     ConsultationRequested,
     Contact,
     Contract,
@@ -133,7 +134,13 @@ def _is_done(view: CaseView, expected: str) -> bool:
     if view.status != expected:
         return False
     template = f".{FINAL_STEP[expected]} via "
-    return any(step.service == "notifications" and template in (step.detail or "") for step in view.timeline)
+    # The inbox copy is stored at once; the notice the citizen is sent is what counts.
+    return any(
+        step.service == "notifications"
+        and template in (detail := step.detail or "")
+        and f"{template}{Channel.INBOX.value}:" not in detail
+        for step in view.timeline
+    )
 
 
 EXPECTED_STATUS = {"main": "completed", "rejection": "rejected", "escalation": "escalated"}

@@ -48,8 +48,14 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
                 local_person_id=local_id_for(partner.local_person_id_category, local_ids),
             )
         )
+    citizen_id = None
+    if msg.data.citizen_pseudonym:
+        # Not a partner's sector: the hub's own key for the citizen's preferences and inbox.
+        citizen_id = await pseudonym_for(
+            tx, secret, resolved.person_id, resolved.vn, Sector.CITIZEN_SERVICES.value
+        )
     await tx.emit(
-        PseudonymsIssued(match=resolved.match, pseudonyms=tuple(issued)),
+        PseudonymsIssued(match=resolved.match, pseudonyms=tuple(issued), citizen_id=citizen_id),
         topic=topics.IDENTITY_RESULTS,
         business_process_id=msg.case_id,
         reference_id=msg.envelope.id,

@@ -7,6 +7,7 @@ identity's partner events. Subscriptions belong to the registry and change throu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contracts import SetSubscription
@@ -31,9 +32,18 @@ async def set_subscription(msg: Incoming[SetSubscription], tx: Transaction) -> N
     )
 
 
-async def mirror_partner(msg: Incoming[Any], tx: Transaction) -> None:
-    """PartnerRegistered from identity: insert or update the routing view."""
+CreateTopic = Callable[[str], Awaitable[None]]
+
+
+async def mirror_partner(msg: Incoming[Any], tx: Transaction, *, create_topic: CreateTopic) -> None:
+    """PartnerRegistered from identity: insert or update the routing view.
+
+    A partner registered while the hub runs gets its delivery topic now, before the first
+    delivery to it sits in the outbox (clusters without topic auto-creation would refuse
+    it). Creating is idempotent, so a redelivered announcement does no harm.
+    """
     partner = msg.data
+    await create_topic(delivery_topic(partner.partner_id))
     await repo.upsert_partner(
         tx,
         partner_id=partner.partner_id,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from hub import topics
 from hub.consumer import Handler, Route
+from hub.kafka import ensure_topics
 from hub.service import ServiceContext, ServiceDefinition, Worker
 from services.registry import admin, handlers
 from services.registry.domain import ProcessDefinition, Processes, load_processes
@@ -37,13 +38,20 @@ def partner_event_types(processes: Processes) -> set[str]:
     return types
 
 
+def _topic_creator(ctx: ServiceContext) -> admin.CreateTopic:
+    async def create(topic: str) -> None:
+        await ensure_topics(ctx.settings, [topic])
+
+    return create
+
+
 def routes(ctx: ServiceContext) -> Sequence[Route]:
     processes = _processes(ctx)
     on_partner_event: Handler = functools.partial(handlers.on_partner_event, processes=processes)
     partner_mirror: dict[str, Handler] = {}
     if PARTNER_REGISTERED in CATALOG:
         partner_mirror = {
-            PARTNER_REGISTERED: admin.mirror_partner,
+            PARTNER_REGISTERED: functools.partial(admin.mirror_partner, create_topic=_topic_creator(ctx)),
             PARTNER_STATUS_CHANGED: admin.mirror_partner_status,
         }
     return (

@@ -23,7 +23,9 @@ async def notify_citizen(
     milestone: str = "",
     reason: str = "",
     partner: str = "",
+    citizen_id: str | None = None,
 ) -> None:
+    """``citizen_id`` (from identity) lets the citizen's preference, opt-out and inbox apply."""
     if process.citizen_contact is None:
         return
     contact = get_path(details, process.citizen_contact)
@@ -51,6 +53,8 @@ async def notify_citizen(
             template=f"{process.case_type}.{step}",
             placeholders=placeholders,
             mandatory=step in MANDATORY_STEPS,
+            citizen_id=citizen_id,
+            phone=contact.get("phone"),
         ),
         topic=topics.NOTIFICATION_REQUESTS,
         business_process_id=case_id,

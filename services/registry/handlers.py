@@ -105,15 +105,19 @@ async def open_case(
     case = await _case(tx, msg.case_id)
     await _timeline(tx, msg, partner.partner_id, process.title)
     subscribers = await repo.subscribers_of(tx, msg.envelope.type, process.case_type)
-    if process.subject_person and subscribers:
+    tells_citizen = process.citizen_contact is not None
+    if process.subject_person and (subscribers or tells_citizen):
         person = getattr(msg.data, process.subject_person)
         assert isinstance(person, Person)
+        # The citizen is told of receipt once identity has answered, with their citizen id,
+        # so that their channel preference and inbox apply from the first notice on.
         request = await tx.emit(
             PseudonymsRequested(
                 person=person,
                 recipients=tuple(
                     Recipient(partner_id=s.partner_id, sector=Sector(s.sector)) for s in subscribers
                 ),
+                citizen_pseudonym=tells_citizen,
             ),
             topic=topics.IDENTITY_REQUESTS,
             business_process_id=case.case_id,
@@ -131,14 +135,14 @@ async def open_case(
             trace_id=msg.trace_id,
             reference_id=msg.envelope.id,
         )
-    await notify_citizen(
-        tx,
-        process=process,
-        case_id=case.case_id,
-        details=data,
-        step="received",
-        test_delivery=case.test_delivery,
-    )
+        await notify_citizen(
+            tx,
+            process=process,
+            case_id=case.case_id,
+            details=data,
+            step="received",
+            test_delivery=case.test_delivery,
+        )
     await repo.add_timeline(
         tx,
         case_id=case.case_id,
@@ -174,6 +178,18 @@ async def deliver_with_pseudonyms(
         trace_id=msg.trace_id,
         reference_id=event_id,
     )
+    if msg.data.citizen_id is not None:
+        await repo.set_citizen_id(tx, case.case_id, msg.data.citizen_id)
+    if event_type == process.opened_by.event_type:
+        await notify_citizen(
+            tx,
+            process=process,
+            case_id=case.case_id,
+            details=case.details,
+            step="received",
+            test_delivery=case.test_delivery,
+            citizen_id=msg.data.citizen_id,
+        )
     if case.status is CaseStatus.OPENED:
         await repo.set_status(tx, case.case_id, CaseStatus.IN_PROGRESS)
 
@@ -211,6 +227,7 @@ async def reach_milestone(
         milestone=milestone.replace("-", " "),
         partner=partner.name,
         test_delivery=case.test_delivery,
+        citizen_id=case.citizen_id,
     )
     reached = await repo.reached_milestones(tx, case.case_id)
     status = next_status(process, case.status, reached)
@@ -248,6 +265,7 @@ async def _complete(
         details=case.details,
         step="completed",
         test_delivery=case.test_delivery,
+        citizen_id=case.citizen_id,
     )
     await repo.add_timeline(
         tx,
@@ -298,6 +316,7 @@ async def reject_case(
         reason=msg.data.reason,
         partner=partner.name,
         test_delivery=case.test_delivery,
+        citizen_id=case.citizen_id,
     )
 
 

@@ -48,9 +48,12 @@ class Case:
     reported_event_id: str
     details: dict[str, Any]
     deadline_at: dt.datetime | None
+    citizen_id: str | None = None
 
 
-_CASE_COLUMNS = "case_id, case_type, status, trace_id, test_delivery, reported_event_id, details, deadline_at"
+_CASE_COLUMNS = (
+    "case_id, case_type, status, trace_id, test_delivery, reported_event_id, details, deadline_at, citizen_id"
+)
 
 
 def _case(row: Any) -> Case:
@@ -63,6 +66,7 @@ def _case(row: Any) -> Case:
         row["reported_event_id"],
         json.loads(row["details"]),
         row["deadline_at"],
+        row["citizen_id"],
     )
 
 
@@ -238,6 +242,10 @@ async def claim_overdue(tx: Transaction, limit: int) -> list[tuple[Case, str | N
         limit,
     )
     return [(_case(row), row["traceparent"]) for row in rows]
+
+
+async def set_citizen_id(tx: Transaction, case_id: str, citizen_id: str) -> None:
+    await tx.conn.execute("UPDATE cases SET citizen_id = $2 WHERE case_id = $1", case_id, citizen_id)
 
 
 async def set_status(tx: Transaction, case_id: str, status: CaseStatus) -> None:

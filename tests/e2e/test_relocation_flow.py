@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -135,3 +136,75 @@ def test_citizen_is_emailed_at_every_milestone_in_their_language(
     assert sum("abgeschlossen" in s for s in subjects) == 1
     assert sum("Fortschritt" in s for s in subjects) == 3
     assert {m["Content-Language"] for m in mails} == {"de"}
+
+
+def test_the_citizen_is_known_by_a_citizen_pseudonym_and_their_opt_out_applies_to_the_next_case(
+    hub: HubSettings, completed_case: CaseView, infrastructure: Infrastructure
+) -> None:
+    """Identity hands the registry a citizen-services pseudonym (never the AHVN13); the
+    citizen's inbox and preferences are keyed by it, so an opt-out holds in every case."""
+
+    async def scenario() -> tuple[set[str | None], int, CaseView, dict[str, str]]:
+        conn = await asyncpg.connect(hub.database_dsn())
+        try:
+            ids = {
+                row["citizen_id"]
+                for row in await conn.fetch(
+                    "SELECT citizen_id FROM notifications.notifications WHERE case_id = $1",
+                    completed_case.case_id,
+                )
+            }
+            citizen_id = next(iter(ids))
+            inbox = await conn.fetchval(
+                "SELECT count(*) FROM notifications.inbox_messages WHERE citizen_id = $1 AND case_id = $2",
+                citizen_id,
+                completed_case.case_id,
+            )
+            await conn.execute(
+                "INSERT INTO notifications.citizen_preferences (citizen_id, opted_out) VALUES ($1, true)",
+                citizen_id,
+            )
+            second = await run_demo(hub, progress=lambda _line: None, timeout_s=90)
+            await _wait_until_final(conn, second.case_id, expected=5)
+            statuses = {
+                row["template"]: row["status"]
+                for row in await conn.fetch(
+                    "SELECT template, status FROM notifications.notifications"
+                    " WHERE case_id = $1 AND channel = 'email'",
+                    second.case_id,
+                )
+            }
+            return ids, int(inbox), second, statuses
+        finally:
+            await conn.close()
+
+    ids, inbox, second, statuses = asyncio.run(scenario())
+    assert len(ids) == 1
+    citizen_id = next(iter(ids))
+    assert citizen_id is not None
+    assert citizen_id.startswith("citizen-services:")
+    assert demo_person().vn not in citizen_id
+    assert inbox == 5  # a copy of every notice of the first case
+    # Opted out: the agency steps are refused, receipt and completion (mandatory) are sent.
+    assert statuses["relocation.received"] == "delivered"
+    assert statuses["relocation.completed"] == "delivered"
+    steps = {t: s for t, s in statuses.items() if t not in ("relocation.received", "relocation.completed")}
+    assert len(steps) == 3
+    assert set(steps.values()) == {"permanent-failure"}
+    mails = [m for m in infrastructure.smtp.messages() if m["X-Hub-Case-Id"] == second.case_id]
+    assert len(mails) == 2
+
+
+async def _wait_until_final(conn: asyncpg.Connection, case_id: str, *, expected: int) -> None:
+    """Every email notice of the case has left 'created'/'sending'."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        final = await conn.fetchval(
+            "SELECT count(*) FROM notifications.notifications WHERE case_id = $1 AND channel = 'email'"
+            " AND status NOT IN ('created', 'sending')",
+            case_id,
+        )
+        if final == expected:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"notices of {case_id} did not all reach a final status")

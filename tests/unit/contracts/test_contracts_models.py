@@ -77,12 +77,16 @@ def test_rejects_case_rejected_by_something_that_is_not_a_participant_id() -> No
         CaseRejected(rejected_by="the tax office", reason="duplicate")
 
 
-def test_pseudonyms_requested_needs_at_least_one_recipient(
+def test_pseudonyms_requested_needs_a_recipient_or_the_citizen_pseudonym(
     samples: dict[str, Contract],
 ) -> None:
     requested = samples[PseudonymsRequested.event_type]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="needs recipients or the citizen pseudonym"):
         PseudonymsRequested.model_validate(requested.model_dump() | {"recipients": ()})
+    only_citizen = PseudonymsRequested.model_validate(
+        requested.model_dump() | {"recipients": (), "citizen_pseudonym": True}
+    )
+    assert only_citizen.recipients == ()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,117 @@
+"""A partner registered while the hub runs: its topic, its subscription, its first delivery.
+
+No restart and no migration: `hub partner register` and `hub subscription set` travel as
+commands on hub.admin; identity announces the partner, the registry mirrors it and
+creates its delivery topic; the next relocation case reaches it, minimised, under its
+own sector's pseudonym.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts import CaseDelivery, Envelope, MoveReported, parse_data
+from hub.cli import main
+from hub.demo import demo_person, run_demo
+from hub.settings import HubSettings
+from hub.topics import delivery_topic
+from tests.e2e.conftest import running_hub
+from tests.fixtures.infrastructure import Infrastructure
+
+STATISTICS = "CH/CAN/LU/lustat-runtime"
+
+
+@pytest.fixture(scope="module")
+def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubSettings]:
+    with running_hub(infrastructure, tmp_path_factory) as settings:
+        yield settings
+
+
+@pytest.fixture
+def hub_env(hub: HubSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubSettings:
+    monkeypatch.setenv("HUB_DATABASE_URL", hub.database_dsn())
+    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP_SERVERS", hub.bootstrap_servers())
+    monkeypatch.setenv("HUB_KAFKA_ENABLE_IDEMPOTENCE", str(hub.kafka_enable_idempotence).lower())
+    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
+    return hub
+
+
+def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(hub_env: HubSettings) -> None:
+    register = [
+        *("partner", "register", "--id", STATISTICS, "--name", "LUSTAT Statistik Luzern"),
+        *("--sector", "statistics", "--role", "statistics"),
+    ]
+    assert main(register) == 0
+    subscribe = [
+        *("subscription", "set", STATISTICS, MoveReported.event_type, "--case-type", "relocation"),
+        *("--purpose", "migration statistics", "--legal-basis", "StatG LU § 5"),
+        *("--field", "arrival", "--field", "move_date", "--retention-days", "30", "--status", "approved"),
+    ]
+    assert main(subscribe) == 0
+    asyncio.run(_wait_for_routing(hub_env))
+    assert delivery_topic(STATISTICS) in asyncio.run(_topics(hub_env))
+
+    case = asyncio.run(run_demo(hub_env, progress=lambda _line: None, timeout_s=90))
+    delivery = asyncio.run(_first_delivery(hub_env, case.case_id))
+    assert delivery.event_type_delivered == MoveReported.event_type
+    assert set(delivery.data) == {"arrival", "move_date"}  # nothing its subscription does not name
+    assert delivery.subject is not None
+    assert delivery.subject.sector_pseudonym.startswith("statistics:")
+    assert demo_person().vn not in delivery.model_dump_json()
+
+
+async def _wait_for_routing(settings: HubSettings) -> None:
+    """Identity announced the partner and the registry holds it and its approved subscription."""
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            routed = await conn.fetchval(
+                "SELECT count(*) FROM registry.partners p JOIN registry.subscriptions s USING (partner_id)"
+                " WHERE p.partner_id = $1 AND p.status = 'active' AND s.status = 'approved'",
+                STATISTICS,
+            )
+            if routed:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError("the registry never learnt the new partner and its subscription")
+    finally:
+        await conn.close()
+
+
+async def _topics(settings: HubSettings) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _first_delivery(settings: HubSettings, case_id: str) -> CaseDelivery:
+    consumer = AIOKafkaConsumer(
+        delivery_topic(STATISTICS),
+        bootstrap_servers=settings.bootstrap_servers(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(60):
+            async for record in consumer:
+                envelope = Envelope.from_headers(record.headers)
+                if envelope.businessprocessid == case_id:
+                    data = parse_data(envelope.type, record.value or b"")
+                    assert isinstance(data, CaseDelivery)
+                    return data
+    finally:
+        await consumer.stop()
+    raise AssertionError("no delivery")
