@@ -14,7 +14,14 @@ from contracts.building import (
     Opinion,
     Parcel,
 )
-from contracts.case import CaseCompleted, CaseDelivery, CaseEscalated, CaseRejected, DeliveredPerson
+from contracts.case import (
+    CaseActionRequired,
+    CaseCompleted,
+    CaseDelivery,
+    CaseEscalated,
+    CaseRejected,
+    DeliveredPerson,
+)
 from contracts.catalog import CATALOG, contract_for, parse_data, serialize_data
 from contracts.ech import (
     KRIENS,
@@ -71,6 +78,7 @@ __all__ = [
     "Ahvn13",
     "ArrivalRegistered",
     "BuildingProject",
+    "CaseActionRequired",
     "CaseCompleted",
     "CaseDelivery",
     "CaseEscalated",

@@ -16,7 +16,14 @@ from pydantic import AwareDatetime, Field
 from contracts.base import Contract, ContractModel
 from contracts.ech import LocalPersonId, ParticipantIdStr, Sex
 
-__all__ = ["CaseCompleted", "CaseDelivery", "CaseEscalated", "CaseRejected", "DeliveredPerson"]
+__all__ = [
+    "CaseActionRequired",
+    "CaseCompleted",
+    "CaseDelivery",
+    "CaseEscalated",
+    "CaseRejected",
+    "DeliveredPerson",
+]
 
 _PREFIX = "ch.lu.hub.case."
 CaseType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
@@ -64,6 +71,19 @@ class CaseRejected(Contract):
 
     rejected_by: ParticipantIdStr
     reason: str = Field(min_length=1, max_length=500)
+
+
+class CaseActionRequired(Contract):
+    """A partner needs something from the citizen before it can go on (a document, a visit).
+
+    The case stays open; the citizen is told what to do and by when, in their language.
+    """
+
+    event_type: ClassVar[str] = _PREFIX + "action-required.v1"
+
+    requested_by: ParticipantIdStr
+    action: str = Field(min_length=1, max_length=500, examples=["Bitte reichen Sie den Mietvertrag ein."])
+    due_on: date | None = None
 
 
 class CaseEscalated(Contract):

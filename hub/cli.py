@@ -168,8 +168,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--variant",
         default="main",
-        choices=["main", "rejection", "escalation"],
-        help="relocation: Lucerne rejects, or never answers so the deadline escalates",
+        choices=["main", "rejection", "escalation", "action-required"],
+        help="relocation: Lucerne rejects, never answers (deadline escalates), or first asks the citizen",
     )
     demo.add_argument("--case", default="relocation", choices=["relocation", "building-permit"])
     demo.set_defaults(func=cmd_demo)

@@ -21,6 +21,7 @@ from contracts import (
     Address,
     ArrivalRegistered,
     BuildingProject,
+    CaseActionRequired,
     CaseDelivery,
     CaseRejected,
     Channel,
@@ -84,26 +85,36 @@ def new_case_id() -> str:
     return f"eumzug-{uuid.uuid4()}"
 
 
-Responder = Callable[[Delivery], Contract | None]
+Responder = Callable[[Delivery], tuple[Contract, ...]]
+"""What an agency sends back for a delivery, in order (nothing: an empty tuple)."""
 
 
 def relocation_responders(variant: str) -> dict[str, Responder]:
     """How each agency answers the move delivery; ``variant`` changes Lucerne's answer."""
     today = dt.date.today()
 
-    def when_move_delivered(answer: Contract | None) -> Responder:
-        return lambda d: answer if _delivered_type(d) == MoveReported.event_type else None
+    def when_move_delivered(*answers: Contract) -> Responder:
+        return lambda d: answers if _delivered_type(d) == MoveReported.event_type else ()
 
-    lucerne: Contract | None = ArrivalRegistered(municipality=LUCERNE, registered_on=today)
+    registered = ArrivalRegistered(municipality=LUCERNE, registered_on=today)
+    lucerne: tuple[Contract, ...] = (registered,)
     if variant == "rejection":
-        lucerne = CaseRejected(
-            rejected_by=LUCERNE_OFFICE, reason="Die neue Adresse ist keine bewohnbare Wohnung."
+        lucerne = (
+            CaseRejected(rejected_by=LUCERNE_OFFICE, reason="Die neue Adresse ist keine bewohnbare Wohnung."),
         )
     elif variant == "escalation":
-        lucerne = None  # Lucerne never answers: the deadline passes
+        lucerne = ()  # Lucerne never answers: the deadline passes
+    elif variant == "action-required":
+        # Lucerne needs the rental contract first; the citizen is asked, then Lucerne registers.
+        asked = CaseActionRequired(
+            requested_by=LUCERNE_OFFICE,
+            action="Bitte laden Sie den Mietvertrag der neuen Wohnung im Portal hoch.",
+            due_on=today + dt.timedelta(days=10),
+        )
+        lucerne = (asked, registered)
     return {
         KRIENS_OFFICE: when_move_delivered(DepartureConfirmed(municipality=KRIENS, confirmed_on=today)),
-        LUCERNE_OFFICE: when_move_delivered(lucerne),
+        LUCERNE_OFFICE: when_move_delivered(*lucerne),
         TAX_OFFICE: when_move_delivered(TaxRecordUpdated(updated_on=today)),
     }
 
@@ -117,8 +128,7 @@ async def _agency(client: PartnerClient, case_ids: set[str], respond: Responder)
     async for delivery in client.deliveries(session_timeout_ms=6000, heartbeat_interval_ms=1000):
         if delivery.envelope.businessprocessid not in case_ids:
             continue
-        answer = respond(delivery)
-        if answer is not None:
+        for answer in respond(delivery):
             await client.publish(
                 answer,
                 business_process_id=delivery.envelope.businessprocessid,
@@ -143,7 +153,12 @@ def _is_done(view: CaseView, expected: str) -> bool:
     )
 
 
-EXPECTED_STATUS = {"main": "completed", "rejection": "rejected", "escalation": "escalated"}
+EXPECTED_STATUS = {
+    "main": "completed",
+    "rejection": "rejected",
+    "escalation": "escalated",
+    "action-required": "completed",
+}
 
 
 async def run_demo(
@@ -154,7 +169,7 @@ async def run_demo(
     language: Language = Language.DE,
     variant: str = "main",
 ) -> CaseView:
-    """The relocation case; ``variant`` is main, rejection or escalation."""
+    """The relocation case; ``variant`` is main, rejection, escalation or action-required."""
     return await run_case(
         settings,
         opener=PORTAL,
@@ -244,7 +259,7 @@ def consultation_request(applicant: Person) -> ConsultationRequested:
 
 def building_permit_responders() -> dict[str, Responder]:
     def opinion(answer: Contract) -> Responder:
-        return lambda d: answer if _delivered_type(d) == ConsultationRequested.event_type else None
+        return lambda d: (answer,) if _delivered_type(d) == ConsultationRequested.event_type else ()
 
     return {
         ENVIRONMENT_OFFICE: opinion(
@@ -253,7 +268,7 @@ def building_permit_responders() -> dict[str, Responder]:
             )
         ),
         BUILDING_INSURANCE: opinion(InsuranceOpinionGiven(opinion=Opinion.APPROVE)),
-        BUILDING_DEPARTMENT: lambda _d: None,  # receives the opinions and the completion
+        BUILDING_DEPARTMENT: lambda _d: (),  # receives the opinions and the completion
     }
 
 

@@ -31,7 +31,7 @@ def _processes(ctx: ServiceContext) -> Processes:
 
 def partner_event_types(processes: Processes) -> set[str]:
     """Everything partners may send: openings, milestones and rejections of every case type."""
-    types = {"ch.lu.hub.case.rejected.v1"}
+    types = {"ch.lu.hub.case.rejected.v1", "ch.lu.hub.case.action-required.v1"}
     for process in processes.by_case_type.values():
         types.add(process.opened_by.event_type)
         types.update(m.event_type for m in process.milestones)

@@ -9,7 +9,7 @@ from hub import topics
 from hub.messages import Transaction
 from services.registry.domain import ProcessDefinition, get_path
 
-MANDATORY_STEPS = frozenset({"received", "completed", "rejected"})
+MANDATORY_STEPS = frozenset({"received", "action-required", "completed", "rejected"})
 
 
 async def notify_citizen(
@@ -23,6 +23,8 @@ async def notify_citizen(
     milestone: str = "",
     reason: str = "",
     partner: str = "",
+    action: str = "",
+    due_on: str = "",
     citizen_id: str | None = None,
 ) -> None:
     """``citizen_id`` (from identity) lets the citizen's preference, opt-out and inbox apply."""
@@ -41,6 +43,8 @@ async def notify_citizen(
         "milestone": milestone,
         "reason": reason,
         "partner": partner,
+        "action": action,
+        "due_on": due_on,
     }
     for name, path in process.citizen_placeholders.items():
         value = get_path(details, path)

@@ -64,6 +64,11 @@ class ProcessDefinition(_Frozen):
     def milestone_names(self) -> frozenset[str]:
         return frozenset(m.name for m in self.milestones)
 
+    @property
+    def working_roles(self) -> frozenset[str]:
+        """Roles with a part in the case: they provide a milestone or may reject it."""
+        return frozenset(m.role for m in self.milestones) | frozenset(self.rejection_roles)
+
 
 class Processes:
     """All case types, indexed by their name and by the event type that opens them."""

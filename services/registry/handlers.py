@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 from contracts import (
+    CaseActionRequired,
     CaseCompleted,
     CaseRejected,
     Contract,
@@ -72,6 +73,8 @@ async def on_partner_event(msg: Incoming[Contract], tx: Transaction, *, processe
     process = processes[case.case_type]
     if isinstance(msg.data, CaseRejected):
         await reject_case(msg, tx, process=process, case=case, partner=partner)
+    elif isinstance(msg.data, CaseActionRequired):
+        await request_action(msg, tx, process=process, case=case, partner=partner)
     elif (milestone := process.milestone_for(msg.envelope.type)) is not None:
         if milestone.role not in partner.roles:
             raise NotAuthorized(
@@ -314,6 +317,35 @@ async def reject_case(
         details=case.details,
         step="rejected",
         reason=msg.data.reason,
+        partner=partner.name,
+        test_delivery=case.test_delivery,
+        citizen_id=case.citizen_id,
+    )
+
+
+async def request_action(
+    msg: Incoming[Contract],
+    tx: Transaction,
+    *,
+    process: ProcessDefinition,
+    case: repo.Case,
+    partner: repo.Partner,
+) -> None:
+    """A partner working on the case needs the citizen to act; the case stays open."""
+    assert isinstance(msg.data, CaseActionRequired)
+    if not set(partner.roles) & process.working_roles:
+        raise NotAuthorized(f"{partner.partner_id} has no part in a {case.case_type} case")
+    if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
+        raise PermanentError(f"case {case.case_id} is already {case.status}")
+    await _timeline(tx, msg, partner.partner_id, f"action required: {msg.data.action}")
+    await notify_citizen(
+        tx,
+        process=process,
+        case_id=case.case_id,
+        details=case.details,
+        step="action-required",
+        action=msg.data.action,
+        due_on=msg.data.due_on.isoformat() if msg.data.due_on else "",
         partner=partner.name,
         test_delivery=case.test_delivery,
         citizen_id=case.citizen_id,

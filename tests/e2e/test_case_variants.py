@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from contracts import KRIENS, DepartureConfirmed, SetSubscription
+from contracts import KRIENS, DepartureConfirmed, Language, SetSubscription
 from hub import topics
 from hub.demo import (
     BUILDING_DEPARTMENT,
@@ -54,6 +54,23 @@ async def _values(settings: HubSettings, topic: str, key: str) -> list[dict[str,
     finally:
         await consumer.stop()
     return [json.loads(r.value) for records in batches.values() for r in records if r.key == key.encode()]
+
+
+def test_a_partner_asks_the_citizen_to_act_and_the_case_then_completes(
+    hub: HubSettings, infrastructure: Infrastructure
+) -> None:
+    view = asyncio.run(run_demo(hub, variant="action-required", language=Language.FR, **QUIET))  # type: ignore[arg-type]
+    assert view.status == "completed"
+    lucerne = [step.detail or "" for step in view.timeline if step.service == LUCERNE_OFFICE]
+    asked = [n for n, detail in enumerate(lucerne) if detail.startswith("action required: ")]
+    assert len(asked) == 1
+    assert asked[0] < lucerne.index("arrival-registered")  # asked first, registered after
+    mails = [m for m in infrastructure.smtp.messages() if m["X-Hub-Case-Id"] == view.case_id]
+    # Long subjects are folded on the wire; compare them with the whitespace normalised.
+    action = [m for m in mails if "votre intervention est nécessaire" in " ".join(str(m["Subject"]).split())]
+    assert len(action) == 1  # in the citizen's language (French), mandatory, once
+    assert "Mietvertrag" in action[0].get_content()
+    assert "Stadt Luzern" in action[0].get_content()
 
 
 def test_rejection_closes_the_case_and_tells_the_citizen_why(

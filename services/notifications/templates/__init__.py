@@ -43,7 +43,7 @@ __all__ = [
 FALLBACK_LANGUAGE = Language.DE
 GENERIC_CASE = "case"
 # Steps every case type has; any other step is a milestone ("case.milestone").
-GENERIC_STEPS = ("received", "completed", "rejected", "escalated")
+GENERIC_STEPS = ("received", "completed", "rejected", "escalated", "action-required")
 _NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 
 

@@ -12,6 +12,7 @@ from contracts import (
     Address,
     ArrivalRegistered,
     BuildingProject,
+    CaseActionRequired,
     CaseCompleted,
     CaseDelivery,
     CaseEscalated,
@@ -108,6 +109,11 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
             ),
         ),
         CaseRejected(rejected_by="CH/MUN/1061/einwohnerdienste", reason="duplicate report"),
+        CaseActionRequired(
+            requested_by="CH/MUN/1061/einwohnerdienste",
+            action="Bitte reichen Sie den Mietvertrag ein.",
+            due_on=date(2026, 12, 15),
+        ),
         CaseDelivery(
             case_type="relocation",
             event_type_delivered=MoveReported.event_type,
