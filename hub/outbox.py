@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -68,12 +69,20 @@ async def outbox_backlog(conn: asyncpg.Connection) -> int:
     return int(value)
 
 
+def _relay_lock_key(schema: str) -> int:
+    """A stable 64-bit advisory lock key per schema (hash() differs between processes)."""
+    digest = hashlib.blake2b(f"hub-outbox-relay:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class OutboxRelay:
     """Claims unpublished rows in batches, publishes them, marks them published.
 
-    Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several relays can share a table;
-    LISTEN/NOTIFY only shortens the wait, the poll interval bounds it when a
-    notification is lost. While Kafka is unreachable the rows stay and the relay backs off.
+    Several relays (replicas of a service) may share a table: one publishes at a time
+    (transaction-scoped advisory lock), so one case's events keep their order; rows are
+    claimed with ``FOR UPDATE`` in ``seq`` order. LISTEN/NOTIFY only shortens the wait,
+    the poll interval bounds it when a notification is lost. While Kafka is unreachable
+    the rows stay and the relay backs off.
     """
 
     def __init__(
@@ -91,6 +100,7 @@ class OutboxRelay:
         self._pool = pool
         self._publisher = publisher
         self._channel = f"outbox_{schema}"
+        self._lock_key = _relay_lock_key(schema)
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._backoff_initial_s = backoff_initial_s
@@ -124,6 +134,11 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish at most one batch; return how many rows were published."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # One publishing relay per schema at a time: with several replicas, SKIP LOCKED
+            # alone would let two relays publish neighbouring batches concurrently and
+            # reorder one case's events. The lock ends with the transaction.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
+                return 0
             rows = await conn.fetch(
                 """
                 SELECT seq, topic, aggregateid, type, headers, payload, traceparent, tracestate

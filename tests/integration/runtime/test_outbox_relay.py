@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from hub.errors import BrokerUnavailable
 from hub.kafka import ensure_topics
 from hub.messages import Transaction
 from hub.outbox import OutboxRelay, outbox_backlog
-from hub.publisher import InMemoryPublisher, KafkaPublisher
+from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
 from hub.settings import HubSettings
 from hub.telemetry import tracer
 from tests.integration.runtime.conftest import SCHEMA
@@ -161,3 +162,35 @@ async def test_published_rows_are_purged_after_retention(pool: asyncpg.Pool) -> 
     assert await relay.purge_published() == 1
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+class _SlowFirstBatch(InMemoryPublisher):
+    """The first batch takes long: a second relay would overtake it, were it allowed to."""
+
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
+        await asyncio.sleep(0.5 if not self.sent else 0.01)
+        await super().send_batch(records)
+
+
+async def test_two_relays_on_one_table_keep_each_cases_order(pool: asyncpg.Pool) -> None:
+    publisher = _SlowFirstBatch()
+    await publisher.start()
+    emitted: dict[str, list[str]] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(60):
+            envelope = await _emit(conn, "t", f"case-{n % 3}")
+            emitted.setdefault(f"case-{n % 3}", []).append(envelope.id)
+    relays = [_relay(pool, publisher, batch_size=10) for _ in range(2)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
+    async with asyncio.timeout(20):
+        while len(publisher.sent) < 60:
+            await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*tasks)
+    published: dict[str, list[str]] = {}
+    for record in publisher.sent:
+        event_id = dict(record.headers)["ce_id"].decode()
+        published.setdefault(record.key.decode(), []).append(event_id)
+    assert published == emitted  # each case in emission order, nothing twice
+    assert sum(relay.published_total for relay in relays) == 60
