@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.errors import BrokerUnavailable
+from hub.kafka_security import aiokafka_security
 from hub.settings import HubSettings
 
 
@@ -17,7 +18,7 @@ def client_config(settings: HubSettings, *, client_id: str) -> dict[str, Any]:
     return {
         "bootstrap_servers": settings.bootstrap_servers(),
         "client_id": client_id,
-        "security_protocol": settings.kafka_security_protocol,
+        **aiokafka_security(settings),
     }
 
 

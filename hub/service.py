@@ -23,6 +23,7 @@ from hub.consumer import MessageProcessor, RetryLater, RetryPolicy, Route
 from hub.db import create_pool
 from hub.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.kafka import ensure_topics
+from hub.kafka_security import faststream_security
 from hub.migrations import apply_migrations, load_migrations
 from hub.outbox import OutboxRelay, outbox_backlog
 from hub.publisher import KafkaPublisher, Publisher
@@ -160,6 +161,7 @@ class ServiceRuntime:
             consumer_only=True,
             logger=logging.getLogger(f"hub.broker.{ctx.name}"),
             graceful_timeout=s.shutdown_grace_s,
+            security=faststream_security(s),
         )
         assert self.pool is not None
         retry = RetryPolicy(s.retry_backoff_initial_s, s.retry_backoff_max_s)

@@ -6,13 +6,20 @@ them and hands their addresses to the services through these same variables.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "HUB_"
+SECRETS_DIR_VARIABLE = "HUB_SECRETS_DIR"
 TracesExporter = Literal["none", "console", "jsonl", "otlp"]
 
 
@@ -28,7 +35,16 @@ class HubSettings(BaseSettings):
     kafka_enable_idempotence: bool = Field(
         True, description="Idempotent producer; on for Apache Kafka, the embedded broker rejects it."
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="SASL_SSL (SCRAM) or SSL (mutual TLS) in production."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    kafka_sasl_username: str | None = Field(None, description="The service's Kafka principal.")
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for the brokers; unset: the system's.")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics the hub creates.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication of topics the hub creates.")
     database_url: SecretStr | None = Field(
@@ -69,6 +85,26 @@ class HubSettings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: str) -> str:
         return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then one file per setting in ``HUB_SECRETS_DIR``.
+
+        Kubernetes and Docker mount secrets as files (``/run/secrets/hub_database_url``);
+        reading them there keeps passwords out of the process environment and its dumps.
+        The directory is looked up when settings are built, not at import.
+        """
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if secrets_dir:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @property
     def embedded(self) -> bool:

@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind
 from contracts import Contract, Envelope
 from hub import topics
 from hub.errors import BrokerUnavailable
+from hub.kafka import client_config
 from hub.settings import HubSettings
 from hub.telemetry import current_trace_headers, messaging_attributes, tracer
 from services.identity.domain import ADMIN_CLI_SOURCE
@@ -34,10 +35,9 @@ async def _publish(settings: HubSettings, command: Contract, partner_id: str) ->
         command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(),
+        **client_config(settings, client_id="hub-cli"),
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
-        client_id="hub-cli",
     )
     await producer.start()
     try:
