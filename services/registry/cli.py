@@ -1,4 +1,4 @@
-"""Registry commands: ``hub subscription set|list`` and ``hub catalog list``.
+"""Registry commands: ``hub subscription set|list``, ``hub catalog list`` and ``hub acls``.
 
 Changes go through events like any other partner or operator system would send them
 (``SetSubscription`` on ``hub.admin``); listing reads the registry's tables.
@@ -46,6 +46,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     catalog_list = catalog.add_parser("list", help="event types, publisher roles, sensitivity")
     catalog_list.add_argument("--json", action="store_true")
     catalog_list.set_defaults(func=_catalog)
+    acls = commands.add_parser("acls", help="Kafka ACLs for every active partner and hub service")
+    acls.add_argument("--format", choices=["kafka-acls", "strimzi"], default="kafka-acls")
+    acls.add_argument("--bootstrap", default="$BOOTSTRAP", help="for kafka-acls.sh lines")
+    acls.set_defaults(func=_acls)
 
 
 def _set(args: argparse.Namespace) -> int:
@@ -115,4 +119,21 @@ def _catalog(args: argparse.Namespace) -> int:
         )
     )
     _print(rows, args.json, ["event_type", "sensitivity", "publisher_roles"])
+    return 0
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from hub.acls import kafka_acls_commands, partner_acls, service_acls, strimzi_users
+    from services import SERVICE_NAMES
+
+    partners = asyncio.run(
+        _rows("SELECT partner_id, delivery_topic FROM registry.partners WHERE status = 'active' ORDER BY 1")
+    )
+    bindings = [b for name in SERVICE_NAMES for b in service_acls(name)]
+    for partner in partners:
+        bindings += partner_acls(partner["partner_id"], partner["delivery_topic"])
+    if args.format == "strimzi":
+        print(strimzi_users(bindings), end="")
+    else:
+        print("\n".join(kafka_acls_commands(bindings, args.bootstrap)))
     return 0

@@ -44,7 +44,9 @@ def hub_env(hub: HubSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return hub
 
 
-def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(hub_env: HubSettings) -> None:
+def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(
+    hub_env: HubSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
     register = [
         *("partner", "register", "--id", STATISTICS, "--name", "LUSTAT Statistik Luzern"),
         *("--sector", "statistics", "--role", "statistics"),
@@ -58,6 +60,14 @@ def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(hub
     assert main(subscribe) == 0
     asyncio.run(_wait_for_routing(hub_env))
     assert delivery_topic(STATISTICS) in asyncio.run(_topics(hub_env))
+    capsys.readouterr()
+    # The operator derives the new partner's Kafka ACLs from the register.
+    assert main(["acls", "--bootstrap", "kafka:9093"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    mine = [line for line in lines if "User:partner.ch.can.lu.lustat-runtime'" in line]
+    assert len(mine) == 5
+    assert any(f"--operation Read --topic '{delivery_topic(STATISTICS)}'" in line for line in mine)
+    assert not any("einwohnerdienste" in line for line in mine)
 
     case = asyncio.run(run_demo(hub_env, progress=lambda _line: None, timeout_s=90))
     delivery = asyncio.run(_first_delivery(hub_env, case.case_id))

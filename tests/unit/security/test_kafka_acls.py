@@ -1,0 +1,67 @@
+"""Kafka ACLs per principal: a partner writes the ingress and reads its own deliveries, nothing more."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub import topics
+from hub.acls import AclBinding, kafka_acls_commands, partner_acls, service_acls, strimzi_users
+
+pytestmark = pytest.mark.unit
+LUCERNE = "CH/MUN/1061/einwohnerdienste"
+KRIENS = "CH/MUN/1059/einwohnerdienste"
+
+
+def _allowed(bindings: list[AclBinding], resource: str, operation: str) -> bool:
+    """Kafka's rule: a literal name matches exactly, a prefixed one by prefix."""
+    return any(
+        b.operation == operation
+        and (b.name == resource if b.pattern == "literal" else resource.startswith(b.name))
+        for b in bindings
+    )
+
+
+def test_a_partner_may_write_the_ingress_and_read_only_its_own_deliveries() -> None:
+    lucerne = partner_acls(LUCERNE)
+    assert _allowed(lucerne, topics.INGRESS, "Write")
+    assert _allowed(lucerne, topics.delivery_topic(LUCERNE), "Read")
+    assert _allowed(lucerne, f"partner.{LUCERNE}", "Read")  # its consumer group
+    assert not _allowed(lucerne, topics.delivery_topic(KRIENS), "Read")
+    assert not _allowed(lucerne, topics.delivery_topic(LUCERNE), "Write")  # cannot forge deliveries
+    assert not _allowed(lucerne, topics.INGRESS, "Read")  # cannot read what other partners send
+    internal = [topics.ADMIN, topics.IDENTITY_REQUESTS, topics.IDENTITY_RESULTS, topics.NOTIFICATION_REQUESTS]
+    for topic in internal:
+        assert not _allowed(lucerne, topic, "Read")
+        assert not _allowed(lucerne, topic, "Write")
+    assert {b.principal for b in lucerne} == {"partner.ch.mun.1061.einwohnerdienste"}
+
+
+def test_services_are_limited_to_hub_topics_and_their_own_groups() -> None:
+    registry = service_acls("registry")
+    assert _allowed(registry, topics.delivery_topic(LUCERNE), "Write")
+    assert _allowed(registry, "hub.registry.ingress", "Read")
+    groups = [b for b in registry if b.resource_type == "group"]
+    assert [g.name for g in groups] == ["hub.registry."]
+    assert not any(b.resource_type == "topic" and not b.name.startswith("hub.") for b in registry)
+
+
+def test_kafka_acls_lines_and_strimzi_users_carry_the_same_bindings() -> None:
+    bindings = partner_acls(LUCERNE) + service_acls("notifications")
+    lines = kafka_acls_commands(bindings, "kafka:9093")
+    assert len(lines) == len(bindings)
+    wanted = (
+        "--allow-principal 'User:partner.ch.mun.1061.einwohnerdienste' --operation Write "
+        "--topic 'hub.ingress' --resource-pattern-type literal"
+    )
+    assert sum(wanted in line for line in lines) == 1
+    documents = [json.loads(d) for d in strimzi_users(bindings).split("---\n") if d.strip()]
+    assert {d["metadata"]["name"] for d in documents} == {
+        "partner.ch.mun.1061.einwohnerdienste",
+        "hub-notifications",
+    }
+    partner = next(d for d in documents if d["metadata"]["name"].startswith("partner."))
+    assert partner["kind"] == "KafkaUser"
+    assert partner["spec"]["authentication"] == {"type": "scram-sha-512"}
+    assert len(partner["spec"]["authorization"]["acls"]) == len(partner_acls(LUCERNE))
