@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,7 +35,8 @@ def hub(
     with running_hub(
         infrastructure,
         tmp_path_factory,
-        {"HUB_TRACES_EXPORTER": "jsonl", "HUB_TRACES_FILE": str(traces_file)},
+        # DEBUG: the personal-data scan below should see everything the hub's code logs.
+        {"HUB_TRACES_EXPORTER": "jsonl", "HUB_TRACES_FILE": str(traces_file), "HUB_LOG_LEVEL": "DEBUG"},
     ) as settings:
         yield settings
 
@@ -208,3 +210,35 @@ async def _wait_until_final(conn: asyncpg.Connection, case_id: str, *, expected:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"notices of {case_id} did not all reach a final status")
+
+
+def test_no_log_line_and_no_span_carries_the_citizens_personal_data(
+    hub: HubSettings, completed_case: CaseView, traces_file: Path
+) -> None:
+    """AHVN13, names, birth date, email and addresses of the test person appear nowhere in
+    what the services logged or exported as spans (attributes, events, resource)."""
+    person = demo_person()
+    vn = person.vn
+    dotted = f"{vn[:3]}.{vn[3:7]}.{vn[7:11]}.{vn[11:]}"
+    born = person.date_of_birth
+    forbidden = {
+        "AHVN13": re.compile(rf"{vn}|{re.escape(dotted)}"),
+        "name": re.compile(rf"\b({person.official_name}|{person.first_name})\b"),
+        "birth date": re.compile(rf"{born.isoformat()}|{born:%d.%m.%Y}"),
+        "email": re.compile(r"anna\.muster@example\.ch", re.IGNORECASE),
+        "address": re.compile(r"Hertensteinstrasse|Schachenstrasse"),
+    }
+    logs = sorted((hub.state_dir / "logs").glob("*.log"))
+    assert {path.stem for path in logs} >= {"identity", "registry", "notifications"}
+    sources = {str(path): path.read_text(errors="replace").splitlines() for path in logs}
+    sources["spans"] = traces_file.read_text().splitlines()
+    assert len(sources["spans"]) > 50  # the scan looked at a real run, not at nothing
+    assert sum(len(lines) for name, lines in sources.items() if name != "spans") > 20
+    found = [
+        f"{what} in {name}: {line[:160]}"
+        for name, lines in sources.items()
+        for line in lines
+        for what, pattern in forbidden.items()
+        if pattern.search(line)
+    ]
+    assert found == []
