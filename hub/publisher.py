@@ -36,6 +36,10 @@ class Publisher(Protocol):
         """Return once the broker acknowledged every record; raise BrokerUnavailable otherwise."""
         ...
 
+    async def reachable(self, timeout_s: float = 2.0) -> bool:
+        """Whether the broker answers now (for readiness); never raises."""
+        ...
+
 
 class KafkaPublisher:
     def __init__(self, settings: HubSettings, *, client_id: str) -> None:
@@ -54,6 +58,18 @@ class KafkaPublisher:
     async def stop(self) -> None:
         self._running = False
         await self._producer.stop()
+
+    async def reachable(self, timeout_s: float = 2.0) -> bool:
+        # A live metadata request: cached cluster metadata would say "connected" long
+        # after the broker went away.
+        if not self._running:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        return True
 
     async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
         if not self._running:
@@ -89,3 +105,6 @@ class InMemoryPublisher:
         if self.unavailable or not self.started:
             raise BrokerUnavailable("in-memory broker is unavailable")
         self.sent.extend(records)
+
+    async def reachable(self, timeout_s: float = 2.0) -> bool:
+        return self.started and not self.unavailable

@@ -236,7 +236,7 @@ class ServiceRuntime:
             log.warning("%s: outbox not flushed at shutdown: %s", self.definition.name, error)
 
     async def readiness(self) -> dict[str, bool | int | str]:
-        """Database reachable, every subscriber has partitions, outbox backlog bounded."""
+        """Database and broker reachable, every subscriber has partitions, outbox backlog bounded."""
         checks: dict[str, bool | int | str] = {"service": self.definition.name}
         try:
             assert self.pool is not None
@@ -245,6 +245,7 @@ class ServiceRuntime:
             checks.update(ok_database=True, outbox_backlog=backlog, ok_backlog=backlog < BACKLOG_READY_LIMIT)
         except Exception as error:  # any failure means "not ready", with the reason shown
             checks.update(ok_database=False, database_error=str(error)[:200])
+        checks["ok_broker"] = self._publisher is not None and await self._publisher.reachable()
         subscribers = list(self._broker.subscribers) if self._broker else []
         consumers = [getattr(sub, "consumer", None) for sub in subscribers]
         assigned = [consumer is not None and bool(consumer.assignment()) for consumer in consumers]

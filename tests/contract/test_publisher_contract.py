@@ -42,6 +42,12 @@ class PublisherContract:
             await publisher.send_batch([OutgoingRecord(topic, b"k", b"v", ())])
 
 
+    async def test_reachable_while_running_and_not_after_stop(self, publisher: Publisher) -> None:
+        assert await publisher.reachable() is True
+        await publisher.stop()
+        assert await publisher.reachable() is False
+
+
 class TestInMemoryPublisher(PublisherContract):
     @pytest_asyncio.fixture
     async def publisher(self) -> AsyncIterator[Publisher]:

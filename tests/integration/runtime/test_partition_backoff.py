@@ -118,6 +118,7 @@ async def test_a_retrying_record_does_not_hold_up_other_partitions(hub_settings:
     # What the deployment's probes and scraper see over HTTP.
     assert ready["ready"] is True
     assert ready["ok_partitions"] is True
+    assert ready["ok_broker"] is True
     processed = (
         'hub_consumer_records_total{service="backoff_test",group="hub.test.backoff",outcome="processed"}'
     )
