@@ -43,7 +43,7 @@ from hub.partner import PartnerClient
 from hub.settings import HubSettings
 from hub.topics import delivery_topic
 from tests.e2e.conftest import running_hub
-from tests.fixtures.infrastructure import Infrastructure
+from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
 PARTNERS = (
     PORTAL,
@@ -198,10 +198,7 @@ def test_every_delivery_is_minimised_to_its_subscription(hub: HubSettings, cases
 def test_a_suspended_partner_receives_nothing_and_may_send_nothing(
     hub: HubSettings, cases: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HUB_DATABASE_URL", hub.database_dsn())
-    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP_SERVERS", hub.bootstrap_servers())
-    monkeypatch.setenv("HUB_KAFKA_ENABLE_IDEMPOTENCE", str(hub.kafka_enable_idempotence).lower())
-    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
+    point_cli_at(hub, monkeypatch, tmp_path)
     assert main(["partner", "suspend", KRIENS_OFFICE, "--reason", "isolation test"]) == 0
     _wait_for(hub, "SELECT status FROM registry.partners WHERE partner_id = $1", KRIENS_OFFICE, "suspended")
 

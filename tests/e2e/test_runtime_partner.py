@@ -24,7 +24,7 @@ from hub.demo import demo_person, run_demo
 from hub.settings import HubSettings
 from hub.topics import delivery_topic
 from tests.e2e.conftest import running_hub
-from tests.fixtures.infrastructure import Infrastructure
+from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
 STATISTICS = "CH/CAN/LU/lustat-runtime"
 
@@ -37,10 +37,7 @@ def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def hub_env(hub: HubSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubSettings:
-    monkeypatch.setenv("HUB_DATABASE_URL", hub.database_dsn())
-    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP_SERVERS", hub.bootstrap_servers())
-    monkeypatch.setenv("HUB_KAFKA_ENABLE_IDEMPOTENCE", str(hub.kafka_enable_idempotence).lower())
-    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
+    point_cli_at(hub, monkeypatch, tmp_path)
     return hub
 
 

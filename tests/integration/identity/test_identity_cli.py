@@ -19,6 +19,7 @@ from hub import topics
 from hub.cli import main
 from hub.kafka import ensure_topics
 from hub.settings import HubSettings
+from tests.fixtures.infrastructure import point_cli_at
 from tests.integration.identity.support import SEEDED, TAX_OFFICE, issue, migrated_pool, person
 
 NEW_PARTNER = "CH/MUN/1062/einwohnerdienste"
@@ -26,10 +27,7 @@ NEW_PARTNER = "CH/MUN/1062/einwohnerdienste"
 
 @pytest.fixture
 def hub_env(hub_settings: HubSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubSettings:
-    monkeypatch.setenv("HUB_DATABASE_URL", hub_settings.database_dsn())
-    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP_SERVERS", hub_settings.bootstrap_servers())
-    monkeypatch.setenv("HUB_KAFKA_ENABLE_IDEMPOTENCE", str(hub_settings.kafka_enable_idempotence).lower())
-    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
+    point_cli_at(hub_settings, monkeypatch, tmp_path)
     return hub_settings
 
 
