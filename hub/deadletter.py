@@ -2,7 +2,8 @@
 
 The dead letter is written through the outbox together with a ``dead_letters`` row, so
 recording it and publishing it cannot diverge, and the original offset is committed only
-after both are durable.
+after both are durable. The row also keeps the original key, headers and value, for
+``hub dlq show`` and ``hub dlq redrive`` (hub/dlq.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def dead_letter_headers(
     record: ConsumerRecord[bytes, bytes], consumer_group: str, error: BaseException, attempts: int
 ) -> list[tuple[str, str]]:
     """Original headers (text) plus Spring-style ``dlt-*`` headers an operator can read."""
-    original = [(name, value.decode("utf-8", errors="replace")) for name, value in record.headers]
+    original = original_headers(record)
     return [
         *[(n, v) for n, v in original if not n.startswith("dlt-")],
         ("dlt-original-topic", record.topic),
@@ -40,10 +41,28 @@ def dead_letter_headers(
         ("dlt-original-timestamp", str(record.timestamp)),
         ("dlt-original-consumer-group", consumer_group),
         ("dlt-exception-fqcn", f"{type(error).__module__}.{type(error).__qualname__}"),
-        ("dlt-exception-message", str(error)[:_MAX_MESSAGE]),
+        ("dlt-exception-message", _storable(str(error)[:_MAX_MESSAGE])),
         ("dlt-time", dt.datetime.now(dt.UTC).isoformat()),
         ("dlt-attempts", str(attempts)),
     ]
+
+
+def original_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, str]]:
+    """The record's headers as text that PostgreSQL accepts."""
+    return [
+        (_storable(name), _storable(value.decode("utf-8", errors="replace")))
+        for name, value in record.headers
+    ]
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text and jsonb refuse NUL characters; a poison record carrying one must
+    still be dead-lettered, not make the dead-lettering itself fail."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _storable_or_none(text: str | None) -> str | None:
+    return _storable(text) if text is not None else None
 
 
 class DeadLetterWriter:
@@ -60,8 +79,8 @@ class DeadLetterWriter:
     ) -> None:
         headers = dead_letter_headers(record, consumer_group, error, attempts)
         topic = dead_letter_topic(record.topic)
-        event_id = header_value(record.headers, "ce_id")
-        event_type = header_value(record.headers, "ce_type")
+        event_id = _storable_or_none(header_value(record.headers, "ce_id"))
+        event_type = _storable_or_none(header_value(record.headers, "ce_type"))
         log.warning(
             "dead-lettering %s[%d]@%d to %s: %s: %s",
             record.topic,
@@ -75,8 +94,9 @@ class DeadLetterWriter:
             await conn.execute(
                 """
                 INSERT INTO dead_letters (consumer, topic, partition, kafka_offset, event_id, event_type,
-                                          error_class, error_message, dead_letter_topic)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                          error_class, error_message, dead_letter_topic,
+                                          kafka_key, headers, payload)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
                 """,
                 consumer_group,
                 record.topic,
@@ -85,8 +105,11 @@ class DeadLetterWriter:
                 event_id,
                 event_type,
                 type(error).__name__,
-                str(error)[:_MAX_MESSAGE],
+                _storable(str(error)[:_MAX_MESSAGE]),
                 topic,
+                record.key,
+                json.dumps([list(h) for h in original_headers(record)]),
+                record.value or b"",
             )
             await conn.execute(
                 """
@@ -95,7 +118,7 @@ class DeadLetterWriter:
                 """,
                 uuid.uuid4(),
                 topic,
-                (record.key or b"").decode("utf-8", errors="replace"),
+                _storable((record.key or b"").decode("utf-8", errors="replace")),
                 event_type or "unknown",
                 json.dumps([list(h) for h in headers]),
                 record.value or b"",

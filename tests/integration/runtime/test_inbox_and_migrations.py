@@ -54,7 +54,7 @@ async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_changed_applied_migration_is_refused(pool: asyncpg.Pool) -> None:
-    [runtime] = load_migrations("hub-runtime", "hub.sql")
+    runtime = load_migrations("hub-runtime", "hub.sql")[0]
     tampered = dataclasses.replace(runtime, sql=runtime.sql + "\n-- edited later")
     async with pool.acquire() as conn:
         with pytest.raises(ConfigurationError, match="changed after it was applied"):
