@@ -2,20 +2,30 @@
 
 They travel on ``hub.admin``, which identity and the registry both read; each ignores
 the commands meant for the other. Partner commands are answered by the identity
-service with ``PartnerRegistered`` / ``PartnerStatusChanged`` on ``hub.identity.partners``.
+service with ``PartnerRegistered`` / ``PartnerStatusChanged`` on ``hub.identity.partners``;
+partner key commands with ``PartnerKeyRegistered`` / ``PartnerKeyRevoked``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.base import Contract
 from contracts.ech import ParticipantIdStr, Sector
-from contracts.identity import PartnerName, PartnerStatus, PersonIdCategory, Role, SedexId
+from contracts.identity import (
+    KeyAlgorithm,
+    PartnerName,
+    PartnerStatus,
+    PersonIdCategory,
+    Role,
+    SedexId,
+    SigningKeyId,
+    SigningPublicKey,
+)
 
-__all__ = ["ChangePartnerStatus", "RegisterPartner"]
+__all__ = ["ChangePartnerStatus", "RegisterPartner", "RegisterPartnerKey", "RevokePartnerKey"]
 
 _PREFIX = "ch.lu.hub.admin."
 
@@ -40,4 +50,37 @@ class ChangePartnerStatus(Contract):
 
     partner_id: ParticipantIdStr
     status: PartnerStatus
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class RegisterPartnerKey(Contract):
+    """Add a public key a partner signs its events with (rotation: several may be valid at once).
+
+    Registering the same key id with the same key again updates its window (idempotent);
+    a key id is never reused for another key or partner, and a revoked key stays revoked.
+    """
+
+    event_type: ClassVar[str] = _PREFIX + "register-partner-key.v1"
+
+    partner_id: ParticipantIdStr
+    key_id: SigningKeyId
+    algorithm: KeyAlgorithm = "ed25519"
+    public_key: SigningPublicKey
+    valid_from: AwareDatetime | None = Field(default=None, description="unset: from registration on")
+    valid_until: AwareDatetime | None = Field(default=None, description="unset: until revoked")
+
+    @model_validator(mode="after")
+    def _window_is_not_empty(self) -> Self:
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be later than valid_from")
+        return self
+
+
+class RevokePartnerKey(Contract):
+    """Withdraw a key at once, e.g. when it leaked; events signed with it are refused from now on."""
+
+    event_type: ClassVar[str] = _PREFIX + "revoke-partner-key.v1"
+
+    partner_id: ParticipantIdStr
+    key_id: SigningKeyId
     reason: str | None = Field(default=None, min_length=1, max_length=500)

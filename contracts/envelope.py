@@ -25,10 +25,14 @@ from contracts._headers import (
 from contracts.base import EVENT_TYPE_PATTERN, Contract
 from contracts.errors import EnvelopeError
 
-__all__ = ["Action", "Envelope", "header_value"]
+__all__ = ["SIGNATURE_PATTERN", "SIGNING_KEY_ID_PATTERN", "Action", "Envelope", "header_value"]
 
 # The hub exchanges JSON only; media type parameters (charset) are tolerated.
 _JSON_CONTENT_TYPE = r"(?i)^application/json\s*(;.*)?$"
+SIGNING_KEY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+"""A signing key's id: chosen by its owner, unique across the hub, printable and header-safe."""
+SIGNATURE_PATTERN = r"^[A-Za-z0-9+/]{86}==$"
+"""An Ed25519 signature (64 bytes), standard base64 with padding."""
 
 
 class Action(StrEnum):
@@ -66,6 +70,11 @@ class Envelope(BaseModel):
     referenceid: str | None = Field(default=None, min_length=1, max_length=128)
     action: Action = Action.NEW
     testdelivery: bool = False
+    # Signature extensions (issue 5): which key signed the event and the Ed25519 signature
+    # over its canonical form (``hub.signing``). Optional here, so unsigned events still
+    # parse; whether a consumer requires them is its policy, not the envelope's.
+    sigkeyid: str | None = Field(default=None, pattern=SIGNING_KEY_ID_PATTERN)
+    signature: str | None = Field(default=None, pattern=SIGNATURE_PATTERN)
 
     @classmethod
     def new(

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.base import Contract, ContractModel
 from contracts.ech import LocalPersonId, ParticipantIdStr, Person, Sector
+from contracts.envelope import SIGNING_KEY_ID_PATTERN
 
 __all__ = [
     "IssuedPseudonym",
+    "KeyAlgorithm",
+    "PartnerKeyRegistered",
+    "PartnerKeyRevoked",
     "PartnerName",
     "PartnerRegistered",
     "PartnerStatus",
@@ -26,6 +30,8 @@ __all__ = [
     "Recipient",
     "Role",
     "SedexId",
+    "SigningKeyId",
+    "SigningPublicKey",
 ]
 
 _PREFIX = "ch.lu.hub.identity."
@@ -37,6 +43,11 @@ SedexId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$", max_length
 PersonIdCategory = Annotated[str, Field(min_length=1, max_length=20)]
 """An eCH-0044 personIdCategory, as in ``LocalPersonId.category`` (e.g. ``CH.LU.1061``)."""
 PartnerStatus = Literal["active", "suspended"]
+SigningKeyId = Annotated[str, Field(pattern=SIGNING_KEY_ID_PATTERN)]
+"""The id a partner's events name in ``ce_sigkeyid``; unique across the hub."""
+SigningPublicKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+"""An Ed25519 public key: its 32 raw bytes, standard base64."""
+KeyAlgorithm = Literal["ed25519"]
 
 
 class Recipient(ContractModel):
@@ -109,4 +120,38 @@ class PartnerStatusChanged(Contract):
 
     partner_id: ParticipantIdStr
     status: PartnerStatus
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class PartnerKeyRegistered(Contract):
+    """A public key a partner signs its events with, and when it may be used.
+
+    A partner may hold several valid keys at once (rotation); the registry accepts an
+    event signed with any of them inside its window and not revoked.
+    """
+
+    event_type: ClassVar[str] = _PREFIX + "partner-key-registered.v1"
+
+    partner_id: ParticipantIdStr
+    key_id: SigningKeyId
+    algorithm: KeyAlgorithm = "ed25519"
+    public_key: SigningPublicKey
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _window_is_not_empty(self) -> Self:
+        if self.valid_until is not None and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be later than valid_from")
+        return self
+
+
+class PartnerKeyRevoked(Contract):
+    """A key no event may be accepted with any more, whatever its validity window says."""
+
+    event_type: ClassVar[str] = _PREFIX + "partner-key-revoked.v1"
+
+    partner_id: ParticipantIdStr
+    key_id: SigningKeyId
+    revoked_at: AwareDatetime = Field(description="when identity revoked it")
     reason: str | None = Field(default=None, min_length=1, max_length=500)

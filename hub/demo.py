@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -42,8 +43,10 @@ from contracts import (
 )
 from hub.casefile import CaseView, load_case_view
 from hub.errors import HubError
-from hub.partner import Delivery, PartnerClient
+from hub.partner import Delivery, PartnerClient, RefusedDelivery
 from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
 
 PORTAL = "CH/CAN/LU/eportal"
 KRIENS_OFFICE = "CH/MUN/1059/einwohnerdienste"
@@ -123,9 +126,16 @@ def _delivered_type(delivery: Delivery) -> str | None:
     return delivery.data.event_type_delivered if isinstance(delivery.data, CaseDelivery) else None
 
 
+def _log_refused(refused: RefusedDelivery) -> None:
+    # The session's broker may hold records of other hubs (tests); they are skipped, not fatal.
+    log.warning("refused %s[%d]@%d: %s", refused.topic, refused.partition, refused.offset, refused.error)
+
+
 async def _agency(client: PartnerClient, case_ids: set[str], respond: Responder) -> None:
-    """An agency's system: answer each delivery of a case this run started."""
-    async for delivery in client.deliveries(session_timeout_ms=6000, heartbeat_interval_ms=1000):
+    """An agency's system: answer each delivery of a case this run started (and the hub signed)."""
+    async for delivery in client.deliveries(
+        on_refused=_log_refused, session_timeout_ms=6000, heartbeat_interval_ms=1000
+    ):
         if delivery.envelope.businessprocessid not in case_ids:
             continue
         for answer in respond(delivery):

@@ -24,6 +24,8 @@ class Incoming(Generic[C]):
     partition: int
     offset: int
     trace_id: str
+    # The record value as it arrived: a signature covers these bytes, not a re-serialisation.
+    value: bytes = b""
 
     @property
     def case_id(self) -> str:

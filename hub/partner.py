@@ -1,22 +1,30 @@
 """A minimal partner client: how an agency's system talks to the hub over Kafka.
 
-It publishes signed-off contracts to the ingress topic as CloudEvents (binary mode)
-with W3C trace context, and reads the partner's own delivery topic. The demo and the
-end-to-end tests use it as the partners; the partner SDK will grow from it.
+It publishes contracts to the ingress topic as CloudEvents (binary mode) with W3C trace
+context, each signed with the partner's Ed25519 key, and reads the partner's own delivery
+topic, accepting only deliveries the hub signed. The demo and the end-to-end tests use it
+as the partners; the partner SDK will grow from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
-from contracts import Action, Contract, Envelope, parse_data
+from contracts import Action, Contract, Envelope, EnvelopeError, parse_data
+from contracts.catalog import serialize_data
 from hub import topics
+from hub.errors import ConfigurationError
+from hub.keyring import process_keyring
+from hub.signing import PublicKey, SignatureRefused, SigningKey, UnknownSigningKey, UnsignedEvent
 from hub.telemetry import consumer_span, current_trace_headers, messaging_attributes, tracer
+
+log = logging.getLogger(__name__)
 
 PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
@@ -28,11 +36,87 @@ class Delivery:
     trace_id: str
 
 
+@dataclass(frozen=True)
+class RefusedDelivery:
+    """A record on the partner's topic that the hub did not provably send."""
+
+    topic: str
+    partition: int
+    offset: int
+    error: SignatureRefused
+
+
+def sign_as(partner_id: str, envelope: Envelope, value: bytes) -> Envelope:
+    """``envelope`` signed with ``partner_id``'s key from this process's keyring.
+
+    For code that builds its own records (load and fault tests) instead of ``publish``.
+    """
+    key = process_keyring().signing_key(partner_id)
+    if key is None:
+        raise ConfigurationError(f"no signing key for {partner_id} in this process")
+    return key.sign(envelope, value)
+
+
+def sign_record(headers: Sequence[tuple[str, bytes]], value: bytes) -> list[tuple[str, bytes]]:
+    """A hand-built record's headers, signed for the partner its ``ce_source`` names.
+
+    For load and fault tests that build records before the supervisor provisions keys and
+    send them later: call this at send time. A record that is no CloudEvent (a poison
+    record), or whose sender has no key in this process, is returned as it is.
+    """
+    try:
+        envelope = Envelope.from_headers(headers)
+    except EnvelopeError:
+        return list(headers)
+    if not envelope.source.startswith(PARTNER_SOURCE_PREFIX):
+        return list(headers)
+    key = process_keyring().signing_key(envelope.source.removeprefix(PARTNER_SOURCE_PREFIX))
+    if key is None:
+        return list(headers)
+    unsigned = [(n, v) for n, v in headers if n not in ("ce_sigkeyid", "ce_signature")]
+    return [
+        *unsigned,
+        ("ce_sigkeyid", key.key_id.encode()),
+        ("ce_signature", key.signature(envelope, value).encode()),
+    ]
+
+
+def verify_delivery(envelope: Envelope, value: bytes, hub_keys: Mapping[str, PublicKey]) -> None:
+    """Raise a ``SignatureRefused`` unless a trusted hub key signed exactly this record."""
+    if envelope.sigkeyid is None or envelope.signature is None:
+        raise UnsignedEvent(f"delivery {envelope.id[:128]} is not signed by the hub")
+    key = hub_keys.get(envelope.sigkeyid)
+    if key is None:
+        raise UnknownSigningKey(
+            f"delivery {envelope.id[:128]} is signed with {envelope.sigkeyid}, not a hub key"
+        )
+    key.verify(envelope, value)
+
+
 class PartnerClient:
-    def __init__(self, bootstrap_servers: str, partner_id: str, *, idempotence: bool = False) -> None:
+    """One partner's connection to the hub.
+
+    ``signing_key`` signs everything it publishes; ``hub_keys`` (key id -> public key)
+    are the hub keys whose deliveries it accepts. Left out, both come from this
+    process's keyring (``hub.keyring``), where the supervisor puts the demo partners'
+    keys; a partner without a key publishes unsigned, which the hub refuses.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        partner_id: str,
+        *,
+        idempotence: bool = False,
+        signing_key: SigningKey | None = None,
+        hub_keys: Mapping[str, PublicKey] | None = None,
+    ) -> None:
         self.partner_id = partner_id
         self.source = PARTNER_SOURCE_PREFIX + partner_id
         self._bootstrap = bootstrap_servers
+        keyring = process_keyring()
+        self.signing_key = signing_key if signing_key is not None else keyring.signing_key(partner_id)
+        self.hub_keys = hub_keys if hub_keys is not None else keyring.hub_keys
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
@@ -76,15 +160,30 @@ class PartnerClient:
             event_source=envelope.source,
             case_id=business_process_id,
         )
+        value = serialize_data(data)
+        if self.signing_key is not None:
+            envelope = self.signing_key.sign(envelope, value)
+        else:
+            log.info("%s has no signing key: publishing %s unsigned", self.partner_id, envelope.id)
         with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
             headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
             await self._producer.send_and_wait(
-                topic, data.model_dump_json().encode(), key=business_process_id.encode(), headers=headers
+                topic, value, key=business_process_id.encode(), headers=headers
             )
         return envelope
 
-    async def deliveries(self, **consumer_options: Any) -> AsyncIterator[Delivery]:
-        """Yield deliveries from this partner's topic, each inside its ``process`` span."""
+    async def deliveries(
+        self, *, on_refused: Callable[[RefusedDelivery], None] | None = None, **consumer_options: Any
+    ) -> AsyncIterator[Delivery]:
+        """Yield deliveries from this partner's topic, each inside its ``process`` span.
+
+        Only deliveries signed by a trusted hub key are yielded, and they are checked before
+        their data is parsed. Anything else is refused: its offset is committed (it would
+        fail the same way again) and ``on_refused`` is told, or, without it, the
+        ``SignatureRefused`` is raised.
+        """
+        if not self.hub_keys:
+            raise ConfigurationError(f"{self.partner_id} trusts no hub key: cannot verify deliveries")
         topic = topics.delivery_topic(self.partner_id)
         self._consumer = AIOKafkaConsumer(
             topic,
@@ -97,6 +196,15 @@ class PartnerClient:
         await self._consumer.start()
         async for record in self._consumer:
             envelope = Envelope.from_headers(record.headers)
+            try:
+                verify_delivery(envelope, record.value or b"", self.hub_keys)
+            except SignatureRefused as error:
+                await self._consumer.commit()
+                refused = RefusedDelivery(record.topic, record.partition, record.offset, error)
+                if on_refused is None:
+                    raise
+                on_refused(refused)
+                continue
             data = parse_data(envelope.type, record.value or b"")
             attributes = messaging_attributes(
                 topic=topic,

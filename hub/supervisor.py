@@ -22,6 +22,7 @@ from hub.embedded.process import die_with_parent
 from hub.embedded.stack import EmbeddedStack
 from hub.endpoints import Endpoints, write_endpoints
 from hub.errors import ConfigurationError
+from hub.provisioning import provision_partner_keys, trust_hub_key
 from hub.settings import HubSettings
 
 T = TypeVar("T")
@@ -71,9 +72,16 @@ class Supervisor:
         try:
             self.endpoints = self._start_infrastructure()
             write_endpoints(self.state_dir, self.endpoints)
+            running = self.endpoints.apply(self.settings).model_copy(update={"state_dir": self.state_dir})
+            # The hub's key exists before the registry starts (it would create it too), and the
+            # partners this process plays trust it.
+            trust_hub_key(running)
             for name in self.services:
                 self.start_service(name)
             self.wait_until_ready()
+            if self.settings.demo_partner_keys and {"identity", "registry"} <= set(self.services):
+                # Before "up": with signatures required, an unkeyed partner could send nothing.
+                provision_partner_keys(running, self._progress)
         except BaseException:
             self.stop()
             raise

@@ -7,6 +7,8 @@ exactly as a command from any other operator system.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
@@ -23,17 +25,22 @@ from services.identity.partner_events import business_process_id
 
 async def publish_admin_command(settings: HubSettings, command: Contract, *, partner_id: str) -> Envelope:
     """Send ``command`` about ``partner_id`` and wait until the broker acknowledged it."""
+    [envelope] = await publish_admin_commands(settings, [(command, partner_id)])
+    return envelope
+
+
+async def publish_admin_commands(
+    settings: HubSettings, commands: Sequence[tuple[Contract, str]]
+) -> list[Envelope]:
+    """Send several (command, partner id) pairs in order over one connection."""
     try:
-        return await _publish(settings, command, partner_id)
+        return await _publish(settings, commands)
     except KafkaError as error:
         # One line for the operator instead of the client's traceback.
         raise BrokerUnavailable(f"cannot publish to {topics.ADMIN}: {error}") from error
 
 
-async def _publish(settings: HubSettings, command: Contract, partner_id: str) -> Envelope:
-    envelope = Envelope.new(
-        command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
-    )
+async def _publish(settings: HubSettings, commands: Sequence[tuple[Contract, str]]) -> list[Envelope]:
     producer = AIOKafkaProducer(
         **client_config(settings, client_id="hub-cli"),
         acks="all",
@@ -41,23 +48,30 @@ async def _publish(settings: HubSettings, command: Contract, partner_id: str) ->
     )
     await producer.start()
     try:
-        attributes = messaging_attributes(
-            topic=topics.ADMIN,
-            operation="send",
-            key=partner_id,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            event_source=envelope.source,
-            case_id=envelope.businessprocessid,
-        )
-        with tracer().start_as_current_span(
-            f"send {topics.ADMIN}", kind=SpanKind.PRODUCER, attributes=attributes
-        ):
-            headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
-            # Keyed by partner: a partner's commands stay in order on one partition.
-            await producer.send_and_wait(
-                topics.ADMIN, command.model_dump_json().encode(), key=partner_id.encode(), headers=headers
-            )
+        return [await _send(producer, command, partner_id) for command, partner_id in commands]
     finally:
         await producer.stop()
+
+
+async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str) -> Envelope:
+    envelope = Envelope.new(
+        command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
+    )
+    attributes = messaging_attributes(
+        topic=topics.ADMIN,
+        operation="send",
+        key=partner_id,
+        event_id=envelope.id,
+        event_type=envelope.type,
+        event_source=envelope.source,
+        case_id=envelope.businessprocessid,
+    )
+    with tracer().start_as_current_span(
+        f"send {topics.ADMIN}", kind=SpanKind.PRODUCER, attributes=attributes
+    ):
+        headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
+        # Keyed by partner: a partner's commands stay in order on one partition.
+        await producer.send_and_wait(
+            topics.ADMIN, command.model_dump_json().encode(), key=partner_id.encode(), headers=headers
+        )
     return envelope

@@ -44,10 +44,16 @@ from contracts import (
     TaxRecordUpdated,
     ahvn13_check_digit,
 )
-from contracts.admin import ChangePartnerStatus, RegisterPartner
-from contracts.identity import PartnerRegistered, PartnerStatusChanged
+from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey, RevokePartnerKey
+from contracts.identity import (
+    PartnerKeyRegistered,
+    PartnerKeyRevoked,
+    PartnerRegistered,
+    PartnerStatusChanged,
+)
 
 TAX_OFFICE = "CH/CAN/LU/steuerverwaltung"
+PUBLIC_KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # an Ed25519 public key (RFC 8032, test 1)
 
 
 @pytest.fixture
@@ -161,6 +167,22 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
             status="active",
         ),
         PartnerStatusChanged(partner_id=TAX_OFFICE, status="active"),
+        RegisterPartnerKey(
+            partner_id=TAX_OFFICE,
+            key_id="tax-2026a",
+            public_key=PUBLIC_KEY,
+            valid_until=datetime(2027, 1, 1, tzinfo=UTC),
+        ),
+        RevokePartnerKey(partner_id=TAX_OFFICE, key_id="tax-2026a", reason="key compromised"),
+        PartnerKeyRegistered(
+            partner_id=TAX_OFFICE,
+            key_id="tax-2026a",
+            public_key=PUBLIC_KEY,
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        PartnerKeyRevoked(
+            partner_id=TAX_OFFICE, key_id="tax-2026a", revoked_at=datetime(2026, 2, 1, tzinfo=UTC)
+        ),
         InsuranceOpinionGiven(opinion=Opinion.OBJECT, conditions=("Brandschutz",)),
         PseudonymsRequested(
             person=person,

@@ -1,0 +1,425 @@
+"""Signed events and replay protection with the services as processes (issue 5, items 1 and 2).
+
+One run against a running hub: the attacks (unsigned, forged, tampered, replayed under a
+new id and with a stale time, from the future, unknown key, another partner's key,
+expired and revoked keys registered through `hub partner key`, wrong role) go to
+hub.ingress next to a genuine relocation case, whose partners sign everything and verify
+every delivery. Each attack is dead-lettered with its reason and recorded, and opens
+nothing; the genuine case completes; a genuine event sent twice is processed once; every
+delivery carries the hub's signature, and a partner refuses one that does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts import Envelope, header_value
+from hub import topics
+from hub.casefile import CaseView
+from hub.cli import main
+from hub.deadletter import dead_letter_topic
+from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id, run_demo
+from hub.kafka import ensure_topics
+from hub.keyring import process_keyring
+from hub.partner import PartnerClient, RefusedDelivery
+from hub.settings import HubSettings
+from hub.signing import BadSignature, PublicKey, SigningKey, UnsignedEvent
+from hub.signing_keys import public_pem
+from hub.topics import delivery_topic
+from tests.e2e.conftest import running_hub
+from tests.fixtures.infrastructure import Infrastructure
+from tests.fixtures.signing import Crafted, craft, send
+
+GROUP = "hub.registry.ingress"
+EXPIRED_KEY = "portal-e2e-expired"
+REVOKED_KEY = "portal-e2e-revoked"
+
+
+@dataclass(frozen=True)
+class Expected:
+    error_class: str
+    reason: str
+
+
+EXPECTED = {
+    "unsigned": Expected("UnsignedEvent", "is not signed"),
+    "forged": Expected("BadSignature", "forged, or changed after signing"),
+    "tampered-value": Expected("BadSignature", "forged, or changed after signing"),
+    "tampered-attribute": Expected("BadSignature", "forged, or changed after signing"),
+    "replayed-under-new-id": Expected("BadSignature", "forged, or changed after signing"),
+    "replayed-stale-time": Expected("StaleEvent", "s old; at most 21600s accepted"),
+    "future-time": Expected("FutureEvent", "in the future; at most 300s of clock skew accepted"),
+    "unknown-key": Expected("UnknownSigningKey", "names unknown key"),
+    "another-partners-key": Expected("ForeignSigningKey", f"belongs to {KRIENS_OFFICE}, not to the sender"),
+    "expired-key": Expected("KeyOutsideValidity", f"key {EXPIRED_KEY} of {PORTAL} expired at 2025-01-01"),
+    "revoked-key": Expected("RevokedSigningKey", f"key {REVOKED_KEY} of {PORTAL} was revoked at"),
+    "wrong-role": Expected("NotAuthorized", f"{TAX_OFFICE} (roles tax-office) may not publish"),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    attacks: dict[str, Crafted]
+    replayed: Crafted
+    case: CaseView
+    dead_letters: dict[str, list[dict[str, Any]]]  # event id -> registry.dead_letters rows
+    dlt_messages: dict[str, list[str]]  # event id -> dlt-exception-message of hub.ingress-dlt records
+    cases: set[str]  # case ids of this run the registry holds
+    opened: dict[str, int]  # case id -> case-opened steps
+    inbox: dict[str, int]  # event id -> registry inbox rows of the ingress consumer
+    keys_listed: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubSettings]:
+    with running_hub(infrastructure, tmp_path_factory) as settings:
+        yield settings
+
+
+@contextlib.contextmanager
+def _cli_environment(hub: HubSettings) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HUB_DATABASE_URL", hub.database_dsn())
+        patch.setenv("HUB_KAFKA_BOOTSTRAP_SERVERS", hub.bootstrap_servers())
+        patch.setenv("HUB_KAFKA_ENABLE_IDEMPOTENCE", str(hub.kafka_enable_idempotence).lower())
+        patch.setenv("HUB_STATE_DIR", str(hub.state_dir))
+        yield
+
+
+def _hub_cli(*args: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(list(args)) == 0, args
+    return out.getvalue()
+
+
+def _keys_from_cli(hub: HubSettings, folder: Path) -> tuple[SigningKey, SigningKey, list[dict[str, Any]]]:
+    """An expired and a revoked key of the portal, registered as an operator does it."""
+    expired, revoked = SigningKey.generate(EXPIRED_KEY), SigningKey.generate(REVOKED_KEY)
+    for key in (expired, revoked):
+        (folder / f"{key.key_id}.pub").write_text(public_pem(key.public.key))
+    with _cli_environment(hub):
+        _hub_cli(
+            *("partner", "key", "add", "--partner", PORTAL, "--key-id", EXPIRED_KEY),
+            *("--public-key", str(folder / f"{EXPIRED_KEY}.pub")),
+            *("--valid-from", "2024-01-01T00:00:00+01:00", "--valid-until", "2025-01-01T00:00:00Z"),
+        )
+        _hub_cli(
+            *("partner", "key", "add", "--partner", PORTAL, "--key-id", REVOKED_KEY),
+            *("--public-key", str(folder / f"{REVOKED_KEY}.pub")),
+        )
+        asyncio.run(
+            _until(hub, "SELECT count(*) FROM registry.partner_keys WHERE key_id = $1", 1, REVOKED_KEY)
+        )
+        _hub_cli(
+            "partner", "key", "revoke", "--partner", PORTAL, "--key-id", REVOKED_KEY, "--reason", "leaked"
+        )
+        asyncio.run(
+            _until(
+                hub,
+                "SELECT count(*) FROM registry.partner_keys WHERE key_id = $1 AND revoked_at IS NOT NULL",
+                1,
+                REVOKED_KEY,
+            )
+        )
+        listed = json.loads(_hub_cli("partner", "key", "list", "--partner", PORTAL, "--json"))
+    return expired, revoked, listed
+
+
+def _attacks(expired: SigningKey, revoked: SigningKey) -> dict[str, Crafted]:
+    keyring = process_keyring()
+    portal, kriens, tax = (keyring.signing_key(p) for p in (PORTAL, KRIENS_OFFICE, TAX_OFFICE))
+    # Provisioned by the supervisor.
+    assert portal is not None
+    assert kriens is not None
+    assert tax is not None
+
+    def move(key: SigningKey | None, partner: str = PORTAL, **options: Any) -> Crafted:
+        return craft(
+            move_report(demo_person(40)), partner_id=partner, case_id=new_case_id(), key=key, **options
+        )
+
+    tampered = move(portal)
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "unsigned": move(None),
+        "forged": move(SigningKey.generate(portal.key_id)),
+        "tampered-value": tampered.with_value(
+            tampered.value.replace(b"Hertensteinstrasse", b"Bahnhofstrasse")
+        ),
+        "tampered-attribute": move(portal).with_header("ce_subject", "resident-registration:someone-else"),
+        "replayed-under-new-id": move(portal).with_header("ce_id", str(uuid.uuid4())),
+        "replayed-stale-time": move(portal, time=now - dt.timedelta(hours=7)),
+        "future-time": move(portal, time=now + dt.timedelta(minutes=10)),
+        "unknown-key": move(SigningKey.generate(f"portal-{uuid.uuid4().hex[:8]}")),
+        "another-partners-key": move(kriens),
+        "expired-key": move(expired),
+        "revoked-key": move(revoked),
+        "wrong-role": move(tax, partner=TAX_OFFICE),
+    }
+
+
+@pytest.fixture(scope="module")
+def run(hub: HubSettings, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    expired, revoked, listed = _keys_from_cli(hub, tmp_path_factory.mktemp("keys"))
+    attacks = _attacks(expired, revoked)
+    portal = process_keyring().signing_key(PORTAL)
+    replayed = craft(move_report(demo_person(41)), partner_id=PORTAL, case_id=new_case_id(), key=portal)
+    # After the replayed copy, on its partition (same key): once this is dead-lettered, the
+    # copy before it has been handled too.
+    marker = craft(
+        move_report(demo_person(42)),
+        partner_id=PORTAL,
+        case_id=replayed.envelope.businessprocessid,
+        key=portal,
+        time=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+    )
+    asyncio.run(send(hub.bootstrap_servers(), [*attacks.values(), replayed, replayed, marker]))
+    case = asyncio.run(run_demo(hub, progress=lambda _line: None, timeout_s=90))
+    event_ids = [c.event_id for c in (*attacks.values(), marker)]
+    asyncio.run(
+        _until(
+            hub,
+            "SELECT count(DISTINCT event_id) FROM registry.dead_letters WHERE event_id = ANY($1)",
+            len(event_ids),
+            event_ids,
+        )
+    )
+    return asyncio.run(_collect(hub, attacks, replayed, case, listed))
+
+
+async def _collect(
+    hub: HubSettings,
+    attacks: dict[str, Crafted],
+    replayed: Crafted,
+    case: CaseView,
+    listed: list[dict[str, Any]],
+) -> Run:
+    crafted = [*attacks.values(), replayed]
+    event_ids = [c.event_id for c in crafted]
+    case_ids = [c.envelope.businessprocessid for c in crafted]
+    conn = await asyncpg.connect(hub.database_dsn())
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id, consumer, error_class, error_message, dead_letter_topic"
+            " FROM registry.dead_letters WHERE event_id = ANY($1)",
+            event_ids,
+        )
+        cases = await conn.fetch("SELECT case_id FROM registry.cases WHERE case_id = ANY($1)", case_ids)
+        opened = await conn.fetch(
+            "SELECT case_id, count(*) AS n FROM registry.timeline"
+            " WHERE event_type = 'case-opened' AND case_id = ANY($1) GROUP BY case_id",
+            case_ids,
+        )
+        inbox = await conn.fetch(
+            "SELECT event_key FROM registry.inbox WHERE consumer = $1 AND event_key = ANY($2)",
+            GROUP,
+            [f"{c.envelope.source} {c.event_id}" for c in crafted],
+        )
+    finally:
+        await conn.close()
+    dead_letters: dict[str, list[dict[str, Any]]] = {event_id: [] for event_id in event_ids}
+    for row in rows:
+        dead_letters[row["event_id"]].append(dict(row))
+    dlt_messages: dict[str, list[str]] = {event_id: [] for event_id in event_ids}
+    for record in await _records(hub, dead_letter_topic(topics.INGRESS)):
+        event_id = header_value(record.headers, "ce_id")
+        if event_id in dlt_messages:
+            dlt_messages[event_id].append(header_value(record.headers, "dlt-exception-message") or "")
+    return Run(
+        attacks=attacks,
+        replayed=replayed,
+        case=case,
+        dead_letters=dead_letters,
+        dlt_messages=dlt_messages,
+        cases={row["case_id"] for row in cases},
+        opened={row["case_id"]: row["n"] for row in opened},
+        inbox={key.split(" ")[-1]: 1 for key in (row["event_key"] for row in inbox)},
+        keys_listed=listed,
+    )
+
+
+async def _until(
+    settings: HubSettings, sql: str, wanted: object, *args: object, timeout_s: float = 90
+) -> None:
+    conn = await asyncpg.connect(settings.database_dsn())
+    value = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while (value := await conn.fetchval(sql, *args)) != wanted:
+                await asyncio.sleep(0.3)
+    except TimeoutError:
+        raise AssertionError(f"waited for {wanted!r}, last saw {value!r}: {sql}") from None
+    finally:
+        await conn.close()
+
+
+async def _records(settings: HubSettings, topic: str, *, seconds: float = 4) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers(),
+        auto_offset_reset="earliest",
+        group_id=f"inspect-{uuid.uuid4()}",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += batch
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.mark.parametrize("attack", list(EXPECTED))
+def test_an_attack_is_refused_dead_lettered_with_its_reason_and_never_routed(run: Run, attack: str) -> None:
+    crafted, expected = run.attacks[attack], EXPECTED[attack]
+    [row] = run.dead_letters[crafted.event_id]
+    assert (row["consumer"], row["error_class"]) == (GROUP, expected.error_class)
+    assert expected.reason in row["error_message"]
+    assert row["dead_letter_topic"] == "hub.ingress-dlt"
+    [message] = run.dlt_messages[crafted.event_id]  # published once to the dead-letter topic
+    assert expected.reason in message
+    assert crafted.envelope.businessprocessid not in run.cases
+    assert crafted.event_id not in run.inbox  # nothing of it was processed
+
+
+def test_the_genuine_case_of_the_same_run_completes(run: Run) -> None:
+    assert run.case.status == "completed"
+    partners = {step.service for step in run.case.timeline}
+    assert {PORTAL, KRIENS_OFFICE, TAX_OFFICE} <= partners  # every partner's signed answer was accepted
+
+
+def test_a_signed_event_sent_twice_is_processed_once(run: Run) -> None:
+    case_id = run.replayed.envelope.businessprocessid
+    assert case_id in run.cases
+    assert run.opened[case_id] == 1
+    assert run.inbox[run.replayed.event_id] == 1
+    assert run.dead_letters[run.replayed.event_id] == []  # dropped as a duplicate, not refused
+
+
+def test_keys_are_listed_with_their_state(run: Run) -> None:
+    by_id = {row["key_id"]: row for row in run.keys_listed}
+    assert by_id[EXPIRED_KEY]["valid_until"].startswith("2025-01-01 00:00:00")
+    assert by_id[REVOKED_KEY]["revoked_at"] is not None
+    assert by_id[REVOKED_KEY]["revocation_reason"] == "leaked"
+    demo_key = process_keyring().signing_key(PORTAL)
+    assert demo_key is not None
+    assert by_id[demo_key.key_id]["revoked_at"] is None  # the supervisor's key for the portal
+
+
+def _hub_key(hub: HubSettings) -> PublicKey:
+    with _cli_environment(hub):
+        shown = json.loads(_hub_cli("keys", "show", "--json"))
+    return PublicKey.from_base64(shown["key_id"], shown["public_key"])
+
+
+def test_every_delivery_carries_the_hubs_signature(hub: HubSettings, run: Run) -> None:
+    hub_key = _hub_key(hub)
+    records = [
+        r
+        for r in asyncio.run(_records(hub, delivery_topic(KRIENS_OFFICE)))
+        if r.key == run.case.case_id.encode()
+    ]
+    assert len(records) >= 2  # the move and the completion
+    for record in records:
+        envelope = Envelope.from_headers(record.headers)
+        assert envelope.sigkeyid == hub_key.key_id
+        hub_key.verify(envelope, record.value)
+
+
+async def _copy_to(settings: HubSettings, topic: str, records: list[tuple[list[Any], bytes]]) -> None:
+    await ensure_topics(settings, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers(), acks="all")
+    await producer.start()
+    try:
+        for headers, value in records:
+            await producer.send_and_wait(topic, value, key=b"k", headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def _first(
+    settings: HubSettings, partner_id: str, take: int, on_refused: Callable[[RefusedDelivery], None] | None
+) -> list[Envelope]:
+    client = PartnerClient(settings.bootstrap_servers(), partner_id)
+    await client.start()
+    taken: list[Envelope] = []
+    try:
+        async with asyncio.timeout(60):
+            async for delivery in client.deliveries(on_refused=on_refused):
+                taken.append(delivery.envelope)
+                if len(taken) == take:
+                    break
+    finally:
+        await client.stop()
+    return taken
+
+
+def test_a_partner_refuses_deliveries_the_hub_did_not_sign(hub: HubSettings, run: Run) -> None:
+    """Someone with write access to a partner's topic forges deliveries: the partner notices."""
+    [genuine] = [
+        r
+        for r in asyncio.run(_records(hub, delivery_topic(KRIENS_OFFICE)))
+        if r.key == run.case.case_id.encode() and b"sector_pseudonym" in r.value
+    ]
+    headers, value = list(genuine.headers), genuine.value
+    tampered = value.replace(b"Schachenstrasse", b"Bahnhofstrasse")
+    unsigned = [(n, v) for n, v in headers if n not in ("ce_sigkeyid", "ce_signature")]
+    assert tampered != value
+
+    # Told of refusals: the genuine copies are yielded, the forgeries refused and skipped.
+    lenient = f"CH/CAN/LU/sigtest-{uuid.uuid4().hex[:8]}"
+    asyncio.run(
+        _copy_to(hub, delivery_topic(lenient), [(headers, tampered), (unsigned, value), (headers, value)])
+    )
+    refused: list[RefusedDelivery] = []
+    taken = asyncio.run(_first(hub, lenient, 1, refused.append))
+    assert [e.id for e in taken] == [Envelope.from_headers(headers).id]
+    assert [type(r.error) for r in refused] == [BadSignature, UnsignedEvent]
+
+    # Not told: the first forgery stops the partner's loop with the reason.
+    strict = f"CH/CAN/LU/sigtest-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_copy_to(hub, delivery_topic(strict), [(headers, tampered)]))
+    with pytest.raises(BadSignature, match="forged, or changed after signing"):
+        asyncio.run(_first(hub, strict, 1, None))
+
+
+def test_no_private_key_reached_the_database(hub: HubSettings, run: Run) -> None:
+    """Only public keys travel: identity's register and the registry's mirror hold nothing else."""
+    demo_key = process_keyring().signing_key(PORTAL)
+    assert demo_key is not None
+    raw = demo_key.private_key.private_bytes_raw()
+
+    async def dump() -> str:
+        conn = await asyncpg.connect(hub.database_dsn())
+        try:
+            rows = [
+                *await conn.fetch("SELECT * FROM identity.partner_keys"),
+                *await conn.fetch("SELECT * FROM registry.partner_keys"),
+            ]
+        finally:
+            await conn.close()
+        return json.dumps([dict(r) for r in rows], default=str)
+
+    text = asyncio.run(dump())
+    assert text.count(demo_key.public.base64) == 2  # in the register and in the mirror
+    assert raw.hex() not in text
+    assert base64.b64encode(raw).decode() not in text
