@@ -1,10 +1,19 @@
-"""Building what a partner receives: the event minimised to its subscription."""
+"""Building what a partner receives: the event minimised to its subscription.
+
+Each routing decision is recorded in the audit log in the same transaction as the
+deliveries' outbox rows: a delivery never leaves without its record, and a rolled-back
+delivery leaves no record of something that never happened.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from contracts import CaseDelivery, DeliveredPerson, IssuedPseudonym
+from hub import audit_store
+from hub.audit import AuditEntry, Decision
 from hub.messages import Transaction
 from services.registry import repository as repo
 from services.registry.domain import allowed_person_fields, get_path, minimize
@@ -50,13 +59,45 @@ async def deliver(
     pseudonyms: dict[str, IssuedPseudonym] | None = None,
     trace_id: str,
     reference_id: str,
+    citizen_id: str | None = None,
 ) -> int:
-    """Emit one delivery per subscriber, each on the partner's own topic, keyed by the case."""
+    """Emit one delivery per subscriber, each on the partner's own topic, keyed by the case.
+
+    ``citizen_id`` overrides ``case.citizen_id`` when identity's answer brings it in this
+    very transaction (the case row read earlier does not have it yet).
+    """
+    decided = AuditEntry(
+        decision=Decision.UNROUTED,
+        case_id=case.case_id,
+        case_type=case.case_type,
+        event_id=reference_id,
+        event_type=event_type,
+        trace_id=trace_id,
+        citizen_id=citizen_id or case.citizen_id,
+    )
+    records: list[AuditEntry] = (
+        [] if subscribers else [dataclasses.replace(decided, reason="no approved subscription")]
+    )
     sent = 0
     for subscriber in subscribers:
         issued = (pseudonyms or {}).get(subscriber.partner_id)
+        to_partner = dataclasses.replace(
+            decided,
+            partner_id=subscriber.partner_id,
+            sector=subscriber.sector,
+            legal_basis=subscriber.legal_basis,
+            purpose=subscriber.purpose,
+        )
         if person_path is not None and issued is None:
-            continue  # identity issued nothing for this partner (suspended, unknown): no delivery
+            # Identity issued nothing for this partner (suspended, unknown): no delivery.
+            records.append(
+                dataclasses.replace(
+                    to_partner,
+                    decision=Decision.WITHHELD,
+                    reason="no pseudonym issued: partner suspended or unknown to identity",
+                )
+            )
+            continue
         delivery = case_delivery(
             case_type=case.case_type,
             event_type=event_type,
@@ -83,5 +124,34 @@ async def deliver(
             detail=f"{event_type.split('.')[-2]} delivered to {subscriber.partner_id} "
             f"({len(delivery.data)} fields; {subscriber.legal_basis})",
         )
+        records.append(
+            dataclasses.replace(
+                to_partner,
+                decision=Decision.DELIVERED,
+                delivery_event_id=envelope.id,
+                fields=disclosed_fields(delivery, person_path),
+                person_pseudonym=issued.pseudonym if issued else None,
+            )
+        )
         sent += 1
+    # Last, so the chain head stays locked only from here to the commit.
+    await audit_store.append(tx.conn, audit_store.installed_key(), records)
     return sent
+
+
+def disclosed_fields(delivery: CaseDelivery, person_path: str | None) -> tuple[str, ...]:
+    """Dotted paths of every value the delivery carries: the data's leaves, and the
+    person's fields (pseudonym and local id included) under the event's person path."""
+    paths = list(_leaves(delivery.data))
+    if delivery.subject is not None:
+        person = delivery.subject.model_dump(exclude_none=True)
+        paths += [f"{person_path or 'subject'}.{name}" for name in person]
+    return tuple(sorted(paths))
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for name, value in data.items():
+        if isinstance(value, Mapping) and value:
+            yield from _leaves(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"

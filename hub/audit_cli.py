@@ -1,0 +1,178 @@
+"""``hub audit verify`` and ``hub audit subject``: checking the chain, answering access requests.
+
+Both read the registry's schema, where the audit log lives. ``verify`` needs the chain's
+key file (the same one the registry seals with); ``subject`` only reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from pydantic import TypeAdapter, ValidationError
+
+from contracts import Ahvn13, Sector
+from hub import audit_store
+from hub.audit import SealedEntry, Verdict
+from hub.audit_key import load_audit_key
+from hub.endpoints import running_hub_settings
+from hub.errors import HubError
+from hub.settings import HubSettings
+
+T = TypeVar("T")
+AUDIT_SCHEMA = "registry"  # the registry routes and discloses, so the log is in its schema
+IDENTITY_SCHEMA = "identity"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = commands.add_parser("audit", help="the audit log of routing decisions and disclosures")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = sub.add_parser("verify", help="check every entry's seal and the chain; exit 1 at a break")
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="a seal noted earlier (e.g. from --json); catches entries cut off the end; repeat",
+    )
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=_verify)
+    subject = sub.add_parser("subject", help="every disclosure of one citizen's data (access request)")
+    whom = subject.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--citizen-id", help="the citizen-services pseudonym, e.g. from the case")
+    whom.add_argument("--case", dest="case_id", help="a case id (business process id)")
+    whom.add_argument("--ahvn13", help="resolved to the citizen id by identity; never printed")
+    subject.add_argument("--json", action="store_true")
+    subject.set_defaults(func=_subject)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    anchors = dict(_anchor(value) for value in args.anchor)
+    settings = _settings()
+    key = load_audit_key(settings, create=False)
+    verdict = _in_schema(settings, AUDIT_SCHEMA, lambda conn: audit_store.verify(conn, key, anchors=anchors))
+    if args.json:
+        print(json.dumps(_verdict_json(verdict), indent=2))
+    elif verdict.broken is None:
+        print(f"{verdict.entries} entries, chain intact (head {verdict.head_seq} {verdict.head_hash})")
+    else:
+        broken = verdict.broken
+        print(f"audit chain broken at entry {broken.seq} ({broken.problem.value}): {broken.detail}")
+    return 0 if verdict.intact else 1
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "intact": verdict.intact,
+        "entries": verdict.entries,
+        "head": {"seq": verdict.head_seq, "hash": verdict.head_hash},
+    }
+    if verdict.broken is not None:
+        result["broken"] = {
+            "seq": verdict.broken.seq,
+            "problem": verdict.broken.problem.value,
+            "detail": verdict.broken.detail,
+        }
+    return result
+
+
+def _anchor(value: str) -> tuple[int, str]:
+    seq, _, seal = value.partition(":")
+    if not seq.isdigit() or len(seal) != 64:
+        raise ValueError(f"--anchor {value!r}: expected SEQ:HASH, e.g. 42:<64 hex digits>")
+    return int(seq), seal.lower()
+
+
+def _subject(args: argparse.Namespace) -> int:
+    settings = _settings()
+    citizen_id = args.citizen_id
+    if args.ahvn13 is not None:
+        citizen_id = _citizen_id_of(settings, args.ahvn13)
+
+    async def read(conn: asyncpg.Connection) -> list[SealedEntry]:
+        return await audit_store.disclosures(conn, citizen_id=citizen_id, case_id=args.case_id)
+
+    found = _in_schema(settings, AUDIT_SCHEMA, read)
+    if args.json:
+        print(json.dumps([_disclosure_json(sealed) for sealed in found], indent=2))
+        return 0
+    if not found:
+        print("no disclosures recorded")
+    for sealed in found:
+        e = sealed.entry
+        print(
+            f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id}  {e.event_type}\n"
+            f"  fields: {', '.join(e.fields)}\n"
+            f"  legal basis: {e.legal_basis}; purpose: {e.purpose}\n"
+            f"  case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
+        )
+    return 0
+
+
+def _disclosure_json(sealed: SealedEntry) -> dict[str, Any]:
+    e = sealed.entry
+    return {
+        "seq": sealed.seq,
+        "recorded_at": sealed.recorded_at.isoformat(),
+        "partner_id": e.partner_id,
+        "sector": e.sector,
+        "event_type": e.event_type,
+        "event_id": e.event_id,
+        "delivery_event_id": e.delivery_event_id,
+        "fields": list(e.fields),
+        "person_pseudonym": e.person_pseudonym,
+        "citizen_id": e.citizen_id,
+        "legal_basis": e.legal_basis,
+        "purpose": e.purpose,
+        "case_id": e.case_id,
+        "trace_id": e.trace_id,
+    }
+
+
+def _citizen_id_of(settings: HubSettings, ahvn13: str) -> str:
+    """Identity's own lookups: the AHVN13 stays in identity's tables and is never echoed."""
+    from hub.messages import Transaction
+    from services.identity import key_repository, repository
+
+    try:
+        vn = TypeAdapter(Ahvn13).validate_python(ahvn13)
+    except ValidationError:
+        raise ValueError("--ahvn13 is not a valid AHVN13") from None
+
+    async def lookup(conn: asyncpg.Connection) -> str | None:
+        tx = Transaction(conn, source="urn:ch:lu:hub:cli:audit")
+        person_id = await repository.person_by_vn(tx, vn)
+        if person_id is None:
+            return None
+        return await key_repository.issued_pseudonym(tx, person_id, Sector.CITIZEN_SERVICES.value)
+
+    citizen_id = _in_schema(settings, IDENTITY_SCHEMA, lookup)
+    if citizen_id is None:
+        raise HubError("identity has issued no citizen id for that AHVN13")
+    return citizen_id
+
+
+def _settings() -> HubSettings:
+    """Only the database is needed: HUB_DATABASE_URL, else the running hub's endpoints."""
+    settings = HubSettings()
+    return settings if settings.database_url is not None else running_hub_settings(settings)
+
+
+def _in_schema(settings: HubSettings, schema: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{schema}"'})
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(run())
+    except asyncpg.UndefinedTableError:
+        raise HubError(f"no {schema} tables in this database; start the hub once (`hub up`)") from None
+    except asyncpg.PostgresError as error:
+        raise HubError(f"database: {error}") from None

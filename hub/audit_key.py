@@ -1,0 +1,45 @@
+"""Where the audit chain's HMAC key comes from: a file outside the database.
+
+The registry creates it on first start for local set-ups (``$HUB_STATE_DIR/secrets/
+audit.key``); production mounts it (``HUB_AUDIT_KEY_FILE``, or ``HUB_SECRETS_DIR``), so
+that database administrators can read the log but not re-seal a changed entry. Verifying
+needs the same file and never creates one: a new key would make every entry look forged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from hub.audit import MIN_KEY_BYTES, AuditKey
+from hub.errors import ConfigurationError
+from hub.settings import HubSettings
+
+
+def audit_key_path(settings: HubSettings) -> Path:
+    return settings.audit_key_file or settings.state_dir / "secrets" / "audit.key"
+
+
+def load_audit_key(settings: HubSettings, *, create: bool) -> AuditKey:
+    """The key in the file; ``create`` makes a default-located file if there is none yet."""
+    path = audit_key_path(settings)
+    if not path.exists():
+        if not create or settings.audit_key_file is not None:
+            raise ConfigurationError(f"no audit key at {path} (HUB_AUDIT_KEY_FILE)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: if two processes race, one writes the key and the other reads it.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(MIN_KEY_BYTES))
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        raise ConfigurationError(f"the audit key in {path} is not hex") from None
+    if len(secret) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"the audit key in {path} is shorter than {MIN_KEY_BYTES} bytes")
+    return AuditKey(secret)

@@ -1,0 +1,185 @@
+"""The registry records each routing decision in the transaction of the deliveries it makes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import IssuedPseudonym, Sector
+from hub import audit_store
+from hub.audit import AuditKey, Decision
+from hub.errors import ConfigurationError
+from hub.messages import Transaction
+from services.registry import repository as repo
+from services.registry.delivery import deliver
+
+pytestmark = pytest.mark.asyncio
+
+CASE = "eumzug-audit-1"
+MOVE = "ch.lu.hub.relocation.move-reported.v1"
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+KRIENS = repo.Subscriber(
+    "CH/MUN/1059/einwohnerdienste",
+    "resident-registration",
+    "hub.delivery.ch.mun.1059.einwohnerdienste",
+    "record the departure",
+    "RHG Art. 12",
+    ("person.official_name", "previous_address", "move_date"),
+)
+TAX = repo.Subscriber(
+    "CH/CAN/LU/steuerverwaltung",
+    "tax",
+    "hub.delivery.ch.can.lu.steuerverwaltung",
+    "assign the tax domicile",
+    "StHG Art. 4",
+    ("person.first_name", "move_date"),
+)
+DATA = {
+    "person": {"official_name": "Muster", "first_name": "Anna", "sex": "2", "date_of_birth": "1990-04-17"},
+    "previous_address": {"street": "Schachenstrasse", "town": "Kriens"},
+    "move_date": "2026-12-01",
+}
+ISSUED = {
+    KRIENS.partner_id: IssuedPseudonym(
+        partner_id=KRIENS.partner_id, sector=Sector.RESIDENT_REGISTRATION, pseudonym="rr:abc"
+    )
+}
+
+
+async def open_case(conn: asyncpg.Connection) -> repo.Case:
+    tx = Transaction(conn, source="urn:ch:lu:hub:service:registry")
+    await repo.insert_case(
+        tx,
+        case_id=CASE,
+        case_type="relocation",
+        trace_id=TRACE,
+        traceparent=None,
+        test_delivery=False,
+        reported_event_id="ev-move",
+        details={},
+        deadline_s=60,
+    )
+    case = await repo.load_case(tx, CASE)
+    assert case is not None
+    return case
+
+
+async def run_deliver(conn: asyncpg.Connection, case: repo.Case, **kwargs: Any) -> Transaction:
+    tx = Transaction(conn, source="urn:ch:lu:hub:service:registry")
+    arguments: dict[str, Any] = {
+        "event_type": MOVE,
+        "data": DATA,
+        "subscribers": [KRIENS, TAX],
+        "person_path": "person",
+        "pseudonyms": ISSUED,
+        "trace_id": TRACE,
+        "reference_id": "ev-move",
+    }
+    await deliver(tx, case=case, **(arguments | kwargs))
+    return tx
+
+
+async def audit_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    return [dict(row) for row in await conn.fetch("SELECT * FROM audit_log ORDER BY seq")]
+
+
+async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_row(
+    pool: asyncpg.Pool, installed_key: AuditKey
+) -> None:
+    async with pool.acquire() as conn:
+        case = await open_case(conn)
+        async with conn.transaction():
+            tx = await run_deliver(conn, case, citizen_id="citizen-services:c1")
+        [delivery] = tx.emitted
+        outbox = await conn.fetch("SELECT topic, headers FROM outbox")
+        rows = await audit_rows(conn)
+        verdict = await audit_store.verify(conn, installed_key)
+    assert [row["topic"] for row in outbox] == [KRIENS.delivery_topic]
+    assert ["ce_id", delivery.id] in json.loads(outbox[0]["headers"])
+    delivered, withheld = rows
+    assert delivered["decision"] == Decision.DELIVERED
+    assert (delivered["partner_id"], delivered["sector"]) == (KRIENS.partner_id, "resident-registration")
+    assert delivered["delivery_event_id"] == delivery.id
+    assert (delivered["event_id"], delivered["event_type"]) == ("ev-move", MOVE)
+    assert delivered["fields"] == [
+        "move_date",
+        "person.official_name",
+        "person.sector_pseudonym",
+        "previous_address.street",
+        "previous_address.town",
+    ]
+    assert (delivered["person_pseudonym"], delivered["citizen_id"]) == ("rr:abc", "citizen-services:c1")
+    assert (delivered["legal_basis"], delivered["purpose"]) == ("RHG Art. 12", "record the departure")
+    assert (delivered["case_id"], delivered["trace_id"]) == (CASE, TRACE)
+    assert withheld["decision"] == Decision.WITHHELD
+    assert withheld["partner_id"] == TAX.partner_id
+    assert withheld["fields"] == []
+    assert withheld["delivery_event_id"] is None
+    assert "no pseudonym issued" in withheld["reason"]
+    assert verdict.intact
+    assert verdict.entries == 2
+
+
+async def test_an_event_without_subscribers_is_recorded_as_unrouted(
+    pool: asyncpg.Pool, installed_key: AuditKey
+) -> None:
+    async with pool.acquire() as conn:
+        case = await open_case(conn)
+        async with conn.transaction():
+            await run_deliver(conn, case, subscribers=[])
+        [row] = await audit_rows(conn)
+        outbox = await conn.fetchval("SELECT count(*) FROM outbox")
+    assert outbox == 0
+    assert (row["decision"], row["partner_id"], row["reason"]) == (
+        "unrouted",
+        None,
+        "no approved subscription",
+    )
+
+
+async def test_a_rolled_back_delivery_leaves_neither_outbox_row_nor_record(
+    pool: asyncpg.Pool, installed_key: AuditKey
+) -> None:
+    async with pool.acquire() as conn:
+        case = await open_case(conn)
+        tx = conn.transaction()
+        await tx.start()
+        await run_deliver(conn, case)
+        assert len(await audit_rows(conn)) == 2  # written in the transaction ...
+        await tx.rollback()
+        assert await audit_rows(conn) == []  # ... and gone with it
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_without_a_key_nothing_is_delivered(pool: asyncpg.Pool) -> None:
+    audit_store.install(None)
+    async with pool.acquire() as conn:
+        case = await open_case(conn)
+        with pytest.raises(ConfigurationError, match="no audit key"):
+            async with conn.transaction():
+                await run_deliver(conn, case)
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_a_citizens_disclosures_are_found_by_citizen_id_and_through_their_cases(
+    pool: asyncpg.Pool, installed_key: AuditKey
+) -> None:
+    async with pool.acquire() as conn:
+        case = await open_case(conn)
+        async with conn.transaction():
+            await run_deliver(conn, case, citizen_id="citizen-services:c1")
+        async with conn.transaction():
+            # A later delivery written before the case knew its citizen (no id on the entry).
+            await run_deliver(conn, case, subscribers=[TAX], pseudonyms=None, person_path=None)
+        only_first = await audit_store.disclosures(conn, citizen_id="citizen-services:c1")
+        await conn.execute("UPDATE cases SET citizen_id = 'citizen-services:c1' WHERE case_id = $1", CASE)
+        by_citizen = await audit_store.disclosures(conn, citizen_id="citizen-services:c1")
+        by_case = await audit_store.disclosures(conn, case_id=CASE)
+        nobody = await audit_store.disclosures(conn, citizen_id="citizen-services:other")
+    assert [(s.seq, s.entry.partner_id) for s in only_first] == [(1, KRIENS.partner_id)]
+    assert [(s.seq, s.entry.partner_id) for s in by_citizen] == [(1, KRIENS.partner_id), (3, TAX.partner_id)]
+    assert by_case == by_citizen  # withheld (seq 2) is not a disclosure
+    assert nobody == []
