@@ -14,7 +14,7 @@ _MARKER_BY_FOLDER = {
     "chaos": "chaos",
 }
 
-pytest_plugins = ["tests.fixtures.infrastructure", "tests.fixtures.tracing"]
+pytest_plugins = ["tests.fixtures.infrastructure", "tests.fixtures.tracing", "tests.fixtures.vault"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

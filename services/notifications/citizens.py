@@ -1,4 +1,8 @@
-"""SQL of what belongs to a citizen: channel preference, opt-out, and the in-app inbox."""
+"""SQL of what belongs to a citizen: channel preference, opt-out, and the in-app inbox.
+
+An inbox message's subject and body are sealed under the case's person's data key, like
+the notification they copy (``repository.py``); an erased person's messages read as erased.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import asyncpg
 
 from contracts import Channel
 from services.notifications.domain import Preference
+from services.notifications.repository import ERASED_REASON, opened, seal_for_case
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,11 @@ class InboxMessage:
     body: str
     delivered_at: dt.datetime
     read_at: dt.datetime | None
+    unreadable: str | None = None  # "erased" (the person's key is destroyed) or "tampered"
+
+    @property
+    def erased(self) -> bool:
+        return self.unreadable == ERASED_REASON
 
     def as_json(self) -> dict[str, object]:
         row = asdict(self)
@@ -71,29 +81,42 @@ async def store_inbox_message(
     subject: str,
     body: str,
 ) -> None:
+    sealed = await seal_for_case(
+        conn, case_id, {"subject": subject, "body": body}, inbox_context(notification_id)
+    )
     # A retry after a crash between this insert and the status update must not duplicate it.
     await conn.execute(
         """
-        INSERT INTO inbox_messages (notification_id, citizen_id, case_id, template, language, subject, body)
-        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (notification_id) DO NOTHING
+        INSERT INTO inbox_messages (notification_id, citizen_id, case_id, template, language, subject, body,
+                                    sealed)
+        VALUES ($1, $2, $3, $4, $5, '', '', $6) ON CONFLICT (notification_id) DO NOTHING
         """,
         notification_id,
         citizen_id,
         case_id,
         template,
         language,
-        subject,
-        body,
+        sealed,
     )
+
+
+def inbox_context(notification_id: str) -> str:
+    return f"notifications.inbox_messages.sealed:{notification_id}"
 
 
 async def inbox_of(conn: asyncpg.Connection, citizen_id: str) -> list[InboxMessage]:
     """Newest first, as an inbox shows them."""
     rows = await conn.fetch(
         """
-        SELECT notification_id, case_id, template, language, subject, body, delivered_at, read_at
+        SELECT notification_id, case_id, template, language, subject, body, sealed, delivered_at, read_at
         FROM inbox_messages WHERE citizen_id = $1 ORDER BY delivered_at DESC, notification_id
         """,
         citizen_id,
     )
-    return [InboxMessage(**dict(row)) for row in rows]
+    items = await opened(
+        conn,
+        rows,
+        context=lambda row: inbox_context(row["notification_id"]),
+        fields=("subject", "body"),
+    )
+    return [InboxMessage(**item) for item in items]

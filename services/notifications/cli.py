@@ -24,6 +24,8 @@ from hub.db import create_pool
 from hub.endpoints import running_hub_settings
 from hub.migrations import apply_migrations, load_migrations
 from hub.settings import HubSettings
+from hub.vault_master import installed_as, load_master_key
+from hub.vault_schema import migrate_vault
 from services.notifications import citizens, webhook_endpoints
 
 NAME = "notifications"  # not imported from bootstrap: that would load Kafka clients for every `hub` call
@@ -90,6 +92,7 @@ async def _connection() -> AsyncIterator[asyncpg.Connection]:
                 NAME, "services.notifications.migrations"
             )
             await apply_migrations(conn, migrations)
+            await migrate_vault(conn)
             yield conn
     except asyncpg.PostgresError as error:
         raise RuntimeError(f"database: {error}") from error
@@ -98,7 +101,9 @@ async def _connection() -> AsyncIterator[asyncpg.Connection]:
 
 
 async def _inbox_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-    messages = await citizens.inbox_of(conn, args.citizen_id)
+    # Messages are sealed under their person's data key: the hub's master key opens them.
+    with installed_as(load_master_key(running_hub_settings(HubSettings()), create=False)):
+        messages = await citizens.inbox_of(conn, args.citizen_id)
     if args.json:
         print(json.dumps([m.as_json() for m in messages], indent=2, ensure_ascii=False))
         return 0

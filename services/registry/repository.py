@@ -1,4 +1,11 @@
-"""SQL of the registry. Functions take the handler's transaction and stay in its schema."""
+"""SQL of the registry. Functions take the handler's transaction and stay in its schema.
+
+Personal data at rest (issue 5): a case's details and a pending delivery's data are split
+by ``contracts.classification``; public and internal fields stay in the jsonb column,
+confidential and secret ones are sealed under the person's data key (``hub/vault.py``)
+in ``details_sealed`` / ``data_sealed``. Handlers see the merged dict as before; once the
+person is erased, only the readable half is left and the case says ``erased``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import contract_for
+from contracts.classification import merge, split
+from contracts.errors import UnknownEventType
+from hub import vault_store
+from hub.errors import PermanentError
 from hub.messages import Transaction
+from hub.vault import DataKey, Erased, case_ref
+from hub.vault_master import installed
 from services.registry.domain import CaseStatus
 
 
@@ -49,14 +63,29 @@ class Case:
     details: dict[str, Any]
     deadline_at: dt.datetime | None
     citizen_id: str | None = None
+    # The person's data key is destroyed: ``details`` holds only public and internal fields.
+    erased: bool = False
 
 
 _CASE_COLUMNS = (
-    "case_id, case_type, status, trace_id, test_delivery, reported_event_id, details, deadline_at, citizen_id"
+    "case_id, case_type, status, trace_id, test_delivery, reported_event_id, details, details_sealed, "
+    "deadline_at, citizen_id"
 )
 
 
-def _case(row: Any) -> Case:
+def details_context(case_id: str) -> str:
+    """Binds a sealed value to its table, column and row: moved elsewhere, it fails to open."""
+    return f"registry.cases.details_sealed:{case_id}"
+
+
+def pending_context(request_id: str) -> str:
+    return f"registry.pending_deliveries.data_sealed:{request_id}"
+
+
+async def _case(tx: Transaction, row: Any) -> Case:
+    details, erased = await _unsealed(
+        tx, row["details"], row["details_sealed"], details_context(row["case_id"])
+    )
     return Case(
         row["case_id"],
         row["case_type"],
@@ -64,10 +93,40 @@ def _case(row: Any) -> Case:
         row["trace_id"],
         row["test_delivery"],
         row["reported_event_id"],
-        json.loads(row["details"]),
+        details,
         row["deadline_at"],
         row["citizen_id"],
+        erased,
     )
+
+
+async def _unsealed(
+    tx: Transaction, readable: str, sealed: bytes | None, context: str
+) -> tuple[dict[str, Any], bool]:
+    """The merged dict and whether the sealed half is erased. No sealed half: a row written
+    before migration 0008, whose jsonb still holds everything until it is sealed at start."""
+    plain: dict[str, Any] = json.loads(readable)
+    if sealed is None:
+        return plain, False
+    protected = await vault_store.open_json(tx.conn, installed(), sealed, context)
+    if isinstance(protected, Erased):
+        return plain, True
+    return merge(plain, protected), False
+
+
+def halves(event_type: str | None, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Readable and protected fields of ``data``; all protected if the type is not known."""
+    try:
+        model = contract_for(event_type) if event_type is not None else None
+    except UnknownEventType:
+        model = None
+    return split(model, data)
+
+
+def _live(key: DataKey | Erased, case_id: str) -> DataKey:
+    if isinstance(key, Erased):
+        raise PermanentError(f"case {case_id} belongs to an erased person: nothing more is stored for it")
+    return key
 
 
 async def partner(tx: Transaction, partner_id: str) -> Partner | None:
@@ -204,13 +263,23 @@ async def insert_case(
     reported_event_id: str,
     details: dict[str, Any],
     deadline_s: float,
+    details_type: str | None = None,
+    subject_vn: str | None = None,
 ) -> bool:
+    """``details_type``: the contract ``details`` are the data of (it classifies them);
+    ``subject_vn``: the AHVN13 of the case's person, used only to find their data key, so
+    that the case is sealed under the person's key from its first write (``hub/vault.py``).
+    Without one, the case gets a key of its own."""
+    master = installed()
+    ref = master.subject_ref(subject_vn) if subject_vn is not None else case_ref(case_id)
+    key = _live(await vault_store.key_for(tx.conn, master, ref), case_id)
+    readable, protected = halves(details_type, details)
     status = await tx.conn.execute(
         """
         INSERT INTO cases (case_id, case_type, status, trace_id, traceparent, test_delivery,
                            reported_event_id,
-                           details, deadline_at)
-        VALUES ($1, $2, 'opened', $3, $4, $5, $6, $7::jsonb, now() + make_interval(secs => $8))
+                           details, details_sealed, deadline_at)
+        VALUES ($1, $2, 'opened', $3, $4, $5, $6, $7::jsonb, $8, now() + make_interval(secs => $9))
         ON CONFLICT (case_id) DO NOTHING
         """,
         case_id,
@@ -219,16 +288,21 @@ async def insert_case(
         traceparent,
         test_delivery,
         reported_event_id,
-        json.dumps(details),
+        json.dumps(readable),
+        vault_store.seal_json(key, protected, details_context(case_id)),
         deadline_s,
     )
-    return bool(status == "INSERT 0 1")
+    created = bool(status == "INSERT 0 1")
+    if created:
+        # Only a new case joins the person's ring: a repeated case id must not link two people.
+        await vault_store.bind(tx.conn, case_ref(case_id), key.key_id)
+    return created
 
 
 async def load_case(tx: Transaction, case_id: str, *, for_update: bool = False) -> Case | None:
     lock = " FOR UPDATE" if for_update else ""
     row = await tx.conn.fetchrow(f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1{lock}", case_id)
-    return None if row is None else _case(row)
+    return None if row is None else await _case(tx, row)
 
 
 async def claim_overdue(tx: Transaction, limit: int) -> list[tuple[Case, str | None]]:
@@ -241,7 +315,7 @@ async def claim_overdue(tx: Transaction, limit: int) -> list[tuple[Case, str | N
         """,
         limit,
     )
-    return [(_case(row), row["traceparent"]) for row in rows]
+    return [(await _case(tx, row), row["traceparent"]) for row in rows]
 
 
 async def set_citizen_id(tx: Transaction, case_id: str, citizen_id: str) -> None:
@@ -280,23 +354,33 @@ async def reached_milestones(tx: Transaction, case_id: str) -> frozenset[str]:
 async def add_pending(
     tx: Transaction, request_id: str, case_id: str, event_id: str, event_type: str, data: dict[str, Any]
 ) -> None:
+    # Sealed under the case's key: the person's, bound when the case was inserted.
+    key = _live(await vault_store.key_for(tx.conn, installed(), case_ref(case_id)), case_id)
+    readable, protected = halves(event_type, data)
     await tx.conn.execute(
-        "INSERT INTO pending_deliveries (request_id, case_id, event_id, event_type, data) "
-        "VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO pending_deliveries (request_id, case_id, event_id, event_type, data, data_sealed) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         request_id,
         case_id,
         event_id,
         event_type,
-        json.dumps(data),
+        json.dumps(readable),
+        vault_store.seal_json(key, protected, pending_context(request_id)),
     )
 
 
 async def take_pending(tx: Transaction, request_id: str) -> tuple[str, str, dict[str, Any]] | None:
+    """The waiting event, removed; None if there is none, or if its person was erased
+    meanwhile (nothing is left to deliver)."""
     row = await tx.conn.fetchrow(
-        "DELETE FROM pending_deliveries WHERE request_id = $1 RETURNING event_id, event_type, data",
+        "DELETE FROM pending_deliveries WHERE request_id = $1 "
+        "RETURNING event_id, event_type, data, data_sealed",
         request_id,
     )
-    return None if row is None else (row["event_id"], row["event_type"], json.loads(row["data"]))
+    if row is None:
+        return None
+    data, erased = await _unsealed(tx, row["data"], row["data_sealed"], pending_context(request_id))
+    return None if erased else (row["event_id"], row["event_type"], data)
 
 
 async def add_timeline(

@@ -26,6 +26,7 @@ from contracts import (
 from hub.db import create_pool
 from hub.messages import Incoming, Transaction
 from hub.migrations import apply_migrations, load_migrations
+from hub.vault_schema import migrate_vault
 from services.identity import handlers
 
 SECRET = bytes(range(32))
@@ -58,6 +59,7 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
             load_migrations("hub-runtime", "hub.sql")
             + load_migrations("identity", "services.identity.migrations"),
         )
+        await migrate_vault(conn)  # the per-person data keys (hub/vault.py)
     return pool
 
 

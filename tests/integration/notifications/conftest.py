@@ -14,6 +14,7 @@ from hub.db import create_pool
 from hub.messages import Incoming, Transaction
 from hub.migrations import apply_migrations, load_migrations
 from hub.telemetry import current_trace_id
+from hub.vault_schema import migrate_vault
 from services.notifications import handlers
 from tests.fixtures.sms_provider import sms_provider
 from tests.integration.notifications.webhook_receiver import webhook_receiver
@@ -45,6 +46,7 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
             load_migrations("hub-runtime", "hub.sql")
             + load_migrations("notifications", "services.notifications.migrations"),
         )
+        await migrate_vault(conn)  # the per-person data keys (hub/vault.py)
     return pool
 
 
