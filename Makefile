@@ -42,6 +42,10 @@ lint: $(STAMP)
 bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
 	$(BIN)/hub bench
 
+chaos: $(STAMP)         ## 2,000 cases while services are killed, the broker frozen, PostgreSQL restarted
+	$(BIN)/python -m hub.chaos --cases 2000 --kills-per-service 3 --pauses 3 --db-restarts 2 \
+		--poison 20 $(if $(SEED),--seed $(SEED))
+
 schemas: $(STAMP)       ## JSON Schema of every contract, for partners
 	$(BIN)/hub schemas build/schemas
 

@@ -44,7 +44,11 @@ _TRANSIENT = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    # A connection lost mid-operation (database restart) can leave asyncpg's protocol
+    # in a state it reports as "cannot switch to state N": the database, not the record.
+    asyncpg.exceptions.InternalClientError,
 )
+_MAX_TRACKED = 10_000
 
 
 class Outcome(enum.Enum):
@@ -104,6 +108,7 @@ class MessageProcessor:
         self._retry = retry
         self._max_message_bytes = max_message_bytes
         self.counts: dict[Outcome, int] = {outcome: 0 for outcome in Outcome}
+        self._unexpected: dict[tuple[str, int, int], int] = {}
 
     @property
     def route(self) -> Route:
@@ -115,21 +120,35 @@ class MessageProcessor:
         The caller decides how to wait; the service pauses only the record's partition,
         so one failing partition does not hold up the others.
         """
+        key = (record.topic, record.partition, record.offset)
         try:
-            outcome = await self._process_once(record)
-        except (PermanentError, ContractError) as error:
-            await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
-            outcome = Outcome.DEAD_LETTERED
-        except _TRANSIENT as error:
+            try:
+                outcome = await self._process_once(record)
+            except (PermanentError, ContractError) as error:
+                await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+                outcome = Outcome.DEAD_LETTERED
+            except _TRANSIENT:
+                raise
+            except Exception as error:  # a bug or an unforeseen failure: retry, then give up
+                # Counted apart from transient retries: a record that waited out a database
+                # restart has not used up its budget for unexpected failures.
+                unexpected = self._unexpected.get(key, 0) + 1
+                if unexpected < self._retry.max_unexpected_attempts:
+                    self._track_unexpected(key, unexpected)
+                    return self._retry_later(record, error, attempt)
+                log.exception("giving up on %s", _where(record))
+                await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+                outcome = Outcome.DEAD_LETTERED
+        except _TRANSIENT as error:  # also when recording a dead letter met the outage
             return self._retry_later(record, error, attempt)
-        except Exception as error:  # a bug or an unforeseen failure: retry, then give up
-            if attempt < self._retry.max_unexpected_attempts:
-                return self._retry_later(record, error, attempt)
-            log.exception("giving up on %s", _where(record))
-            await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
-            outcome = Outcome.DEAD_LETTERED
+        self._unexpected.pop(key, None)
         self.counts[outcome] += 1
         return outcome
+
+    def _track_unexpected(self, key: tuple[str, int, int], count: int) -> None:
+        if len(self._unexpected) >= _MAX_TRACKED:  # records of revoked partitions never finish here
+            self._unexpected.clear()
+        self._unexpected[key] = count
 
     async def process(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event | None = None
@@ -184,6 +203,7 @@ class MessageProcessor:
                 partition=record.partition,
                 offset=record.offset,
                 trace_id=current_trace_id(),
+                value=record.value or b"",
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 if not await inbox.claim(conn, self._route.group_id, envelope):

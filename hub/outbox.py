@@ -19,12 +19,23 @@ from typing import Any
 import asyncpg
 from opentelemetry.trace import SpanKind
 
-from contracts import Envelope
+from contracts import Envelope, EnvelopeError
 from hub.errors import BrokerUnavailable
 from hub.publisher import OutgoingRecord, Publisher
+from hub.signing import SigningKey
 from hub.telemetry import context_from_traceparent, current_trace_headers, messaging_attributes, tracer
 
 log = logging.getLogger(__name__)
+
+# What a broker outage or a database restart raises; the relay backs off and tries again.
+RELAY_TRANSIENT: tuple[type[BaseException], ...] = (
+    BrokerUnavailable,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,  # "connection is closed", "released back to the pool"
+    asyncpg.exceptions.InternalClientError,  # "cannot switch to state N" after a lost connection
+)
 
 
 def aggregate_type(event_type: str) -> str:
@@ -54,6 +65,26 @@ async def write_event(
         trace_headers.get("traceparent"),
         trace_headers.get("tracestate"),
     )
+
+
+def sign_headers(key: SigningKey, headers: dict[str, str], payload: bytes) -> dict[str, str]:
+    """The row's headers with the service's signature added (``hub.signing``).
+
+    Signed when published rather than when written: one place covers every event a
+    service emits, whichever code path wrote the row. Dead letters keep the failed
+    record's own headers and are not signed. Ed25519 is deterministic, so a row
+    published twice (after a crash) carries the same signature both times.
+    """
+    if "dlt-original-topic" in headers or "ce_signature" in headers:
+        # Dead letters and redriven records keep their sender's headers: a redriven
+        # partner event must still carry the partner's signature, not the service's.
+        return headers
+    try:
+        envelope = Envelope.from_headers([(name, value.encode()) for name, value in headers.items()])
+    except EnvelopeError as error:  # our own rows are well-formed; never stop the relay over one
+        log.error("outbox row %s not signed: %s", headers.get("ce_id", "?"), error)
+        return headers
+    return {**headers, "ce_sigkeyid": key.key_id, "ce_signature": key.signature(envelope, payload)}
 
 
 def _is_uuid(value: str) -> bool:
@@ -96,9 +127,11 @@ class OutboxRelay:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         retention_s: float = 7 * 24 * 3600,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
+        self._signing_key = signing_key
         self._channel = f"outbox_{schema}"
         self._lock_key = _relay_lock_key(schema)
         self._batch_size = batch_size
@@ -110,15 +143,21 @@ class OutboxRelay:
         self.published_total = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._pool.acquire()
-        await listener.add_listener(self._channel, self._on_notify)
+        """Publish until ``stop``; a database restart or broker outage only makes it back off.
+
+        The LISTEN connection is re-established after the database comes back: losing it
+        only means waiting for the poll, never stopping the relay (and with it the service).
+        """
+        listener: asyncpg.Connection | None = None
         backoff = self._backoff_initial_s
         try:
             while not stop.is_set():
                 try:
+                    if listener is None or not _alive(listener):
+                        listener = await self._listen(listener)
                     published = await self.publish_batch()
                     backoff = self._backoff_initial_s
-                except (BrokerUnavailable, OSError, asyncpg.PostgresError) as error:
+                except RELAY_TRANSIENT as error:
                     log.warning("outbox relay cannot publish, retrying in %.1fs: %s", backoff, error)
                     await _sleep_or_stop(stop, backoff * random.uniform(0.5, 1.0))
                     backoff = min(backoff * 2, self._backoff_max_s)
@@ -126,10 +165,27 @@ class OutboxRelay:
                 if published < self._batch_size:
                     await self._wait_for_rows(stop)
         finally:
-            try:
+            if listener is not None:
+                await self._unlisten(listener)
+
+    async def _listen(self, previous: asyncpg.Connection | None) -> asyncpg.Connection:
+        if previous is not None:
+            await self._unlisten(previous)
+        listener: asyncpg.Connection = await self._pool.acquire()
+        try:
+            await listener.add_listener(self._channel, self._on_notify)
+        except BaseException:
+            await self._unlisten(listener, listening=False)
+            raise
+        return listener
+
+    async def _unlisten(self, listener: asyncpg.Connection, *, listening: bool = True) -> None:
+        # The connection may be dead (database restarted): cleaning up must not fail the relay.
+        with contextlib.suppress(*RELAY_TRANSIENT):
+            if listening and _alive(listener):
                 await listener.remove_listener(self._channel, self._on_notify)
-            finally:
-                await self._pool.release(listener)
+        with contextlib.suppress(*RELAY_TRANSIENT):
+            await self._pool.release(listener)
 
     async def publish_batch(self) -> int:
         """Publish at most one batch; return how many rows were published."""
@@ -162,6 +218,8 @@ class OutboxRelay:
         spans = []
         for row in rows:
             headers = {name: value for name, value in json.loads(row["headers"])}
+            if self._signing_key is not None:
+                headers = sign_headers(self._signing_key, headers, bytes(row["payload"]))
             parent = context_from_traceparent(row["traceparent"], row["tracestate"])
             span = tracer().start_span(
                 f"send {row['topic']}",
@@ -216,6 +274,13 @@ class OutboxRelay:
         )
         for task in pending:
             task.cancel()
+
+
+def _alive(connection: asyncpg.Connection) -> bool:
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # a proxy the pool took back after the connection died
+        return False
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -46,13 +46,17 @@ class EmailChannel:
         await self._sender.send(email_message(item, self._from))
 
 
+def message_id(notification_id: str) -> str:
+    """Stable per notice: mail systems and clients drop the copy a crash-and-retry may send."""
+    return f"<{re.sub(r'[^A-Za-z0-9.-]', '.', notification_id)}@{MESSAGE_ID_DOMAIN}>"
+
+
 def email_message(item: Pending, from_address: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = from_address
     message["To"] = item.recipient
     message["Subject"] = item.subject
-    # A stable Message-ID lets mail systems drop the copy a crash-and-retry may send.
-    message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', item.notification_id)}@{MESSAGE_ID_DOMAIN}>"
+    message["Message-ID"] = message_id(item.notification_id)
     message["X-Hub-Case-Id"] = item.case_id
     message.set_content(item.body)
     message["Content-Language"] = item.language or ""  # after set_content, which drops Content-* headers

@@ -29,6 +29,14 @@ from services.notifications.status import record_status
 log = logging.getLogger(__name__)
 
 Outcome = tuple[DeliveryStatus, str | None, float | None]  # status, detail, retry in seconds
+SENDING_LEASE_S = 120.0  # longer than any one send (SMTP and HTTP time out well before)
+LEASE_CHECK_INTERVAL_S = 5.0
+_DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 class Dispatcher:
@@ -53,12 +61,18 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         listener = await self._pool.acquire()
         await listener.add_listener("notifications_due", self._on_due)
+        next_lease_check = 0.0
         try:
-            await repo.requeue_stale_sending(listener, older_than_s=60)
             while not stop.is_set():
                 try:
+                    if asyncio.get_running_loop().time() >= next_lease_check:
+                        # 'sending' is a lease: a dispatcher that died mid-send (or lost the
+                        # database before recording the outcome) leaves rows there; retry them.
+                        async with self._pool.acquire() as conn:
+                            await repo.requeue_stale_sending(conn, older_than_s=SENDING_LEASE_S)
+                        next_lease_check = asyncio.get_running_loop().time() + LEASE_CHECK_INTERVAL_S
                     sent = await self.dispatch_due()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except _DATABASE_AWAY as error:
                     log.warning("dispatcher cannot reach the database: %s", error)
                     sent = 0
                 if sent < self._batch_size:
@@ -67,9 +81,10 @@ class Dispatcher:
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
         finally:
             # A connection going back to the pool with a listener still attached is an error to asyncpg.
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*_DATABASE_AWAY):
                 await listener.remove_listener("notifications_due", self._on_due)
-            await self._pool.release(listener)
+            with contextlib.suppress(*_DATABASE_AWAY):
+                await self._pool.release(listener)
 
     def _on_due(self, *_: object) -> None:
         self._wake.set()
@@ -95,20 +110,41 @@ class Dispatcher:
         ) as span:
             status, detail, retry_in = await self._attempt(item)
             span.set_attribute("hub.notification.status", status.value)
-            async with self._pool.acquire() as conn, conn.transaction():
-                await record_status(
-                    Transaction(conn, source=self._source),
-                    notification_id=item.notification_id,
-                    channel=item.channel,
-                    template=item.template,
-                    case_id=item.case_id,
-                    test_delivery=item.test_delivery,
-                    status=status,
-                    detail=detail,
-                    retry_in_s=retry_in,
-                )
+            # The outcome is known now; losing it to a database restart would resend the
+            # notice when the lease expires. Keep trying for as long as a lease lasts.
+            delay, deadline = 0.2, asyncio.get_running_loop().time() + SENDING_LEASE_S / 2
+            while True:
+                try:
+                    await self._record(item, status, detail, retry_in)
+                    return
+                except _DATABASE_AWAY as error:
+                    if asyncio.get_running_loop().time() + delay > deadline:
+                        log.error("outcome of %s not recorded: %s", item.notification_id, error)
+                        raise
+                    log.warning("recording %s again in %.1fs: %s", item.notification_id, delay, error)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+    async def _record(
+        self, item: repo.Pending, status: DeliveryStatus, detail: str | None, retry_in: float | None
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await record_status(
+                Transaction(conn, source=self._source),
+                notification_id=item.notification_id,
+                channel=item.channel,
+                template=item.template,
+                case_id=item.case_id,
+                test_delivery=item.test_delivery,
+                status=status,
+                detail=detail,
+                retry_in_s=retry_in,
+            )
 
     async def _attempt(self, item: repo.Pending) -> Outcome:
+        if item.unreadable is not None:
+            # Erased after the notice was queued (nobody left to tell), or tampered with.
+            return DeliveryStatus.PERMANENT_FAILURE, item.unreadable, None
         channel = Channel(item.channel)
         # A test delivery to a citizen is simulated, as with GOV.UK Notify's test keys. A partner's
         # webhook gets it like its Kafka topic would, flagged by the testdelivery attribute.

@@ -41,7 +41,6 @@ class PublisherContract:
         with pytest.raises(BrokerUnavailable):
             await publisher.send_batch([OutgoingRecord(topic, b"k", b"v", ())])
 
-
     async def test_reachable_while_running_and_not_after_stop(self, publisher: Publisher) -> None:
         assert await publisher.reachable() is True
         await publisher.stop()

@@ -133,3 +133,33 @@ async def test_a_repeated_request_queues_nothing_new(pool: asyncpg.Pool) -> None
     await accept(pool, incoming(request(ID)))
     await accept(pool, incoming(request(ID)))
     assert await history(pool, ID) == ["created"]
+
+
+async def test_a_notice_left_in_sending_by_a_dead_dispatcher_is_sent_after_its_lease(
+    pool: asyncpg.Pool,
+) -> None:
+    """A dispatcher killed between claiming and recording leaves the row in 'sending'; a
+    running dispatcher takes it up again once the lease has expired, not only at start."""
+    from services.notifications import repository as repo
+
+    await accept(pool, incoming(request(ID)))
+    async with pool.acquire() as conn, conn.transaction():
+        [claimed] = await repo.claim_due(conn, 10)  # ...and then the process died
+    assert claimed.notification_id == ID
+    email = InMemoryEmailSender()
+    running = dispatcher(pool, email)
+    stop = asyncio.Event()
+    task = asyncio.create_task(running.run(stop))
+    await asyncio.sleep(0.5)
+    assert email.sent == []  # a fresh lease is respected: the first dispatcher may still be sending
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE notifications SET updated_at = now() - interval '1 hour' WHERE notification_id = $1", ID
+        )
+    async with asyncio.timeout(30):
+        while not email.sent:
+            await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert len(email.sent) == 1
+    assert (await history(pool, ID))[-1] == "delivered"

@@ -122,6 +122,24 @@ async def test_unexpected_errors_are_dead_lettered_after_the_retry_budget(pool: 
         assert await conn.fetchval("SELECT error_class FROM dead_letters") == "ZeroDivisionError"
 
 
+async def test_a_long_outage_does_not_use_up_the_budget_for_unexpected_failures(pool: asyncpg.Pool) -> None:
+    """Ten transient failures (a database restart), then one odd error, then success: the
+    record is processed, not dead-lettered, although it took more attempts than the budget."""
+    calls = {"n": 0}
+
+    async def outage_then_hiccup(msg: Incoming[Any], tx: Transaction) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 10:
+            raise DatabaseUnavailable("database restarting")
+        if calls["n"] == 11:
+            raise RuntimeError("odd one-off failure")
+        await _record_effect(msg, tx)
+
+    assert await _processor(pool, outage_then_hiccup).process(_valid()) is Outcome.PROCESSED
+    assert calls["n"] == 12
+    assert await _count(pool, "SELECT count(*) FROM dead_letters") == 0
+
+
 async def test_event_type_without_handler_is_dead_lettered(pool: asyncpg.Pool) -> None:
     route = Route("hub.ingress", GROUP, {})
     processor = MessageProcessor(pool, route, DeadLetterWriter(pool), source="urn:test", retry=RetryPolicy())

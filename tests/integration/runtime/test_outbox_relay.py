@@ -194,3 +194,45 @@ async def test_two_relays_on_one_table_keep_each_cases_order(pool: asyncpg.Pool)
         published.setdefault(record.key.decode(), []).append(event_id)
     assert published == emitted  # each case in emission order, nothing twice
     assert sum(relay.published_total for relay in relays) == 60
+
+
+async def test_the_relay_survives_its_database_connections_being_killed(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """What a PostgreSQL restart does to a running relay: its pooled and LISTEN connections
+    die under it. It must back off and carry on, not end (which would stop the service)."""
+    publisher = InMemoryPublisher()
+    await publisher.start()
+    relay = OutboxRelay(
+        pool, publisher, schema=SCHEMA, batch_size=10, poll_interval_s=0.2, backoff_initial_s=0.05
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    async with pool.acquire() as conn, conn.transaction():
+        await _emit(conn, "t", "case-before")
+    async with asyncio.timeout(10):
+        while len(publisher.sent) < 1:
+            await asyncio.sleep(0.05)
+    killer = await asyncpg.connect(database_url)
+    try:
+        killed = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await killer.close()
+    assert killed >= 1
+    async with asyncio.timeout(20):
+        while True:  # the test's own pool lost its connections too: retry like a service would
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await _emit(conn, "t", "case-after")
+                break
+            except (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError):
+                await asyncio.sleep(0.1)
+        while len(publisher.sent) < 2:
+            assert not task.done(), "the relay ended"
+            await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert [r.key for r in publisher.sent] == [b"case-before", b"case-after"]

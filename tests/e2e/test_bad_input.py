@@ -1,0 +1,498 @@
+"""Bad input on hub.ingress: each one gets a clear error and one dead letter, nothing else is lost.
+
+One run against the running hub (three service processes): valid relocation cases and
+every kind of bad input are published to the same partition of ``hub.ingress``, the bad
+ones between the valid ones. Then, per bad input: the registry's ``dead_letters`` row and
+the record on ``hub.ingress-dlt`` (exactly one each, matched by partition and offset of
+the original, and by its ``ce_id`` where it has one) name the error class and a reason;
+and no case came of it. The duplicate is dropped and counted, not dead-lettered; the
+valid cases, including those published after each bad input, complete exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from contracts import (
+    KRIENS,
+    CaseCompleted,
+    Contract,
+    ContractViolation,
+    DepartureConfirmed,
+    Envelope,
+    EnvelopeError,
+    MoveReported,
+    Sector,
+    UnknownEventType,
+    header_value,
+)
+from contracts.admin import ChangePartnerStatus, RegisterPartner
+from contracts.catalog import serialize_data
+from hub import topics
+from hub.deadletter import dead_letter_topic
+from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.errors import MessageTooLarge, UnknownCase
+from hub.partner import PARTNER_SOURCE_PREFIX, PartnerClient, RefusedDelivery, sign_as
+from hub.settings import HubSettings
+from hub.supervisor import Supervisor
+from services.identity.admin_publisher import publish_admin_command
+from services.registry.handlers import NotAuthorized
+from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+
+LIMIT = 16_384  # HUB_MAX_MESSAGE_BYTES of this hub
+GROUP = "hub.registry.ingress"
+PARTITION = 0  # every record of the run goes to this partition of hub.ingress
+SUSPENDED = "CH/CAN/LU/eportal-gesperrt"
+UNKNOWN = "CH/CAN/LU/eportal-unbekannt"
+VALID = ("valid-1", "valid-2", "valid-3", "duplicate")
+MAILS_PER_CASE = 5  # received, three agency steps, completed
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class Expected:
+    error: type[Exception]
+    reason: str  # a part of the error message; {key} stands for the record's key
+
+    @property
+    def fqcn(self) -> str:
+        return f"{self.error.__module__}.{self.error.__qualname__}"
+
+
+EXPECTED = {
+    "not-json": Expected(ContractViolation, "value is not JSON"),
+    "wrong-content-type": Expected(EnvelopeError, "unsupported content-type: expected application/json"),
+    "missing-ce-headers": Expected(EnvelopeError, "missing header ce_id"),
+    "unknown-type": Expected(
+        UnknownEventType, "unknown event type 'ch.lu.hub.relocation.moon-landing-reported.v1'"
+    ),
+    "unknown-version": Expected(
+        UnknownEventType, "unknown version v9 of ch.lu.hub.relocation.move-reported; known: v1"
+    ),
+    "contract-violation": Expected(ContractViolation, "person.vn: Value error, AHVN13 check digit is wrong"),
+    "too-large": Expected(MessageTooLarge, f"exceeds the limit of {LIMIT}"),
+    "unknown-case": Expected(UnknownCase, "no case with business process id {key}"),
+    "unknown-partner": Expected(NotAuthorized, f"unknown partner {UNKNOWN}"),
+    "suspended-partner": Expected(NotAuthorized, f"partner {SUSPENDED} is suspended"),
+}
+# Published in this order, each bad input between valid events.
+ORDER = (
+    "valid-1",
+    "not-json",
+    "wrong-content-type",
+    "missing-ce-headers",
+    "valid-2",
+    "unknown-type",
+    "unknown-version",
+    "duplicate",
+    "contract-violation",
+    "too-large",
+    "duplicate-again",
+    "unknown-case",
+    "unknown-partner",
+    "suspended-partner",
+    "valid-3",
+)
+
+
+def _event(data: Contract, *, partner: str, case_id: str) -> Outgoing:
+    """``data`` as ``partner`` sends it: signed with its key, where this process holds one (the
+    supervisor provisions the demo partners'); an unknown or suspended partner has none."""
+    envelope = Envelope.new(data, source=PARTNER_SOURCE_PREFIX + partner, business_process_id=case_id)
+    value = serialize_data(data)
+    if partner not in (UNKNOWN, SUSPENDED):
+        envelope = sign_as(partner, envelope, value)
+    return Outgoing(case_id, value, envelope.to_headers(), envelope.id)
+
+
+def _with_header(headers: list[tuple[str, bytes]], name: str, value: str) -> list[tuple[str, bytes]]:
+    return [(n, value.encode() if n == name else v) for n, v in headers]
+
+
+def _move(serial: int, *, partner: str = PORTAL) -> Outgoing:
+    return _event(move_report(demo_person(serial)), partner=partner, case_id=new_case_id())
+
+
+def _wrong_vn() -> str:
+    vn = demo_person(20).vn
+    return vn[:-1] + str((int(vn[-1]) + 1) % 10)
+
+
+def _records() -> dict[str, Outgoing]:
+    """Every record of the run, by name (the duplicate's second copy is the same record)."""
+    records = {name: _move(n) for n, name in enumerate(VALID, start=1)}
+    records["duplicate-again"] = records["duplicate"]
+
+    base = _move(11)
+    records["not-json"] = Outgoing(base.key, b"<umzug><person/></umzug>", base.headers, base.event_id)
+    base = _move(12)
+    headers = _with_header(base.headers, "content-type", "application/xml")
+    records["wrong-content-type"] = Outgoing(base.key, base.value, headers, base.event_id)
+    base = _move(13)
+    headers = [(n, v) for n, v in base.headers if not n.startswith("ce_")]
+    records["missing-ce-headers"] = Outgoing(base.key, base.value, headers, None)
+    base = _move(14)
+    headers = _with_header(base.headers, "ce_type", "ch.lu.hub.relocation.moon-landing-reported.v1")
+    records["unknown-type"] = Outgoing(base.key, b'{"destination": "moon"}', headers, base.event_id)
+    base = _move(15)
+    headers = _with_header(base.headers, "ce_type", "ch.lu.hub.relocation.move-reported.v9")
+    records["unknown-version"] = Outgoing(base.key, base.value, headers, base.event_id)
+    base = _move(16)
+    data = json.loads(base.value)
+    data["person"]["vn"] = _wrong_vn()
+    records["contract-violation"] = Outgoing(base.key, json.dumps(data).encode(), base.headers, base.event_id)
+    base = _move(17)  # a valid move report, padded with JSON whitespace beyond the limit
+    records["too-large"] = Outgoing(base.key, base.value + b" " * LIMIT, base.headers, base.event_id)
+    confirmed = DepartureConfirmed(municipality=KRIENS, confirmed_on=dt.date.today())
+    records["unknown-case"] = _event(confirmed, partner=KRIENS_OFFICE, case_id=new_case_id())
+    records["unknown-partner"] = _move(18, partner=UNKNOWN)
+    records["suspended-partner"] = _move(19, partner=SUSPENDED)
+    return records
+
+
+@dataclass(frozen=True)
+class Run:
+    records: dict[str, Outgoing]
+    offsets: dict[str, int]  # name -> offset on hub.ingress, partition PARTITION
+    dead_letter_rows: list[dict[str, Any]]  # registry.dead_letters rows of this run's offsets
+    dead_letter_records: list[ConsumerRecord[bytes, bytes]]  # on hub.ingress-dlt, of this run
+    cases: dict[str, str]  # key -> status, for every key of the run that has a case
+    opened: dict[str, int]  # case id -> case-opened steps on its timeline
+    completed: dict[str, int]  # case id -> completion steps on its timeline
+    mails: dict[str, int]  # case id -> emails the citizen received
+    metrics: str  # the registry's /metrics
+
+    def rows_at(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.dead_letter_rows if r["kafka_offset"] == self.offsets[name]]
+
+    def records_at(self, name: str) -> list[ConsumerRecord[bytes, bytes]]:
+        offset = str(self.offsets[name])
+        return [
+            r for r in self.dead_letter_records if header_value(r.headers, "dlt-original-offset") == offset
+        ]
+
+
+@dataclass(frozen=True)
+class Hub:
+    settings: HubSettings
+    supervisor: Supervisor
+
+
+@pytest.fixture(scope="module")
+def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """The three services as processes, with a size limit the test can exceed cheaply."""
+    with fresh_database(infrastructure) as database_url:
+        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
+        supervisor = Supervisor(settings, extra_env={"HUB_MAX_MESSAGE_BYTES": str(LIMIT)})
+        endpoints = supervisor.start()
+        try:
+            yield Hub(endpoints.apply(settings), supervisor)
+        finally:
+            supervisor.stop()
+
+
+@pytest.fixture(scope="module")
+def run(hub: Hub, infrastructure: Infrastructure) -> Run:
+    return asyncio.run(_run(hub, infrastructure))
+
+
+async def _run(hub: Hub, infrastructure: Infrastructure) -> Run:
+    settings = hub.settings
+    records = _records()
+    valid_cases = {records[name].key for name in VALID}
+    conn = await asyncpg.connect(settings.database_dsn())
+    agencies = [
+        PartnerClient(settings.bootstrap_servers(), partner, idempotence=settings.kafka_enable_idempotence)
+        for partner in relocation_responders("main")
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        max_request_size=4 * LIMIT,
+    )
+    try:
+        await _register_suspended_partner(settings, conn)
+        for agency in agencies:
+            await agency.start()
+        tasks = [asyncio.create_task(_agency(agency, valid_cases)) for agency in agencies]
+        await producer.start()
+        offsets: dict[str, int] = {}
+        for name in ORDER:
+            record = records[name]
+            metadata = await producer.send_and_wait(
+                topics.INGRESS,
+                record.value,
+                key=record.key.encode(),
+                headers=record.headers,
+                partition=PARTITION,
+            )
+            offsets[name] = int(metadata.offset)
+        poison = [offsets[name] for name in EXPECTED]
+        await _wait_until_settled(conn, poison, valid_cases)
+        rows = await conn.fetch(
+            "SELECT * FROM registry.dead_letters WHERE topic = $1 AND partition = $2"
+            " AND kafka_offset = ANY($3::bigint[])",
+            topics.INGRESS,
+            PARTITION,
+            list(offsets.values()),
+        )
+        keys = [record.key for record in records.values()]
+        cases = await conn.fetch("SELECT case_id, status FROM registry.cases WHERE case_id = ANY($1)", keys)
+        steps = await conn.fetch(
+            "SELECT case_id, event_type FROM registry.timeline"
+            " WHERE service = 'registry' AND case_id = ANY($1)",
+            list(valid_cases),
+        )
+        dead_letters = [
+            r
+            for r in await _read_all(settings, dead_letter_topic(topics.INGRESS))
+            if _from_this_run(r, set(offsets.values())) or (r.key or b"").decode() in valid_cases
+        ]
+        metrics = await asyncio.to_thread(_get, hub.supervisor.processes["registry"].health_port, "/metrics")
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for agency in agencies:
+            await agency.stop()
+        await producer.stop()
+        await conn.close()
+    mails: dict[str, int] = {}
+    for message in infrastructure.smtp.messages():
+        if message["X-Hub-Case-Id"] in valid_cases:
+            mails[message["X-Hub-Case-Id"]] = mails.get(message["X-Hub-Case-Id"], 0) + 1
+    return Run(
+        records=records,
+        offsets=offsets,
+        dead_letter_rows=[dict(r) for r in rows],
+        dead_letter_records=dead_letters,
+        cases={r["case_id"]: r["status"] for r in cases},
+        opened={
+            c: sum(s["case_id"] == c and s["event_type"] == "case-opened" for s in steps) for c in valid_cases
+        },
+        completed={
+            c: sum(s["case_id"] == c and s["event_type"] == CaseCompleted.event_type for s in steps)
+            for c in valid_cases
+        },
+        mails=mails,
+        metrics=metrics,
+    )
+
+
+async def _register_suspended_partner(settings: HubSettings, conn: asyncpg.Connection) -> None:
+    """A portal partner registered and then suspended, as an operator would (hub.admin)."""
+    register = RegisterPartner(
+        partner_id=SUSPENDED, name="Gesperrtes Portal", sector=Sector.RESIDENT_REGISTRATION, roles=("portal",)
+    )
+    await publish_admin_command(settings, register, partner_id=SUSPENDED)
+    suspend = ChangePartnerStatus(partner_id=SUSPENDED, status="suspended", reason="Zugang entzogen")
+    await publish_admin_command(settings, suspend, partner_id=SUSPENDED)
+    async with asyncio.timeout(60):
+        while (
+            await conn.fetchval("SELECT status FROM registry.partners WHERE partner_id = $1", SUSPENDED)
+            != "suspended"
+        ):
+            await asyncio.sleep(0.2)
+
+
+def _skip(_refused: RefusedDelivery) -> None:
+    """The session's broker holds deliveries of other hubs (other test modules), signed with
+    other keys: not this run's, and skipped."""
+
+
+async def _agency(client: PartnerClient, cases: set[str]) -> None:
+    """An agency's system: answers the move delivery of each case of this run."""
+    respond = relocation_responders("main")[client.partner_id]
+    async for delivery in client.deliveries(
+        on_refused=_skip, session_timeout_ms=6000, heartbeat_interval_ms=1000
+    ):
+        if delivery.envelope.businessprocessid not in cases:
+            continue
+        for answer in respond(delivery):
+            await client.publish(
+                answer,
+                business_process_id=delivery.envelope.businessprocessid,
+                reference_id=delivery.envelope.id,
+            )
+
+
+async def _wait_until_settled(conn: asyncpg.Connection, poison: list[int], valid_cases: set[str]) -> None:
+    """Every bad input recorded and published as a dead letter; every valid case completed and
+    every email of it sent (or finally refused)."""
+    wanted = (len(poison), 0, len(valid_cases), len(valid_cases) * MAILS_PER_CASE)
+    deadline = asyncio.get_running_loop().time() + 120
+    while True:
+        state = (
+            await conn.fetchval(
+                "SELECT count(DISTINCT kafka_offset) FROM registry.dead_letters"
+                " WHERE topic = $1 AND partition = $2 AND kafka_offset = ANY($3::bigint[])",
+                topics.INGRESS,
+                PARTITION,
+                poison,
+            ),
+            await conn.fetchval(
+                "SELECT count(*) FROM registry.outbox"
+                " WHERE published_at IS NULL AND aggregatetype = 'dead-letter'"
+            ),
+            await conn.fetchval(
+                "SELECT count(*) FROM registry.cases WHERE case_id = ANY($1) AND status = 'completed'",
+                list(valid_cases),
+            ),
+            await conn.fetchval(
+                "SELECT count(*) FROM notifications.notifications WHERE case_id = ANY($1)"
+                " AND channel = 'email' AND status NOT IN ('created', 'sending')",
+                list(valid_cases),
+            ),
+        )
+        if state == wanted:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(
+                f"not settled: (dead letters, unpublished, completed, emails) = {state}, wanted {wanted}"
+            )
+        await asyncio.sleep(0.3)
+
+
+async def _read_all(settings: HubSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` up to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        await consumer.topics()  # loads the metadata partitions_for_topic answers from
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert partitions, f"{topic} has no partitions"
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(30):
+            while any([await consumer.position(p) < end[p] for p in partitions]):
+                for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
+                    records += batch
+    finally:
+        await consumer.stop()
+    return records
+
+
+def _from_this_run(letter: ConsumerRecord[bytes, bytes], offsets: set[int]) -> bool:
+    return (
+        header_value(letter.headers, "dlt-original-topic") == topics.INGRESS
+        and header_value(letter.headers, "dlt-original-partition") == str(PARTITION)
+        and int(header_value(letter.headers, "dlt-original-offset") or -1) in offsets
+    )
+
+
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return bytes(answer.read()).decode()
+
+
+def _metric(metrics: str, outcome: str) -> int:
+    prefix = f'hub_consumer_records_total{{service="registry",group="{GROUP}",outcome="{outcome}"}} '
+    values = [line.removeprefix(prefix) for line in metrics.splitlines() if line.startswith(prefix)]
+    assert len(values) == 1, f"no {outcome} counter in {metrics!r}"
+    return int(float(values[0]))
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_a_bad_input_is_dead_lettered_once_with_its_reason(run: Run, name: str) -> None:
+    record, expected = run.records[name], EXPECTED[name]
+    reason = expected.reason.format(key=record.key)
+
+    # The error, as recorded by the registry.
+    rows = run.rows_at(name)
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert row["consumer"] == GROUP
+    assert row["error_class"] == expected.error.__name__
+    assert reason in row["error_message"]
+    assert row["event_id"] == record.event_id
+    assert row["dead_letter_topic"] == "hub.ingress-dlt"
+
+    # The dead letter: the original record with headers that say where it came from and why.
+    dead = run.records_at(name)
+    assert len(dead) == 1, [r.headers for r in dead]
+    letter = dead[0]
+    assert letter.key == record.key.encode()
+    assert letter.value == record.value
+    assert header_value(letter.headers, "dlt-original-topic") == topics.INGRESS
+    assert header_value(letter.headers, "dlt-original-partition") == str(PARTITION)
+    assert header_value(letter.headers, "dlt-original-consumer-group") == GROUP
+    assert header_value(letter.headers, "dlt-exception-fqcn") == expected.fqcn
+    assert reason in (header_value(letter.headers, "dlt-exception-message") or "")
+    assert header_value(letter.headers, "dlt-attempts") == "1"  # permanent: not retried
+    assert header_value(letter.headers, "ce_id") == record.event_id
+    if record.event_id is not None:
+        same_id = [r for r in run.dead_letter_records if header_value(r.headers, "ce_id") == record.event_id]
+        assert same_id == dead
+    # Personal data stays out of the error (the AHVN13 of the contract violation).
+    assert _wrong_vn() not in row["error_message"]
+    assert _wrong_vn() not in (header_value(letter.headers, "dlt-exception-message") or "")
+
+    # Nothing else came of it: no case under its key.
+    assert record.key not in run.cases
+
+
+def test_a_duplicate_event_id_is_dropped_counted_and_not_dead_lettered(run: Run) -> None:
+    duplicate = run.records["duplicate"]
+    assert run.offsets["duplicate-again"] > run.offsets["duplicate"]
+    assert _metric(run.metrics, "duplicate") == 1
+    assert run.rows_at("duplicate") == []
+    assert run.rows_at("duplicate-again") == []
+    assert run.records_at("duplicate") == []
+    assert run.records_at("duplicate-again") == []
+    assert not [r for r in run.dead_letter_records if header_value(r.headers, "ce_id") == duplicate.event_id]
+    # The first copy was processed: its case completed, once.
+    assert run.cases[duplicate.key] == "completed"
+    assert run.opened[duplicate.key] == 1
+    assert run.completed[duplicate.key] == 1
+    assert run.mails[duplicate.key] == MAILS_PER_CASE
+
+
+def test_the_valid_events_of_the_same_run_are_processed_exactly_once(run: Run) -> None:
+    cases = [run.records[name].key for name in VALID]
+    assert {case: run.cases.get(case) for case in cases} == dict.fromkeys(cases, "completed")
+    assert run.opened == dict.fromkeys(cases, 1)
+    assert run.completed == dict.fromkeys(cases, 1)
+    assert run.mails == dict.fromkeys(cases, MAILS_PER_CASE)
+    # valid-3 came after every bad input on the same partition: none of them blocked it.
+    assert run.offsets["valid-3"] > max(run.offsets[name] for name in EXPECTED)
+    # No dead letter for a valid event, nor for any agency's answer in these cases.
+    assert not [r for r in run.dead_letter_records if (r.key or b"").decode() in cases]
+    for name in VALID:
+        assert run.rows_at(name) == []
+    # Exactly the bad inputs were dead-lettered, each once.
+    assert sorted(r["kafka_offset"] for r in run.dead_letter_rows) == sorted(
+        run.offsets[name] for name in EXPECTED
+    )
+    assert _metric(run.metrics, "dead-lettered") >= len(EXPECTED)
+    assert _metric(run.metrics, "processed") >= len(VALID)
+
+
+def test_the_size_limit_refuses_a_message_that_is_otherwise_valid(run: Run) -> None:
+    """The oversized record is a valid move report: only its size got it dead-lettered."""
+    record = run.records["too-large"]
+    assert len(record.value) > LIMIT
+    assert isinstance(MoveReported.model_validate_json(record.value), MoveReported)

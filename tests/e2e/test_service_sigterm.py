@@ -1,0 +1,240 @@
+"""SIGTERM to the registry while relocation cases flow: a clean exit, and after a restart every
+case completes exactly once.
+
+The portal publishes cases one after another; when the registry has opened some of them
+it gets SIGTERM (``Supervisor.stop_service``), the portal publishes more while it is
+down, and the registry is started again. In-flight work finishes and commits at the
+stop; what comes meanwhile waits on the topics. Nothing is lost, nothing is done twice: each case is
+opened and completed once, each agency receives each delivery once, the citizen gets
+each email once, and nothing was dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from contracts import CaseCompleted, MoveReported
+from hub import topics
+from hub.deadletter import dead_letter_topic
+from hub.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.partner import PartnerClient, RefusedDelivery
+from hub.settings import HubSettings
+from hub.supervisor import Supervisor
+from hub.topics import delivery_topic
+from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+
+CASES = 8
+BEFORE_STOP = 5  # published one after another; the rest while the registry is down
+STOP_AFTER_OPENED = 3  # SIGTERM once the registry has opened this many cases
+MAILS_PER_CASE = 5  # received, three agency steps, completed
+
+
+@dataclass(frozen=True)
+class Hub:
+    settings: HubSettings
+    supervisor: Supervisor
+
+
+@dataclass(frozen=True)
+class Outcome:
+    cases: list[str]
+    exit_code: int | None
+    opened_while_down: int
+    statuses: dict[str, str]
+    steps: Counter[tuple[str, str]]  # (case id, registry step) -> how often on the timeline
+    deliveries: Counter[tuple[str, str, str]]  # (partner, case id, delivered type) -> records
+    mails: Counter[str]  # case id -> emails
+    dead_letters: list[ConsumerRecord[bytes, bytes]]  # on hub.ingress-dlt, keyed by these cases
+    registry_log: str
+
+
+@pytest.fixture(scope="module")
+def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with fresh_database(infrastructure) as database_url:
+        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
+        supervisor = Supervisor(settings)
+        endpoints = supervisor.start()
+        try:
+            yield Hub(endpoints.apply(settings), supervisor)
+        finally:
+            supervisor.stop()
+
+
+@pytest.fixture(scope="module")
+def outcome(hub: Hub, infrastructure: Infrastructure) -> Outcome:
+    return asyncio.run(_scenario(hub, infrastructure))
+
+
+def _skip(_refused: RefusedDelivery) -> None:
+    """Deliveries of other hubs of the test session (other keys): not this run's."""
+
+
+async def _agency(client: PartnerClient, cases: set[str]) -> None:
+    respond = relocation_responders("main")[client.partner_id]
+    async for delivery in client.deliveries(
+        on_refused=_skip, session_timeout_ms=6000, heartbeat_interval_ms=1000
+    ):
+        if delivery.envelope.businessprocessid not in cases:
+            continue
+        for answer in respond(delivery):
+            await client.publish(
+                answer,
+                business_process_id=delivery.envelope.businessprocessid,
+                reference_id=delivery.envelope.id,
+            )
+
+
+async def _scenario(hub: Hub, infrastructure: Infrastructure) -> Outcome:
+    settings = hub.settings
+    bootstrap, idempotence = settings.bootstrap_servers(), settings.kafka_enable_idempotence
+    cases = [new_case_id() for _ in range(CASES)]
+    portal = PartnerClient(bootstrap, PORTAL, idempotence=idempotence)
+    responders = relocation_responders("main")
+    agencies = [PartnerClient(bootstrap, partner, idempotence=idempotence) for partner in responders]
+    conn = await asyncpg.connect(settings.database_dsn())
+    tasks: list[asyncio.Task[None]] = []
+
+    async def report_moves(batch: list[str], pause_s: float) -> None:
+        for case in batch:
+            await portal.publish(move_report(demo_person(200 + cases.index(case))), business_process_id=case)
+            await asyncio.sleep(pause_s)
+
+    async def opened(batch: list[str]) -> int:
+        return int(await conn.fetchval("SELECT count(*) FROM registry.cases WHERE case_id = ANY($1)", batch))
+
+    try:
+        for client in (portal, *agencies):
+            await client.start()
+        tasks = [asyncio.create_task(_agency(agency, set(cases))) for agency in agencies]
+        reporting = asyncio.create_task(report_moves(cases[:BEFORE_STOP], 0.3))
+        async with asyncio.timeout(60):
+            while await opened(cases) < STOP_AFTER_OPENED:
+                await asyncio.sleep(0.05)
+        exit_code = await asyncio.to_thread(hub.supervisor.stop_service, "registry")  # SIGTERM
+        await reporting
+        await report_moves(cases[BEFORE_STOP:], 0)  # while the registry is down
+        await asyncio.sleep(1)
+        opened_while_down = await opened(cases[BEFORE_STOP:])
+        await asyncio.to_thread(_restart_registry, hub.supervisor)
+        await _wait_until_done(conn, cases)
+        rows = await conn.fetch("SELECT case_id, status FROM registry.cases WHERE case_id = ANY($1)", cases)
+        timeline = await conn.fetch(
+            "SELECT case_id, event_type FROM registry.timeline"
+            " WHERE service = 'registry' AND case_id = ANY($1)",
+            cases,
+        )
+        deliveries: Counter[tuple[str, str, str]] = Counter()
+        for agency in agencies:
+            for record in await _read_all(settings, delivery_topic(agency.partner_id)):
+                case = (record.key or b"").decode()
+                if case in cases:
+                    delivered = json.loads(record.value or b"{}").get("event_type_delivered", "?")
+                    deliveries[(agency.partner_id, case, delivered)] += 1
+        dead_letters = [
+            r
+            for r in await _read_all(settings, dead_letter_topic(topics.INGRESS))
+            if (r.key or b"").decode() in cases
+        ]
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for client in (portal, *agencies):
+            await client.stop()
+        await conn.close()
+    mails = Counter(
+        str(m["X-Hub-Case-Id"]) for m in infrastructure.smtp.messages() if m["X-Hub-Case-Id"] in cases
+    )
+    return Outcome(
+        cases=cases,
+        exit_code=exit_code,
+        opened_while_down=opened_while_down,
+        statuses={r["case_id"]: r["status"] for r in rows},
+        steps=Counter((r["case_id"], r["event_type"]) for r in timeline),
+        deliveries=deliveries,
+        mails=mails,
+        dead_letters=dead_letters,
+        registry_log=(hub.supervisor.state_dir / "logs" / "registry.log").read_text(errors="replace"),
+    )
+
+
+def _restart_registry(supervisor: Supervisor) -> None:
+    supervisor.start_service("registry")
+    supervisor.wait_until_ready(["registry"])
+
+
+async def _wait_until_done(conn: asyncpg.Connection, cases: list[str]) -> None:
+    """Every case completed and every email of it sent."""
+    deadline = time.monotonic() + 150
+    while True:
+        completed = await conn.fetchval(
+            "SELECT count(*) FROM registry.cases WHERE case_id = ANY($1) AND status = 'completed'", cases
+        )
+        mailed = await conn.fetchval(
+            "SELECT count(*) FROM notifications.notifications WHERE case_id = ANY($1)"
+            " AND channel = 'email' AND status NOT IN ('created', 'sending')",
+            cases,
+        )
+        if (completed, mailed) == (len(cases), len(cases) * MAILS_PER_CASE):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{completed}/{len(cases)} cases completed, {mailed} emails final")
+        await asyncio.sleep(0.3)
+
+
+async def _read_all(settings: HubSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` up to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        await consumer.topics()  # loads the metadata partitions_for_topic answers from
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(30):
+            while any([await consumer.position(p) < end[p] for p in partitions]):
+                for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
+                    records += batch
+    finally:
+        await consumer.stop()
+    return records
+
+
+def test_sigterm_stops_the_registry_cleanly_while_cases_flow(outcome: Outcome) -> None:
+    assert outcome.exit_code == 0
+    assert outcome.opened_while_down == 0  # it was really gone: what came meanwhile waited
+    assert "registry: stopped" in outcome.registry_log  # its shutdown ran to the end
+
+
+def test_after_the_restart_every_case_completes_exactly_once(outcome: Outcome) -> None:
+    assert outcome.statuses == dict.fromkeys(outcome.cases, "completed")
+    for case in outcome.cases:
+        assert outcome.steps[(case, "case-opened")] == 1
+        assert outcome.steps[(case, CaseCompleted.event_type)] == 1
+    assert outcome.mails == Counter(dict.fromkeys(outcome.cases, MAILS_PER_CASE))
+    assert outcome.dead_letters == []
+
+
+def test_each_agency_receives_each_delivery_of_each_case_once(outcome: Outcome) -> None:
+    partners = sorted(relocation_responders("main"))
+    for partner in partners:
+        for case in outcome.cases:
+            assert outcome.deliveries[(partner, case, MoveReported.event_type)] == 1, (partner, case)
+            assert outcome.deliveries[(partner, case, CaseCompleted.event_type)] == 1, (partner, case)
+    assert set(outcome.deliveries.values()) == {1}  # nothing at all delivered twice
