@@ -197,8 +197,28 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=5000)
     bench.add_argument("--payload-bytes", type=int, default=400)
     bench.set_defaults(func=cmd_bench)
+    from hub import signing_cli
+
+    signing_cli.register(commands)
+    _register_operations_commands(commands)
+    _register_audit_commands(commands)
     _register_service_commands(commands)
     return root
+
+
+def _register_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``hub audit verify|subject``: the audit chain of routing decisions and disclosures."""
+    from hub import audit_cli
+
+    audit_cli.register(commands)
+
+
+def _register_operations_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``hub dlq ...`` and ``hub outbox status``: the runtime's tables in every service schema."""
+    from hub import dlq_cli, outbox_status
+
+    dlq_cli.register(commands)
+    outbox_status.register(commands)
 
 
 def _register_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

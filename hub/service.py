@@ -28,6 +28,10 @@ from hub.migrations import apply_migrations, load_migrations
 from hub.outbox import OutboxRelay, outbox_backlog
 from hub.publisher import KafkaPublisher, Publisher
 from hub.settings import HubSettings
+from hub.signing import SigningKey
+from hub.vault_master import install as install_master_key
+from hub.vault_master import load_master_key
+from hub.vault_schema import migrate_vault
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ class ServiceDefinition:
     routes: Callable[[ServiceContext], Sequence[Route]]
     workers: Callable[[ServiceContext], Sequence[Worker]] = field(default=lambda _ctx: ())
     dynamic_topics: Callable[[ServiceContext], Awaitable[Sequence[str]]] | None = None
+    # The key the relay signs every published event with (the registry: the hub's key).
+    signing_key: Callable[[HubSettings], SigningKey] | None = None
 
     @property
     def schema(self) -> str:
@@ -129,6 +135,8 @@ class ServiceRuntime:
         migrations = load_migrations("hub-runtime", "hub.sql") + load_migrations(d.name, d.migrations_package)
         async with self.pool.acquire() as conn:
             applied = await apply_migrations(conn, migrations)
+            applied += await migrate_vault(conn)  # the shared per-person keys (hub/vault.py)
+        install_master_key(load_master_key(s, create=True))
         log.info("%s: %d migrations applied", d.name, len(applied))
         ctx = ServiceContext(d.name, s, self.pool)
         routes = list(d.routes(ctx))
@@ -145,6 +153,7 @@ class ServiceRuntime:
             poll_interval_s=s.outbox_poll_interval_s,
             backoff_initial_s=s.retry_backoff_initial_s,
             backoff_max_s=s.retry_backoff_max_s,
+            signing_key=d.signing_key(s) if d.signing_key is not None else None,
         )
         self._spawn(self.relay.run(self._stop), "outbox-relay")
         for worker in d.workers(ctx):

@@ -69,6 +69,13 @@ class HubSettings(BaseSettings):
     pseudonym_key_file: Path | None = Field(
         None, description="Secret for sector pseudonyms; unset keeps one under state_dir."
     )
+    audit_key_file: Path | None = Field(
+        None, description="HMAC key of the audit chain; unset keeps one under state_dir."
+    )
+    master_key_file: Path | None = Field(
+        None,
+        description="Vault master key: wraps the per-person data keys; unset keeps one under state_dir.",
+    )
     traces_exporter: TracesExporter = Field(
         "none", description="Span export when OTEL_EXPORTER_OTLP_ENDPOINT is unset."
     )
@@ -78,6 +85,25 @@ class HubSettings(BaseSettings):
         None, gt=0, description="Overrides every case type's deadline; for test environments and demos."
     )
     escalation_check_interval_s: float = Field(5.0, gt=0)
+    require_signatures: bool = Field(
+        True, description="Refuse partner events on hub.ingress without a valid signature (issue 5)."
+    )
+    event_max_age_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="Partner events whose time is older are refused as replays; exceed the longest outage.",
+    )
+    event_max_future_skew_s: float = Field(
+        300.0, ge=0, description="Partner events further in the future than this clock skew are refused."
+    )
+    signing_key_file: Path | None = Field(
+        None, description="The hub's Ed25519 key for deliveries (PEM); unset keeps one under state_dir."
+    )
+    demo_partner_keys: bool = Field(
+        True,
+        description="hub up / hub demo: key pairs for every registered partner under state_dir, registered "
+        "before the hub is reported up. Off where partners hold their own keys.",
+    )
     log_level: str = "INFO"
     health_port: int | None = Field(None, description="HTTP port for liveness/readiness.")
 

@@ -6,11 +6,12 @@ import functools
 from collections.abc import Sequence
 
 from contracts import PseudonymsRequested
-from contracts.admin import ChangePartnerStatus, RegisterPartner
+from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey, RevokePartnerKey
 from hub import topics
 from hub.consumer import Route
 from hub.service import ServiceContext, ServiceDefinition, Worker
-from services.identity import admin, handlers
+from hub.vault_legacy import legacy_sealer
+from services.identity import admin, handlers, partner_keys, sealing
 from services.identity.announcer import PartnerAnnouncer
 from services.identity.keys import load_pseudonym_secret
 
@@ -33,6 +34,8 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             handlers={
                 RegisterPartner.event_type: admin.register_partner,
                 ChangePartnerStatus.event_type: admin.change_partner_status,
+                RegisterPartnerKey.event_type: partner_keys.register_partner_key,
+                RevokePartnerKey.event_type: partner_keys.revoke_partner_key,
             },
             ignore_unknown_types=True,  # the registry's commands (subscriptions) share the topic
         ),
@@ -40,7 +43,8 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
 
 
 def workers(ctx: ServiceContext) -> Sequence[Worker]:
-    return (PartnerAnnouncer(ctx.pool, source=ctx.source).run,)
+    sealer = legacy_sealer(ctx.pool, sealing.seal_batch, what="persons")
+    return (PartnerAnnouncer(ctx.pool, source=ctx.source).run, sealer)
 
 
 def definition() -> ServiceDefinition:

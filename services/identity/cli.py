@@ -23,6 +23,7 @@ from hub.endpoints import running_hub_settings
 from hub.errors import HubError
 from hub.messages import Transaction
 from hub.settings import HubSettings
+from services.identity import erase
 from services.identity import key_repository as keys
 from services.identity import partner_repository as partners
 from services.identity import repository as repo
@@ -55,6 +56,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing = partner.add_parser("list", help="every partner and its status")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_list_partners)
+    from services.identity import partner_keys_cli  # it uses this module's helpers
+
+    partner_keys_cli.register(partner)
 
     person = commands.add_parser("person", help="persons known to identity").add_subparsers(
         dest="person_command", required=True
@@ -62,6 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     reviews = person.add_parser("reviews", help="open match reviews (ids only)")
     reviews.add_argument("--json", action="store_true")
     reviews.set_defaults(func=_reviews)
+    erase.register(person)  # `hub person erase`: crypto-shredding (services/identity/erase.py)
 
     identity = commands.add_parser("identity", help="identity service administration").add_subparsers(
         dest="identity_command", required=True

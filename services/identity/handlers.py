@@ -11,8 +11,9 @@ import logging
 import uuid
 
 from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested, Sector
-from hub import topics
+from hub import topics, vault_store
 from hub.messages import Incoming, Transaction
+from hub.vault import case_ref
 from services.identity import key_repository as keys
 from services.identity import partner_repository as partners
 from services.identity import repository as repo
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 
 async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, *, secret: bytes) -> None:
+    if await vault_store.is_erased(tx.conn, case_ref(msg.case_id)):
+        # The person was erased while this request was on its way: they are not taken in again.
+        log.info("case %s belongs to an erased person: no pseudonyms issued", msg.case_id)
+        return
     resolved = await resolve_person(tx, msg.data.person, business_process_id=msg.case_id)
     recipients = msg.data.recipients
     known = await partners.get_many(tx, {recipient.partner_id for recipient in recipients})
@@ -54,6 +59,7 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
         citizen_id = await pseudonym_for(
             tx, secret, resolved.person_id, resolved.vn, Sector.CITIZEN_SERVICES.value
         )
+        await repo.bind_citizen(tx, resolved.person_id, citizen_id)
     await tx.emit(
         PseudonymsIssued(match=resolved.match, pseudonyms=tuple(issued), citizen_id=citizen_id),
         topic=topics.IDENTITY_RESULTS,

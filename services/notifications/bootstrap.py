@@ -10,7 +10,8 @@ from contracts import Channel, NotificationRequested
 from hub import topics
 from hub.consumer import Route
 from hub.service import ServiceContext, ServiceDefinition, Worker
-from services.notifications import handlers
+from hub.vault_legacy import legacy_sealer
+from services.notifications import handlers, sealing
 from services.notifications.channels import (
     ChannelAdapter,
     EmailChannel,
@@ -86,7 +87,8 @@ def definition(
                     if aclose is not None:  # the HTTP adapters hold connection pools
                         await aclose()
 
-        return (dispatch, consumer.run)
+        sealer = legacy_sealer(ctx.pool, sealing.seal_batch, what="notifications")
+        return (dispatch, consumer.run, sealer)
 
     return ServiceDefinition(
         name=NAME,

@@ -6,13 +6,18 @@ import functools
 from collections.abc import Sequence
 
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
-from hub import topics
+from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
+from hub import audit_store, topics
+from hub.audit_key import load_audit_key
 from hub.consumer import Handler, Route
 from hub.kafka import ensure_topics
 from hub.service import ServiceContext, ServiceDefinition, Worker
-from services.registry import admin, handlers
+from hub.signing_keys import hub_signing_key
+from hub.vault_legacy import legacy_sealer
+from services.registry import admin, handlers, partner_keys, sealing
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
+from services.registry.partner_keys import IngressPolicy
 
 NAME = "registry"
 PARTNER_REGISTERED = "ch.lu.hub.identity.partner-registered.v1"
@@ -46,11 +51,18 @@ def _topic_creator(ctx: ServiceContext) -> admin.CreateTopic:
 
 
 def routes(ctx: ServiceContext) -> Sequence[Route]:
+    # Every delivery is sealed into the audit chain; the key is a file, never in the database.
+    audit_store.install(load_audit_key(ctx.settings, create=True))
     processes = _processes(ctx)
-    on_partner_event: Handler = functools.partial(handlers.on_partner_event, processes=processes)
-    partner_mirror: dict[str, Handler] = {}
+    on_partner_event: Handler = functools.partial(
+        handlers.on_partner_event, processes=processes, policy=IngressPolicy.from_settings(ctx.settings)
+    )
+    partner_mirror: dict[str, Handler] = {
+        PartnerKeyRegistered.event_type: partner_keys.mirror_key_registered,
+        PartnerKeyRevoked.event_type: partner_keys.mirror_key_revoked,
+    }
     if PARTNER_REGISTERED in CATALOG:
-        partner_mirror = {
+        partner_mirror |= {
             PARTNER_REGISTERED: functools.partial(admin.mirror_partner, create_topic=_topic_creator(ctx)),
             PARTNER_STATUS_CHANGED: admin.mirror_partner_status,
         }
@@ -98,7 +110,8 @@ def workers(ctx: ServiceContext) -> Sequence[Worker]:
         ops_email=ctx.settings.ops_email,
         interval_s=ctx.settings.escalation_check_interval_s,
     )
-    return (escalator.run,)
+    sealer = legacy_sealer(ctx.pool, sealing.seal_batch(_processes(ctx)), what="cases")
+    return (escalator.run, sealer)
 
 
 async def delivery_topics(ctx: ServiceContext) -> Sequence[str]:
@@ -116,4 +129,6 @@ def definition() -> ServiceDefinition:
         routes=routes,
         workers=workers,
         dynamic_topics=delivery_topics,
+        # Everything the registry publishes carries the hub's signature: partners verify deliveries.
+        signing_key=hub_signing_key,
     )

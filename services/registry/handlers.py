@@ -33,6 +33,7 @@ from services.registry import repository as repo
 from services.registry.citizen import notify_citizen
 from services.registry.delivery import deliver
 from services.registry.domain import CaseStatus, ProcessDefinition, Processes, get_path, next_status
+from services.registry.partner_keys import IngressPolicy, verify_partner_event
 
 PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
@@ -41,8 +42,13 @@ class NotAuthorized(PermanentError):
     """The sender may not do this: unknown or suspended partner, or a role without the right."""
 
 
-async def sender(tx: Transaction, msg: Incoming[Any]) -> repo.Partner:
-    """The publishing partner, if known, active and allowed by the catalogue to publish this type."""
+async def sender(tx: Transaction, msg: Incoming[Any], *, policy: IngressPolicy) -> repo.Partner:
+    """The publishing partner, if known, active, the signer of the event (with a valid key,
+    recently) and allowed by the catalogue to publish this type.
+
+    An unknown or suspended sender is refused before the signature is looked at: refusing
+    on an unproven claim is safe. Nothing is accepted before the signature is checked.
+    """
     source = msg.envelope.source
     if not source.startswith(PARTNER_SOURCE_PREFIX):
         raise NotAuthorized(f"event source {source!r} is not a partner")
@@ -51,6 +57,7 @@ async def sender(tx: Transaction, msg: Incoming[Any]) -> repo.Partner:
         raise NotAuthorized(f"unknown partner {source.removeprefix(PARTNER_SOURCE_PREFIX)}")
     if partner.status != "active":
         raise NotAuthorized(f"partner {partner.partner_id} is {partner.status}")
+    await verify_partner_event(tx, msg, partner.partner_id, policy)
     entry = await repo.catalog_entry(tx, msg.envelope.type)
     if entry is None:
         raise PermanentError(f"{msg.envelope.type} is not in the catalogue")
@@ -61,8 +68,10 @@ async def sender(tx: Transaction, msg: Incoming[Any]) -> repo.Partner:
     return partner
 
 
-async def on_partner_event(msg: Incoming[Contract], tx: Transaction, *, processes: Processes) -> None:
-    partner = await sender(tx, msg)
+async def on_partner_event(
+    msg: Incoming[Contract], tx: Transaction, *, processes: Processes, policy: IngressPolicy
+) -> None:
+    partner = await sender(tx, msg, policy=policy)
     process = processes.by_opening.get(msg.envelope.type)
     if process is not None:
         if partner.roles and process.opened_by.role not in partner.roles:
@@ -89,9 +98,11 @@ async def open_case(
     msg: Incoming[Contract], tx: Transaction, *, process: ProcessDefinition, partner: repo.Partner
 ) -> None:
     data = msg.data.model_dump(mode="json")
+    vn = None
     if process.subject_person:
-        # The AHVN13 goes to identity and nowhere else; the registry never stores it.
-        get_path(data, process.subject_person).pop("vn", None)
+        # The AHVN13 goes to identity and nowhere else; the registry never stores it (it only
+        # finds the person's data key with it, see hub/vault.py).
+        vn = get_path(data, process.subject_person).pop("vn", None)
     created = await repo.insert_case(
         tx,
         case_id=msg.case_id,
@@ -102,6 +113,8 @@ async def open_case(
         reported_event_id=msg.envelope.id,
         details=data,
         deadline_s=process.deadline_s,
+        details_type=msg.envelope.type,
+        subject_vn=vn,
     )
     if not created:
         raise PermanentError(f"case {msg.case_id} already exists; a new case needs a new business process id")
@@ -180,6 +193,8 @@ async def deliver_with_pseudonyms(
         pseudonyms=pseudonyms,
         trace_id=msg.trace_id,
         reference_id=event_id,
+        # The case gets its citizen id below, in this transaction: the audit record needs it now.
+        citizen_id=msg.data.citizen_id,
     )
     if msg.data.citizen_id is not None:
         await repo.set_citizen_id(tx, case.case_id, msg.data.citizen_id)
