@@ -92,8 +92,17 @@ class Dispatcher:
     async def dispatch_due(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             due = await repo.claim_due(conn, self._batch_size)
-        await asyncio.gather(*(self._deliver(item) for item in due))
+        # One case's notices go out in the order they were requested (the citizen reads
+        # "completed" after the steps); different cases are sent concurrently.
+        by_case: dict[str, list[repo.Pending]] = {}
+        for item in due:
+            by_case.setdefault(item.case_id, []).append(item)
+        await asyncio.gather(*(self._deliver_in_order(items) for items in by_case.values()))
         return len(due)
+
+    async def _deliver_in_order(self, items: list[repo.Pending]) -> None:
+        for item in items:
+            await self._deliver(item)
 
     async def _deliver(self, item: repo.Pending) -> None:
         parent = context_from_traceparent(item.traceparent, item.tracestate)

@@ -160,16 +160,21 @@ async def add_history(
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int) -> list[Pending]:
-    """Move due notifications to 'sending' and return them; SKIP LOCKED lets dispatchers share."""
+    """Move due notifications to 'sending' and return them in the order they were requested;
+    SKIP LOCKED lets dispatchers share."""
     rows = await conn.fetch(
         """
-        UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = now()
-        WHERE notification_id IN (
-            SELECT notification_id FROM notifications
-            WHERE status IN ('created', 'temporary-failure') AND next_attempt_at <= now()
-            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING notification_id, case_id, channel, recipient, template, subject, body, sealed, language,
-                  test_delivery, attempts, traceparent, tracestate
+        WITH claimed AS (
+            UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = now()
+            WHERE notification_id IN (
+                SELECT notification_id FROM notifications
+                WHERE status IN ('created', 'temporary-failure') AND next_attempt_at <= now()
+                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING notification_id, case_id, channel, recipient, template, subject, body, sealed,
+                      language, test_delivery, attempts, traceparent, tracestate, created_at)
+        SELECT notification_id, case_id, channel, recipient, template, subject, body, sealed, language,
+               test_delivery, attempts, traceparent, tracestate
+        FROM claimed ORDER BY created_at, notification_id
         """,
         limit,
     )

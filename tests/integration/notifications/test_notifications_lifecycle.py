@@ -163,3 +163,20 @@ async def test_a_notice_left_in_sending_by_a_dead_dispatcher_is_sent_after_its_l
     await task
     assert len(email.sent) == 1
     assert (await history(pool, ID))[-1] == "delivered"
+
+
+async def test_one_cases_notices_are_sent_in_the_order_they_were_requested(pool: asyncpg.Pool) -> None:
+    # Ids chosen so that their alphabetical order is not the request order.
+    steps = [
+        "eumzug-1:received",
+        "eumzug-1:departure-confirmed",
+        "eumzug-1:arrival-registered",
+        "eumzug-1:completed",
+    ]
+    for notification_id in steps:
+        await accept(pool, incoming(request(notification_id)))
+    await accept(pool, incoming(request("eumzug-2:received"), case_id="eumzug-2"))
+    email = InMemoryEmailSender()
+    assert await dispatcher(pool, email).dispatch_due() == 5
+    sent = [str(mail["Message-ID"]) for mail in email.sent if mail["X-Hub-Case-Id"] == "eumzug-1"]
+    assert [m.split("@")[0].removeprefix("<") for m in sent] == [s.replace(":", ".") for s in steps]
