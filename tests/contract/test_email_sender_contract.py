@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import uuid
 from email.message import EmailMessage
 
@@ -29,12 +30,14 @@ def _message(to: str) -> EmailMessage:
     return message
 
 
-class EmailSenderContract:
-    def delivered_to(self, recipient: str) -> list[EmailMessage]:
-        raise NotImplementedError
+class EmailSenderContract(abc.ABC):
+    """The shared suite; each Test* subclass supplies one adapter (the fake or the real one)."""
 
-    def unreachable_sender(self) -> EmailSender:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def delivered_to(self, recipient: str) -> list[EmailMessage]: ...
+
+    @abc.abstractmethod
+    def unreachable_sender(self) -> EmailSender: ...
 
     async def test_a_sent_message_arrives_intact(self, sender: EmailSender) -> None:
         recipient = f"{uuid.uuid4().hex[:8]}@example.ch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
@@ -18,11 +19,11 @@ from hub.settings import HubSettings
 pytestmark = pytest.mark.asyncio
 
 
-class PublisherContract:
+class PublisherContract(abc.ABC):
     """What every Publisher promises the outbox relay."""
 
-    async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]: ...
 
     async def test_records_of_one_key_arrive_in_order_with_headers(
         self, publisher: Publisher, topic: str

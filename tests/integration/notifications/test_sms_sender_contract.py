@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import uuid
 from collections.abc import AsyncIterator
 
@@ -23,16 +24,19 @@ def _number() -> str:
     return "+4179" + str(uuid.uuid4().int)[:7]
 
 
-class SmsSenderContract:
+class SmsSenderContract(abc.ABC):
+    """The shared suite; each Test* subclass supplies one adapter (the fake or the real one)."""
+
+    @abc.abstractmethod
     def delivered_to(self, number: str) -> list[tuple[str, str]]:
         """(text, reference) of what reached the provider for ``number``."""
-        raise NotImplementedError
+        ...
 
-    def answer(self, number: str, status: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def answer(self, number: str, status: int) -> None: ...
 
-    def unreachable_sender(self) -> SmsSender:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def unreachable_sender(self) -> SmsSender: ...
 
     async def test_a_sent_message_arrives_intact_with_its_reference(self, sender: SmsSender) -> None:
         number = _number()

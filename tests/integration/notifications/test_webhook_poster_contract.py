@@ -5,6 +5,7 @@ The receiver checks the signature as a partner would (``webhook_receiver.partner
 
 from __future__ import annotations
 
+import abc
 import json
 import time
 import uuid
@@ -43,18 +44,20 @@ def _post(url: str, body: bytes, secret: bytes = SECRET) -> WebhookPost:
     return WebhookPost(url, secret, body, "webhook-1", {"traceparent": TRACEPARENT})
 
 
-class WebhookPosterContract:
-    def url(self, path: str) -> str:
-        raise NotImplementedError
+class WebhookPosterContract(abc.ABC):
+    """The shared suite; each Test* subclass supplies one adapter (the fake or the real one)."""
 
-    def received_at(self, url: str) -> list[ReceivedPost]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def url(self, path: str) -> str: ...
 
-    def answer(self, url: str, status: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def received_at(self, url: str) -> list[ReceivedPost]: ...
 
-    def unreachable_poster(self) -> WebhookPoster:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def answer(self, url: str, status: int) -> None: ...
+
+    @abc.abstractmethod
+    def unreachable_poster(self) -> WebhookPoster: ...
 
     async def test_a_delivery_arrives_as_a_signed_cloudevent(self, poster: WebhookPoster) -> None:
         url, body = self.url("/hooks/a"), _event()
