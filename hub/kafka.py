@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from hub.errors import BrokerUnavailable
 from hub.kafka_security import aiokafka_security
 from hub.settings import HubSettings
+from hub.topics import topic_config
 
 
 def client_config(settings: HubSettings, *, client_id: str) -> dict[str, Any]:
@@ -50,6 +51,8 @@ async def ensure_topics(settings: HubSettings, topics: Iterable[str]) -> None:
                 name,
                 num_partitions=settings.kafka_topic_partitions,
                 replication_factor=settings.kafka_replication_factor,
+                # Erasure cannot reach a record in Kafka; retention bounds how long it stays.
+                topic_configs=topic_config(name, retention_hours=settings.kafka_retention_hours),
             )
             for name in wanted
         ]

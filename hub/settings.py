@@ -47,6 +47,12 @@ class HubSettings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics the hub creates.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication of topics the hub creates.")
+    kafka_retention_hours: float = Field(
+        168,
+        gt=0,
+        description="retention.ms of the topics the hub creates that may carry personal data: "
+        "how long Kafka keeps a record an erasure cannot reach.",
+    )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL URL; unset starts the embedded PostgreSQL."
     )

@@ -2,6 +2,13 @@
 
 Partners publish to ``INGRESS`` and read their own ``delivery_topic``; the other topics
 are internal between hub services. Every consumed topic has a ``<topic>-dlt`` twin.
+
+Erasure (``hub person erase``) cannot delete single records from Kafka: what a topic
+holds about a person is removed by the topic's retention. So every topic that may carry
+personal data (reports with the AHVN13, requests to identity, deliveries, notices, and
+their dead-letter twins) is created with a bounded ``retention.ms``
+(``HUB_KAFKA_RETENTION_HOURS``); only the topics about agencies, not people, are left to
+the cluster's default.
 """
 
 from __future__ import annotations
@@ -17,6 +24,24 @@ ADMIN = "hub.admin"  # operator commands (partners, subscriptions); read by iden
 IDENTITY_PARTNERS = "hub.identity.partners"  # partner registrations and status, keyed by partner id
 OPS = "hub.ops"  # escalations and other events for the operations team
 DELIVERY_PREFIX = "hub.delivery."
+_DEAD_LETTER_SUFFIX = "-dlt"  # hub.deadletter.DLT_SUFFIX (not imported: that module loads aiokafka)
+# Operator commands and the partner register name agencies, their keys and subscriptions,
+# never a citizen; every other topic (including ones the hub does not know, e.g. a partner's
+# delivery topic created at runtime) is treated as personal.
+WITHOUT_PERSONAL_DATA = frozenset({ADMIN, IDENTITY_PARTNERS})
+
+
+def carries_personal_data(topic: str) -> bool:
+    """A dead-letter twin carries what its topic carries."""
+    return topic.removesuffix(_DEAD_LETTER_SUFFIX) not in WITHOUT_PERSONAL_DATA
+
+
+def topic_config(topic: str, *, retention_hours: float) -> dict[str, str]:
+    """The configs the hub creates ``topic`` with: a bounded retention if it may carry
+    personal data (the broker then deletes its old segments, records included)."""
+    if not carries_personal_data(topic):
+        return {}
+    return {"retention.ms": str(round(retention_hours * 3600 * 1000))}
 
 
 def delivery_topic(partner_id: str) -> str:
