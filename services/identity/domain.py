@@ -1,9 +1,29 @@
 """Identity rules, free of I/O: sector pseudonyms, person matching, what a partner may see.
 
 Each sector gets its own key, derived from the hub's pseudonym secret, the sector and a
-key version; a person's pseudonym in a sector is a keyed hash of their AHVN13 under that
-key. Two sectors therefore hold unrelated identifiers for the same person and cannot
-join their data, while the identity service can recompute them (eCH-0215 SPID idea).
+key version. A person's pseudonym in a sector is a keyed hash under that key of the
+person's AHVN13 *and a random seed of their own* (eCH-0215 SPID idea: two sectors hold
+unrelated identifiers for the same person and cannot join their data).
+
+The seed (``PSEUDONYM_SEED_BYTES`` random bytes, drawn when the person is first stored)
+lives only in the person's sealed record, under their data key. Erasing the person
+destroys that key and with it the seed: nobody, the hub included, can recompute their
+pseudonyms from the AHVN13 any more, and the same AHVN13 coming back later is a new
+person with a new seed, so their new pseudonyms and citizen id share nothing with the
+erased ones that partners and the audit log still hold.
+
+The hashed message (``pseudonym_message``) is, byte for byte:
+
+* seeded (every person stored since seeds exist):
+  ``b"hub-pseudonym:seeded:v1" || u16be(len(vn)) || vn || u16be(len(seed)) || seed``,
+  ``vn`` being the AHVN13's 13 ASCII digits. The lengths make the split of the message
+  unique, and the label (letters, never 13 digits) keeps it apart from the legacy form;
+* legacy (persons stored before seeds, whose record has none): the AHVN13's 13 ASCII
+  digits alone, as always, so nothing already issued changes.
+
+The pseudonym is ``<sector>:`` and the first 26 lower-case base32 characters (130 bits)
+of HMAC-SHA256(sector key at version, message). Issued pseudonyms are stored, so a key
+rotation changes only those of (person, sector) pairs issued afterwards.
 """
 
 from __future__ import annotations
@@ -11,10 +31,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import unicodedata
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from contracts import LocalPersonId
@@ -24,6 +45,10 @@ Match = Literal["exact-vn", "local-id", "new", "flagged-for-review"]
 ADMIN_CLI_SOURCE = "urn:ch:lu:hub:admin:cli"
 PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 OPERATIONS_ROLE = "operations"
+
+PSEUDONYM_SEED_BYTES = 32  # drawn for every new person: 256 bits
+MIN_PSEUDONYM_SEED_BYTES = 16  # accepted when hashing: a shorter seed could be guessed
+_SEEDED_LABEL = b"hub-pseudonym:seeded:v1"
 
 
 def sector_key(secret: bytes, sector: str, version: int = 1) -> bytes:
@@ -36,10 +61,46 @@ def sector_key(secret: bytes, sector: str, version: int = 1) -> bytes:
     return hmac.new(secret, label.encode(), hashlib.sha256).digest()
 
 
-def sector_pseudonym(secret: bytes, sector: str, vn: str, version: int = 1) -> str:
-    """Stable per (person, sector, key version); 26 base32 characters (130 bits) after the sector."""
-    digest = hmac.new(sector_key(secret, sector, version), vn.encode(), hashlib.sha256).digest()
+def new_pseudonym_seed() -> bytes:
+    """A new person's seed, from the operating system's CSPRNG."""
+    return secrets.token_bytes(PSEUDONYM_SEED_BYTES)
+
+
+def pseudonym_message(vn: str, seed: bytes | None) -> bytes:
+    """What the sector key hashes (the encoding is spelt out in the module docstring).
+
+    ``seed`` None is the legacy form, for persons stored before seeds existed.
+    """
+    digits = vn.encode()  # an AHVN13 is 13 ASCII digits; UTF-8 as the legacy form always had it
+    if seed is None:
+        return digits
+    if len(seed) < MIN_PSEUDONYM_SEED_BYTES:
+        raise ValueError(f"a pseudonym seed has at least {MIN_PSEUDONYM_SEED_BYTES} bytes")
+    return b"".join(
+        (_SEEDED_LABEL, len(digits).to_bytes(2, "big"), digits, len(seed).to_bytes(2, "big"), seed)
+    )
+
+
+def sector_pseudonym(secret: bytes, sector: str, vn: str, version: int = 1, seed: bytes | None = None) -> str:
+    """Stable per (person, sector, key version); 26 base32 characters (130 bits) after the sector.
+
+    Without ``seed`` the legacy derivation (the AHVN13 alone), kept for persons stored
+    before seeds existed; every newer person has a seed.
+    """
+    message = pseudonym_message(vn, seed)
+    digest = hmac.new(sector_key(secret, sector, version), message, hashlib.sha256).digest()
     return f"{sector}:{base64.b32encode(digest).decode().rstrip('=').lower()[:26]}"
+
+
+@dataclass(frozen=True)
+class PseudonymBasis:
+    """What a person's pseudonyms derive from; never leaves the identity service."""
+
+    vn: str = field(repr=False)
+    seed: bytes | None = field(repr=False)  # None: stored before seeds, the legacy derivation
+
+    def pseudonym(self, secret: bytes, sector: str, version: int) -> str:
+        return sector_pseudonym(secret, sector, self.vn, version, self.seed)
 
 
 def normalise_name(name: str) -> str:

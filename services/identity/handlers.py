@@ -3,12 +3,13 @@
 The reply carries neither the AHVN13 nor the hub-internal person id. A recipient gets
 its sector's pseudonym, and its own register's local id only if the hub knows one;
 an unknown or suspended partner gets nothing, so the registry delivers nothing to it.
+A pseudonym is derived once per (person, sector), from the person's AHVN13 and seed
+(``domain.sector_pseudonym``), and returned as stored ever after.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 
 from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested, Sector
 from hub import topics, vault_store
@@ -17,8 +18,8 @@ from hub.vault import case_ref
 from services.identity import key_repository as keys
 from services.identity import partner_repository as partners
 from services.identity import repository as repo
-from services.identity.domain import local_id_for, sector_pseudonym
-from services.identity.persons import resolve_person
+from services.identity.domain import local_id_for
+from services.identity.persons import ResolvedPerson, resolve_person
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
             )
             continue
         # The register's sector counts, not the requester's idea of it: identity owns partners.
-        pseudonym = await pseudonym_for(tx, secret, resolved.person_id, resolved.vn, partner.sector)
+        pseudonym = await pseudonym_for(tx, secret, resolved, partner.sector)
         issued.append(
             IssuedPseudonym(
                 partner_id=partner.partner_id,
@@ -56,9 +57,7 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
     citizen_id = None
     if msg.data.citizen_pseudonym:
         # Not a partner's sector: the hub's own key for the citizen's preferences and inbox.
-        citizen_id = await pseudonym_for(
-            tx, secret, resolved.person_id, resolved.vn, Sector.CITIZEN_SERVICES.value
-        )
+        citizen_id = await pseudonym_for(tx, secret, resolved, Sector.CITIZEN_SERVICES.value)
         await repo.bind_citizen(tx, resolved.person_id, citizen_id)
     await tx.emit(
         PseudonymsIssued(match=resolved.match, pseudonyms=tuple(issued), citizen_id=citizen_id),
@@ -69,11 +68,11 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
     )
 
 
-async def pseudonym_for(tx: Transaction, secret: bytes, person_id: uuid.UUID, vn: str, sector: str) -> str:
+async def pseudonym_for(tx: Transaction, secret: bytes, person: ResolvedPerson, sector: str) -> str:
     """Once issued, a (person, sector) pseudonym is returned as stored, across key rotations."""
-    stored = await keys.issued_pseudonym(tx, person_id, sector)
+    stored = await keys.issued_pseudonym(tx, person.person_id, sector)
     if stored is not None:
         return stored
     version = await keys.current_version(tx, sector)
-    pseudonym = sector_pseudonym(secret, sector, vn, version)
-    return await keys.record_pseudonym(tx, person_id, sector, pseudonym, version)
+    pseudonym = person.basis.pseudonym(secret, sector, version)
+    return await keys.record_pseudonym(tx, person.person_id, sector, pseudonym, version)

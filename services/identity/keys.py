@@ -1,7 +1,9 @@
 """Where the pseudonym secret comes from: a file, created on first use for local set-ups.
 
 It is the master secret: each sector's key at each version is derived from it
-(``domain.sector_key``), so the database only ever holds key version numbers.
+(``domain.sector_key``), so the database only ever holds key version numbers. It is not
+enough to derive a person's pseudonym: that also takes the person's own seed, sealed in
+their record, which erasure destroys.
 """
 
 from __future__ import annotations

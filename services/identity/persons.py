@@ -1,4 +1,8 @@
-"""Who is this person? The lookups, in the order ``domain.decide_match`` weighs them."""
+"""Who is this person? The lookups, in the order ``domain.decide_match`` weighs them.
+
+A person created here gets a new pseudonym seed: after an erasure the lookups no longer
+find the erased person, so the same AHVN13 comes back as a new person with new pseudonyms.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,14 @@ from dataclasses import dataclass
 from contracts import Person
 from hub.messages import Transaction
 from services.identity import repository as repo
-from services.identity.domain import Candidates, Match, decide_match, same_name
+from services.identity.domain import (
+    Candidates,
+    Match,
+    PseudonymBasis,
+    decide_match,
+    new_pseudonym_seed,
+    same_name,
+)
 
 REVIEW_REASON = "same name and date of birth, different AHVN13"
 
@@ -17,7 +28,7 @@ REVIEW_REASON = "same name and date of birth, different AHVN13"
 @dataclass(frozen=True)
 class ResolvedPerson:
     person_id: uuid.UUID
-    vn: str  # the AHVN13 the person's pseudonyms derive from; never leaves this service
+    basis: PseudonymBasis  # what the person's pseudonyms derive from; never leaves this service
     match: Match
 
 
@@ -26,11 +37,12 @@ async def resolve_person(tx: Transaction, person: Person, *, business_process_id
     decision = decide_match(candidates)
     if decision.person_id is not None:
         known = decision.person_id
-        vn = person.vn if decision.match == "exact-vn" else await repo.vn_of(tx, known, person.vn)
+        basis = await repo.pseudonym_basis(tx, known, person.vn)
         if person.local_person_id is not None:
             await repo.link_local_id(tx, known, person.local_person_id)
-        return ResolvedPerson(known, vn, decision.match)
-    person_id = await repo.insert_person(tx, person)
+        return ResolvedPerson(known, basis, decision.match)
+    seed = new_pseudonym_seed()
+    person_id = await repo.insert_person(tx, person, pseudonym_seed=seed)
     if person.local_person_id is not None:
         await repo.link_local_id(tx, person_id, person.local_person_id)
     for candidate in decision.review_candidates:
@@ -41,7 +53,7 @@ async def resolve_person(tx: Transaction, person: Person, *, business_process_id
             reason=REVIEW_REASON,
             business_process_id=business_process_id,
         )
-    return ResolvedPerson(person_id, person.vn, decision.match)
+    return ResolvedPerson(person_id, PseudonymBasis(person.vn, seed), decision.match)
 
 
 async def _candidates(tx: Transaction, person: Person) -> Candidates:

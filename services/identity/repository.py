@@ -5,10 +5,16 @@ a person's AHVN13, names, sex and date of birth are one sealed ``record`` under 
 person's data key (``hub/vault.py``), a local register id is sealed in its row. Lookups
 go through blind indexes (keyed hashes, equality only). Rows stored before migration 0004
 keep plain columns until ``seal_legacy_person`` seals them (at start, or when first used).
+
+The record also holds the person's pseudonym seed (``domain.sector_pseudonym``), so that
+destroying the data key destroys the seed too: an erased person's pseudonyms can never be
+derived again. Persons stored before seeds existed have none and keep the legacy
+derivation; sealing a legacy row adds none, so all of a person's pseudonyms follow one rule.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 from typing import Any
@@ -17,12 +23,14 @@ import asyncpg
 
 from contracts import LocalPersonId, Person
 from hub import vault_store
-from hub.errors import PermanentError
+from hub.errors import PermanentError, TransientError
 from hub.messages import Transaction
 from hub.vault import DataKey, Erased, MasterKey, citizen_ref
 from hub.vault_master import installed
+from services.identity.domain import PseudonymBasis
 
 CITIZEN_SECTOR = "citizen-services"
+SEED_FIELD = "pseudonym_seed"  # in the sealed record, base64; absent: a person from before seeds
 
 
 def record_context(person_id: uuid.UUID) -> str:
@@ -46,13 +54,14 @@ def _local_id_index(master: MasterKey, local_id: LocalPersonId) -> str:
     return master.blind_index("identity.local-id", f"{local_id.category}\x1f{local_id.id}")
 
 
-def _record(person: Person) -> dict[str, str]:
+def _record(person: Person, pseudonym_seed: bytes) -> dict[str, str]:
     return {
         "vn": person.vn,
         "official_name": person.official_name,
         "first_name": person.first_name,
         "sex": person.sex.value,
         "date_of_birth": person.date_of_birth.isoformat(),
+        SEED_FIELD: base64.b64encode(pseudonym_seed).decode(),
     }
 
 
@@ -98,24 +107,42 @@ async def names_born_on(tx: Transaction, date_of_birth: dt.date) -> list[tuple[u
     return found
 
 
-async def vn_of(tx: Transaction, person_id: uuid.UUID, fallback: str) -> str:
-    """The person's AHVN13 as first recorded; a person found by local id may not have had one."""
-    record = await person_record(tx, person_id)
-    if isinstance(record, dict):
-        vn: str = record["vn"]
-        return vn
-    # Stored before migration 0004 (or vanished meanwhile): the plain column, as it always was.
-    stored: str = await tx.conn.fetchval(
+async def pseudonym_basis(tx: Transaction, person_id: uuid.UUID, fallback_vn: str) -> PseudonymBasis:
+    """What the person's pseudonyms derive from: the AHVN13 as first recorded (a person found
+    by local id may not have had one: then ``fallback_vn``) and their seed, if they have one.
+
+    Raises ``TransientError`` if the person was erased after being found: a retry no longer
+    finds them, and deriving the legacy way instead would hand out recomputable pseudonyms.
+    """
+    record = await _open_record(tx, person_id)
+    if isinstance(record, Erased):
+        raise TransientError("the person was erased while their request was being resolved")
+    if record is not None:
+        seed = record.get(SEED_FIELD)
+        return PseudonymBasis(record["vn"], None if seed is None else base64.b64decode(seed))
+    # Stored before migration 0004: the plain column, as it always was, and no seed.
+    stored: str | None = await tx.conn.fetchval(
         "UPDATE persons SET vn = coalesce(vn, $2) WHERE person_id = $1 AND record IS NULL RETURNING vn",
         person_id,
-        fallback,
+        fallback_vn,
     )
-    return stored or fallback
+    return PseudonymBasis(stored or fallback_vn, None)
 
 
 async def person_record(tx: Transaction, person_id: uuid.UUID) -> dict[str, Any] | Erased | None:
-    """The sealed record opened; ``Erased`` once the person is erased; None for a row that is
-    not sealed (yet) or no such person."""
+    """The person's data from the sealed record; ``Erased`` once the person is erased; None
+    for a row that is not sealed (yet) or no such person.
+
+    Without the pseudonym seed: it is a key to the person's pseudonyms, not data about
+    them, and only ``pseudonym_basis`` hands it out.
+    """
+    record = await _open_record(tx, person_id)
+    if isinstance(record, dict):
+        record.pop(SEED_FIELD, None)
+    return record
+
+
+async def _open_record(tx: Transaction, person_id: uuid.UUID) -> dict[str, Any] | Erased | None:
     sealed = await tx.conn.fetchval("SELECT record FROM persons WHERE person_id = $1", person_id)
     if sealed is None:
         return None
@@ -125,7 +152,8 @@ async def person_record(tx: Transaction, person_id: uuid.UUID) -> dict[str, Any]
     return record
 
 
-async def insert_person(tx: Transaction, person: Person) -> uuid.UUID:
+async def insert_person(tx: Transaction, person: Person, *, pseudonym_seed: bytes) -> uuid.UUID:
+    """A new person, sealed with their pseudonym seed under their data key."""
     master = installed()
     person_id = uuid.uuid4()
     # The same key the registry sealed the person's case under (hub/vault.py, subject reference).
@@ -139,7 +167,7 @@ async def insert_person(tx: Transaction, person: Person) -> uuid.UUID:
         """,
         person_id,
         key.key_id,
-        vault_store.seal_json(key, _record(person), record_context(person_id)),
+        vault_store.seal_json(key, _record(person, pseudonym_seed), record_context(person_id)),
         vn_index(master, person.vn),
         _dob_index(master, person.date_of_birth),
     )
@@ -269,8 +297,8 @@ async def citizen_ids_of(conn: asyncpg.Connection, person_id: uuid.UUID) -> list
 
 
 async def person_by_citizen_id(conn: asyncpg.Connection, citizen_id: str) -> uuid.UUID | None:
-    # Pseudonyms derive from the AHVN13: a person who came back after an erasure has the same
-    # citizen id as the erased one; only the one not erased counts.
+    # Before pseudonym seeds, a person who came back after an erasure got the erased one's
+    # citizen id again, and such rows may still be stored: only the one not erased counts.
     person_id: uuid.UUID | None = await conn.fetchval(
         "SELECT person_id FROM issued_pseudonyms JOIN persons USING (person_id) "
         "WHERE sector = $1 AND pseudonym = $2 AND erased_at IS NULL",

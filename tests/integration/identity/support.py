@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +24,14 @@ from contracts import (
     ahvn13_check_digit,
     parse_data,
 )
+from hub import vault_store
 from hub.db import create_pool
 from hub.messages import Incoming, Transaction
 from hub.migrations import apply_migrations, load_migrations
+from hub.vault_master import installed
 from hub.vault_schema import migrate_vault
 from services.identity import handlers
+from services.identity import repository as identity_repo
 
 SECRET = bytes(range(32))
 IDENTITY = "urn:ch:lu:hub:service:identity"
@@ -149,3 +153,54 @@ async def outbox(pool: asyncpg.Pool, topic: str | None = None) -> list[OutboxRow
             )
         )
     return [r for r in found if topic is None or r.topic == topic]
+
+
+async def sealed_without_seed(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
+    """A person as ``insert_person`` stored them before seeds: sealed record, no seed."""
+    master, person_id = installed(), uuid.uuid4()
+    async with pool.acquire() as conn:
+        key = await vault_store.key_for(conn, master, master.subject_ref(someone.vn))
+        record = {
+            "vn": someone.vn,
+            "official_name": someone.official_name,
+            "first_name": someone.first_name,
+            "sex": someone.sex.value,
+            "date_of_birth": someone.date_of_birth.isoformat(),
+        }
+        await conn.execute(
+            "INSERT INTO persons (person_id, key_id, record, vn_index) VALUES ($1, $2, $3, $4)",
+            person_id,
+            key.key_id,
+            vault_store.seal_json(key, record, identity_repo.record_context(person_id)),
+            identity_repo.vn_index(master, someone.vn),
+        )
+    return person_id
+
+
+async def plain_person(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
+    """A person as stored before migration 0004: plain columns, nothing sealed."""
+    person_id = uuid.uuid4()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO persons (person_id, vn, official_name, first_name, sex, date_of_birth) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            person_id,
+            someone.vn,
+            someone.official_name,
+            someone.first_name,
+            someone.sex.value,
+            someone.date_of_birth,
+        )
+    return person_id
+
+
+async def issued_before(pool: asyncpg.Pool, person_id: uuid.UUID, sector: str, pseudonym: str) -> None:
+    """A pseudonym issued earlier, stored as ``key_repository.record_pseudonym`` stores one."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO issued_pseudonyms (person_id, sector, pseudonym, key_version) "
+            "VALUES ($1, $2, $3, 1)",
+            person_id,
+            sector,
+            pseudonym,
+        )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import re
 import uuid
 
 import pytest
@@ -11,13 +13,17 @@ import pytest
 from contracts import LocalPersonId
 from services.identity.domain import (
     ADMIN_CLI_SOURCE,
+    MIN_PSEUDONYM_SEED_BYTES,
     Candidates,
     MatchDecision,
+    PseudonymBasis,
     decide_match,
     local_id_for,
     may_administer,
+    new_pseudonym_seed,
     normalise_name,
     partner_of_source,
+    pseudonym_message,
     same_name,
     sector_key,
     sector_pseudonym,
@@ -25,6 +31,9 @@ from services.identity.domain import (
 
 SECRET = bytes(range(32))
 VN = "7561234567897"
+SEED = bytes(range(100, 132))
+OTHER_SEED = bytes(range(200, 232))
+PSEUDONYM = re.compile(r"^tax:[a-z2-7]{26}$")
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
@@ -69,6 +78,82 @@ def test_pseudonym_names_its_sector_and_hides_the_ahvn13() -> None:
     assert sector == "tax"
     assert len(value) == 26
     assert VN not in pseudonym
+
+
+def test_a_seeded_pseudonym_hashes_the_documented_encoding_of_ahvn13_and_seed() -> None:
+    # Spelt out independently of the implementation: label, u16 length + AHVN13, u16 length + seed.
+    message = b"hub-pseudonym:seeded:v1" + b"\x00\x0d" + VN.encode() + b"\x00\x20" + SEED
+    assert pseudonym_message(VN, SEED) == message
+    digest = hmac.new(sector_key(SECRET, "tax", 2), message, hashlib.sha256).digest()
+    expected = "tax:" + base64.b32encode(digest).decode().lower()[:26]
+    assert sector_pseudonym(SECRET, "tax", VN, 2, SEED) == expected
+
+
+def test_without_a_seed_the_legacy_derivation_hashes_the_ahvn13_alone() -> None:
+    digest = hmac.new(sector_key(SECRET, "tax", 1), VN.encode(), hashlib.sha256).digest()
+    legacy = "tax:" + base64.b32encode(digest).decode().lower()[:26]
+    assert pseudonym_message(VN, None) == VN.encode()
+    assert sector_pseudonym(SECRET, "tax", VN, 1) == legacy == sector_pseudonym(SECRET, "tax", VN, 1, None)
+
+
+def test_a_seeded_pseudonym_keeps_the_format_and_hides_the_ahvn13() -> None:
+    pseudonym = sector_pseudonym(SECRET, "tax", VN, 1, SEED)
+    assert PSEUDONYM.match(pseudonym), pseudonym
+    assert VN not in pseudonym
+
+
+def test_the_same_ahvn13_and_seed_give_the_same_pseudonym() -> None:
+    assert sector_pseudonym(SECRET, "tax", VN, 3, SEED) == sector_pseudonym(SECRET, "tax", VN, 3, bytes(SEED))
+
+
+def test_another_seed_gives_another_pseudonym_in_every_sector_and_version() -> None:
+    for sector in ("tax", "resident-registration", "citizen-services"):
+        for version in (1, 2):
+            seeded = sector_pseudonym(SECRET, sector, VN, version, SEED)
+            assert seeded != sector_pseudonym(SECRET, sector, VN, version, OTHER_SEED)
+            assert seeded != sector_pseudonym(SECRET, sector, VN, version)  # nor the legacy one
+
+
+def test_seeded_pseudonyms_differ_across_sectors_versions_and_persons() -> None:
+    pseudonyms = {
+        sector_pseudonym(SECRET, "tax", VN, 1, SEED),
+        sector_pseudonym(SECRET, "tax", VN, 2, SEED),
+        sector_pseudonym(SECRET, "resident-registration", VN, 1, SEED),
+        sector_pseudonym(SECRET, "tax", "7569000000019", 1, SEED),
+        sector_pseudonym(bytes(32), "tax", VN, 1, SEED),
+    }
+    assert len(pseudonyms) == 5
+
+
+def test_the_encoding_cannot_be_split_two_ways() -> None:
+    # A plain concatenation AHVN13 || seed would let a digit move from one to the other.
+    moved = pseudonym_message(VN[:-1], VN[-1].encode() + SEED)
+    assert VN.encode() + SEED == VN[:-1].encode() + VN[-1].encode() + SEED
+    assert moved != pseudonym_message(VN, SEED)
+    # And no seeded message is ever a legacy one: those are the 13 digits alone.
+    assert not pseudonym_message(VN, SEED).isdigit()
+
+
+def test_new_seeds_are_random_and_at_least_128_bits() -> None:
+    seeds = {new_pseudonym_seed() for _ in range(100)}
+    assert len(seeds) == 100
+    assert min(len(seed) for seed in seeds) * 8 >= 128
+
+
+def test_a_seed_shorter_than_128_bits_is_refused() -> None:
+    assert MIN_PSEUDONYM_SEED_BYTES * 8 == 128
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        sector_pseudonym(SECRET, "tax", VN, 1, bytes(15))
+    sector_pseudonym(SECRET, "tax", VN, 1, bytes(16))
+
+
+def test_a_pseudonym_basis_derives_as_sector_pseudonym_and_never_shows_its_parts() -> None:
+    seeded, legacy = PseudonymBasis(VN, SEED), PseudonymBasis(VN, None)
+    assert seeded.pseudonym(SECRET, "tax", 2) == sector_pseudonym(SECRET, "tax", VN, 2, SEED)
+    assert legacy.pseudonym(SECRET, "tax", 2) == sector_pseudonym(SECRET, "tax", VN, 2)
+    # A basis in a log line or traceback must not leak what it is made of.
+    assert VN not in repr(seeded)
+    assert repr(SEED) not in repr(seeded)
 
 
 def test_an_exact_ahvn13_wins_over_every_other_lookup() -> None:
