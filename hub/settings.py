@@ -105,6 +105,16 @@ class HubSettings(BaseSettings):
     signing_key_file: Path | None = Field(
         None, description="The hub's Ed25519 key for deliveries (PEM); unset keeps one under state_dir."
     )
+    operator_key_file: Path | None = Field(
+        None,
+        description="The operator's Ed25519 key (PEM) the CLI signs hub.admin commands with; unset keeps "
+        "one under state_dir.",
+    )
+    operator_public_keys: Path | None = Field(
+        None,
+        description="Operator public keys identity and the registry trust for hub.admin commands: a file "
+        "or a directory of *.pub / *.pem files; unset trusts the local operator key only.",
+    )
     demo_partner_keys: bool = Field(
         True,
         description="hub up / hub demo: key pairs for every registered partner under state_dir, registered "
