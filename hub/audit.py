@@ -1,6 +1,8 @@
 """The audit log's chain, free of I/O: entries, their canonical form, seals, verification.
 
-Every routing decision and every disclosure of personal data becomes one entry. Each
+Every routing decision and every disclosure of personal data becomes one entry, and so
+does every partner event the registry refuses at ingress (``Decision.REFUSED``: it was
+never routed, and the entry says why; see ``hub/audit_refusals.py``). Each
 entry stores the seal of the entry before it and its own seal: HMAC-SHA256, under a key
 kept outside the database, over a canonical serialisation of everything it says (its
 position, time and the previous seal included). Changing, removing or reordering an
@@ -27,6 +29,10 @@ class Decision(StrEnum):
     DELIVERED = "delivered"  # a delivery with the listed fields went to the partner's outbox
     WITHHELD = "withheld"  # a subscriber received nothing, e.g. identity issued no pseudonym
     UNROUTED = "unrouted"  # no approved subscription: the event went to nobody
+    # Refused at ingress (signature, replay window, authorization, contract): never routed.
+    # The partner is the one the event claimed to come from; ``sender_verified`` says
+    # whether its signature proved that claim.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,12 @@ class AuditEntry:
     ``fields`` are the dotted paths of exactly what the delivery disclosed;
     ``person_pseudonym`` is the recipient's sector pseudonym, ``citizen_id`` the
     citizen's citizen-services pseudonym, so an access request finds every disclosure.
+
+    A refusal names no person: ``partner_id`` is the claimed sender, ``reason_class`` a
+    short class (``signature``, ``replay-window``, ``not-authorized``, ...), ``reason``
+    the error class and its message (which never carries payload values),
+    ``sender_verified`` whether the sender's signature held, and ``case_type`` is empty
+    (the event opened or touched nothing).
     """
 
     decision: Decision
@@ -70,6 +82,13 @@ class AuditEntry:
     legal_basis: str | None = None
     purpose: str | None = None
     reason: str | None = None
+    reason_class: str | None = None
+    sender_verified: bool | None = None
+
+
+# Added to the entry after format version 1: part of the canonical form only when set, so
+# entries sealed before they existed keep their seals (and an added value breaks a seal).
+_OPTIONAL_FIELDS = ("reason_class", "sender_verified")
 
 
 @dataclass(frozen=True)
@@ -87,7 +106,7 @@ class SealedEntry:
 def canonical(entry: AuditEntry, *, seq: int, recorded_at: dt.datetime, key_id: str, prev_hash: str) -> bytes:
     """One byte string per content: sorted keys, no whitespace, UTF-8, UTC microseconds.
 
-    Only strings, integers, null and lists of strings occur, so the JSON text is
+    Only strings, integers, booleans, null and lists of strings occur, so the JSON text is
     unambiguous; the time is normalised to UTC so the same instant always reads the same.
     """
     if recorded_at.tzinfo is None:
@@ -114,6 +133,9 @@ def canonical(entry: AuditEntry, *, seq: int, recorded_at: dt.datetime, key_id: 
         "purpose": entry.purpose,
         "reason": entry.reason,
     }
+    for name in _OPTIONAL_FIELDS:
+        if (value := getattr(entry, name)) is not None:
+            content[name] = value
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8")
 

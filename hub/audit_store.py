@@ -1,7 +1,7 @@
 """The audit log's tables: appends under the chain head's lock, and reading the chain back.
 
 SQL is unqualified, like every service's: the connection's search_path names the schema
-(the registry's, where ``audit_log`` and ``audit_head`` live; migration 0007).
+(the registry's, where ``audit_log`` and ``audit_head`` live; migrations 0007 and 0010).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from hub.errors import ConfigurationError
 _COLUMNS = (
     "seq, recorded_at, decision, case_id, case_type, event_id, event_type, trace_id, partner_id, sector, "
     "delivery_event_id, fields, person_pseudonym, citizen_id, legal_basis, purpose, reason, key_id, "
-    "prev_hash, entry_hash"
+    "prev_hash, entry_hash, reason_class, sender_verified"
 )
-_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 21))})"
+_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 23))})"
 
 _installed: AuditKey | None = None
 
@@ -88,6 +88,8 @@ def _row(s: SealedEntry) -> tuple[Any, ...]:
         s.key_id,
         s.prev_hash,
         s.entry_hash,
+        e.reason_class,
+        e.sender_verified,
     )
 
 
@@ -108,6 +110,8 @@ def sealed_entry(row: Mapping[str, Any]) -> SealedEntry:
         legal_basis=row["legal_basis"],
         purpose=row["purpose"],
         reason=row["reason"],
+        reason_class=row["reason_class"],
+        sender_verified=row["sender_verified"],
     )
     return SealedEntry(
         row["seq"], row["recorded_at"], entry, row["key_id"], row["prev_hash"], row["entry_hash"]
@@ -151,5 +155,28 @@ async def disclosures(
         where, value = "case_id = $1", str(case_id)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM audit_log WHERE decision = 'delivered' AND ({where}) ORDER BY seq", value
+    )
+    return [sealed_entry(row) for row in rows]
+
+
+async def refusals(
+    conn: asyncpg.Connection,
+    *,
+    partner_id: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 100,
+) -> list[SealedEntry]:
+    """Refused partner events, newest first: who claimed to send what, and why it was refused."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM audit_log WHERE decision = 'refused'"
+        " AND ($1::text IS NULL OR partner_id = $1)"
+        " AND ($2::timestamptz IS NULL OR recorded_at >= $2)"
+        " AND ($3::timestamptz IS NULL OR recorded_at < $3)"
+        " ORDER BY seq DESC LIMIT $4",
+        partner_id,
+        since,
+        until,
+        limit,
     )
     return [sealed_entry(row) for row in rows]

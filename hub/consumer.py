@@ -22,7 +22,7 @@ from aiokafka import ConsumerRecord
 from contracts import ContractError, Envelope
 from contracts.catalog import parse_data
 from hub import inbox
-from hub.deadletter import DeadLetterWriter
+from hub.deadletter import DeadLetterWriter, RefusalHook
 from hub.errors import MessageTooLarge, PermanentError, TransientError, UnroutableEvent
 from hub.messages import Incoming, Transaction
 from hub.telemetry import consumer_span, current_trace_id, messaging_attributes
@@ -68,6 +68,9 @@ class Route:
     # On a topic several services share (e.g. hub.admin), types meant for others are
     # skipped (and counted) rather than dead-lettered.
     ignore_unknown_types: bool = False
+    # Runs in the transaction that records a dead letter of this route (the registry's
+    # ingress seals refusals into the audit chain with it); None for most routes.
+    on_refused: RefusalHook | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class MessageProcessor:
             try:
                 outcome = await self._process_once(record)
             except (PermanentError, ContractError) as error:
-                await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+                await self._dead_letter(record, error, attempt)
                 outcome = Outcome.DEAD_LETTERED
             except _TRANSIENT:
                 raise
@@ -137,13 +140,20 @@ class MessageProcessor:
                     self._track_unexpected(key, unexpected)
                     return self._retry_later(record, error, attempt)
                 log.exception("giving up on %s", _where(record))
-                await self._dead_letters.write(record, self._route.group_id, error, attempts=attempt)
+                await self._dead_letter(record, error, attempt)
                 outcome = Outcome.DEAD_LETTERED
         except _TRANSIENT as error:  # also when recording a dead letter met the outage
             return self._retry_later(record, error, attempt)
         self._unexpected.pop(key, None)
         self.counts[outcome] += 1
         return outcome
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempt: int
+    ) -> None:
+        await self._dead_letters.write(
+            record, self._route.group_id, error, attempts=attempt, on_refused=self._route.on_refused
+        )
 
     def _track_unexpected(self, key: tuple[str, int, int], count: int) -> None:
         if len(self._unexpected) >= _MAX_TRACKED:  # records of revoked partitions never finish here

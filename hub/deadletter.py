@@ -4,6 +4,10 @@ The dead letter is written through the outbox together with a ``dead_letters`` r
 recording it and publishing it cannot diverge, and the original offset is committed only
 after both are durable. The row also keeps the original key, headers and value, for
 ``hub dlq show`` and ``hub dlq redrive`` (hub/dlq.py).
+
+A route may add a ``RefusalHook``: it runs in that same transaction, so whatever it records
+(the registry: an audit entry for a refused partner event) commits with the dead letter
+or not at all. Only the dead-letter path pays for it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -22,6 +27,10 @@ log = logging.getLogger(__name__)
 
 DLT_SUFFIX = "-dlt"
 _MAX_MESSAGE = 1000
+
+# Called with the dead-letter transaction's connection, the record and the reason; it
+# decides itself whether the reason is one it records.
+RefusalHook = Callable[[asyncpg.Connection, ConsumerRecord[bytes, bytes], BaseException], Awaitable[None]]
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -76,6 +85,7 @@ class DeadLetterWriter:
         error: BaseException,
         *,
         attempts: int,
+        on_refused: RefusalHook | None = None,
     ) -> None:
         headers = dead_letter_headers(record, consumer_group, error, attempts)
         topic = dead_letter_topic(record.topic)
@@ -123,3 +133,5 @@ class DeadLetterWriter:
                 json.dumps([list(h) for h in headers]),
                 record.value or b"",
             )
+            if on_refused is not None:
+                await on_refused(conn, record, error)

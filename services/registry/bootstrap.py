@@ -14,7 +14,7 @@ from hub.kafka import ensure_topics
 from hub.service import ServiceContext, ServiceDefinition, Worker
 from hub.signing_keys import hub_signing_key
 from hub.vault_legacy import legacy_sealer
-from services.registry import admin, handlers, partner_keys, sealing
+from services.registry import admin, handlers, partner_keys, refusals, sealing
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
 from services.registry.partner_keys import IngressPolicy
@@ -72,6 +72,8 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             group_id="hub.registry.ingress",
             # Every catalogued type reaches the handler, which refuses what partners may not send.
             handlers={event_type: on_partner_event for event_type in CATALOG},
+            # ... and every refusal is sealed into the audit chain with its dead letter.
+            on_refused=refusals.recorder(),
         ),
         Route(
             topic=topics.IDENTITY_RESULTS,
