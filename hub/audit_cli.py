@@ -1,13 +1,14 @@
-"""``hub audit verify`` and ``hub audit subject``: checking the chain, answering access requests.
+"""``hub audit verify|subject|refusals``: checking the chain, access requests, refused events.
 
-Both read the registry's schema, where the audit log lives. ``verify`` needs the chain's
-key file (the same one the registry seals with); ``subject`` only reads.
+All read the registry's schema, where the audit log lives. ``verify`` needs the chain's
+key file (the same one the registry seals with); ``subject`` and ``refusals`` only read.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -48,6 +49,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     whom.add_argument("--ahvn13", help="resolved to the citizen id by identity; never printed")
     subject.add_argument("--json", action="store_true")
     subject.set_defaults(func=_subject)
+    refusals = sub.add_parser("refusals", help="partner events refused at ingress, newest first, with why")
+    refusals.add_argument("--partner", help="only events claiming to come from this partner id")
+    refusals.add_argument("--since", type=_moment, help="ISO time, e.g. 2026-11-26T08:00:00+01:00")
+    refusals.add_argument("--until", type=_moment, help="ISO time (exclusive)")
+    refusals.add_argument("--limit", type=int, default=100)
+    refusals.add_argument("--json", action="store_true")
+    refusals.set_defaults(func=_refusals)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -129,6 +137,55 @@ def _disclosure_json(sealed: SealedEntry) -> dict[str, Any]:
         "legal_basis": e.legal_basis,
         "purpose": e.purpose,
         "case_id": e.case_id,
+        "trace_id": e.trace_id,
+    }
+
+
+def _moment(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text)
+    # A time without zone would be read in the database's zone: say which one is meant.
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone, e.g. +01:00 or Z")
+    return moment
+
+
+def _refusals(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def read(conn: asyncpg.Connection) -> list[SealedEntry]:
+        return await audit_store.refusals(
+            conn, partner_id=args.partner, since=args.since, until=args.until, limit=args.limit
+        )
+
+    found = _in_schema(settings, AUDIT_SCHEMA, read)
+    if args.json:
+        print(json.dumps([_refusal_json(sealed) for sealed in found], indent=2))
+        return 0
+    if not found:
+        print("no refusals recorded")
+    for sealed in found:
+        e = sealed.entry
+        claim = "signature verified" if e.sender_verified else "not proven"
+        print(
+            f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id} ({claim})  {e.event_type}\n"
+            f"  {e.reason_class}: {e.reason}\n"
+            f"  event {e.event_id}, case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
+        )
+    return 0
+
+
+def _refusal_json(sealed: SealedEntry) -> dict[str, Any]:
+    e = sealed.entry
+    return {
+        "seq": sealed.seq,
+        "recorded_at": sealed.recorded_at.isoformat(),
+        "partner_id": e.partner_id,
+        "sender_verified": e.sender_verified,
+        "event_id": e.event_id,
+        "event_type": e.event_type,
+        "case_id": e.case_id,
+        "reason_class": e.reason_class,
+        "reason": e.reason,
         "trace_id": e.trace_id,
     }
 

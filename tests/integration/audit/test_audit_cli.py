@@ -170,3 +170,90 @@ def test_subject_refuses_an_invalid_ahvn13_without_echoing_it(
     code, out, err = run(capsys, "audit", "subject", "--ahvn13", "7561234567890")
     assert (code, out) == (1, "")
     assert err == "hub: error: --ahvn13 is not a valid AHVN13\n"
+
+
+def refusal(n: int, partner_id: str, *, verified: bool) -> AuditEntry:
+    return AuditEntry(
+        decision=Decision.REFUSED,
+        case_id=f"eumzug-r{n}",
+        case_type="",
+        event_id=f"ev-r{n}",
+        event_type="ch.lu.hub.relocation.move-reported.v1",
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        partner_id=partner_id,
+        reason="BadSignature: forged, or changed after signing" if not verified else "StaleEvent: too old",
+        reason_class="signature" if not verified else "replay-window",
+        sender_verified=verified,
+    )
+
+
+@pytest.fixture
+def with_refusals(chain: str) -> str:
+    """The three entries of ``chain``, then two refusals of different partners."""
+
+    async def write() -> None:
+        pool = await migrated_registry_pool(chain, size=2)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await audit_store.append(
+                    conn,
+                    KEY,
+                    [
+                        refusal(4, "CH/CAN/LU/eportal", verified=False),
+                        refusal(5, "CH/MUN/1059/x", verified=True),
+                    ],
+                )
+        finally:
+            await pool.close()
+
+    asyncio.run(write())
+    return chain
+
+
+def test_refusals_lists_refused_events_newest_first(
+    with_refusals: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "audit", "refusals", "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert [(r["seq"], r["partner_id"], r["sender_verified"]) for r in found] == [
+        (5, "CH/MUN/1059/x", True),
+        (4, "CH/CAN/LU/eportal", False),
+    ]
+    assert found[1]["reason_class"] == "signature"
+    assert found[1]["reason"] == "BadSignature: forged, or changed after signing"
+    assert (found[1]["event_id"], found[1]["case_id"]) == ("ev-r4", "eumzug-r4")
+    code, out, _ = run(capsys, "audit", "refusals")
+    assert code == 0
+    assert "CH/CAN/LU/eportal (not proven)  ch.lu.hub.relocation.move-reported.v1\n" in out
+    assert "  signature: BadSignature: forged, or changed after signing\n" in out
+    assert "CH/MUN/1059/x (signature verified)" in out
+
+
+def test_refusals_filter_by_partner_and_time(with_refusals: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, "audit", "refusals", "--partner", "CH/CAN/LU/eportal", "--json")[1]
+    assert [r["seq"] for r in json.loads(out)] == [4]
+    assert json.loads(run(capsys, "audit", "refusals", "--since", "2999-01-01T00:00:00Z", "--json")[1]) == []
+    assert (
+        json.loads(run(capsys, "audit", "refusals", "--until", "2000-01-01T00:00:00+01:00", "--json")[1])
+        == []
+    )
+    assert (
+        len(json.loads(run(capsys, "audit", "refusals", "--since", "2000-01-01T00:00:00Z", "--json")[1])) == 2
+    )
+    assert run(capsys, "audit", "refusals", "--partner", "CH/nobody")[1] == "no refusals recorded\n"
+    with pytest.raises(SystemExit):
+        run(capsys, "audit", "refusals", "--since", "2026-01-01T00:00:00")  # which zone?
+    assert "needs a time zone" in capsys.readouterr().err
+
+
+def test_refusals_are_part_of_the_chain_and_of_no_access_request(
+    with_refusals: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "audit", "verify")
+    assert code == 0
+    assert out.startswith("5 entries, chain intact (head 5 ")
+    assert run(capsys, "audit", "subject", "--case", "eumzug-r4")[1] == "no disclosures recorded\n"
+    asyncio.run(_tamper(with_refusals, "UPDATE audit_log SET sender_verified = true WHERE seq = 4"))
+    code, out, _ = run(capsys, "audit", "verify")
+    assert (code, out) == (1, "audit chain broken at entry 4 (changed): entry 4 does not match its seal\n")
