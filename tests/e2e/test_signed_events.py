@@ -4,9 +4,11 @@ One run against a running hub: the attacks (unsigned, forged, tampered, replayed
 new id and with a stale time, from the future, unknown key, another partner's key,
 expired and revoked keys registered through `hub partner key`, wrong role) go to
 hub.ingress next to a genuine relocation case, whose partners sign everything and verify
-every delivery. Each attack is dead-lettered with its reason and recorded, and opens
-nothing; the genuine case completes; a genuine event sent twice is processed once; every
-delivery carries the hub's signature, and a partner refuses one that does not.
+every delivery. Each attack is dead-lettered with its reason and recorded, is sealed into
+the audit chain as a refusal (the claimed partner, whether its signature held, the reason),
+and opens nothing; `hub audit verify` passes afterwards; the genuine case completes; a
+genuine event sent twice is processed once; every delivery carries the hub's signature,
+and a partner refuses one that does not.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ REVOKED_KEY = "portal-e2e-revoked"
 class Expected:
     error_class: str
     reason: str
+    # The audit chain's refusal entry: its class, and whether the claimed sender's
+    # signature held (the time window and the role are checked only after it).
+    reason_class: str = "signature"
+    sender_verified: bool = False
+    partner: str = PORTAL
 
 
 EXPECTED = {
@@ -61,13 +68,21 @@ EXPECTED = {
     "tampered-value": Expected("BadSignature", "forged, or changed after signing"),
     "tampered-attribute": Expected("BadSignature", "forged, or changed after signing"),
     "replayed-under-new-id": Expected("BadSignature", "forged, or changed after signing"),
-    "replayed-stale-time": Expected("StaleEvent", "s old; at most 21600s accepted"),
-    "future-time": Expected("FutureEvent", "in the future; at most 300s of clock skew accepted"),
+    "replayed-stale-time": Expected("StaleEvent", "s old; at most 21600s accepted", "replay-window", True),
+    "future-time": Expected(
+        "FutureEvent", "in the future; at most 300s of clock skew accepted", "replay-window", True
+    ),
     "unknown-key": Expected("UnknownSigningKey", "names unknown key"),
     "another-partners-key": Expected("ForeignSigningKey", f"belongs to {KRIENS_OFFICE}, not to the sender"),
     "expired-key": Expected("KeyOutsideValidity", f"key {EXPIRED_KEY} of {PORTAL} expired at 2025-01-01"),
     "revoked-key": Expected("RevokedSigningKey", f"key {REVOKED_KEY} of {PORTAL} was revoked at"),
-    "wrong-role": Expected("NotAuthorized", f"{TAX_OFFICE} (roles tax-office) may not publish"),
+    "wrong-role": Expected(
+        "NotAuthorized",
+        f"{TAX_OFFICE} (roles tax-office) may not publish",
+        "not-authorized",
+        True,
+        TAX_OFFICE,
+    ),
 }
 
 
@@ -82,6 +97,7 @@ class Run:
     opened: dict[str, int]  # case id -> case-opened steps
     inbox: dict[str, int]  # event id -> registry inbox rows of the ingress consumer
     keys_listed: list[dict[str, Any]]
+    refusals: dict[str, list[dict[str, Any]]]  # event id -> registry.audit_log 'refused' entries
 
 
 @pytest.fixture(scope="module")
@@ -230,11 +246,17 @@ async def _collect(
             GROUP,
             [f"{c.envelope.source} {c.event_id}" for c in crafted],
         )
+        audited = await conn.fetch(
+            "SELECT * FROM registry.audit_log WHERE decision = 'refused' AND event_id = ANY($1)", event_ids
+        )
     finally:
         await conn.close()
     dead_letters: dict[str, list[dict[str, Any]]] = {event_id: [] for event_id in event_ids}
     for row in rows:
         dead_letters[row["event_id"]].append(dict(row))
+    refusals: dict[str, list[dict[str, Any]]] = {event_id: [] for event_id in event_ids}
+    for row in audited:
+        refusals[row["event_id"]].append(dict(row))
     dlt_messages: dict[str, list[str]] = {event_id: [] for event_id in event_ids}
     for record in await _records(hub, dead_letter_topic(topics.INGRESS)):
         event_id = header_value(record.headers, "ce_id")
@@ -250,6 +272,7 @@ async def _collect(
         opened={row["case_id"]: row["n"] for row in opened},
         inbox={key.split(" ")[-1]: 1 for key in (row["event_key"] for row in inbox)},
         keys_listed=listed,
+        refusals=refusals,
     )
 
 
@@ -301,6 +324,36 @@ def test_an_attack_is_refused_dead_lettered_with_its_reason_and_never_routed(run
     assert crafted.event_id not in run.inbox  # nothing of it was processed
 
 
+@pytest.mark.parametrize("attack", list(EXPECTED))
+def test_an_attack_is_sealed_into_the_audit_chain_as_a_refusal(run: Run, attack: str) -> None:
+    crafted, expected = run.attacks[attack], EXPECTED[attack]
+    [entry] = run.refusals[crafted.event_id]  # once, in the transaction of its dead letter
+    assert entry["reason"].startswith(f"{expected.error_class}: ")
+    assert expected.reason in entry["reason"]
+    assert (entry["reason_class"], entry["sender_verified"]) == (
+        expected.reason_class,
+        expected.sender_verified,
+    )
+    assert entry["partner_id"] == expected.partner  # as claimed by ce_source
+    assert (entry["event_type"], entry["case_id"]) == (
+        crafted.envelope.type,
+        crafted.envelope.businessprocessid,
+    )
+    # A refusal names no person and discloses nothing.
+    assert (entry["person_pseudonym"], entry["citizen_id"], entry["fields"]) == (None, None, [])
+
+
+def test_the_audit_chain_with_the_refusals_verifies_and_lists_them(hub: HubSettings, run: Run) -> None:
+    with _cli_environment(hub):
+        verdict = json.loads(_hub_cli("audit", "verify", "--json"))
+        listed = json.loads(_hub_cli("audit", "refusals", "--partner", PORTAL, "--limit", "1000", "--json"))
+    assert verdict["intact"] is True
+    assert verdict["entries"] >= len(run.attacks) + 6  # the refusals and the genuine case's deliveries
+    portal_attacks = {c.event_id for name, c in run.attacks.items() if EXPECTED[name].partner == PORTAL}
+    assert portal_attacks <= {r["event_id"] for r in listed}
+    assert {r["partner_id"] for r in listed} == {PORTAL}
+
+
 def test_the_genuine_case_of_the_same_run_completes(run: Run) -> None:
     assert run.case.status == "completed"
     partners = {step.service for step in run.case.timeline}
@@ -313,6 +366,7 @@ def test_a_signed_event_sent_twice_is_processed_once(run: Run) -> None:
     assert run.opened[case_id] == 1
     assert run.inbox[run.replayed.event_id] == 1
     assert run.dead_letters[run.replayed.event_id] == []  # dropped as a duplicate, not refused
+    assert run.refusals[run.replayed.event_id] == []
 
 
 def test_keys_are_listed_with_their_state(run: Run) -> None:
