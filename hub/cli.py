@@ -103,7 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_case_show(args: argparse.Namespace) -> int:
     import asyncpg
 
-    from hub.casefile import load_case_view
+    from hub.casefile import load_case_view, reader_master_key
     from hub.endpoints import running_hub_settings
 
     settings = running_hub_settings(HubSettings())
@@ -111,7 +111,8 @@ def cmd_case_show(args: argparse.Namespace) -> int:
     async def show() -> int:
         conn = await asyncpg.connect(settings.database_dsn())
         try:
-            view = await load_case_view(conn, args.case_id)
+            # Timeline texts about the person are sealed: the hub's master key opens them.
+            view = await load_case_view(conn, args.case_id, master=reader_master_key(settings))
         finally:
             await conn.close()
         if view is None:

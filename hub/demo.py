@@ -41,10 +41,11 @@ from contracts import (
     TaxRecordUpdated,
     ahvn13_check_digit,
 )
-from hub.casefile import CaseView, load_case_view
+from hub.casefile import CaseView, load_case_view, reader_master_key
 from hub.errors import HubError
 from hub.partner import Delivery, PartnerClient, RefusedDelivery
 from hub.settings import HubSettings
+from hub.vault import MasterKey
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,8 @@ async def run_case(
         tasks = [asyncio.create_task(_agency(agencies[pid], {case_id}, responders[pid])) for pid in agencies]
         await opener_client.publish(opening, business_process_id=case_id)
         progress(f"{opener} opened {case_id}")
-        return await _follow(conn, case_id, progress, timeout_s, expected)
+        master = reader_master_key(settings)  # the services created it: the hub is up
+        return await _follow(conn, case_id, progress, timeout_s, expected, master)
     finally:
         for task in tasks:
             task.cancel()
@@ -229,12 +231,17 @@ async def run_case(
 
 
 async def _follow(
-    conn: asyncpg.Connection, case_id: str, progress: Callable[[str], None], timeout_s: float, expected: str
+    conn: asyncpg.Connection,
+    case_id: str,
+    progress: Callable[[str], None],
+    timeout_s: float,
+    expected: str,
+    master: MasterKey | None,
 ) -> CaseView:
     deadline = asyncio.get_running_loop().time() + timeout_s
     shown = 0
     while True:
-        view = await load_case_view(conn, case_id)
+        view = await load_case_view(conn, case_id, master=master)
         if view is not None:
             for step in view.timeline[shown:]:
                 progress(f"{step.service}: {step.event_type}" + (f" ({step.detail})" if step.detail else ""))

@@ -310,7 +310,7 @@ async def reject_case(
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
     await repo.set_status(tx, case.case_id, CaseStatus.REJECTED)
-    await _timeline(tx, msg, partner.partner_id, f"rejected: {msg.data.reason}")
+    await _timeline(tx, msg, partner.partner_id, "rejected", confidential=msg.data.reason)
     subscribers = [
         s
         for s in await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
@@ -352,7 +352,7 @@ async def request_action(
         raise NotAuthorized(f"{partner.partner_id} has no part in a {case.case_type} case")
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
-    await _timeline(tx, msg, partner.partner_id, f"action required: {msg.data.action}")
+    await _timeline(tx, msg, partner.partner_id, "action required", confidential=msg.data.action)
     await notify_citizen(
         tx,
         process=process,
@@ -375,7 +375,11 @@ async def record_notification_status(msg: Incoming[NotificationStatusChanged], t
     )
 
 
-async def _timeline(tx: Transaction, msg: Incoming[Any], service: str, detail: str) -> None:
+async def _timeline(
+    tx: Transaction, msg: Incoming[Any], service: str, detail: str, *, confidential: str | None = None
+) -> None:
+    """``detail`` is stored in clear; ``confidential`` (what a partner wrote about the
+    person) is sealed under the case's data key (``repo.add_timeline``)."""
     await repo.add_timeline(
         tx,
         case_id=msg.case_id,
@@ -384,6 +388,7 @@ async def _timeline(tx: Transaction, msg: Incoming[Any], service: str, detail: s
         event_id=msg.envelope.id,
         trace_id=msg.trace_id,
         detail=detail,
+        confidential=confidential,
     )
 
 

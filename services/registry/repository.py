@@ -4,7 +4,8 @@ Personal data at rest (issue 5): a case's details and a pending delivery's data 
 by ``contracts.classification``; public and internal fields stay in the jsonb column,
 confidential and secret ones are sealed under the person's data key (``hub/vault.py``)
 in ``details_sealed`` / ``data_sealed``. Handlers see the merged dict as before; once the
-person is erased, only the readable half is left and the case says ``erased``.
+person is erased, only the readable half is left and the case says ``erased``. A timeline
+step's free text about the person is sealed the same way (``add_timeline``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contracts import contract_for
 from contracts.classification import merge, split
 from contracts.errors import UnknownEventType
 from hub import vault_store
+from hub.casefile import timeline_context
 from hub.errors import PermanentError
 from hub.messages import Transaction
 from hub.vault import DataKey, Erased, case_ref
@@ -392,14 +394,27 @@ async def add_timeline(
     event_id: str,
     trace_id: str,
     detail: str | None = None,
+    confidential: str | None = None,
 ) -> None:
+    """``detail`` is stored in clear: it must name or quote no one. ``confidential`` is free
+    text a partner wrote about the person (a rejection reason, an action asked of them): it
+    is sealed under the case's data key, and readers show ``<detail>: <text>``."""
+    entry_id: int = await tx.conn.fetchval("SELECT nextval(pg_get_serial_sequence('timeline', 'id'))")
+    sealed = None
+    if confidential is not None:
+        # The case's key is the person's (bound when the case was inserted); an erased
+        # person's text is not stored at all: the tombstone reads as erased.
+        key = await vault_store.key_for(tx.conn, installed(), case_ref(case_id))
+        sealed = vault_store.seal_json(key, confidential, timeline_context(entry_id))
     await tx.conn.execute(
-        "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO timeline (id, case_id, service, event_type, event_id, trace_id, detail, detail_sealed) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        entry_id,
         case_id,
         service,
         event_type,
         event_id,
         trace_id,
         detail,
+        sealed,
     )

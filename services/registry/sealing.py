@@ -1,9 +1,11 @@
-"""Cases and pending deliveries stored before migration 0008 get sealed at start.
+"""Cases and pending deliveries stored before migration 0008, and timeline texts stored
+before 0009, get sealed at start.
 
 Such a case never learnt its person's subject reference (the AHVN13 was not kept), so it
 is sealed under the key of its citizen id if identity told it one, else under a key of
 its own. Identity binds the same citizen reference to the person's key, which makes the
 two keys one ring (``hub.vault_store.bind``), so erasing the person reaches these too.
+A timeline text is sealed under its case's key, after the case (same batch call).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import asyncpg
 
 from hub import vault_store
+from hub.casefile import timeline_context
 from hub.vault import Erased, case_ref, citizen_ref
 from hub.vault_legacy import SealBatch
 from hub.vault_master import installed
@@ -20,11 +23,13 @@ from services.registry.domain import Processes
 from services.registry.repository import details_context, halves, pending_context
 
 BATCH = 100
+# Steps whose clear detail quoted a partner's words about the person before 0009.
+_CLEAR_TEXT = "detail_sealed IS NULL AND (detail LIKE 'rejected: %' OR detail LIKE 'action required: %')"
 
 
 def seal_batch(processes: Processes) -> SealBatch:
     async def seal(conn: asyncpg.Connection) -> int:
-        return await _seal_cases(conn, processes) + await _seal_pending(conn)
+        return await _seal_cases(conn, processes) + await _seal_pending(conn) + await _seal_timeline(conn)
 
     return seal
 
@@ -69,3 +74,55 @@ async def _seal_pending(conn: asyncpg.Connection) -> int:
             vault_store.seal_json(key, protected, pending_context(row["request_id"])),
         )
     return len(rows)
+
+
+async def _seal_timeline(conn: asyncpg.Connection) -> int:
+    rows = await conn.fetch(
+        f"SELECT id, case_id, detail FROM timeline WHERE {_CLEAR_TEXT} "
+        "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        BATCH,
+    )
+    for row in rows:
+        summary, text = _split(row["detail"])
+        # Under an erased case's key this stores a tombstone: the text is gone, not sealed.
+        key = await vault_store.key_for(conn, installed(), case_ref(row["case_id"]))
+        await conn.execute(
+            "UPDATE timeline SET detail = $2, detail_sealed = $3 WHERE id = $1",
+            row["id"],
+            summary,
+            vault_store.seal_json(key, text, timeline_context(row["id"])),
+        )
+    return len(rows)
+
+
+async def strip_clear_timeline(conn: asyncpg.Connection, case_ids: list[str], *, schema: str) -> int:
+    """For an erasure: texts of these cases still in clear (written by a registry older than
+    0009 that has not sealed them yet) are cut to their summary. Needs no master key."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".timeline'):
+        return 0
+    if not await _has_sealed_column(conn, schema):
+        # Before 0009: the same texts, cut in place.
+        where = "(detail LIKE 'rejected: %' OR detail LIKE 'action required: %')"
+    else:
+        where = _CLEAR_TEXT
+    status = await conn.execute(
+        f"UPDATE \"{schema}\".timeline SET detail = split_part(detail, ': ', 1) "
+        f"WHERE case_id = ANY($1::text[]) AND {where}",
+        case_ids,
+    )
+    return int(status.split()[-1])
+
+
+async def _has_sealed_column(conn: asyncpg.Connection, schema: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = 'timeline' AND column_name = 'detail_sealed')",
+            schema,
+        )
+    )
+
+
+def _split(detail: str) -> tuple[str, str]:
+    summary, _, text = detail.partition(": ")
+    return summary, text
