@@ -1,17 +1,26 @@
 """``hub person erase``: crypto-shredding of one person, everywhere in the hub.
 
 The person is found by AHVN13 (``--ahvn13``) or by their citizen id (``--citizen-id``,
-the citizen-services pseudonym citizens and operators see). Every data key of the
-person's ring is destroyed (``hub.vault_store.destroy``): their case details and pending
-deliveries (registry), notices and inbox (notifications) and identity record become
-unreadable in every service at once, while everyone else's data stays readable.
-Identity then drops what could still find the person (blind indexes, local ids), and
-the published outbox copies and dead letters of their cases are purged
-(``hub.vault_purge``). It all runs in one transaction: either the person is erased or
-nothing changed.
+the citizen-services pseudonym citizens and operators see). What happens, per store:
 
-Kept on purpose: pseudonyms and case ids (the audit chain and the partners refer to
-them; without the identity record they no longer lead to a person), the cases' public
+* **vault**: every data key of the person's ring is destroyed (``hub.vault_store.destroy``);
+* **registry**: their cases' details, pending deliveries and timeline texts (a rejection
+  reason, an action asked of them) were sealed under those keys: unreadable from now on;
+  a timeline text still in clear (written before migration 0009) is cut to its summary;
+* **notifications**: their notices and inbox messages, sealed likewise, are unreadable;
+  their channel preference and opt-out (keyed by citizen id, in clear) are deleted;
+* **identity**: what could still find them (blind indexes, local ids) is dropped;
+* **outbox** (every service): the rows of their cases are deleted, and dead letters of
+  their cases purged (``hub.vault_purge``). A row the relay has not published yet is
+  waited for (``--wait-relay``, outside the transaction so the relay is never blocked);
+  still unpublished after the wait, the erasure is refused and nothing changes, unless
+  ``--force`` deletes it (the partner then never receives that event; the count is reported);
+* **Kafka**: not reachable record by record; the topics the hub creates expire records
+  after ``HUB_KAFKA_RETENTION_HOURS`` (``hub/topics.py``).
+
+Everything but the wait runs in one transaction: either the person is erased or nothing
+changed. Kept on purpose: pseudonyms and case ids (the audit chain and the partners refer
+to them; without the identity record they no longer lead to a person), the cases' public
 and internal fields (municipalities, dates of processing steps, statuses).
 """
 
@@ -21,7 +30,9 @@ import argparse
 import asyncio
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
@@ -34,16 +45,39 @@ from hub.messages import Transaction
 from hub.settings import HubSettings
 from hub.vault import Erased, citizen_ref
 from hub.vault_master import installed, installed_as, load_master_key
-from hub.vault_purge import purge_case_copies
+from hub.vault_purge import Purged, purge_case_copies, unpublished_copies
 from services import SERVICE_NAMES
 from services.identity import repository as repo
 from services.identity.domain import ADMIN_CLI_SOURCE
 
+# The other services' tables are reached from this one transaction, named with their schema.
+from services.notifications.citizens import forget_preferences
+from services.registry.sealing import strip_clear_timeline
+
 _AHVN13: TypeAdapter[str] = TypeAdapter(Ahvn13)
+Unpublished = Literal["refuse", "delete"]
+POLL_S = 0.2
 
 
 class NothingToErase(HubError):
     pass
+
+
+class RelayBacklog(HubError):
+    """Outbox rows of the person's cases are not published yet (raised in the erasure's
+    transaction, so it rolls back: nothing is erased)."""
+
+    def __init__(self, case_ids: Sequence[str], waiting: dict[str, int]) -> None:
+        self.case_ids, self.waiting = tuple(case_ids), waiting
+        rows = ", ".join(f"{count} in {schema}" for schema, count in sorted(waiting.items()))
+        super().__init__(f"outbox rows of the person's cases are not published yet ({rows})")
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    store: str  # schema.table, or "kafka"
+    done: str  # what happened to the person's data there
+    rows: int | None = None  # rows concerned, where the hub can count them
 
 
 @dataclass(frozen=True)
@@ -53,6 +87,9 @@ class Erasure:
     cases: tuple[str, ...]
     outbox_rows: int  # published copies removed
     dead_letters: int  # dead-letter contents purged
+    unpublished_outbox_rows: int = 0  # deleted before the relay published them (--force)
+    citizen_preferences: int = 0  # channel preferences and opt-outs deleted
+    stores: tuple[StoreReport, ...] = ()
 
 
 def register(person: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +99,18 @@ def register(person: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     which = erase.add_mutually_exclusive_group(required=True)
     which.add_argument("--ahvn13", help="the person's AHVN13 (with or without dots)")
     which.add_argument("--citizen-id", help="the person's citizen id (citizen-services pseudonym)")
+    erase.add_argument(
+        "--wait-relay",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the relays to publish the outbox rows of the person's cases (30)",
+    )
+    erase.add_argument(
+        "--force",
+        action="store_true",
+        help="after the wait, delete rows still unpublished (their partners never receive them)",
+    )
     erase.add_argument("--json", action="store_true")
     erase.set_defaults(func=_erase)
 
@@ -74,45 +123,102 @@ def _erase(args: argparse.Namespace) -> int:
         except ValidationError as error:
             # The message, never the number: it would land in the shell's scrollback twice.
             raise ValueError(f"--ahvn13: {error.errors()[0]['msg']}") from None
+    if args.wait_relay < 0:
+        raise ValueError("--wait-relay: must not be negative")
     settings = running_hub_settings(HubSettings())
     with installed_as(load_master_key(settings, create=False)):
-        done = asyncio.run(_in_transaction(settings, vn=vn, citizen_id=args.citizen_id))
+        done = asyncio.run(
+            _erase_when_published(
+                settings, vn=vn, citizen_id=args.citizen_id, wait_s=args.wait_relay, force=args.force
+            )
+        )
+    kafka = StoreReport(
+        "kafka",
+        f"not reachable record by record: topics the hub creates expire records after "
+        f"{settings.kafka_retention_hours:g} h (HUB_KAFKA_RETENTION_HOURS)",
+    )
+    done = replace(done, stores=(*done.stores, kafka))
     if args.json:
         print(json.dumps(asdict(done), indent=2))
-    else:
-        print(
-            f"erased: {done.persons} identity record(s), {done.keys} data key(s) destroyed, "
-            f"{len(done.cases)} case(s); {done.outbox_rows} published outbox row(s) and "
-            f"{done.dead_letters} dead letter(s) purged"
-        )
+        return 0
+    print(
+        f"erased: {done.persons} identity record(s), {done.keys} data key(s) destroyed, "
+        f"{len(done.cases)} case(s); {done.outbox_rows} published outbox row(s), "
+        f"{done.unpublished_outbox_rows} unpublished outbox row(s) and "
+        f"{done.dead_letters} dead letter(s) purged"
+    )
+    for store in done.stores:
+        rows = f" ({store.rows} row(s))" if store.rows is not None else ""
+        print(f"  {store.store}: {store.done}{rows}")
     return 0
 
 
-async def _in_transaction(settings: HubSettings, *, vn: str | None, citizen_id: str | None) -> Erasure:
+async def _erase_when_published(
+    settings: HubSettings, *, vn: str | None, citizen_id: str | None, wait_s: float, force: bool
+) -> Erasure:
+    """Tries the erasure; while outbox rows of the person's cases wait for their relay, it
+    rolls back, waits for them with no transaction open (a relay publishing them must not
+    wait for us, nor we for it while holding the person's keys) and tries again."""
     from services.identity.bootstrap import NAME
 
     conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{NAME}"'})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    unpublished: Unpublished = "refuse"
     try:
-        async with conn.transaction():
-            return await erase_person(conn, vn=vn, citizen_id=citizen_id)
+        while True:
+            try:
+                async with conn.transaction():
+                    return await erase_person(conn, vn=vn, citizen_id=citizen_id, unpublished=unpublished)
+            except RelayBacklog as backlog:
+                waiting = await _wait_for_relays(conn, backlog.case_ids, deadline)
+                if not waiting:
+                    continue  # published meanwhile: erase (new rows of new events are checked again)
+                if not force:
+                    rows = ", ".join(f"{count} in {schema}" for schema, count in sorted(waiting.items()))
+                    raise HubError(
+                        f"nothing erased: outbox rows of the person's cases are still unpublished after "
+                        f"{wait_s:g}s ({rows}); is every service's relay running? Try again, wait longer "
+                        "(--wait-relay), or delete them with --force"
+                    ) from None
+                unpublished = "delete"
     except asyncpg.UndefinedTableError:
         raise HubError("the hub's services have not created their tables in this database") from None
     finally:
         await conn.close()
 
 
+async def _wait_for_relays(
+    conn: asyncpg.Connection, case_ids: Sequence[str], deadline: float
+) -> dict[str, int]:
+    """The unpublished rows left once they are all published or the deadline passed."""
+    loop = asyncio.get_running_loop()
+    while True:
+        waiting = await unpublished_copies(conn, SERVICE_NAMES, case_ids)
+        if not waiting or loop.time() >= deadline:
+            return waiting
+        await asyncio.sleep(min(POLL_S, max(deadline - loop.time(), 0)))
+
+
 async def erase_person(
-    conn: asyncpg.Connection, *, vn: str | None = None, citizen_id: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    vn: str | None = None,
+    citizen_id: str | None = None,
+    unpublished: Unpublished = "refuse",
 ) -> Erasure:
     """In the caller's transaction, on a connection whose search path is identity's schema.
 
     Raises ``NothingToErase`` if neither identity nor the vault knows the person (never
-    stored, or erased already: erasure leaves nothing to recognise them by).
+    stored, or erased already: erasure leaves nothing to recognise them by), and
+    ``RelayBacklog`` if outbox rows of their cases are unpublished and ``unpublished`` is
+    "refuse" (the caller's transaction must then roll back); "delete" deletes them.
     """
     tx = Transaction(conn, source=ADMIN_CLI_SOURCE)
     master = installed()
     refs: list[str] = []
     person_ids: set[uuid.UUID] = set()
+    citizen_ids: set[str] = set()
     if vn is not None:
         # Also reaches cases identity has not seen yet: the registry keyed them by this reference.
         refs.append(master.subject_ref(vn))
@@ -120,26 +226,104 @@ async def erase_person(
             person_ids.add(found)
     if citizen_id is not None:
         refs.append(citizen_ref(citizen_id))
+        citizen_ids.add(citizen_id)
         if (found := await repo.person_by_citizen_id(conn, citizen_id)) is not None:
             person_ids.add(found)
     key_ids: list[uuid.UUID] = []
     for person_id in person_ids:
-        refs += [citizen_ref(c) for c in await repo.citizen_ids_of(conn, person_id)]
+        citizen_ids.update(await repo.citizen_ids_of(conn, person_id))
         if (person_vn := await _vn(tx, person_id)) is not None:
             refs.append(master.subject_ref(person_vn))
         if (
             key_id := await conn.fetchval("SELECT key_id FROM persons WHERE person_id = $1", person_id)
         ) is not None:
             key_ids.append(key_id)
+    refs += [citizen_ref(c) for c in citizen_ids]
     destroyed = await vault_store.destroy(conn, refs=refs, key_ids=key_ids)
     if not person_ids and destroyed.keys == 0:
         raise NothingToErase("no such person is stored in the hub (never, or erased already)")
     for person_id in person_ids:
         await repo.forget(conn, person_id)
-    purged = await purge_case_copies(conn, SERVICE_NAMES, destroyed.case_ids)
-    return Erasure(
-        len(person_ids), destroyed.keys, destroyed.case_ids, purged.outbox_rows, purged.dead_letters
+    cases = list(destroyed.case_ids)
+    # A case's citizen id reaches preferences identity no longer links to the person.
+    citizen_ids.update(await _citizen_ids_of_cases(conn, cases))
+    preferences = await forget_preferences(conn, citizen_ids)
+    stripped = await strip_clear_timeline(conn, cases, schema="registry")
+    purged = await purge_case_copies(conn, SERVICE_NAMES, cases, unpublished=unpublished == "delete")
+    if unpublished == "refuse" and (waiting := await unpublished_copies(conn, SERVICE_NAMES, cases)):
+        raise RelayBacklog(cases, waiting)
+    stores = (
+        StoreReport("vault.data_keys", "destroyed", destroyed.keys),
+        StoreReport("identity.persons", "record unreadable, lookups and local ids deleted", len(person_ids)),
+        *await _unreadable(conn, cases),
+        StoreReport("registry.timeline", "texts left in clear cut to their summary", stripped),
+        StoreReport("notifications.citizen_preferences", "deleted", preferences),
+        *_purge_reports(purged),
     )
+    return Erasure(
+        persons=len(person_ids),
+        keys=destroyed.keys,
+        cases=destroyed.case_ids,
+        outbox_rows=sum(purged.outbox_rows.values()),
+        dead_letters=sum(purged.dead_letters.values()),
+        unpublished_outbox_rows=sum(purged.unpublished_rows.values()),
+        citizen_preferences=preferences,
+        stores=stores,
+    )
+
+
+# Rows sealed under the person's keys, by the case they belong to (the count is what the
+# destroyed keys made unreadable).
+_SEALED_BY_CASE = (
+    ("registry", "cases", "details_sealed"),
+    ("registry", "pending_deliveries", "data_sealed"),
+    ("registry", "timeline", "detail_sealed"),
+    ("notifications", "notifications", "sealed"),
+    ("notifications", "inbox_messages", "sealed"),
+)
+
+
+async def _unreadable(conn: asyncpg.Connection, cases: list[str]) -> list[StoreReport]:
+    reports = []
+    for schema, table, column in _SEALED_BY_CASE:
+        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".{table}'):
+            continue
+        count = await conn.fetchval(
+            f'SELECT count(*) FROM "{schema}".{table} '
+            f"WHERE case_id = ANY($1::text[]) AND {column} IS NOT NULL",
+            cases,
+        )
+        reports.append(StoreReport(f"{schema}.{table}", "unreadable (sealed under a destroyed key)", count))
+    return reports
+
+
+def _purge_reports(purged: Purged) -> list[StoreReport]:
+    reports = []
+    for schema in SERVICE_NAMES:
+        reports.append(
+            StoreReport(f"{schema}.outbox", "published copies deleted", purged.outbox_rows.get(schema, 0))
+        )
+        if schema in purged.unpublished_rows:
+            reports.append(
+                StoreReport(
+                    f"{schema}.outbox", "unpublished rows deleted (--force)", purged.unpublished_rows[schema]
+                )
+            )
+        reports.append(
+            StoreReport(f"{schema}.dead_letters", "contents purged", purged.dead_letters.get(schema, 0))
+        )
+    return reports
+
+
+async def _citizen_ids_of_cases(conn: asyncpg.Connection, cases: list[str]) -> list[str]:
+    if not cases or not await conn.fetchval("SELECT to_regclass('registry.cases') IS NOT NULL"):
+        return []
+    rows = await conn.fetch(
+        "SELECT DISTINCT citizen_id FROM registry.cases "
+        "WHERE case_id = ANY($1::text[]) AND citizen_id IS NOT NULL",
+        cases,
+    )
+    return [row["citizen_id"] for row in rows]
 
 
 async def _vn(tx: Transaction, person_id: uuid.UUID) -> str | None:

@@ -2,11 +2,13 @@
 
 An inbox message's subject and body are sealed under the case's person's data key, like
 the notification they copy (``repository.py``); an erased person's messages read as erased.
+A preference holds no data key's data, only a choice keyed by citizen id: erasure deletes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 import asyncpg
@@ -68,6 +70,22 @@ async def set_opted_out(conn: asyncpg.Connection, citizen_id: str, opted_out: bo
         citizen_id,
         opted_out,
     )
+
+
+async def forget_preferences(
+    conn: asyncpg.Connection, citizen_ids: Collection[str], *, schema: str = "notifications"
+) -> int:
+    """``hub person erase``: the person's channel and opt-out go (keyed by citizen id, in
+    clear, so no data key reaches them). On any connection: the table is named with its
+    schema. Returns how many rows went; 0 where notifications has no tables yet."""
+    if not citizen_ids or not await conn.fetchval(
+        "SELECT to_regclass($1) IS NOT NULL", f'"{schema}".citizen_preferences'
+    ):
+        return 0
+    status = await conn.execute(
+        f'DELETE FROM "{schema}".citizen_preferences WHERE citizen_id = ANY($1::text[])', list(citizen_ids)
+    )
+    return int(status.split()[-1])
 
 
 async def store_inbox_message(

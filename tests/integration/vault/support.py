@@ -205,3 +205,11 @@ async def store(pools: Pools, moved: MoveReported) -> Citizen:
     citizen = await resolve(pools, await open_case(pools, moved))
     await notify(pools, citizen, "received", send=True)
     return citizen
+
+
+async def published(pools: Pools) -> None:
+    """As if every service's relay had published its outbox (no relay runs here): erasure
+    waits for unpublished rows of the person's cases (``services/identity/erase.py``)."""
+    for pool in (pools.registry, pools.identity, pools.notifications):
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")

@@ -34,6 +34,7 @@ from tests.integration.vault.support import (
     dispatch,
     notify,
     open_case,
+    published,
     store,
 )
 
@@ -136,6 +137,7 @@ async def test_a_tampered_notice_is_failed_alone_and_the_others_are_sent(pools: 
 
 
 async def _erase(pools: Pools, *, vn: str | None = None, citizen_id: str | None = None) -> Erasure:
+    await published(pools)
     async with pools.identity.acquire() as conn, conn.transaction():
         return await erase_person(conn, vn=vn, citizen_id=citizen_id)
 

@@ -1,0 +1,327 @@
+"""What `hub person erase` reaches beyond the sealed columns: timeline texts, channel
+preferences and outbox rows the relay has not published yet.
+
+Two citizens are stored by the three services (``support.py``). A partner's words about a
+person on the case timeline (a rejection reason, an action asked of them) are sealed under
+the person's key; their preference rows are deleted; an outbox row of their cases that
+waits for its relay makes the erasure wait, then refuse (nothing changed) or, forced,
+delete it. The other citizen's data stays as it was throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from contracts import Channel
+from hub import vault_master
+from hub.casefile import SEALED_TEXT, load_case_view
+from hub.cli import main
+from hub.kafka import ensure_topics
+from hub.messages import Transaction
+from hub.outbox import OutboxRelay
+from hub.publisher import KafkaPublisher
+from hub.settings import HubSettings
+from hub.vault import ERASED_TEXT, MasterKey
+from services.identity.erase import Erasure, RelayBacklog, erase_person
+from services.notifications import citizens
+from services.registry import repository as registry
+from services.registry import sealing as registry_sealing
+from services.registry.domain import load_processes
+from tests.fixtures.infrastructure import point_cli_at
+from tests.integration.vault.scan import hits, readable_rows, relation_files
+from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, published, store
+
+pytestmark = pytest.mark.asyncio
+LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
+
+
+def _reason(citizen: Citizen) -> str:
+    return f"Die Wohnung an der {citizen.report.new_address.street} ist nicht bewohnbar."
+
+
+def _action(citizen: Citizen) -> str:
+    return f"Bitte laden Sie den Mietvertrag von {citizen.person.first_name} hoch."
+
+
+async def _rejected(pools: Pools, citizen: Citizen) -> None:
+    """The timeline steps ``handlers.request_action`` and ``handlers.reject_case`` write."""
+    async with pools.registry.acquire() as conn, conn.transaction():
+        tx = Transaction(conn, source=REGISTRY_SOURCE)
+        for event_type, summary, text in (
+            ("ch.lu.hub.case.action-required.v1", "action required", _action(citizen)),
+            ("ch.lu.hub.case.rejected.v1", "rejected", _reason(citizen)),
+        ):
+            await registry.add_timeline(
+                tx,
+                case_id=citizen.case_id,
+                service=LUCERNE_OFFICE,
+                event_type=event_type,
+                event_id=f"{citizen.case_id}:{summary}",
+                trace_id="0" * 32,
+                detail=summary,
+                confidential=text,
+            )
+
+
+async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None = None) -> list[str]:
+    async with pools.registry.acquire() as conn:
+        view = await load_case_view(conn, citizen.case_id, master=master)
+    assert view is not None
+    return [step.detail or "" for step in view.timeline if step.service == LUCERNE_OFFICE]
+
+
+async def _erase(pools: Pools, *, vn: str) -> Erasure:
+    async with pools.identity.acquire() as conn, conn.transaction():
+        return await erase_person(conn, vn=vn)
+
+
+async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(pools: Pools) -> None:
+    anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
+    await _rejected(pools, anna)
+    await _rejected(pools, bruno)
+    # A text written in clear by a registry before migration 0009, not sealed yet.
+    legacy = f"rejected: {anna.person.first_name} wohnt nicht an der gemeldeten Adresse"
+    async with pools.registry.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
+            "VALUES ($1, $2, 'ch.lu.hub.case.rejected.v1', 'legacy', $3, $4)",
+            anna.case_id,
+            LUCERNE_OFFICE,
+            "0" * 32,
+            legacy,
+        )
+    texts = (_reason(anna), _action(anna), _reason(bruno), _action(bruno))
+    async with pools.registry.acquire() as conn:
+        # Sealed: not in any row as read, nor in the files on disk; the legacy text is (control).
+        assert hits(await readable_rows(conn), (*texts, legacy)) == [('"registry"."timeline"', legacy)]
+        assert hits(await relation_files(conn, ("registry",)), texts) == []
+    # Readers with the master key see the text; without it, that it is sealed.
+    assert await _details(pools, anna) == [
+        f"action required: {_action(anna)}",
+        f"rejected: {_reason(anna)}",
+        legacy,
+    ]
+    before = vault_master.installed()
+    vault_master.install(None)
+    try:
+        assert await _details(pools, bruno) == [f"action required: {SEALED_TEXT}", f"rejected: {SEALED_TEXT}"]
+    finally:
+        vault_master.install(before)
+
+    await published(pools)
+    erasure = await _erase(pools, vn=anna.person.vn)
+
+    stores = {(s.store, s.done): s.rows for s in erasure.stores}
+    assert stores[("registry.timeline", "unreadable (sealed under a destroyed key)")] == 2
+    assert stores[("registry.timeline", "texts left in clear cut to their summary")] == 1
+    assert await _details(pools, anna) == [
+        f"action required: {ERASED_TEXT}",
+        f"rejected: {ERASED_TEXT}",
+        "rejected",
+    ]
+    assert await _details(pools, bruno) == [
+        f"action required: {_action(bruno)}",
+        f"rejected: {_reason(bruno)}",
+    ]
+    async with pools.registry.acquire() as conn:
+        assert hits(await readable_rows(conn), (*texts, legacy)) == []
+
+
+async def test_timeline_texts_stored_in_clear_are_sealed_at_start(pools: Pools) -> None:
+    anna = await store(pools, ANNA)
+    reason = _reason(anna)
+    async with pools.registry.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
+            "VALUES ($1, $2, 'ch.lu.hub.case.rejected.v1', 'e1', $3, $4), "
+            "($1, $2, 'ch.lu.hub.case.departure-confirmed.v1', 'e2', $3, 'departure-confirmed')",
+            anna.case_id,
+            LUCERNE_OFFICE,
+            "0" * 32,
+            f"rejected: {reason}",
+        )
+    async with pools.registry.acquire() as conn, conn.transaction():
+        assert await registry_sealing.seal_batch(load_processes())(conn) == 1  # the rejection only
+    async with pools.registry.acquire() as conn, conn.transaction():
+        assert await registry_sealing.seal_batch(load_processes())(conn) == 0
+    async with pools.registry.acquire() as conn:
+        assert hits(await readable_rows(conn), (reason,)) == []
+        assert (
+            await conn.fetchval(
+                "SELECT detail FROM timeline WHERE case_id = $1 AND event_id = 'e1'", anna.case_id
+            )
+            == "rejected"
+        )
+    assert await _details(pools, anna) == [f"rejected: {reason}", "departure-confirmed"]
+
+
+async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(pools: Pools) -> None:
+    anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
+    async with pools.notifications.acquire() as conn:
+        for citizen in (anna, bruno):
+            await citizens.prefer_channel(conn, citizen.citizen_id, Channel.INBOX)
+            await citizens.set_opted_out(conn, citizen.citizen_id, True)
+    await published(pools)
+
+    erasure = await _erase(pools, vn=anna.person.vn)
+
+    assert erasure.citizen_preferences == 1
+    assert {(s.store, s.done): s.rows for s in erasure.stores}[
+        ("notifications.citizen_preferences", "deleted")
+    ] == 1
+    async with pools.notifications.acquire() as conn:
+        assert await citizens.preference_of(conn, anna.citizen_id) is None
+        kept = await citizens.preference_of(conn, bruno.citizen_id)
+    assert kept is not None
+    assert (kept.channel, kept.opted_out) == (Channel.INBOX, True)
+
+
+async def _unpublished(pools: Pools, citizen: Citizen) -> dict[str, int]:
+    found = {}
+    for schema, pool in (("identity", pools.identity), ("notifications", pools.notifications)):
+        async with pool.acquire() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE aggregateid = $1 AND published_at IS NULL", citizen.case_id
+            )
+        if count:
+            found[schema] = count
+    return found
+
+
+async def _case_erased(pools: Pools, citizen: Citizen) -> bool:
+    async with pools.registry.acquire() as conn:
+        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+    assert case is not None
+    return case.erased
+
+
+async def test_unpublished_rows_refuse_the_erasure_and_nothing_changes_unless_they_are_deleted(
+    pools: Pools,
+) -> None:
+    anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
+    waiting = await _unpublished(pools, anna)
+    assert waiting  # identity's answer and the notice's status events, no relay ran
+    bruno_waiting = await _unpublished(pools, bruno)
+
+    with pytest.raises(RelayBacklog) as refused:
+        await _erase(pools, vn=anna.person.vn)
+
+    assert refused.value.waiting == waiting
+    assert refused.value.case_ids == (anna.case_id,)
+    assert not await _case_erased(pools, anna)  # rolled back: the key is intact
+    assert await _unpublished(pools, anna) == waiting
+
+    async with pools.identity.acquire() as conn, conn.transaction():
+        erasure = await erase_person(conn, vn=anna.person.vn, unpublished="delete")
+
+    assert erasure.unpublished_outbox_rows == sum(waiting.values())
+    assert await _case_erased(pools, anna)
+    assert await _unpublished(pools, anna) == {}
+    assert await _unpublished(pools, bruno) == bruno_waiting  # not his erasure
+
+
+@pytest.fixture
+def operator(hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An operator's shell on this database (the master key is the session's file)."""
+    point_cli_at(hub_settings, monkeypatch, tmp_path)
+
+
+def _hub(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_the_command_refuses_after_its_wait_and_changes_nothing(
+    pools: Pools, operator: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anna = await store(pools, ANNA)
+    waiting = await _unpublished(pools, anna)
+
+    code, out, err = await asyncio.to_thread(
+        _hub, capsys, "person", "erase", "--ahvn13", anna.person.vn, "--wait-relay", "0.5"
+    )
+
+    assert (code, out) == (1, "")
+    assert err.startswith("hub: error: nothing erased: outbox rows of the person's cases are still")
+    assert f"{waiting['identity']} in identity" in err
+    assert "--force" in err
+    assert not await _case_erased(pools, anna)
+    assert await _unpublished(pools, anna) == waiting
+
+
+async def test_the_command_waits_for_the_relays_then_deletes_what_they_published(
+    pools: Pools, operator: None, hub_settings: HubSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anna = await store(pools, ANNA)
+    waiting = await _unpublished(pools, anna)
+
+    erasing = asyncio.create_task(
+        asyncio.to_thread(
+            _hub, capsys, "person", "erase", "--ahvn13", anna.person.vn, "--wait-relay", "60", "--json"
+        )
+    )
+    await asyncio.sleep(1.0)
+    assert not erasing.done()  # it waits for the relays
+    await _relays_publish(pools, hub_settings)
+    code, out, err = await asyncio.wait_for(erasing, 30)
+
+    assert code == 0, err
+    erasure = json.loads(out)
+    assert erasure["unpublished_outbox_rows"] == 0
+    assert erasure["outbox_rows"] >= sum(waiting.values())
+    assert await _case_erased(pools, anna)
+    for pool in (pools.identity, pools.notifications):
+        async with pool.acquire() as conn:
+            left = await conn.fetchval("SELECT count(*) FROM outbox WHERE aggregateid = $1", anna.case_id)
+            assert left == 0
+    stores = {(s["store"], s["done"]): s["rows"] for s in erasure["stores"]}
+    assert stores[("identity.outbox", "published copies deleted")] == waiting["identity"]
+    assert stores[("vault.data_keys", "destroyed")] == 1
+    assert any(store == "kafka" and "HUB_KAFKA_RETENTION_HOURS" in done for store, done in stores)
+
+
+async def test_forced_the_command_deletes_unpublished_rows_and_says_so_per_store(
+    pools: Pools, operator: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
+    waiting, bruno_waiting = await _unpublished(pools, anna), await _unpublished(pools, bruno)
+
+    code, out, err = await asyncio.to_thread(
+        _hub, capsys, "person", "erase", "--ahvn13", anna.person.vn, "--wait-relay", "0", "--force"
+    )
+
+    assert code == 0, err
+    lines = out.splitlines()
+    assert f"{sum(waiting.values())} unpublished outbox row(s)" in lines[0]
+    assert f"  identity.outbox: unpublished rows deleted (--force) ({waiting['identity']} row(s))" in lines
+    assert "  notifications.citizen_preferences: deleted (0 row(s))" in lines
+    assert any(line.startswith("  kafka: not reachable record by record") for line in lines)
+    assert anna.person.vn not in out
+    assert await _case_erased(pools, anna)
+    assert await _unpublished(pools, anna) == {}
+    assert await _unpublished(pools, bruno) == bruno_waiting
+
+
+async def _relays_publish(pools: Pools, settings: HubSettings) -> None:
+    """Each service's relay publishes its backlog to the broker, as a running service does."""
+    publisher = KafkaPublisher(settings, client_id="test-relay")
+    await publisher.start()
+    try:
+        for schema, pool in (
+            ("registry", pools.registry),
+            ("identity", pools.identity),
+            ("notifications", pools.notifications),
+        ):
+            async with pool.acquire() as conn:
+                topics = [r["topic"] for r in await conn.fetch("SELECT DISTINCT topic FROM outbox")]
+            await ensure_topics(settings, topics)
+            relay = OutboxRelay(pool, publisher, schema=schema, batch_size=100, poll_interval_s=0.1)
+            while await relay.publish_batch():
+                pass
+    finally:
+        await publisher.stop()
