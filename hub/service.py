@@ -111,6 +111,20 @@ def _resume(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
         consumer.resume(partition)
 
 
+async def _start_subscribers_together(broker: KafkaBroker) -> None:
+    """``KafkaBroker.start`` with the subscribers' group joins run concurrently.
+
+    FastStream starts subscribers one after another, and each consumer's start waits for its
+    group's first assignment (a join round that takes the broker's rebalance delay, ~5 s on
+    Tansu). Every route has its own consumer group, so the joins are independent: started
+    together, a service is ready after one join round instead of one per route. The broker
+    is consumer-only, so there are no publishers to start.
+    """
+    await broker.connect()
+    await asyncio.gather(*(subscriber.start() for subscriber in broker.subscribers))
+    broker.running = True
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -159,7 +173,7 @@ class ServiceRuntime:
         for worker in d.workers(ctx):
             self._spawn(worker(self._stop), getattr(worker, "__name__", "worker"))
         self._broker = self._build_broker(routes, ctx)
-        await self._broker.start()
+        await _start_subscribers_together(self._broker)
         log.info("%s: started with %d subscriptions", d.name, len(routes))
 
     def _build_broker(self, routes: Sequence[Route], ctx: ServiceContext) -> KafkaBroker:
@@ -230,15 +244,15 @@ class ServiceRuntime:
 
         self._tasks.append(asyncio.create_task(guarded(), name=f"{self.definition.name}:{name}"))
 
-    async def _flush_outbox(self) -> None:
+    async def _flush_outbox(self, budget_s: float) -> None:
         """Publish what the last records wrote, so partners need not wait for a restart.
 
-        Best effort within the grace period: whatever stays is published after the restart.
+        Best effort within ``budget_s``: whatever stays is published after the restart.
         """
         if self.relay is None or self._publisher is None:
             return
         try:
-            async with asyncio.timeout(self.settings.shutdown_grace_s):
+            async with asyncio.timeout(budget_s):
                 while await self.relay.publish_batch():
                     pass
         except Exception as error:  # the rows stay in the outbox; nothing is lost
@@ -306,16 +320,37 @@ class ServiceRuntime:
         self._stop.set()
 
     async def stop(self) -> None:
+        """Drain and stop within ``shutdown_grace_s`` plus a short tail, as a whole.
+
+        Kubernetes kills a pod ``terminationGracePeriodSeconds`` after SIGTERM, so the stop
+        has one budget rather than one per phase: in-flight records get the grace period,
+        then background tasks and the outbox flush share what is left of it (each at least
+        ``_STOP_TAIL_S``, so a slow drain still lets the relay finish its batch and publish
+        the last events). Anything cut off is safe: unpublished rows stay in the outbox,
+        uncommitted records are redelivered and deduplicated by the inbox.
+        """
         self._stop.set()
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_grace_s
         if self._broker is not None:
             await self._broker.stop()  # in-flight records finish and commit (shutdown_grace_s)
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            await asyncio.wait(self._tasks, timeout=_left(deadline))
             for task in self._tasks:
                 task.cancel()
-        await self._flush_outbox()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush_outbox(_left(deadline))
         if self._publisher is not None:
             await self._publisher.stop()
         if self.pool is not None:
-            await self.pool.close()
+            try:
+                await asyncio.wait_for(self.pool.close(), timeout=_STOP_TAIL_S)
+            except TimeoutError:
+                self.pool.terminate()  # a connection still held by a cancelled task
         log.info("%s: stopped", self.definition.name)
+
+
+_STOP_TAIL_S = 1.0
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - asyncio.get_running_loop().time(), _STOP_TAIL_S)
