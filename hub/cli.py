@@ -208,7 +208,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _register_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``hub audit verify|subject``: the audit chain of routing decisions and disclosures."""
+    """``hub audit verify|subject|refusals``: the audit chain of routing decisions, disclosures, refusals."""
     from hub import audit_cli
 
     audit_cli.register(commands)
