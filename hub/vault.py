@@ -10,6 +10,10 @@ Keys
   * The **master key** is a file outside the database (``HUB_MASTER_KEY_FILE``; created
     under ``$HUB_STATE_DIR/secrets`` for local set-ups; never logged). From it, HKDF
     derives the key-encryption key and the keys of blind indexes; it never encrypts data.
+    It is a **ring** of versions (``MasterKey``, ``hub/vault_master.py``): the current one
+    wraps new data keys, every version in the ring unwraps, and ``hub vault
+    rotate-master-key`` re-wraps stored keys under a new version (``hub/vault_rotate.py``).
+    The blind indexes stay derived from version 1 whatever the ring holds.
   * **Data keys** are random AES-256-GCM keys, stored only wrapped (encrypted under the
     key-encryption key, bound to their key id) in the shared ``vault`` schema
     (``hub/vault_sql``). Destroying one overwrites the wrapped key and records when.
@@ -47,9 +51,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -64,6 +71,9 @@ NONCE_BYTES = 12
 HEADER_BYTES = 1 + 16
 ERASED_TEXT = "[erased]"
 _TAG_BYTES = 16
+REFRESH_S = 10.0  # how old a process's view of the master key ring may get before it wraps
+_RELOAD_MIN_S = 1.0  # an unknown version makes the ring reload, but not on every read
+log = logging.getLogger(__name__)
 
 
 class TamperedCiphertext(HubError):
@@ -124,27 +134,142 @@ def unseal(key: DataKey, blob: bytes, context: str) -> bytes:
         raise TamperedCiphertext(f"ciphertext does not authenticate for {context.split(':')[0]}") from None
 
 
-class MasterKey:
-    """The root secret's derived keys; the secret itself is not kept."""
+@dataclass(frozen=True)
+class MasterVersion:
+    """One version of the master key ring as stored: a pending version is known for
+    unwrapping but not yet used to wrap (``hub/vault_master.py`` says how it is stored)."""
 
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < KEY_BYTES:
+    number: int
+    secret: bytes = field(repr=False)
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    number: int
+    key_id: str  # the fingerprint stored next to each data key it wraps
+    pending: bool
+    current: bool
+
+
+RingSource = Callable[[], tuple[Sequence[MasterVersion], bytes | None]]
+"""Reads the ring again from where it is kept: its versions and the blind-index root."""
+
+
+class _Version:
+    def __init__(self, stored: MasterVersion) -> None:
+        if len(stored.secret) < KEY_BYTES:
             raise ValueError(f"the master key must have at least {KEY_BYTES} bytes")
-        self._kek = AESGCM(_derive(secret, b"hub-vault/key-encryption/v1"))
-        self._index_root = _derive(secret, b"hub-vault/blind-index/v1")
-        # Stored next to each wrapped key: a process with another master key says so clearly.
-        self.key_id = hashlib.sha256(_derive(secret, b"hub-vault/master-id/v1")).hexdigest()[:16]
+        self.number, self.pending = stored.number, stored.pending
+        self.kek = AESGCM(_derive(stored.secret, b"hub-vault/key-encryption/v1"))
+        self.key_id = hashlib.sha256(_derive(stored.secret, b"hub-vault/master-id/v1")).hexdigest()[:16]
+
+
+class MasterKey:
+    """The master key ring: every version that may have wrapped a stored data key, and the
+    blind-index root. The secrets themselves are not kept, only what derives from them.
+
+    Rotation changes the *wrapping* only. The current version (the highest that is not
+    pending) wraps new data keys; any version of the ring unwraps, found by the fingerprint
+    (``key_id``) stored with each wrapped key. Blind indexes and ``subject_ref`` are lookup
+    keys stored in every service's rows, and the registry and identity must derive the
+    same ones at the same moment in every replica; so they derive from one stable root,
+    computed from version 1's secret and kept in the ring's index file once version 1 may
+    be retired (``blind_index_root``). That file cannot unwrap anything (HKDF is one-way).
+    Changing the index root would orphan every stored index and is not what rotation does.
+
+    ``MasterKey(secret)`` is a ring of one version. A ring with a ``source`` reads itself
+    again when it meets a version it does not know, or one it still thinks pending (another
+    process promoted it), and before wrapping once its view is ``refresh_s`` old: so the
+    replicas of a service follow a rotation without a restart.
+    """
+
+    def __init__(
+        self,
+        secret: bytes | Iterable[MasterVersion],
+        *,
+        index_root: bytes | None = None,
+        source: RingSource | None = None,
+        refresh_s: float = REFRESH_S,
+    ) -> None:
+        self._source, self._refresh_s = source, refresh_s
+        self._index_root = b""
+        stored = [MasterVersion(1, secret)] if isinstance(secret, bytes) else list(secret)
+        self._use(stored, index_root)
+
+    def _use(self, stored: Sequence[MasterVersion], index_root: bytes | None) -> None:
+        versions = [_Version(version) for version in stored]
+        if len({version.number for version in versions}) != len(versions):
+            raise ValueError("the master key ring names a version twice")
+        active = [version for version in versions if not version.pending]
+        if not active:
+            raise ValueError("the master key ring has no current version, only pending ones")
+        first = next((version for version in stored if version.number == 1), None)
+        derived = None if first is None else blind_index_root(first.secret)
+        root = index_root if index_root is not None else derived
+        if root is None:
+            raise ValueError("without version 1 the ring needs its blind-index root (the index file)")
+        if derived is not None and not hmac.compare_digest(derived, root):
+            raise ValueError("the blind-index root does not belong to master key version 1")
+        if self._index_root and not hmac.compare_digest(self._index_root, root):
+            raise ValueError("the blind-index root changed: every stored blind index would be lost")
+        self._versions = {version.key_id: version for version in versions}
+        self._current = max(active, key=lambda version: version.number)
+        self._index_root = root
+        self._loaded_at = time.monotonic()
 
     def __repr__(self) -> str:
-        return f"MasterKey({self.key_id})"
+        return f"MasterKey(v{self._current.number} {self.key_id})"
+
+    @property
+    def key_id(self) -> str:
+        """The current version's fingerprint: stored next to each key it wraps."""
+        return self._current.key_id
+
+    @property
+    def version(self) -> int:
+        return self._current.number
+
+    def versions(self) -> list[VersionInfo]:
+        return [
+            VersionInfo(v.number, v.key_id, v.pending, v is self._current)
+            for v in sorted(self._versions.values(), key=lambda v: v.number)
+        ]
+
+    def reload(self) -> None:
+        """Read the ring again from its source (a ring built in memory has none)."""
+        if self._source is not None:
+            self._use(*self._source())
+
+    def knows(self, master_key_id: str) -> bool:
+        """Whether a key wrapped by ``master_key_id`` can be unwrapped here; an unknown or
+        pending version first makes the ring read itself again."""
+        version = self._versions.get(master_key_id)
+        if version is None or version.pending:
+            self._reload_quietly(min_age_s=_RELOAD_MIN_S)
+        return master_key_id in self._versions
 
     def wrap(self, key: DataKey) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._kek.encrypt(nonce, key.material, _wrap_context(key.key_id))
+        return self.wrap_current(key)[1]
 
-    def unwrap(self, key_id: uuid.UUID, wrapped: bytes) -> DataKey:
+    def wrap_current(self, key: DataKey) -> tuple[str, bytes]:
+        """``key`` wrapped by the current version, and that version's fingerprint (one
+        call, so the two agree even if the ring reloads)."""
+        self._reload_quietly(min_age_s=self._refresh_s)
+        current, nonce = self._current, os.urandom(NONCE_BYTES)
+        return current.key_id, nonce + current.kek.encrypt(nonce, key.material, _wrap_context(key.key_id))
+
+    def unwrap(self, key_id: uuid.UUID, wrapped: bytes, master_key_id: str | None = None) -> DataKey:
+        """With the version ``master_key_id`` names (the current one if not given)."""
+        version = self._current if master_key_id is None else self._versions.get(master_key_id)
+        if version is None:
+            raise TamperedCiphertext(
+                f"wrapped data key {key_id}: master key {master_key_id} is not in the ring"
+            )
         try:
-            material = self._kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_context(key_id))
+            material = version.kek.decrypt(
+                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_context(key_id)
+            )
         except InvalidTag:
             raise TamperedCiphertext(f"wrapped data key {key_id} does not authenticate") from None
         return DataKey(key_id, material)
@@ -158,6 +283,25 @@ class MasterKey:
     def subject_ref(self, vn: str) -> str:
         """The vault reference of the person with this AHVN13 (see the module docstring)."""
         return f"subject:{self.blind_index('vault.subject', vn)}"
+
+    def _reload_quietly(self, *, min_age_s: float) -> None:
+        if self._source is None or time.monotonic() - self._loaded_at < min_age_s:
+            return
+        try:
+            self.reload()
+        except (OSError, ValueError, HubError) as error:
+            # A file half-swapped by the platform, a typo by an operator: the ring this
+            # process has keeps working, and the next attempt waits its turn.
+            self._loaded_at = time.monotonic()
+            log.warning("vault master key ring not reloaded, keeping versions %s: %s", self._numbers(), error)
+
+    def _numbers(self) -> list[int]:
+        return sorted(version.number for version in self._versions.values())
+
+
+def blind_index_root(version_1_secret: bytes) -> bytes:
+    """The root of every blind index: derived from version 1's secret, stable for good."""
+    return _derive(version_1_secret, b"hub-vault/blind-index/v1")
 
 
 def case_ref(case_id: str) -> str:

@@ -42,12 +42,13 @@ class Destruction:
 def _usable(master: MasterKey, row: asyncpg.Record) -> DataKey | Erased:
     if row["wrapped"] is None:
         return Erased(row["key_id"])
-    if row["master_key_id"] != master.key_id:
+    # Any version of the ring unwraps: during a rotation both old and new wrappings exist.
+    if not master.knows(row["master_key_id"]):
         raise ConfigurationError(
             f"data key {row['key_id']} was wrapped by master key {row['master_key_id']}, "
-            f"this process has {master.key_id} (HUB_MASTER_KEY_FILE)"
+            f"not in this process's ring (current {master.key_id}; HUB_MASTER_KEY_FILE)"
         )
-    return master.unwrap(row["key_id"], bytes(row["wrapped"]))
+    return master.unwrap(row["key_id"], bytes(row["wrapped"]), row["master_key_id"])
 
 
 async def key_for(conn: asyncpg.Connection, master: MasterKey, ref: str) -> DataKey | Erased:
@@ -56,11 +57,12 @@ async def key_for(conn: asyncpg.Connection, master: MasterKey, ref: str) -> Data
     if found is not None:
         return found
     key = new_data_key()
+    master_key_id, wrapped = master.wrap_current(key)
     await conn.execute(
         "INSERT INTO vault.data_keys (key_id, ring, wrapped, master_key_id) VALUES ($1, $1, $2, $3)",
         key.key_id,
-        master.wrap(key),
-        master.key_id,
+        wrapped,
+        master_key_id,
     )
     bound = await conn.fetchval(
         "INSERT INTO vault.key_refs (ref, key_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING key_id",
