@@ -215,11 +215,13 @@ def _register_audit_commands(commands: argparse._SubParsersAction[argparse.Argum
 
 
 def _register_operations_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``hub dlq ...`` and ``hub outbox status``: the runtime's tables in every service schema."""
-    from hub import dlq_cli, outbox_status
+    """``hub dlq ...`` and ``hub outbox status``: the runtime's tables in every service schema;
+    ``hub vault ...``: the vault's master key ring."""
+    from hub import dlq_cli, outbox_status, vault_cli
 
     dlq_cli.register(commands)
     outbox_status.register(commands)
+    vault_cli.register(commands)
 
 
 def _register_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
