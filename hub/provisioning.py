@@ -4,7 +4,8 @@ On such a hub the partners are played by this process, so they need key pairs be
 hub is reported up, or every event they send would be refused. Each registered partner
 gets one (kept under ``<state_dir>/partner-keys/``, reused on the next start); its public
 key is registered as an operator would do it (``RegisterPartnerKey`` on ``hub.admin``
-from the CLI source), and the supervisor waits until the registry has mirrored every key.
+from the CLI source, signed with the local operator key that the services trust, see
+``hub.operator_keys``), and the supervisor waits until the registry has mirrored every key.
 The private keys and the hub's public key go into this process's keyring (``hub.keyring``).
 """
 

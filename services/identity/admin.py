@@ -3,14 +3,25 @@
 Identity owns the partner register; every change is announced on
 ``hub.identity.partners`` in the same transaction, so the registry's routing view
 follows the register and never sees a change that was rolled back.
+
+Who sent a command is proven before any handler runs (``verified``): a trusted
+operator's signature for the CLI's source (``hub.operator_keys``), the partner's own
+registered key for an operations partner, as the registry checks partner events.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from hub.messages import Incoming, Transaction
+from hub.operator_keys import CommandPolicy
+from hub.settings import HubSettings
+from hub.signing import PublicKey, UnknownSigningKey, UnsignedEvent, check_key_usable
+from services.identity import partner_key_repository as partner_keys
 from services.identity import partner_repository as partners
 from services.identity.domain import ADMIN_CLI_SOURCE, may_administer, partner_of_source
 from services.identity.errors import NotAuthorized, UnknownPartner
@@ -39,12 +50,71 @@ async def change_partner_status(msg: Incoming[ChangePartnerStatus], tx: Transact
     await announce_status(tx, changed, command.reason, reference_id=msg.envelope.id)
 
 
-async def authorize(msg: Incoming[Any], tx: Transaction) -> None:
-    """The hub's own CLI, or an active partner with the operations role."""
+async def authorize(msg: Incoming[Any], tx: Transaction) -> str | None:
+    """The hub's own CLI (None), or an active partner with the operations role (its id)."""
     source = msg.envelope.source
     if source == ADMIN_CLI_SOURCE:
-        return
+        return None
     partner_id = partner_of_source(source)
     sender = await partners.get(tx, partner_id) if partner_id is not None else None
     if sender is None or not may_administer(sender.roles, sender.status):
         raise NotAuthorized(f"{source[:200]} may not administer partners")
+    return sender.partner_id
+
+
+Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+
+
+def verified_handlers(settings: HubSettings, handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    """Each handler of ``hub.admin`` behind the proof of who sent the command."""
+    policy = CommandPolicy.from_settings(settings)
+    return {event_type: verified(handler, policy) for event_type, handler in handlers.items()}
+
+
+def verified(handler: Handler, policy: CommandPolicy) -> Handler:
+    @functools.wraps(handler)
+    async def checked(msg: Incoming[Any], tx: Transaction) -> None:
+        await verify_sender(msg, tx, policy)
+        await handler(msg, tx)
+
+    return checked
+
+
+async def verify_sender(msg: Incoming[Any], tx: Transaction, policy: CommandPolicy) -> None:
+    """Refuse (``SignatureRefused``, ``ReplayRefused``, ``NotAuthorized``) a command not provably
+    sent by a trusted operator or an operations partner.
+
+    A partner without the right is refused before its signature is looked at, as on
+    ``hub.ingress``: refusing on an unproven claim is safe, accepting on one is not.
+    """
+    partner_id = await authorize(msg, tx)
+    if partner_id is None:
+        policy.verify_operator_command(msg.envelope, msg.value)
+    else:
+        await _verify_partner_signature(msg, tx, partner_id, policy)
+
+
+async def _verify_partner_signature(
+    msg: Incoming[Any], tx: Transaction, partner_id: str, policy: CommandPolicy
+) -> None:
+    """The partner's registered key (identity holds the originals of the registry's mirror)."""
+    envelope = msg.envelope
+    if envelope.sigkeyid is not None or envelope.signature is not None or policy.require_signatures:
+        if envelope.sigkeyid is None or envelope.signature is None:
+            raise UnsignedEvent(f"admin command {envelope.id[:128]} of {partner_id} is not signed")
+        key = await partner_keys.get(tx, envelope.sigkeyid)
+        if key is None:
+            raise UnknownSigningKey(
+                f"admin command {envelope.id[:128]} names unknown key {envelope.sigkeyid}"
+            )
+        check_key_usable(
+            key_id=key.key_id,
+            owner=key.partner_id,
+            sender=partner_id,
+            valid_from=key.valid_from,
+            valid_until=key.valid_until,
+            revoked_at=key.revoked_at,
+            now=dt.datetime.now(dt.UTC),
+        )
+        PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, msg.value)
+    policy.check_time(envelope)

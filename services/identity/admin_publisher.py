@@ -1,8 +1,10 @@
-"""Publishing partner commands to ``hub.admin`` as an operator's system would.
+"""Publishing operator commands to ``hub.admin`` as an operator's system would.
 
-The CLI does not write identity's tables for partner changes: the command travels as
-a CloudEvent, so the change is validated, deduplicated and announced by the service
-exactly as a command from any other operator system.
+The CLI does not write identity's or the registry's tables for partner and subscription
+changes: the command travels as a CloudEvent, so the change is validated, deduplicated
+and announced by the service exactly as a command from any other operator system. Each
+command is signed with the operator's key (``hub.operator_keys``): the services apply
+only commands a trusted operator signed.
 """
 
 from __future__ import annotations
@@ -17,30 +19,43 @@ from contracts import Contract, Envelope
 from hub import topics
 from hub.errors import BrokerUnavailable
 from hub.kafka import client_config
+from hub.operator_keys import ADMIN_CLI_SOURCE, operator_signing_key
 from hub.settings import HubSettings
+from hub.signing import SigningKey
 from hub.telemetry import current_trace_headers, messaging_attributes, tracer
-from services.identity.domain import ADMIN_CLI_SOURCE
 from services.identity.partner_events import business_process_id
 
 
-async def publish_admin_command(settings: HubSettings, command: Contract, *, partner_id: str) -> Envelope:
+async def publish_admin_command(
+    settings: HubSettings, command: Contract, *, partner_id: str, signing_key: SigningKey | None = None
+) -> Envelope:
     """Send ``command`` about ``partner_id`` and wait until the broker acknowledged it."""
-    [envelope] = await publish_admin_commands(settings, [(command, partner_id)])
+    [envelope] = await publish_admin_commands(settings, [(command, partner_id)], signing_key=signing_key)
     return envelope
 
 
 async def publish_admin_commands(
-    settings: HubSettings, commands: Sequence[tuple[Contract, str]]
+    settings: HubSettings,
+    commands: Sequence[tuple[Contract, str]],
+    *,
+    signing_key: SigningKey | None = None,
 ) -> list[Envelope]:
-    """Send several (command, partner id) pairs in order over one connection."""
+    """Send several (command, partner id) pairs in order over one connection.
+
+    Signed with ``signing_key``, by default the operator key of ``settings``; it is loaded
+    before connecting, so a missing key file fails before anything is sent.
+    """
+    key = signing_key if signing_key is not None else operator_signing_key(settings)
     try:
-        return await _publish(settings, commands)
+        return await _publish(settings, commands, key)
     except KafkaError as error:
         # One line for the operator instead of the client's traceback.
         raise BrokerUnavailable(f"cannot publish to {topics.ADMIN}: {error}") from error
 
 
-async def _publish(settings: HubSettings, commands: Sequence[tuple[Contract, str]]) -> list[Envelope]:
+async def _publish(
+    settings: HubSettings, commands: Sequence[tuple[Contract, str]], key: SigningKey
+) -> list[Envelope]:
     producer = AIOKafkaProducer(
         **client_config(settings, client_id="hub-cli"),
         acks="all",
@@ -48,14 +63,17 @@ async def _publish(settings: HubSettings, commands: Sequence[tuple[Contract, str
     )
     await producer.start()
     try:
-        return [await _send(producer, command, partner_id) for command, partner_id in commands]
+        return [await _send(producer, command, partner_id, key) for command, partner_id in commands]
     finally:
         await producer.stop()
 
 
-async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str) -> Envelope:
-    envelope = Envelope.new(
-        command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
+async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, key: SigningKey) -> Envelope:
+    value = command.model_dump_json().encode()
+    # The signature covers these exact bytes and every ce_* header, trace headers aside.
+    envelope = key.sign(
+        Envelope.new(command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)),
+        value,
     )
     attributes = messaging_attributes(
         topic=topics.ADMIN,
@@ -71,7 +89,5 @@ async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str) 
     ):
         headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
         # Keyed by partner: a partner's commands stay in order on one partition.
-        await producer.send_and_wait(
-            topics.ADMIN, command.model_dump_json().encode(), key=partner_id.encode(), headers=headers
-        )
+        await producer.send_and_wait(topics.ADMIN, value, key=partner_id.encode(), headers=headers)
     return envelope

@@ -31,12 +31,16 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
         Route(
             topic=topics.ADMIN,
             group_id="hub.identity.admin",
-            handlers={
-                RegisterPartner.event_type: admin.register_partner,
-                ChangePartnerStatus.event_type: admin.change_partner_status,
-                RegisterPartnerKey.event_type: partner_keys.register_partner_key,
-                RevokePartnerKey.event_type: partner_keys.revoke_partner_key,
-            },
+            # Each command proves its sender first: an operator's or an operations partner's signature.
+            handlers=admin.verified_handlers(
+                ctx.settings,
+                {
+                    RegisterPartner.event_type: admin.register_partner,
+                    ChangePartnerStatus.event_type: admin.change_partner_status,
+                    RegisterPartnerKey.event_type: partner_keys.register_partner_key,
+                    RevokePartnerKey.event_type: partner_keys.revoke_partner_key,
+                },
+            ),
             ignore_unknown_types=True,  # the registry's commands (subscriptions) share the topic
         ),
     )

@@ -2,21 +2,44 @@
 
 Partners belong to the identity service; the registry mirrors what routing needs from
 identity's partner events. Subscriptions belong to the registry and change through
-``SetSubscription`` commands on ``hub.admin`` (the CLI publishes them).
+``SetSubscription`` commands on ``hub.admin`` (the CLI publishes them), applied only if a
+trusted operator signed them (``hub.operator_keys``) or an active operations partner did,
+with its own registered key.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contracts import SetSubscription
 from hub.messages import Incoming, Transaction
+from hub.operator_keys import ADMIN_CLI_SOURCE, CommandPolicy
+from hub.settings import HubSettings
 from hub.topics import delivery_topic
 from services.registry import repository as repo
+from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
+from services.registry.partner_keys import IngressPolicy, verify_partner_event
+
+# The role identity lets administer partners; the same role may change subscriptions.
+OPERATIONS_ROLE = "operations"
+SubscriptionHandler = Callable[[Incoming[SetSubscription], Transaction], Awaitable[None]]
 
 
-async def set_subscription(msg: Incoming[SetSubscription], tx: Transaction) -> None:
+def subscription_handler(settings: HubSettings) -> SubscriptionHandler:
+    """``set_subscription`` with the checks of ``settings`` (signatures, replay window, operator keys)."""
+    return functools.partial(
+        set_subscription,
+        operators=CommandPolicy.from_settings(settings),
+        partners=IngressPolicy.from_settings(settings),
+    )
+
+
+async def set_subscription(
+    msg: Incoming[SetSubscription], tx: Transaction, *, operators: CommandPolicy, partners: IngressPolicy
+) -> None:
+    await authorize(msg, tx, operators=operators, partners=partners)
     command = msg.data
     await repo.upsert_subscription(
         tx,
@@ -30,6 +53,27 @@ async def set_subscription(msg: Incoming[SetSubscription], tx: Transaction) -> N
         retention_days=command.retention_days,
         status=command.status,
     )
+
+
+async def authorize(
+    msg: Incoming[Any], tx: Transaction, *, operators: CommandPolicy, partners: IngressPolicy
+) -> None:
+    """A trusted operator's signature, or an active operations partner's; anything else is refused.
+
+    A partner without the right is refused before its signature is looked at (refusing on
+    an unproven claim is safe); nothing is applied before a signature is checked.
+    """
+    source = msg.envelope.source
+    if source == ADMIN_CLI_SOURCE:
+        operators.verify_operator_command(msg.envelope, msg.value)
+        return
+    partner_id = (
+        source.removeprefix(PARTNER_SOURCE_PREFIX) if source.startswith(PARTNER_SOURCE_PREFIX) else None
+    )
+    partner = await repo.partner(tx, partner_id) if partner_id is not None else None
+    if partner is None or partner.status != "active" or OPERATIONS_ROLE not in partner.roles:
+        raise NotAuthorized(f"{source[:200]} may not change subscriptions")
+    await verify_partner_event(tx, msg, partner.partner_id, partners)
 
 
 CreateTopic = Callable[[str], Awaitable[None]]

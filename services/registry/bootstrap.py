@@ -92,7 +92,8 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
         Route(
             topic=topics.ADMIN,
             group_id="hub.registry.admin",
-            handlers={SetSubscription.event_type: admin.set_subscription},
+            # Applied only if a trusted operator or an operations partner provably sent it.
+            handlers={SetSubscription.event_type: admin.subscription_handler(ctx.settings)},
             ignore_unknown_types=True,
         ),
         Route(

@@ -1,7 +1,8 @@
 """Registry commands: ``hub subscription set|list``, ``hub catalog list`` and ``hub acls``.
 
 Changes go through events like any other partner or operator system would send them
-(``SetSubscription`` on ``hub.admin``); listing reads the registry's tables.
+(``SetSubscription`` on ``hub.admin``, signed with the operator's key); listing reads the
+registry's tables.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from typing import Any
 import asyncpg
 
 from contracts import SetSubscription
-from hub import topics
 from hub.endpoints import running_hub_settings
-from hub.partner import PartnerClient
 from hub.settings import HubSettings
-
-OPERATOR = "CH/CAN/LU/ops"
+from services.identity.admin_publisher import publish_admin_command
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,21 +63,8 @@ def _set(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         status=args.status,
     )
-
-    async def publish() -> str:
-        client = PartnerClient(
-            settings.bootstrap_servers(), OPERATOR, idempotence=settings.kafka_enable_idempotence
-        )
-        await client.start()
-        try:
-            envelope = await client.publish(
-                command, business_process_id="admin:subscriptions", topic=topics.ADMIN
-            )
-        finally:
-            await client.stop()
-        return envelope.id
-
-    print(f"sent {SetSubscription.event_type} {asyncio.run(publish())}")
+    envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
+    print(f"sent {SetSubscription.event_type} {envelope.id}")
     return 0
 
 

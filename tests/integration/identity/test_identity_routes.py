@@ -12,8 +12,10 @@ from contracts.identity import PartnerRegistered
 from hub import topics
 from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.deadletter import DeadLetterWriter
+from hub.operator_keys import operator_signing_key
 from hub.service import ServiceContext
 from hub.settings import HubSettings
+from hub.signing import SigningKey
 from services.identity import bootstrap
 from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox
 
@@ -21,9 +23,13 @@ pytestmark = pytest.mark.asyncio
 NEW_PARTNER = "CH/MUN/1062/einwohnerdienste"
 
 
-def _record(data: Contract, source: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+def _record(
+    data: Contract, source: str, offset: int, key: SigningKey | None = None
+) -> ConsumerRecord[bytes, bytes]:
     envelope = Envelope.new(data, source=source, business_process_id="admin")
     value = data.model_dump_json().encode()
+    if key is not None:
+        envelope = key.sign(envelope, value)
     return ConsumerRecord(
         topic=topics.ADMIN,
         partition=0,
@@ -67,7 +73,9 @@ async def test_the_admin_route_handles_partner_commands_and_skips_the_registrys(
         roles=("municipality",),
     )
     assert await processor.process(_record(subscription, CLI, 1)) is Outcome.SKIPPED
-    assert await processor.process(_record(register, CLI, 2)) is Outcome.PROCESSED
+    # The CLI signs with the local operator key, which the service trusts by default.
+    operator = operator_signing_key(hub_settings)
+    assert await processor.process(_record(register, CLI, 2, operator)) is Outcome.PROCESSED
     [event] = await outbox(pool, topics.IDENTITY_PARTNERS)
     assert (event.type, event.key) == (PartnerRegistered.event_type, NEW_PARTNER)
 
