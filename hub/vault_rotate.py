@@ -26,6 +26,7 @@ from hub.vault_master import add_pending_version, ensure_index_root, load_ring, 
 
 DEFAULT_BATCH = 500
 _PASSES = 3  # a pass misses keys a lagging replica wrapped behind the cursor; rarely twice
+_BEFORE_ALL = uuid.UUID(int=0)
 _ATTEMPTS = 3  # a batch that lost a deadlock with a service's transaction is tried again
 
 
@@ -91,6 +92,17 @@ async def rotate_master_key(
     them can fail on a key wrapped by it.
     """
     ring = load_ring(base)
+    foreign = [
+        count for count in await key_counts(conn) if count.live and not ring.knows(count.master_key_id)
+    ]
+    if foreign:
+        # Most likely this is not the services' ring (another HUB_MASTER_KEY_FILE): a new
+        # version here would help nobody, and those keys could not be re-wrapped anyway.
+        raise RotationRefused(
+            f"{sum(count.live for count in foreign)} data key(s) are wrapped by master keys not in the "
+            f"ring at {base} ({', '.join(count.master_key_id for count in foreign)}): is HUB_MASTER_KEY_FILE "
+            "the services' ring?"
+        )
     ensure_index_root(base)  # before any version may be retired: the blind indexes stay
     pending = [version.number for version in ring.versions() if version.pending]
     unfinished = await live_keys_under(conn, _older(ring))
@@ -184,7 +196,9 @@ async def rewrap(
     done = Rewrapped()
     for _ in range(_PASSES):
         rewrapped_before = done.rewrapped
-        after: uuid.UUID | None = None
+        # The nil UUID as the start: a plain range on the primary key in every batch
+        # (``$1 IS NULL OR ...`` would cost a generic plan its index); uuid4 is never nil.
+        after = _BEFORE_ALL
         while max_batches is None or done.batches < max_batches:
             last = await _batch_with_retries(conn, master, after, batch_size, done)
             if last is None:
@@ -203,7 +217,7 @@ def _older(master: MasterKey) -> list[str]:
 
 
 async def _batch_with_retries(
-    conn: asyncpg.Connection, master: MasterKey, after: uuid.UUID | None, size: int, done: Rewrapped
+    conn: asyncpg.Connection, master: MasterKey, after: uuid.UUID, size: int, done: Rewrapped
 ) -> uuid.UUID | None:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
@@ -215,14 +229,14 @@ async def _batch_with_retries(
 
 
 async def _batch(
-    conn: asyncpg.Connection, master: MasterKey, after: uuid.UUID | None, size: int, done: Rewrapped
+    conn: asyncpg.Connection, master: MasterKey, after: uuid.UUID, size: int, done: Rewrapped
 ) -> uuid.UUID | None:
     """One short transaction; returns the last key id looked at, None when the walk is done."""
     async with conn.transaction():
         rows = await conn.fetch(
             """
             SELECT key_id, wrapped, master_key_id FROM vault.data_keys
-            WHERE ($1::uuid IS NULL OR key_id > $1) AND wrapped IS NOT NULL
+            WHERE key_id > $1 AND wrapped IS NOT NULL
               AND master_key_id = ANY($2::text[])
             ORDER BY key_id LIMIT $3 FOR UPDATE
             """,

@@ -266,6 +266,30 @@ async def test_a_prepared_version_unwraps_but_wraps_nothing_until_the_rotation(
     assert service.version == 2
 
 
+async def test_a_rotation_with_a_ring_that_is_not_the_services_is_refused(
+    pools: Pools,
+    base: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _make_keys(pools, 2)
+    elsewhere = tmp_path / "elsewhere" / "master.key"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(secrets.token_hex(KEY_BYTES))
+    monkeypatch.setenv("HUB_MASTER_KEY_FILE", str(elsewhere))
+
+    code, _, err = await _hub(capsys, "vault", "rotate-master-key")
+
+    assert code == 1
+    assert "2 data key(s) are wrapped by master keys not in the ring" in err
+    assert _ring_dir(elsewhere) == {"master.key"}  # no version, no index written
+    assert _ring_dir(base) == {"master.key"}
+    code, out, err = await _hub(capsys, "vault", "status")
+    assert code == 0, err
+    assert f"NOT IN THE RING  {installed().key_id}  2 data key(s), 0 destroyed" in out
+
+
 async def test_rotation_and_writers_at_the_same_time_lose_no_key(pools: Pools, base: Path) -> None:
     await _make_keys(pools, 40)
     ring = load_ring(base)
