@@ -22,9 +22,9 @@ import asyncpg
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
 
-from contracts import header_value
 from hub import audit_store
 from hub.audit import AuditEntry, Decision
+from hub.deadletter import text_header
 from hub.partner import PARTNER_SOURCE_PREFIX
 from hub.telemetry import extract_context
 
@@ -51,8 +51,8 @@ def refusal_entry(
     """What the chain keeps of a refused record: headers as claimed, and why it was refused."""
 
     def attribute(name: str) -> str:
-        # PostgreSQL text refuses NUL; a hostile header must not stop the refusal's record.
-        return (header_value(record.headers, name) or "")[:_MAX_ATTRIBUTE].replace("\x00", "\ufffd")
+        # Lengths, bytes (not UTF-8, NUL) are the sender's to choose: none may stop the record.
+        return (text_header(record, name) or "")[:_MAX_ATTRIBUTE]
 
     source = attribute("ce_source")
     reason = f"{type(error).__name__}: {error}"[:MAX_REASON].replace("\x00", "\ufffd")

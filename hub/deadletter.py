@@ -21,8 +21,6 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import ConsumerRecord
 
-from contracts import header_value
-
 log = logging.getLogger(__name__)
 
 DLT_SUFFIX = "-dlt"
@@ -64,14 +62,20 @@ def original_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, st
     ]
 
 
+def text_header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    """The last value of header ``name`` as storable text, whatever its bytes.
+
+    Unlike ``contracts.header_value`` it never raises: a record dead-lettered because a
+    header is not UTF-8 must not fail again while its dead letter is written.
+    """
+    values = [value for key, value in record.headers if key == name]
+    return _storable(values[-1].decode("utf-8", errors="replace")) if values else None
+
+
 def _storable(text: str) -> str:
     """PostgreSQL text and jsonb refuse NUL characters; a poison record carrying one must
     still be dead-lettered, not make the dead-lettering itself fail."""
     return text.replace("\x00", "\ufffd")
-
-
-def _storable_or_none(text: str | None) -> str | None:
-    return _storable(text) if text is not None else None
 
 
 class DeadLetterWriter:
@@ -89,8 +93,8 @@ class DeadLetterWriter:
     ) -> None:
         headers = dead_letter_headers(record, consumer_group, error, attempts)
         topic = dead_letter_topic(record.topic)
-        event_id = _storable_or_none(header_value(record.headers, "ce_id"))
-        event_type = _storable_or_none(header_value(record.headers, "ce_type"))
+        event_id = text_header(record, "ce_id")
+        event_type = text_header(record, "ce_type")
         log.warning(
             "dead-lettering %s[%d]@%d to %s: %s: %s",
             record.topic,

@@ -8,6 +8,7 @@ all three or none.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -253,3 +254,19 @@ async def test_only_the_ingress_route_records_refusals(registry_routes: list[Rou
     others = [r for r in registry_routes if r is not ingress]
     assert others
     assert all(r.on_refused is None for r in others)
+
+
+async def test_headers_that_are_not_utf8_are_still_dead_lettered_and_recorded(
+    pool: asyncpg.Pool, ingress: Route
+) -> None:
+    hostile = _move(None).with_header("ce_id", None).with_header("ce_source", None)
+    headers = [*hostile.headers, ("ce_id", b"\xff\xfeid"), ("ce_source", b"urn:ch:lu:hub:partner:\xff")]
+    record = dataclasses.replace(hostile, headers=tuple(headers)).record(4)
+    assert await _processor(pool, ingress).process(record) is Outcome.DEAD_LETTERED
+
+    [entry] = await _refusals(pool)
+    assert (entry["event_id"], entry["partner_id"]) == ("\ufffd\ufffdid", "\ufffd")
+    assert entry["reason"] == "EnvelopeError: header ce_id is not UTF-8"
+    assert (entry["reason_class"], entry["sender_verified"]) == ("contract", False)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT event_id FROM dead_letters") == "\ufffd\ufffdid"
