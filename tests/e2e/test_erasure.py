@@ -4,6 +4,8 @@ Two citizens move; the operator erases one of them by AHVN13 (``hub.cli.main`` w
 hub's HUB_DATABASE_URL and HUB_STATE_DIR, as in a shell). That citizen's case details,
 notifications, inbox and identity record are unreadable afterwards, the other's are
 intact, and the hub goes on: the erased citizen can even move again, as a new person.
+A third citizen's move is rejected by Lucerne: once she is erased, the reason is nowhere
+in the database, `hub case show` says it is erased, and her channel preference is gone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from services.notifications import repository as notices
 from services.registry import repository as registry
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
+from tests.integration.vault.scan import hits, readable_rows
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +56,25 @@ ANNA = _report(61, "Zumbühl", "Annegret", "annegret.zumbuehl@example.ch")
 BRUNO = _report(62, "Birrer", "Balthasar", "balthasar.birrer@example.ch")
 
 
-def _relocate(settings: HubSettings, report: MoveReported) -> CaseView:
+CARLA = _report(63, "Cavelti", "Cordula", "cordula.cavelti@example.ch")
+REJECTION_REASON = "Die neue Adresse ist keine bewohnbare Wohnung."  # Lucerne's, in hub/demo.py
+
+
+def _relocate(settings: HubSettings, report: MoveReported, variant: str = "main") -> CaseView:
+    expected = "rejected" if variant == "rejection" else "completed"
     view = asyncio.run(
         run_case(
             settings,
             opener=PORTAL,
             opening=report,
             case_id=new_case_id(),
-            responders=relocation_responders("main"),
-            expected="completed",
+            responders=relocation_responders(variant),
+            expected=expected,
             progress=lambda _line: None,
             timeout_s=90,
         )
     )
-    assert view.status == "completed"
+    assert view.status == expected
     return view
 
 
@@ -170,6 +178,65 @@ def test_an_invalid_ahvn13_is_refused_without_repeating_it(
     assert code == 1
     assert "check digit" in err
     assert "7561234567890" not in err
+
+
+def test_a_rejection_reason_and_the_preferences_of_an_erased_citizen_are_gone(
+    two_cases: tuple[CaseView, CaseView], operator: HubSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _anna, bruno = two_cases
+    carla = _relocate(operator, CARLA, "rejection")
+    reason = REJECTION_REASON
+    assert f"rejected: {reason}" in _details(carla)  # the demo's reader opens the sealed text
+    citizen_ids = {view.case_id: asyncio.run(_citizen_id(operator, view.case_id)) for view in (carla, bruno)}
+    for citizen_id in citizen_ids.values():
+        code, _, err = _hub(capsys, "notifications", "prefer", citizen_id, "--channel", "inbox")
+        assert code == 0, err
+    stored = asyncio.run(_raw(operator))
+    # The reason reached the database only sealed; the clear copies are the published events.
+    assert {name for name, _ in hits(stored, [reason])} == {'"registry"."outbox"'}
+
+    code, out, err = _hub(capsys, "person", "erase", "--ahvn13", CARLA.person.vn, "--json")
+
+    assert code == 0, err
+    erasure = json.loads(out)
+    assert erasure["cases"] == [carla.case_id]
+    assert erasure["citizen_preferences"] == 1
+    stores = {(s["store"], s["done"]): s["rows"] for s in erasure["stores"]}
+    assert stores[("registry.timeline", "unreadable (sealed under a destroyed key)")] == 1
+    assert stores[("notifications.citizen_preferences", "deleted")] == 1
+    assert stores[("vault.data_keys", "destroyed")] >= 1
+    assert [s["done"] for s in erasure["stores"] if s["store"] == "kafka"] == [
+        f"not reachable record by record: topics the hub creates expire records after "
+        f"{operator.kafka_retention_hours:g} h (HUB_KAFKA_RETENTION_HOURS)"
+    ]
+    assert hits(asyncio.run(_raw(operator)), [reason, CARLA.person.first_name, CARLA.contact.email]) == []
+    code, out, _ = _hub(capsys, "case", "show", carla.case_id, "--json")
+    assert code == 0
+    shown = [step["detail"] for step in json.loads(out)["timeline"]]
+    assert f"rejected: {ERASED_TEXT}" in shown
+    assert not any(reason in (detail or "") for detail in shown)
+    assert asyncio.run(_preferences(operator)) == {citizen_ids[bruno.case_id]}
+
+
+def _details(view: CaseView) -> list[str]:
+    return [step.detail or "" for step in view.timeline]
+
+
+async def _raw(settings: HubSettings) -> dict[str, list[bytes]]:
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        return await readable_rows(conn)
+    finally:
+        await conn.close()
+
+
+async def _preferences(settings: HubSettings) -> set[str]:
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        rows = await conn.fetch("SELECT citizen_id FROM notifications.citizen_preferences")
+    finally:
+        await conn.close()
+    return {row["citizen_id"] for row in rows}
 
 
 async def _citizen_id(settings: HubSettings, case_id: str) -> str:
