@@ -36,12 +36,18 @@ def carries_personal_data(topic: str) -> bool:
     return topic.removesuffix(_DEAD_LETTER_SUFFIX) not in WITHOUT_PERSONAL_DATA
 
 
+_DAY_MS = 24 * 3600 * 1000
+
+
 def topic_config(topic: str, *, retention_hours: float) -> dict[str, str]:
     """The configs the hub creates ``topic`` with: a bounded retention if it may carry
-    personal data (the broker then deletes its old segments, records included)."""
+    personal data. Kafka deletes whole segments once their newest record is older than
+    ``retention.ms``, and a segment is closed only after ``segment.ms`` (7 days by default):
+    a segment of at most a day bounds a record's stay to the retention plus a day."""
     if not carries_personal_data(topic):
         return {}
-    return {"retention.ms": str(round(retention_hours * 3600 * 1000))}
+    retention_ms = round(retention_hours * 3600 * 1000)
+    return {"retention.ms": str(retention_ms), "segment.ms": str(min(retention_ms, _DAY_MS))}
 
 
 def delivery_topic(partner_id: str) -> str:

@@ -20,7 +20,7 @@ from hub.settings import HubSettings
 
 
 def test_every_topic_about_people_gets_a_bounded_retention_and_agency_topics_do_not() -> None:
-    week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+    week = {"retention.ms": str(7 * 24 * 3600 * 1000), "segment.ms": str(24 * 3600 * 1000)}
     personal = (
         topics.INGRESS,
         topics.IDENTITY_REQUESTS,
@@ -36,7 +36,8 @@ def test_every_topic_about_people_gets_a_bounded_retention_and_agency_topics_do_
         assert topics.topic_config(topic, retention_hours=168) == week, topic
     for topic in (topics.ADMIN, topics.IDENTITY_PARTNERS, topics.ADMIN + "-dlt"):
         assert topics.topic_config(topic, retention_hours=168) == {}, topic
-    assert topics.topic_config(topics.INGRESS, retention_hours=0.5) == {"retention.ms": "1800000"}
+    half_an_hour = {"retention.ms": "1800000", "segment.ms": "1800000"}
+    assert topics.topic_config(topics.INGRESS, retention_hours=0.5) == half_an_hour
 
 
 @pytest.mark.asyncio
@@ -54,4 +55,4 @@ async def test_topics_are_created_with_their_retention(hub_settings: HubSettings
     [(error_code, _message, _type, name, entries)] = response.resources
     assert (error_code, name) == (0, delivery)
     configs = {entry[0]: entry[1] for entry in entries}
-    assert configs["retention.ms"] == str(2 * 3600 * 1000)
+    assert configs["retention.ms"] == configs["segment.ms"] == str(2 * 3600 * 1000)
