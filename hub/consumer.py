@@ -214,6 +214,7 @@ class MessageProcessor:
                 offset=record.offset,
                 trace_id=current_trace_id(),
                 value=record.value or b"",
+                key=record.key,
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 if not await inbox.claim(conn, self._route.group_id, envelope):

@@ -26,6 +26,8 @@ class Incoming(Generic[C]):
     trace_id: str
     # The record value as it arrived: a signature covers these bytes, not a re-serialisation.
     value: bytes = b""
+    # The Kafka key as it arrived (the case id, for every producer of the hub).
+    key: bytes | None = None
 
     @property
     def case_id(self) -> str:

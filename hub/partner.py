@@ -17,11 +17,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
 from contracts import Action, Contract, Envelope, EnvelopeError, parse_data
+from contracts.case import CaseDelivery
 from contracts.catalog import serialize_data
 from hub import topics
 from hub.errors import ConfigurationError
 from hub.keyring import process_keyring
-from hub.signing import PublicKey, SignatureRefused, SigningKey, UnknownSigningKey, UnsignedEvent
+from hub.signing import (
+    MisroutedRecord,
+    PublicKey,
+    SignatureRefused,
+    SigningKey,
+    UnknownSigningKey,
+    UnsignedEvent,
+    check_record_key,
+)
 from hub.telemetry import consumer_span, current_trace_headers, messaging_attributes, tracer
 
 log = logging.getLogger(__name__)
@@ -172,6 +181,15 @@ class PartnerClient:
             )
         return envelope
 
+    def _check_addressed_here(self, envelope: Envelope, data: Contract, key: bytes | None) -> None:
+        """A genuine hub delivery may still be a copy meant for someone else, or re-keyed:
+        the signature covers the value (and so its ``recipient``), not where it lies."""
+        check_record_key(envelope, key)
+        if isinstance(data, CaseDelivery) and data.recipient != self.partner_id:
+            raise MisroutedRecord(
+                f"delivery {envelope.id[:128]} is addressed to {data.recipient}, not {self.partner_id}"
+            )
+
     async def deliveries(
         self, *, on_refused: Callable[[RefusedDelivery], None] | None = None, **consumer_options: Any
     ) -> AsyncIterator[Delivery]:
@@ -206,6 +224,15 @@ class PartnerClient:
                 on_refused(refused)
                 continue
             data = parse_data(envelope.type, record.value or b"")
+            try:
+                self._check_addressed_here(envelope, data, record.key)
+            except SignatureRefused as error:
+                await self._consumer.commit()
+                refused = RefusedDelivery(record.topic, record.partition, record.offset, error)
+                if on_refused is None:
+                    raise
+                on_refused(refused)
+                continue
             attributes = messaging_attributes(
                 topic=topic,
                 operation="process",

@@ -57,6 +57,12 @@ class ForeignSigningKey(SignatureRefused):
     """The key belongs to another partner than the event's source."""
 
 
+class MisroutedRecord(SignatureRefused):
+    """Signed, but not for this place: the signature covers the CloudEvents attributes and
+    the value, not the Kafka record's key or topic, so the key must be the signed case id
+    and a delivery must name its reader as recipient (or a copy was moved or re-keyed)."""
+
+
 class RevokedSigningKey(SignatureRefused):
     """The key was revoked; nothing signed with it is accepted any more."""
 
@@ -219,3 +225,18 @@ def check_freshness(
 
 def _iso(moment: dt.datetime) -> str:
     return encode_value(moment)
+
+
+def check_record_key(envelope: Envelope, key: bytes | None) -> None:
+    """Refuse a record whose Kafka key is not the case id its signature covers.
+
+    Every event of a case is keyed by the case id, which keeps a case on one partition and
+    so in order; re-keying a signed record would move it off that order unnoticed. A record
+    without a key is refused too: every producer of the hub keys its records.
+    """
+    if key != envelope.businessprocessid.encode():
+        shown = key[:64].decode(errors="replace") if key is not None else "no key"
+        raise MisroutedRecord(
+            f"event {envelope.id[:128]} is keyed {shown!r}, not by its case "
+            f"{envelope.businessprocessid[:128]!r}"
+        )

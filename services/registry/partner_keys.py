@@ -3,9 +3,9 @@
 The mirror follows identity's ``PartnerKeyRegistered`` / ``PartnerKeyRevoked``. A
 partner event on ``hub.ingress`` is accepted only if it is signed (unless signatures
 are switched off), with a registered key of its sender, inside that key's window and not
-revoked, and if its time lies inside the replay window. Each refusal is a
-``PermanentError`` subclass with the reason: the consumer dead-letters and records it,
-and the event never reaches routing.
+revoked, keyed by the case id it signs, and if its time lies inside the replay window.
+Each refusal is a ``PermanentError`` subclass with the reason: the consumer dead-letters
+and records it, and the event never reaches routing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from hub.signing import (
     UnsignedEvent,
     check_freshness,
     check_key_usable,
+    check_record_key,
 )
 
 
@@ -75,6 +76,7 @@ async def verify_partner_event(
             now=now,
         )
         PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, msg.value)
+        check_record_key(envelope, msg.key)
     # The time is checked after the signature: only then is it the sender's own statement.
     check_freshness(
         envelope.time, now, max_age_s=policy.max_age_s, max_future_skew_s=policy.max_future_skew_s

@@ -39,7 +39,7 @@ from hub.kafka import ensure_topics
 from hub.keyring import process_keyring
 from hub.partner import PartnerClient, RefusedDelivery
 from hub.settings import HubSettings
-from hub.signing import BadSignature, PublicKey, SigningKey, UnsignedEvent
+from hub.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
 from hub.signing_keys import public_pem
 from hub.topics import delivery_topic
 from tests.e2e.conftest import running_hub
@@ -399,15 +399,35 @@ def test_every_delivery_carries_the_hubs_signature(hub: HubSettings, run: Run) -
         hub_key.verify(envelope, record.value)
 
 
-async def _copy_to(settings: HubSettings, topic: str, records: list[tuple[list[Any], bytes]]) -> None:
+async def _copy_to(settings: HubSettings, topic: str, records: list[tuple[list[Any], bytes, bytes]]) -> None:
     await ensure_topics(settings, [topic])
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers(), acks="all")
     await producer.start()
     try:
-        for headers, value in records:
-            await producer.send_and_wait(topic, value, key=b"k", headers=headers)
+        for headers, value, key in records:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+class _AllRefused(Exception):
+    pass
+
+
+def _refusals(settings: HubSettings, partner_id: str, expected: int) -> list[RefusedDelivery]:
+    """Read ``partner_id``'s topic until ``expected`` deliveries were refused; none may be taken."""
+    refused: list[RefusedDelivery] = []
+
+    def note(refusal: RefusedDelivery) -> None:
+        refused.append(refusal)
+        if len(refused) == expected:
+            raise _AllRefused
+
+    try:
+        taken = asyncio.run(_first(settings, partner_id, 1, note))
+    except _AllRefused:
+        return refused
+    raise AssertionError(f"{partner_id} accepted {taken} after {len(refused)} refusal(s)")
 
 
 async def _first(
@@ -434,26 +454,45 @@ def test_a_partner_refuses_deliveries_the_hub_did_not_sign(hub: HubSettings, run
         for r in asyncio.run(_records(hub, delivery_topic(KRIENS_OFFICE)))
         if r.key == run.case.case_id.encode() and b"sector_pseudonym" in r.value
     ]
-    headers, value = list(genuine.headers), genuine.value
+    headers, value, key = list(genuine.headers), genuine.value, run.case.case_id.encode()
     tampered = value.replace(b"Schachenstrasse", b"Bahnhofstrasse")
     unsigned = [(n, v) for n, v in headers if n not in ("ce_sigkeyid", "ce_signature")]
     assert tampered != value
 
-    # Told of refusals: the genuine copies are yielded, the forgeries refused and skipped.
+    # Told of refusals: every forgery is refused and skipped, the loop goes on.
     lenient = f"CH/CAN/LU/sigtest-{uuid.uuid4().hex[:8]}"
-    asyncio.run(
-        _copy_to(hub, delivery_topic(lenient), [(headers, tampered), (unsigned, value), (headers, value)])
-    )
-    refused: list[RefusedDelivery] = []
-    taken = asyncio.run(_first(hub, lenient, 1, refused.append))
-    assert [e.id for e in taken] == [Envelope.from_headers(headers).id]
+    asyncio.run(_copy_to(hub, delivery_topic(lenient), [(headers, tampered, key), (unsigned, value, key)]))
+    refused = _refusals(hub, lenient, 2)
     assert [type(r.error) for r in refused] == [BadSignature, UnsignedEvent]
 
     # Not told: the first forgery stops the partner's loop with the reason.
     strict = f"CH/CAN/LU/sigtest-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_copy_to(hub, delivery_topic(strict), [(headers, tampered)]))
+    asyncio.run(_copy_to(hub, delivery_topic(strict), [(headers, tampered, key)]))
     with pytest.raises(BadSignature, match="forged, or changed after signing"):
         asyncio.run(_first(hub, strict, 1, None))
+
+
+def test_a_partner_refuses_a_genuine_delivery_moved_to_its_topic_or_re_keyed(
+    hub: HubSettings, run: Run
+) -> None:
+    """The hub's signature covers the value and attributes, not the Kafka topic and key: a
+    genuine delivery for Kriens copied onto another partner's topic, or re-keyed, is refused
+    by the recipient check (the signed ``recipient``) and the key check (the signed case id)."""
+    [genuine] = [
+        r
+        for r in asyncio.run(_records(hub, delivery_topic(KRIENS_OFFICE)))
+        if r.key == run.case.case_id.encode() and b"sector_pseudonym" in r.value
+    ]
+    headers, value, key = list(genuine.headers), genuine.value, run.case.case_id.encode()
+    other = f"CH/CAN/LU/sigtest-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_copy_to(hub, delivery_topic(other), [(headers, value, key), (headers, value, b"k")]))
+    # Two keys, so possibly two partitions: the refusals may come in either order.
+    refused = sorted(_refusals(hub, other, 2), key=lambda r: str(r.error))
+    assert [type(r.error) for r in refused] == [MisroutedRecord, MisroutedRecord]
+    assert f"is addressed to {KRIENS_OFFICE}, not {other}" in str(refused[0].error)
+    assert "is keyed 'k', not by its case" in str(refused[1].error)
+    # Every genuine delivery passed both checks: the case completed through PartnerClients.
+    assert run.case.status == "completed"
 
 
 def test_no_private_key_reached_the_database(hub: HubSettings, run: Run) -> None:

@@ -16,6 +16,7 @@ from hub.signing import (
     ForeignSigningKey,
     FutureEvent,
     KeyOutsideValidity,
+    MisroutedRecord,
     PublicKey,
     RevokedSigningKey,
     SigningKey,
@@ -24,6 +25,7 @@ from hub.signing import (
     canonical_form,
     check_freshness,
     check_key_usable,
+    check_record_key,
     decode_public_key,
 )
 
@@ -243,3 +245,14 @@ def test_the_time_window_accepts_its_edges_and_refuses_beyond() -> None:
         check_freshness(NOW - dt.timedelta(seconds=601), NOW, max_age_s=600, max_future_skew_s=30)
     with pytest.raises(FutureEvent, match="31s in the future"):
         check_freshness(NOW + dt.timedelta(seconds=31), NOW, max_age_s=600, max_future_skew_s=30)
+
+
+def test_a_record_keyed_by_its_signed_case_id_passes(envelope: Envelope) -> None:
+    check_record_key(envelope, b"eumzug-1")
+
+
+@pytest.mark.parametrize("kafka_key", [b"eumzug-2", b"", None, b"EUMZUG-1"])
+def test_a_record_keyed_otherwise_is_misrouted(envelope: Envelope, kafka_key: bytes | None) -> None:
+    """The key is not signed; it must equal the case id that is, or the case's order breaks."""
+    with pytest.raises(MisroutedRecord, match="not by its case 'eumzug-1'"):
+        check_record_key(envelope, kafka_key)
