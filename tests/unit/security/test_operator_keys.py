@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import stat
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from contracts import Envelope
 from contracts.admin import ChangePartnerStatus
+from hub.cli import main
 from hub.errors import ConfigurationError
 from hub.operator_keys import (
     ADMIN_CLI_SOURCE,
@@ -155,3 +157,15 @@ def test_with_signatures_optional_an_unsigned_command_passes_but_a_bad_one_does_
         policy.verify_operator_command(stranger.sign(_command(), VALUE), VALUE)
     with pytest.raises(StaleEvent):  # the replay window still holds
         policy.verify_operator_command(_command(time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=7)), VALUE)
+
+
+def test_hub_keys_operator_prints_the_key_id_and_the_public_key_for_the_trusted_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice = _operator(tmp_path / "alice.key")
+    monkeypatch.setenv("HUB_OPERATOR_KEY_FILE", str(tmp_path / "alice.key"))
+    assert main(["keys", "operator", "--json", "--out", str(tmp_path / "alice.pub")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["key_id"], shown["public_key"]) == (alice.key_id, alice.public.base64)
+    assert "PRIVATE" not in json.dumps(shown)
+    assert set(load_public_keys(tmp_path / "alice.pub")) == {alice.key_id}
