@@ -215,16 +215,9 @@ class PartnerClient:
         async for record in self._consumer:
             envelope = Envelope.from_headers(record.headers)
             try:
+                # The signature first: only data the hub signed is parsed at all.
                 verify_delivery(envelope, record.value or b"", self.hub_keys)
-            except SignatureRefused as error:
-                await self._consumer.commit()
-                refused = RefusedDelivery(record.topic, record.partition, record.offset, error)
-                if on_refused is None:
-                    raise
-                on_refused(refused)
-                continue
-            data = parse_data(envelope.type, record.value or b"")
-            try:
+                data = parse_data(envelope.type, record.value or b"")
                 self._check_addressed_here(envelope, data, record.key)
             except SignatureRefused as error:
                 await self._consumer.commit()
