@@ -60,7 +60,7 @@ async def sender(tx: Transaction, msg: Incoming[Any], *, policy: IngressPolicy) 
     await verify_partner_event(tx, msg, partner.partner_id, policy)
     entry = await repo.catalog_entry(tx, msg.envelope.type)
     if entry is None:
-        raise PermanentError(f"{msg.envelope.type} is not in the catalogue")
+        raise NotAuthorized(f"{msg.envelope.type} is not in the catalogue")
     if not set(partner.roles) & set(entry.publisher_roles):
         raise NotAuthorized(
             f"{partner.partner_id} (roles {', '.join(partner.roles)}) may not publish {entry.event_type}"
