@@ -11,7 +11,7 @@ with the trace id it ran under.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypedDict
 
 from contracts import (
     CaseActionRequired,
@@ -40,6 +40,16 @@ PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
 class NotAuthorized(PermanentError):
     """The sender may not do this: unknown or suspended partner, or a role without the right."""
+
+
+class Notice(TypedDict, total=False):
+    """What a step fills into the citizen's notice (``notify_citizen``'s placeholders)."""
+
+    milestone: str
+    reason: str
+    partner: str
+    action: str
+    due_on: str
 
 
 async def sender(tx: Transaction, msg: Incoming[Any], *, policy: IngressPolicy) -> repo.Partner:
@@ -224,28 +234,16 @@ async def reach_milestone(
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
     await repo.add_milestone(tx, case.case_id, milestone, partner.partner_id, msg.envelope.id)
-    await _timeline(tx, msg, partner.partner_id, milestone)
-    data = msg.data.model_dump(mode="json")
-    subscribers = await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
-    await deliver(
+    await _partner_step(
         tx,
-        case=case,
-        event_type=msg.envelope.type,
-        data=data,
-        subscribers=subscribers,
-        trace_id=msg.trace_id,
-        reference_id=msg.envelope.id,
-    )
-    await notify_citizen(
-        tx,
+        msg,
         process=process,
-        case_id=case.case_id,
-        details=case.details,
+        case=case,
+        partner=partner,
+        detail=milestone,
+        subscribers=await repo.subscribers_of(tx, msg.envelope.type, case.case_type),
         step=milestone,
-        milestone=milestone.replace("-", " "),
-        partner=partner.name,
-        test_delivery=case.test_delivery,
-        citizen_id=case.citizen_id,
+        notice={"milestone": milestone.replace("-", " ")},
     )
     reached = await repo.reached_milestones(tx, case.case_id)
     status = next_status(process, case.status, reached)
@@ -266,24 +264,16 @@ async def _complete(
     completed = CaseCompleted(
         case_type=case.case_type, completed_at=dt.datetime.now(dt.UTC), milestones=tuple(sorted(reached))
     )
-    subscribers = await repo.subscribers_of(tx, CaseCompleted.event_type, case.case_type)
-    await deliver(
+    await _pass_on(
         tx,
+        msg,
+        process=process,
         case=case,
         event_type=CaseCompleted.event_type,
         data=completed.model_dump(mode="json"),
-        subscribers=subscribers,
-        trace_id=msg.trace_id,
+        subscribers=await repo.subscribers_of(tx, CaseCompleted.event_type, case.case_type),
         reference_id=case.reported_event_id,
-    )
-    await notify_citizen(
-        tx,
-        process=process,
-        case_id=case.case_id,
-        details=case.details,
         step="completed",
-        test_delivery=case.test_delivery,
-        citizen_id=case.citizen_id,
     )
     await repo.add_timeline(
         tx,
@@ -310,31 +300,22 @@ async def reject_case(
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
     await repo.set_status(tx, case.case_id, CaseStatus.REJECTED)
-    await _timeline(tx, msg, partner.partner_id, "rejected", confidential=msg.data.reason)
-    subscribers = [
-        s
-        for s in await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
-        if s.partner_id != partner.partner_id
-    ]
-    await deliver(
+    # The rejecting partner knows already; the others and the citizen learn why.
+    await _partner_step(
         tx,
-        case=case,
-        event_type=msg.envelope.type,
-        data=msg.data.model_dump(mode="json"),
-        subscribers=subscribers,
-        trace_id=msg.trace_id,
-        reference_id=msg.envelope.id,
-    )
-    await notify_citizen(
-        tx,
+        msg,
         process=process,
-        case_id=case.case_id,
-        details=case.details,
+        case=case,
+        partner=partner,
+        detail="rejected",
+        confidential=msg.data.reason,
+        subscribers=[
+            s
+            for s in await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
+            if s.partner_id != partner.partner_id
+        ],
         step="rejected",
-        reason=msg.data.reason,
-        partner=partner.name,
-        test_delivery=case.test_delivery,
-        citizen_id=case.citizen_id,
+        notice={"reason": msg.data.reason},
     )
 
 
@@ -352,18 +333,18 @@ async def request_action(
         raise NotAuthorized(f"{partner.partner_id} has no part in a {case.case_type} case")
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
-    await _timeline(tx, msg, partner.partner_id, "action required", confidential=msg.data.action)
-    await notify_citizen(
+    # A request to the citizen, not news for the subscribers: nothing is delivered.
+    await _partner_step(
         tx,
+        msg,
         process=process,
-        case_id=case.case_id,
-        details=case.details,
+        case=case,
+        partner=partner,
+        detail="action required",
+        confidential=msg.data.action,
+        subscribers=None,
         step="action-required",
-        action=msg.data.action,
-        due_on=msg.data.due_on.isoformat() if msg.data.due_on else "",
-        partner=partner.name,
-        test_delivery=case.test_delivery,
-        citizen_id=case.citizen_id,
+        notice={"action": msg.data.action, "due_on": msg.data.due_on.isoformat() if msg.data.due_on else ""},
     )
 
 
@@ -372,6 +353,74 @@ async def record_notification_status(msg: Incoming[NotificationStatusChanged], t
         return  # notifications outside cases (e.g. operations mail) have no timeline
     await _timeline(
         tx, msg, "notifications", f"{msg.data.template} via {msg.data.channel}: {msg.data.status}"
+    )
+
+
+async def _partner_step(
+    tx: Transaction,
+    msg: Incoming[Contract],
+    *,
+    process: ProcessDefinition,
+    case: repo.Case,
+    partner: repo.Partner,
+    detail: str,
+    subscribers: list[repo.Subscriber] | None,
+    step: str,
+    notice: Notice,
+    confidential: str | None = None,
+) -> None:
+    """A partner's step on an open case: on the timeline under the partner, the partner's
+    event passed on to ``subscribers`` and the citizen told, naming the partner."""
+    await _timeline(tx, msg, partner.partner_id, detail, confidential=confidential)
+    await _pass_on(
+        tx,
+        msg,
+        process=process,
+        case=case,
+        event_type=msg.envelope.type,
+        data=msg.data.model_dump(mode="json"),
+        subscribers=subscribers,
+        reference_id=msg.envelope.id,
+        step=step,
+        notice={**notice, "partner": partner.name},
+    )
+
+
+async def _pass_on(
+    tx: Transaction,
+    msg: Incoming[Any],
+    *,
+    process: ProcessDefinition,
+    case: repo.Case,
+    event_type: str,
+    data: dict[str, Any],
+    subscribers: list[repo.Subscriber] | None,
+    reference_id: str,
+    step: str,
+    notice: Notice | None = None,
+) -> None:
+    """Deliver ``data`` to ``subscribers`` (``None``: a step no subscriber hears of, so
+    not even the audit log's "unrouted" record), then tell the citizen of ``step`` with
+    the notice's placeholders. Steps after the opening only: the case has its citizen id."""
+    if subscribers is not None:
+        await deliver(
+            tx,
+            case=case,
+            event_type=event_type,
+            data=data,
+            subscribers=subscribers,
+            trace_id=msg.trace_id,
+            reference_id=reference_id,
+        )
+    await notify_citizen(
+        tx,
+        process=process,
+        case_id=case.case_id,
+        details=case.details,
+        step=step,
+        test_delivery=case.test_delivery,
+        citizen_id=case.citizen_id,
+        **(notice or {}),
     )
 
 
