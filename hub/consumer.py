@@ -62,6 +62,8 @@ class Outcome(enum.Enum):
 class Route:
     """A subscription of a service: topic, consumer group and a handler per event type."""
 
+    # With ``pattern``, the name the route is known by (its dead letters go to this name's
+    # dead-letter topic); otherwise the one topic it reads.
     topic: str
     group_id: str
     handlers: Mapping[str, Handler]
@@ -71,6 +73,9 @@ class Route:
     # Runs in the transaction that records a dead letter of this route (the registry's
     # ingress seals refusals into the audit chain with it); None for most routes.
     on_refused: RefusalHook | None = None
+    # A regular expression: the route reads every topic it matches, including topics
+    # created later (the registry: every partner's own ingress topic).
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)

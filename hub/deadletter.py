@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import ConsumerRecord
 
+from hub import topics
+
 log = logging.getLogger(__name__)
 
 DLT_SUFFIX = "-dlt"
@@ -32,6 +34,14 @@ RefusalHook = Callable[[asyncpg.Connection, ConsumerRecord[bytes, bytes], BaseEx
 
 
 def dead_letter_topic(topic: str) -> str:
+    """``<topic>-dlt``; every partner's own ingress topic shares ``hub.ingress-dlt``.
+
+    One dead-letter topic for all partner ingress topics keeps the tools that watch it
+    working, and no ``hub.ingress.<slug>-dlt`` exists for the registry's pattern to match.
+    The original topic stays in the ``dlt-original-topic`` header, where a redrive goes.
+    """
+    if topics.is_partner_ingress(topic):
+        return topics.INGRESS + DLT_SUFFIX
     return topic + DLT_SUFFIX
 
 

@@ -36,6 +36,9 @@ from hub.vault_schema import migrate_vault
 log = logging.getLogger(__name__)
 
 BACKLOG_READY_LIMIT = 10_000
+# How soon a consumer with a pattern reads a topic created after it started.
+PATTERN_METADATA_MAX_AGE_MS = 3_000
+_DEFAULT_METADATA_MAX_AGE_MS = 5 * 60 * 1000  # Kafka's and FastStream's default
 Worker = Callable[[asyncio.Event], Awaitable[None]]
 
 
@@ -155,8 +158,10 @@ class ServiceRuntime:
         ctx = ServiceContext(d.name, s, self.pool)
         routes = list(d.routes(ctx))
         extra = await d.dynamic_topics(ctx) if d.dynamic_topics else ()
-        consumed = [r.topic for r in routes]
-        await ensure_topics(s, {*d.topics, *extra, *consumed, *map(dead_letter_topic, consumed)})
+        # A pattern names no topic to create: the topics it matches come and go with partners.
+        consumed = [r.topic for r in routes if r.pattern is None]
+        dead_letters = {dead_letter_topic(r.topic) for r in routes}
+        await ensure_topics(s, {*d.topics, *extra, *consumed, *dead_letters})
         self._publisher = self._publisher or KafkaPublisher(s, client_id=f"hub-{d.name}")
         await self._publisher.start()
         self.relay = OutboxRelay(
@@ -185,6 +190,13 @@ class ServiceRuntime:
             logger=logging.getLogger(f"hub.broker.{ctx.name}"),
             graceful_timeout=s.shutdown_grace_s,
             security=faststream_security(s),
+            # A pattern subscription sees a new matching topic (a partner registered at
+            # runtime) only at the consumer's next metadata refresh, every 5 min by default.
+            # FastStream sets this per broker, not per subscriber: the other consumers of the
+            # service refresh as often, a small metadata request each.
+            metadata_max_age_ms=PATTERN_METADATA_MAX_AGE_MS
+            if any(r.pattern for r in routes)
+            else _DEFAULT_METADATA_MAX_AGE_MS,
         )
         assert self.pool is not None
         retry = RetryPolicy(s.retry_backoff_initial_s, s.retry_backoff_max_s)
@@ -205,7 +217,8 @@ class ServiceRuntime:
         retrying = PartitionRetries()
 
         @broker.subscriber(
-            route.topic,
+            *([] if route.pattern else [route.topic]),
+            pattern=route.pattern,
             group_id=route.group_id,
             ack_policy=AckPolicy.MANUAL,  # we commit ourselves, after the effect is durable
             auto_offset_reset="earliest",

@@ -94,6 +94,11 @@ class HubSettings(BaseSettings):
     require_signatures: bool = Field(
         True, description="Refuse partner events on hub.ingress without a valid signature (issue 5)."
     )
+    shared_ingress: bool = Field(
+        False,
+        description="The registry also reads the shared hub.ingress, where any partner may write; "
+        "off: each partner publishes only on its own hub.ingress.<partner> (Kafka ACLs).",
+    )
     event_max_age_s: float = Field(
         6 * 3600.0,
         gt=0,

@@ -1,7 +1,10 @@
 """Topic names: the hub's public surface for partners and its internal lanes.
 
-Partners publish to ``INGRESS`` and read their own ``delivery_topic``; the other topics
-are internal between hub services. Every consumed topic has a ``<topic>-dlt`` twin.
+Each partner publishes to its own ``ingress_topic`` (Kafka ACLs let it write that one
+only) and reads its own ``delivery_topic``; the other topics are internal between hub
+services. The shared ``INGRESS`` topic is read only if ``HUB_SHARED_INGRESS`` is on. Every
+consumed topic has a ``<topic>-dlt`` twin; every partner ingress topic shares the one
+``hub.ingress-dlt`` (hub/deadletter.py).
 
 Erasure (``hub person erase``) cannot delete single records from Kafka: what a topic
 holds about a person is removed by the topic's retention. So every topic that may carry
@@ -15,7 +18,16 @@ from __future__ import annotations
 
 import re
 
-INGRESS = "hub.ingress"
+INGRESS = "hub.ingress"  # the shared ingress of every partner (HUB_SHARED_INGRESS)
+INGRESS_PREFIX = "hub.ingress."  # + a partner's slug: that partner's own ingress topic
+# Every partner ingress topic, as the registry subscribes to it: a regular expression, which
+# Kafka clients match against the start of a topic name, so it is anchored at the end too.
+# Written without FastStream's "{name}" placeholders, which it turns into ".*" (an unescaped
+# dot that would also match "hub.ingress-dlt"), so FastStream hands it to aiokafka verbatim.
+# Their dead letters go to the one "hub.ingress-dlt", so no "hub.ingress.<slug>-dlt" exists.
+PARTNER_INGRESS_PATTERN = r"hub\.ingress\.[a-z0-9-]+(\.[a-z0-9-]+)*$"
+# The same and the shared ``INGRESS`` itself (HUB_SHARED_INGRESS), still not its "-dlt" twin.
+SHARED_AND_PARTNER_INGRESS_PATTERN = r"hub\.ingress(\.[a-z0-9-]+)*$"
 IDENTITY_REQUESTS = "hub.identity.requests"
 IDENTITY_RESULTS = "hub.identity.results"
 NOTIFICATION_REQUESTS = "hub.notification.requests"
@@ -50,7 +62,26 @@ def topic_config(topic: str, *, retention_hours: float) -> dict[str, str]:
     return {"retention.ms": str(retention_ms), "segment.ms": str(min(retention_ms, _DAY_MS))}
 
 
+def partner_slug(partner_id: str) -> str:
+    """'CH/MUN/1061/einwohnerdienste' -> 'ch.mun.1061.einwohnerdienste' (a valid topic name part)."""
+    return re.sub(r"[^a-z0-9-]+", ".", partner_id.lower()).strip(".")
+
+
 def delivery_topic(partner_id: str) -> str:
     """'CH/MUN/1061/einwohnerdienste' -> 'hub.delivery.ch.mun.1061.einwohnerdienste'."""
-    slug = re.sub(r"[^a-z0-9-]+", ".", partner_id.lower()).strip(".")
-    return DELIVERY_PREFIX + slug
+    return DELIVERY_PREFIX + partner_slug(partner_id)
+
+
+def ingress_topic(partner_id: str) -> str:
+    """'CH/MUN/1061/einwohnerdienste' -> 'hub.ingress.ch.mun.1061.einwohnerdienste'."""
+    return INGRESS_PREFIX + partner_slug(partner_id)
+
+
+def is_partner_ingress(topic: str) -> bool:
+    """A partner's own ingress topic (not the shared one, not a dead-letter topic)."""
+    return re.fullmatch(PARTNER_INGRESS_PATTERN, topic) is not None
+
+
+def ingress_pattern(*, shared: bool) -> str:
+    """What the registry's ingress route reads: every partner's own topic, and ``INGRESS`` if shared."""
+    return SHARED_AND_PARTNER_INGRESS_PATTERN if shared else PARTNER_INGRESS_PATTERN

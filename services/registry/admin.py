@@ -17,7 +17,7 @@ from contracts import SetSubscription
 from hub.messages import Incoming, Transaction
 from hub.operator_keys import ADMIN_CLI_SOURCE, CommandPolicy
 from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.topics import delivery_topic, ingress_topic
 from services.registry import repository as repo
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
 from services.registry.partner_keys import IngressPolicy, verify_partner_event
@@ -84,10 +84,12 @@ async def mirror_partner(msg: Incoming[Any], tx: Transaction, *, create_topic: C
 
     A partner registered while the hub runs gets its delivery topic now, before the first
     delivery to it sits in the outbox (clusters without topic auto-creation would refuse
-    it). Creating is idempotent, so a redelivered announcement does no harm.
+    it), and its ingress topic, which the registry's pattern subscription picks up within
+    seconds. Creating is idempotent, so a redelivered announcement does no harm.
     """
     partner = msg.data
     await create_topic(delivery_topic(partner.partner_id))
+    await create_topic(ingress_topic(partner.partner_id))
     await repo.upsert_partner(
         tx,
         partner_id=partner.partner_id,

@@ -14,7 +14,7 @@ from hub.kafka import ensure_topics
 from hub.service import ServiceContext, ServiceDefinition, Worker
 from hub.signing_keys import hub_signing_key
 from hub.vault_legacy import legacy_sealer
-from services.registry import admin, handlers, partner_keys, refusals, sealing
+from services.registry import admin, handlers, ingress, partner_keys, refusals, sealing
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
 from services.registry.partner_keys import IngressPolicy
@@ -54,8 +54,11 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
     # Every delivery is sealed into the audit chain; the key is a file, never in the database.
     audit_store.install(load_audit_key(ctx.settings, create=True))
     processes = _processes(ctx)
-    on_partner_event: Handler = functools.partial(
-        handlers.on_partner_event, processes=processes, policy=IngressPolicy.from_settings(ctx.settings)
+    # The topic an event arrived on must be its sender's own (services/registry/ingress.py).
+    on_partner_event: Handler = ingress.bound_to_topic(
+        functools.partial(
+            handlers.on_partner_event, processes=processes, policy=IngressPolicy.from_settings(ctx.settings)
+        )
     )
     partner_mirror: dict[str, Handler] = {
         PartnerKeyRegistered.event_type: partner_keys.mirror_key_registered,
@@ -68,7 +71,11 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
         }
     return (
         Route(
+            # Every partner's own ingress topic, those of partners registered later too, in one
+            # group; the shared hub.ingress only if HUB_SHARED_INGRESS. Dead letters of all of
+            # them go to hub.ingress-dlt.
             topic=topics.INGRESS,
+            pattern=topics.ingress_pattern(shared=ctx.settings.shared_ingress),
             group_id="hub.registry.ingress",
             # Every catalogued type reaches the handler, which refuses what partners may not send.
             handlers={event_type: on_partner_event for event_type in CATALOG},
@@ -117,11 +124,18 @@ def workers(ctx: ServiceContext) -> Sequence[Worker]:
     return (escalator.run, sealer)
 
 
-async def delivery_topics(ctx: ServiceContext) -> Sequence[str]:
-    """Every partner's delivery topic exists before anything is delivered to it."""
+async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
+    """Every partner's delivery topic exists before anything is delivered to it, and its
+    ingress topic before it publishes (partners may not create topics); the shared ingress
+    exists if it is read."""
     async with ctx.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT delivery_topic FROM partners")
-    return [row["delivery_topic"] for row in rows]
+        rows = await conn.fetch("SELECT partner_id, delivery_topic FROM partners")
+    shared = [topics.INGRESS] if ctx.settings.shared_ingress else []
+    return [
+        *shared,
+        *(row["delivery_topic"] for row in rows),
+        *(topics.ingress_topic(row["partner_id"]) for row in rows),
+    ]
 
 
 def definition() -> ServiceDefinition:
@@ -131,7 +145,7 @@ def definition() -> ServiceDefinition:
         topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS),
         routes=routes,
         workers=workers,
-        dynamic_topics=delivery_topics,
+        dynamic_topics=partner_topics,
         # Everything the registry publishes carries the hub's signature: partners verify deliveries.
         signing_key=hub_signing_key,
     )

@@ -1,0 +1,46 @@
+"""Which partner may publish on which ingress topic: the topic binds the sender.
+
+Every partner publishes on its own ``hub.ingress.<partner>`` (Kafka ACLs let its principal
+write there and nowhere else). The registry refuses an event on such a topic that claims
+any other sender, before anything else is looked at and whether or not signatures are
+required: a correctly signed event of partner A on partner B's topic means A's credentials
+or B's topic are misused, never a routine event. The signature check that follows proves
+the claim; together they are two independent locks (defence in depth).
+
+The shared ``hub.ingress`` (read only with ``HUB_SHARED_INGRESS``) binds no sender: there
+the signature alone proves who sent an event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub import topics
+from hub.consumer import Handler
+from hub.messages import Incoming, Transaction
+from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
+
+
+class ForeignIngressTopic(NotAuthorized):
+    """An event on a partner's own ingress topic that claims another sender."""
+
+
+def check_topic_owner(topic: str, source: str) -> None:
+    """Refuse unless ``source`` is the partner whose own ingress topic ``topic`` is."""
+    if not topics.is_partner_ingress(topic):
+        return
+    claimed = source.removeprefix(PARTNER_SOURCE_PREFIX) if source.startswith(PARTNER_SOURCE_PREFIX) else None
+    if claimed is None or topics.ingress_topic(claimed) != topic:
+        raise ForeignIngressTopic(
+            f"event from {source[:200]} on {topic}: a partner's ingress topic carries only its own events"
+        )
+
+
+def bound_to_topic(handler: Handler) -> Handler:
+    """``handler``, called only for events whose ingress topic belongs to their sender."""
+
+    async def handle(msg: Incoming[Any], tx: Transaction) -> None:
+        check_topic_owner(msg.topic, msg.envelope.source)
+        await handler(msg, tx)
+
+    return handle
