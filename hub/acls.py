@@ -1,10 +1,12 @@
 """Kafka ACLs that follow from the partner register: least privilege per principal.
 
-Kafka decides who may read and write; the hub's own checks (signatures, catalogue roles,
-subscriptions) come on top. A partner's principal may write the ingress topic and read
-its own delivery topic with its own consumer group, nothing else: it cannot read
-another partner's deliveries or the hub's internal topics. Each hub service gets its
-own principal, limited to the ``hub.`` topics and its own consumer groups.
+Kafka decides who may read and write; the hub's own checks (signatures, the binding of
+an ingress topic to its partner, catalogue roles, subscriptions) come on top. A partner's
+principal may write its own ingress topic and read its own delivery topic with its own
+consumer group, nothing else: it cannot write as another partner, read another partner's
+deliveries or the hub's internal topics. Each hub service gets its own principal, limited
+to the ``hub.`` topics and its own consumer groups; the registry reads every partner's
+ingress topic through the prefix ``hub.ingress.``, those of partners registered later too.
 
 Output is either ``kafka-acls.sh`` command lines or Strimzi ``KafkaUser`` resources.
 """
@@ -50,8 +52,8 @@ def partner_acls(partner_id: str, delivery_topic: str | None = None) -> list[Acl
     delivery = delivery_topic or topics.delivery_topic(partner_id)
     return sorted(
         [
-            AclBinding(principal, "topic", topics.INGRESS, "literal", "Write"),
-            AclBinding(principal, "topic", topics.INGRESS, "literal", "Describe"),
+            AclBinding(principal, "topic", topics.ingress_topic(partner_id), "literal", "Write"),
+            AclBinding(principal, "topic", topics.ingress_topic(partner_id), "literal", "Describe"),
             AclBinding(principal, "topic", delivery, "literal", "Read"),
             AclBinding(principal, "topic", delivery, "literal", "Describe"),
             AclBinding(principal, "group", partner_group(partner_id), "literal", "Read"),
@@ -63,11 +65,19 @@ def service_acls(service: str) -> list[AclBinding]:
     """A hub service reads and writes the hub's topics (it creates them at start) and uses
     only consumer groups named after itself."""
     principal = SERVICE_PRINCIPAL_PREFIX + service
+    # The registry's pattern subscription reads (and must describe, to see them) the partner
+    # ingress topics; "hub." covers them today, stated apart so a narrower "hub." keeps them.
+    ingress = (
+        [AclBinding(principal, "topic", topics.INGRESS_PREFIX, "prefixed", op) for op in ("Read", "Describe")]
+        if service == "registry"
+        else []
+    )
     return sorted(
         [
             *(AclBinding(principal, "topic", "hub.", "prefixed", op) for op in ("Read", "Write", "Describe")),
             AclBinding(principal, "topic", "hub.", "prefixed", "Create"),
             AclBinding(principal, "group", f"hub.{service}.", "prefixed", "Read"),
+            *ingress,
         ]
     )
 

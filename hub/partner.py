@@ -1,6 +1,6 @@
 """A minimal partner client: how an agency's system talks to the hub over Kafka.
 
-It publishes contracts to the ingress topic as CloudEvents (binary mode) with W3C trace
+It publishes contracts to its own ingress topic as CloudEvents (binary mode) with W3C trace
 context, each signed with the partner's Ed25519 key, and reads the partner's own delivery
 topic, accepting only deliveries the hub signed. The demo and the end-to-end tests use it
 as the partners; the partner SDK will grow from it.
@@ -150,8 +150,11 @@ class PartnerClient:
         reference_id: str | None = None,
         action: Action = Action.NEW,
         test_delivery: bool = False,
-        topic: str = topics.INGRESS,
+        topic: str | None = None,
     ) -> Envelope:
+        """Sign and send ``data``; by default to this partner's own ingress topic, the only one
+        its Kafka principal may write and the only one whose events the registry accepts as its."""
+        topic = topic if topic is not None else topics.ingress_topic(self.partner_id)
         envelope = Envelope.new(
             data,
             source=self.source,

@@ -26,12 +26,12 @@ from hub.signing import SignatureRefused
 
 
 async def stream(producer: InsistentProducer, drafts: Sequence[Draft], *, rate_per_s: float) -> None:
-    """Sign and send ``drafts`` to the ingress topic at a steady rate, as citizens keep reporting moves."""
+    """Sign and send ``drafts`` on their senders' ingress topics at a steady rate, as moves are reported."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     for index, draft in enumerate(drafts):
         await asyncio.sleep(max(0.0, started + index / rate_per_s - loop.time()))
-        await producer.send(topics.INGRESS, draft.signed())
+        await producer.send(topics.ingress_topic(draft.sender), draft.signed())
 
 
 class Agencies:
@@ -114,4 +114,6 @@ class Agencies:
                 reference_id=envelope.id,
             )
             # Signed once: a resend carries the same id and signature, which the hub drops as a copy.
-            await self._producer.send(topics.INGRESS, Draft(partner, reply, serialize_data(answer)).signed())
+            await self._producer.send(
+                topics.ingress_topic(partner), Draft(partner, reply, serialize_data(answer)).signed()
+            )

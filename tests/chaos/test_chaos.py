@@ -19,6 +19,8 @@ import pytest
 from hub.chaos import ChaosConfig, ChaosReport, run_chaos
 from hub.chaos.faults import plan_faults
 from hub.chaos.scenario import build_stream
+from hub.demo import PORTAL
+from hub.topics import ingress_topic
 from services import SERVICE_NAMES
 
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))  # CHAOS_SEED=... repeats another run
@@ -70,7 +72,11 @@ def test_every_case_completed_and_nothing_was_lost_or_duplicated(report: ChaosRe
 def test_the_dead_letter_topics_hold_exactly_the_poison_records(report: ChaosReport) -> None:
     assert report.tally.dead_lettered == POISONS, _explain(report)
     letters = [letter for letters in report.observed.kafka_dead_letters.values() for letter in letters]
-    assert {letter.original[0] for letter in letters} == {"hub.ingress"}
+    # The portal sent every poison record on its own ingress topic; all land in hub.ingress-dlt.
+    assert {letter.original[0] for letter in letters} == {ingress_topic(PORTAL)}
+    assert {topic for topic, letters in report.observed.kafka_dead_letters.items() if letters} == {
+        "hub.ingress-dlt"
+    }
 
 
 def test_the_effects_were_counted_in_every_place(report: ChaosReport) -> None:

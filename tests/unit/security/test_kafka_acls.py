@@ -1,4 +1,4 @@
-"""Kafka ACLs per principal: a partner writes the ingress and reads its own deliveries, nothing more."""
+"""Kafka ACLs per principal: a partner writes its own ingress and reads its own deliveries, nothing more."""
 
 from __future__ import annotations
 
@@ -23,9 +23,13 @@ def _allowed(bindings: list[AclBinding], resource: str, operation: str) -> bool:
     )
 
 
-def test_a_partner_may_write_the_ingress_and_read_only_its_own_deliveries() -> None:
+def test_a_partner_may_write_only_its_own_ingress_and_read_only_its_own_deliveries() -> None:
     lucerne = partner_acls(LUCERNE)
-    assert _allowed(lucerne, topics.INGRESS, "Write")
+    assert _allowed(lucerne, topics.ingress_topic(LUCERNE), "Write")
+    assert _allowed(lucerne, topics.ingress_topic(LUCERNE), "Describe")
+    assert not _allowed(lucerne, topics.ingress_topic(KRIENS), "Write")  # cannot publish as Kriens
+    assert not _allowed(lucerne, topics.INGRESS, "Write")  # the shared ingress is not for partners
+    assert not _allowed(lucerne, topics.ingress_topic(LUCERNE), "Read")
     assert _allowed(lucerne, topics.delivery_topic(LUCERNE), "Read")
     assert _allowed(lucerne, f"partner.{LUCERNE}", "Read")  # its consumer group
     assert not _allowed(lucerne, topics.delivery_topic(KRIENS), "Read")
@@ -42,6 +46,11 @@ def test_services_are_limited_to_hub_topics_and_their_own_groups() -> None:
     registry = service_acls("registry")
     assert _allowed(registry, topics.delivery_topic(LUCERNE), "Write")
     assert _allowed(registry, "hub.registry.ingress", "Read")
+    # Every partner's ingress topic, also one of a partner registered later, by prefix.
+    stated = [b for b in registry if b.name == topics.INGRESS_PREFIX]
+    assert {(b.pattern, b.operation) for b in stated} == {("prefixed", "Read"), ("prefixed", "Describe")}
+    assert _allowed(registry, topics.ingress_topic("CH/CAN/LU/lustat-runtime"), "Read")
+    assert not any(b.name == topics.INGRESS_PREFIX for b in service_acls("identity"))
     groups = [b for b in registry if b.resource_type == "group"]
     assert [g.name for g in groups] == ["hub.registry."]
     assert not any(b.resource_type == "topic" and not b.name.startswith("hub.") for b in registry)
@@ -53,7 +62,7 @@ def test_kafka_acls_lines_and_strimzi_users_carry_the_same_bindings() -> None:
     assert len(lines) == len(bindings)
     wanted = (
         "--allow-principal 'User:partner.ch.mun.1061.einwohnerdienste' --operation Write "
-        "--topic 'hub.ingress' --resource-pattern-type literal"
+        "--topic 'hub.ingress.ch.mun.1061.einwohnerdienste' --resource-pattern-type literal"
     )
     assert sum(wanted in line for line in lines) == 1
     documents = [json.loads(d) for d in strimzi_users(bindings).split("---\n") if d.strip()]
