@@ -1,0 +1,178 @@
+"""A partner's ingress topic carries only that partner's events; the shared one only if switched on.
+
+The registry's own ingress route (from its composition root) on real PostgreSQL, record by
+record as Kafka would hand them over from each topic. Partner A's correctly signed event
+read from partner B's ingress topic is refused with the binding's reason, dead-lettered to
+hub.ingress-dlt and sealed as a refusal in the audit chain (A proven as the signer), and
+opens no case; the same event on A's own topic is routed. The binding holds with
+signatures switched off. ``HUB_SHARED_INGRESS`` decides whether hub.ingress is read at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from hub import audit_store, topics
+from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.deadletter import DeadLetterWriter
+from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
+from hub.service import ServiceContext
+from hub.settings import HubSettings
+from hub.signing import SigningKey
+from hub.vault_master import installed_as, load_master_key
+from services.registry import bootstrap
+from tests.fixtures.signing import Crafted, craft
+from tests.integration.audit.conftest import migrated_registry_pool
+
+pytestmark = pytest.mark.asyncio
+GROUP = "hub.registry.ingress"
+
+
+@pytest_asyncio.fixture
+async def pool(hub_settings: HubSettings) -> AsyncIterator[asyncpg.Pool]:
+    """The registry's schema as its service prepares it at start, with the vault's master key."""
+    pool = await migrated_registry_pool(hub_settings.database_dsn(), size=4)
+    with installed_as(load_master_key(hub_settings, create=True)):
+        yield pool
+    await pool.close()
+    audit_store.install(None)  # bootstrap.routes installed the registry's audit key
+
+
+def _ingress(pool: asyncpg.Pool, settings: HubSettings) -> Route:
+    [route] = [
+        r for r in bootstrap.routes(ServiceContext("registry", settings, pool)) if r.topic == topics.INGRESS
+    ]
+    return route
+
+
+def _processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
+    return MessageProcessor(
+        pool,
+        _ingress(pool, settings),
+        DeadLetterWriter(pool),
+        source="urn:ch:lu:hub:service:registry",
+        retry=RetryPolicy(0.01, 0.01),
+    )
+
+
+@pytest_asyncio.fixture
+async def portal_key(pool: asyncpg.Pool) -> SigningKey:
+    """The portal's key, as the registry mirrors it from identity."""
+    key = SigningKey.generate("portal-binding-1")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO partner_keys (key_id, partner_id, algorithm, public_key, valid_from)"
+            " VALUES ($1, $2, 'ed25519', $3, now() - interval '1 day')",
+            key.key_id,
+            PORTAL,
+            key.public.base64,
+        )
+    return key
+
+
+def _move(key: SigningKey | None) -> Crafted:
+    return craft(move_report(demo_person(5)), partner_id=PORTAL, case_id=new_case_id(), key=key)
+
+
+async def _row(pool: asyncpg.Pool, sql: str, *args: Any) -> dict[str, Any] | None:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(sql, *args)
+    return None if row is None else dict(row)
+
+
+async def _cases(pool: asyncpg.Pool, case_id: str) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM cases WHERE case_id = $1", case_id))
+
+
+async def test_a_signed_event_on_another_partners_ingress_topic_is_refused_and_audited(
+    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings
+) -> None:
+    processor = _processor(pool, hub_settings)
+    report = _move(portal_key)  # signed by the portal, correctly
+    kriens_topic = topics.ingress_topic(KRIENS_OFFICE)
+
+    assert await processor.process(report.record(7, topic=kriens_topic)) is Outcome.DEAD_LETTERED
+
+    letter = await _row(
+        pool,
+        "SELECT consumer, topic, error_class, error_message, dead_letter_topic FROM dead_letters"
+        " WHERE event_id = $1",
+        report.event_id,
+    )
+    assert letter is not None
+    assert (letter["consumer"], letter["topic"], letter["error_class"]) == (
+        GROUP,
+        kriens_topic,
+        "ForeignIngressTopic",
+    )
+    assert letter["error_message"] == (
+        f"event from urn:ch:lu:hub:partner:{PORTAL} on {kriens_topic}:"
+        " a partner's ingress topic carries only its own events"
+    )
+    assert letter["dead_letter_topic"] == "hub.ingress-dlt"  # the one topic tools watch
+    async with pool.acquire() as conn:
+        published = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE topic = 'hub.ingress-dlt' AND headers @> $1::jsonb",
+            f'[["ce_id", "{report.event_id}"]]',
+        )
+    assert published == 1
+    refusal = await _row(
+        pool, "SELECT * FROM audit_log WHERE decision = 'refused' AND event_id = $1", report.event_id
+    )
+    assert refusal is not None
+    assert refusal["partner_id"] == PORTAL
+    assert refusal["sender_verified"] is True  # the portal provably sent it, to the wrong topic
+    assert refusal["reason_class"] == "not-authorized"
+    assert refusal["reason"].startswith("ForeignIngressTopic: event from ")
+    assert await _cases(pool, report.envelope.businessprocessid) == 0  # never routed
+
+    # The same event on the portal's own topic is routed: a refusal claims no inbox entry.
+    assert await processor.process(report.record(8)) is Outcome.PROCESSED
+    assert report.record(8).topic == topics.ingress_topic(PORTAL)
+    assert await _cases(pool, report.envelope.businessprocessid) == 1
+
+
+async def test_the_binding_holds_with_signatures_switched_off(
+    pool: asyncpg.Pool, hub_settings: HubSettings
+) -> None:
+    processor = _processor(pool, hub_settings.model_copy(update={"require_signatures": False}))
+    unsigned = _move(None)
+    on_kriens = unsigned.record(1, topic=topics.ingress_topic(KRIENS_OFFICE))
+    assert await processor.process(on_kriens) is Outcome.DEAD_LETTERED
+    letter = await _row(pool, "SELECT error_class FROM dead_letters WHERE event_id = $1", unsigned.event_id)
+    assert letter == {"error_class": "ForeignIngressTopic"}
+    assert await processor.process(unsigned.record(2)) is Outcome.PROCESSED  # on its own topic
+    assert await _cases(pool, unsigned.envelope.businessprocessid) == 1
+
+
+async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_topic(
+    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings
+) -> None:
+    assert hub_settings.shared_ingress is False  # secure by default
+    closed = _ingress(pool, hub_settings)
+    assert closed.pattern is not None
+    assert re.match(closed.pattern, topics.INGRESS) is None  # the registry does not read it
+    assert re.match(closed.pattern, topics.ingress_topic(PORTAL)) is not None
+    ctx = ServiceContext("registry", hub_settings, pool)
+    created = set(await bootstrap.partner_topics(ctx))
+    assert topics.ingress_topic(PORTAL) in created
+    assert topics.ingress_topic(KRIENS_OFFICE) in created
+    assert topics.INGRESS not in created
+
+    shared = hub_settings.model_copy(update={"shared_ingress": True})
+    opened = _ingress(pool, shared)
+    assert opened.pattern is not None
+    assert re.match(opened.pattern, topics.INGRESS) is not None
+    assert re.match(opened.pattern, "hub.ingress-dlt") is None
+    assert topics.INGRESS in set(await bootstrap.partner_topics(ServiceContext("registry", shared, pool)))
+    # On the shared topic the signature alone proves the sender: any partner may write there.
+    report = _move(portal_key)
+    assert await _processor(pool, shared).process(report.record(3, topic=topics.INGRESS)) is Outcome.PROCESSED
+    assert await _cases(pool, report.envelope.businessprocessid) == 1
