@@ -1,9 +1,11 @@
-"""A partner registered while the hub runs: its topic, its subscription, its first delivery.
+"""A partner registered while the hub runs: its topics, its subscription, its first delivery,
+its first event.
 
 No restart and no migration: `hub partner register` and `hub subscription set` travel as
 commands on hub.admin; identity announces the partner, the registry mirrors it and
-creates its delivery topic; the next relocation case reaches it, minimised, under its
-own sector's pseudonym.
+creates its delivery and ingress topics; the next relocation case reaches it, minimised,
+under its own sector's pseudonym. Its first event, published on its new ingress topic,
+is read by the registry's pattern subscription, which picks the topic up while running.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import CaseDelivery, Envelope, MoveReported, parse_data
 from hub.cli import main
-from hub.demo import demo_person, run_demo
+from hub.demo import demo_person, move_report, new_case_id, run_demo
+from hub.partner import PartnerClient
 from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.signing import SigningKey
+from hub.signing_keys import public_pem
+from hub.topics import delivery_topic, ingress_topic
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
@@ -41,12 +46,13 @@ def hub_env(hub: HubSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return hub
 
 
-def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(
-    hub_env: HubSettings, capsys: pytest.CaptureFixture[str]
+def test_a_partner_registered_at_runtime_gets_its_topics_its_first_delivery_and_sends_its_first_event(
+    hub_env: HubSettings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     register = [
         *("partner", "register", "--id", STATISTICS, "--name", "LUSTAT Statistik Luzern"),
-        *("--sector", "statistics", "--role", "statistics"),
+        # The portal role lets it open a case: its own first event shows its ingress is read.
+        *("--sector", "statistics", "--role", "statistics", "--role", "portal"),
     ]
     assert main(register) == 0
     subscribe = [
@@ -56,7 +62,7 @@ def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(
     ]
     assert main(subscribe) == 0
     asyncio.run(_wait_for_routing(hub_env))
-    assert delivery_topic(STATISTICS) in asyncio.run(_topics(hub_env))
+    assert {delivery_topic(STATISTICS), ingress_topic(STATISTICS)} <= asyncio.run(_topics(hub_env))
     capsys.readouterr()
     # The operator derives the new partner's Kafka ACLs from the register.
     assert main(["acls", "--bootstrap", "kafka:9093"]) == 0
@@ -64,6 +70,9 @@ def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(
     mine = [line for line in lines if "User:partner.ch.can.lu.lustat-runtime'" in line]
     assert len(mine) == 5
     assert any(f"--operation Read --topic '{delivery_topic(STATISTICS)}'" in line for line in mine)
+    writes = [line for line in mine if "--operation Write" in line]
+    assert len(writes) == 1
+    assert f"--topic '{ingress_topic(STATISTICS)}' --resource-pattern-type literal" in writes[0]
     assert not any("einwohnerdienste" in line for line in mine)
 
     case = asyncio.run(run_demo(hub_env, progress=lambda _line: None, timeout_s=90))
@@ -73,6 +82,51 @@ def test_a_partner_registered_at_runtime_gets_a_topic_and_its_first_delivery(
     assert delivery.subject is not None
     assert delivery.subject.sector_pseudonym.startswith("statistics:")
     assert demo_person().vn not in delivery.model_dump_json()
+
+    # Its first own event, on its new ingress topic: the registry had been reading by pattern
+    # since long before the topic was created, and picks it up while running.
+    key = SigningKey.generate("lustat-runtime-2026")
+    (tmp_path / "lustat.pub").write_text(public_pem(key.public.key))
+    add_key = ["partner", "key", "add", "--partner", STATISTICS, "--key-id", key.key_id]
+    assert main([*add_key, "--public-key", str(tmp_path / "lustat.pub")]) == 0
+    asyncio.run(_until(hub_env, "SELECT count(*) FROM registry.partner_keys WHERE key_id = $1", key.key_id))
+    case_id = new_case_id()
+    envelope = asyncio.run(_publish(hub_env, key, case_id))
+    asyncio.run(_until(hub_env, "SELECT count(*) FROM registry.cases WHERE case_id = $1", case_id))
+    reported = asyncio.run(
+        _fetch(hub_env, "SELECT reported_event_id FROM registry.cases WHERE case_id = $1", case_id)
+    )
+    assert reported == envelope.id  # the case it opened, from its own topic
+
+
+async def _publish(settings: HubSettings, key: SigningKey, case_id: str) -> Envelope:
+    client = PartnerClient(
+        settings.bootstrap_servers(),
+        STATISTICS,
+        idempotence=settings.kafka_enable_idempotence,
+        signing_key=key,
+    )
+    await client.start()
+    try:
+        return await client.publish(move_report(demo_person(61)), business_process_id=case_id)
+    finally:
+        await client.stop()
+
+
+async def _fetch(settings: HubSettings, sql: str, *args: object) -> object:
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _until(settings: HubSettings, sql: str, *args: object, timeout_s: float = 60) -> None:
+    """Until ``sql`` counts at least one row."""
+    deadline = time.monotonic() + timeout_s
+    while not await _fetch(settings, sql, *args):
+        assert time.monotonic() < deadline, f"timed out: {sql} {args}"
+        await asyncio.sleep(0.3)
 
 
 async def _wait_for_routing(settings: HubSettings) -> None:
