@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from contracts import Ahvn13, Sector
 from hub import audit_store
 from hub.audit import SealedEntry, Verdict
 from hub.audit_key import load_audit_key
+from hub.cli_output import print_json, print_rows
 from hub.endpoints import running_hub_settings
 from hub.errors import HubError
 from hub.settings import HubSettings
@@ -64,7 +64,7 @@ def _verify(args: argparse.Namespace) -> int:
     key = load_audit_key(settings, create=False)
     verdict = _in_schema(settings, AUDIT_SCHEMA, lambda conn: audit_store.verify(conn, key, anchors=anchors))
     if args.json:
-        print(json.dumps(_verdict_json(verdict), indent=2))
+        print_json(_verdict_json(verdict))
     elif verdict.broken is None:
         print(f"{verdict.entries} entries, chain intact (head {verdict.head_seq} {verdict.head_hash})")
     else:
@@ -101,24 +101,29 @@ def _subject(args: argparse.Namespace) -> int:
     if args.ahvn13 is not None:
         citizen_id = _citizen_id_of(settings, args.ahvn13)
 
-    async def read(conn: asyncpg.Connection) -> list[SealedEntry]:
-        return await audit_store.disclosures(conn, citizen_id=citizen_id, case_id=args.case_id)
-
-    found = _in_schema(settings, AUDIT_SCHEMA, read)
-    if args.json:
-        print(json.dumps([_disclosure_json(sealed) for sealed in found], indent=2))
-        return 0
-    if not found:
-        print("no disclosures recorded")
-    for sealed in found:
-        e = sealed.entry
-        print(
-            f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id}  {e.event_type}\n"
-            f"  fields: {', '.join(e.fields)}\n"
-            f"  legal basis: {e.legal_basis}; purpose: {e.purpose}\n"
-            f"  case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
-        )
+    found = _in_schema(
+        settings,
+        AUDIT_SCHEMA,
+        lambda conn: audit_store.disclosures(conn, citizen_id=citizen_id, case_id=args.case_id),
+    )
+    print_rows(
+        found,
+        as_json=args.json,
+        line=_disclosure_text,
+        jsonable=_disclosure_json,
+        empty="no disclosures recorded",
+    )
     return 0
+
+
+def _disclosure_text(sealed: SealedEntry) -> str:
+    e = sealed.entry
+    return (
+        f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id}  {e.event_type}\n"
+        f"  fields: {', '.join(e.fields)}\n"
+        f"  legal basis: {e.legal_basis}; purpose: {e.purpose}\n"
+        f"  case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
+    )
 
 
 def _disclosure_json(sealed: SealedEntry) -> dict[str, Any]:
@@ -150,28 +155,27 @@ def _moment(text: str) -> dt.datetime:
 
 
 def _refusals(args: argparse.Namespace) -> int:
-    settings = _settings()
-
-    async def read(conn: asyncpg.Connection) -> list[SealedEntry]:
-        return await audit_store.refusals(
+    found = _in_schema(
+        _settings(),
+        AUDIT_SCHEMA,
+        lambda conn: audit_store.refusals(
             conn, partner_id=args.partner, since=args.since, until=args.until, limit=args.limit
-        )
-
-    found = _in_schema(settings, AUDIT_SCHEMA, read)
-    if args.json:
-        print(json.dumps([_refusal_json(sealed) for sealed in found], indent=2))
-        return 0
-    if not found:
-        print("no refusals recorded")
-    for sealed in found:
-        e = sealed.entry
-        claim = "signature verified" if e.sender_verified else "not proven"
-        print(
-            f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id} ({claim})  {e.event_type}\n"
-            f"  {e.reason_class}: {e.reason}\n"
-            f"  event {e.event_id}, case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
-        )
+        ),
+    )
+    print_rows(
+        found, as_json=args.json, line=_refusal_text, jsonable=_refusal_json, empty="no refusals recorded"
+    )
     return 0
+
+
+def _refusal_text(sealed: SealedEntry) -> str:
+    e = sealed.entry
+    claim = "signature verified" if e.sender_verified else "not proven"
+    return (
+        f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id} ({claim})  {e.event_type}\n"
+        f"  {e.reason_class}: {e.reason}\n"
+        f"  event {e.event_id}, case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
+    )
 
 
 def _refusal_json(sealed: SealedEntry) -> dict[str, Any]:

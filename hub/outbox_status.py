@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import asyncpg
+
+from hub.cli_output import print_table
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,7 @@ def _status(args: argparse.Namespace) -> int:
             return await outbox_status(conn, SERVICE_NAMES)
 
     statuses = asyncio.run(read())
-    if args.json:
-        print(json.dumps([asdict(s) for s in statuses], indent=2))
-    else:
-        print(format_status(statuses))
+    print_table(statuses, as_json=args.json, table=format_status, jsonable=asdict)
     return 0
 
 

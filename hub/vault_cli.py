@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from hub import vault_rotate
+from hub.cli_output import print_json
 from hub.endpoints import running_hub_settings
 from hub.errors import HubError
 from hub.settings import HubSettings
@@ -66,7 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _status(args: argparse.Namespace) -> int:
     status = _run(lambda conn, base: vault_rotate.vault_status(conn, base))
     if args.json:
-        print(json.dumps(_jsonable(asdict(status)), indent=2))
+        print_json(_jsonable(asdict(status)))
         return 0
     print(f"master key ring: {status.ring}")
     for v in reversed(status.versions):
@@ -90,7 +90,7 @@ def _rotate(args: argparse.Namespace) -> int:
     )
     keys = rotation.keys
     if args.json:
-        print(json.dumps(_jsonable(asdict(rotation)), indent=2))
+        print_json(_jsonable(asdict(rotation)))
     elif rotation.prepared:
         print(
             f"master key version {rotation.version} written as pending; once every service has it, "
@@ -116,9 +116,7 @@ def _retire(args: argparse.Namespace) -> int:
         lambda conn, base: vault_rotate.retire_master_key(conn, base, args.version, delete=args.delete)
     )
     if args.json:
-        print(
-            json.dumps({"version": args.version, "retired_file": None if retired is None else str(retired)})
-        )
+        print_json({"version": args.version, "retired_file": None if retired is None else str(retired)})
     elif retired is None:
         print(f"master key version {args.version} removed from the ring, its file deleted")
     else:

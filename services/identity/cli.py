@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from contracts import Contract, ParticipantId, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.errors import describe_errors
 from contracts.identity import PartnerStatus
+from hub.cli_output import print_rows
 from hub.endpoints import running_hub_settings
 from hub.errors import HubError
 from hub.messages import Transaction
@@ -114,27 +114,25 @@ def _send(command: Contract, partner_id: str) -> int:
 
 
 def _list_partners(args: argparse.Namespace) -> int:
-    rows = _in_identity_schema(partners.all_partners)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
-    for row in rows:
-        print(
+    print_rows(
+        _in_identity_schema(partners.all_partners),
+        as_json=args.json,
+        line=lambda row: (
             f"{row['partner_id']}  {row['status']}  {row['sector']}  {','.join(row['roles'])}  {row['name']}"
-        )
+        ),
+    )
     return 0
 
 
 def _reviews(args: argparse.Namespace) -> int:
-    rows = _in_identity_schema(repo.open_reviews)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
-    for row in rows:
-        print(
+    print_rows(
+        _in_identity_schema(repo.open_reviews),
+        as_json=args.json,
+        line=lambda row: (
             f"{row['id']}  {row['new_person_id']}  {row['candidate_person_id']}  "
             f"{row['business_process_id'] or '-'}  {row['reason']}"
-        )
+        ),
+    )
     return 0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from pathlib import Path
 
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
+from hub.cli_output import print_rows
 from hub.errors import HubError
 from hub.signing import encode_public_key
 from hub.signing_keys import load_public_key
@@ -79,15 +79,15 @@ def _revoke(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     partner_id = _partner_id(args.partner) if args.partner else None
     rows = _in_identity_schema(lambda tx: keys.all_keys(tx, partner_id))
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
     now = dt.datetime.now(dt.UTC)
-    for row in rows:
-        print(
+    print_rows(
+        rows,
+        as_json=args.json,
+        line=lambda row: (
             f"{row['partner_id']}  {row['key_id']}  {_state(row, now)}  {row['valid_from'].isoformat()}"
             f"..{row['valid_until'].isoformat() if row['valid_until'] else ''}"
-        )
+        ),
+    )
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Channel, ParticipantIdStr
+from hub.cli_output import print_rows
 from hub.db import create_pool
 from hub.endpoints import running_hub_settings
 from hub.migrations import apply_migrations, load_migrations
@@ -104,12 +104,15 @@ async def _inbox_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int
     # Messages are sealed under their person's data key: the hub's master key opens them.
     with installed_as(load_master_key(running_hub_settings(HubSettings()), create=False)):
         messages = await citizens.inbox_of(conn, args.citizen_id)
-    if args.json:
-        print(json.dumps([m.as_json() for m in messages], indent=2, ensure_ascii=False))
-        return 0
-    for m in messages:
-        unread = " " if m.read_at else "*"
-        print(f"{unread} {m.delivered_at:%Y-%m-%d %H:%M}  {m.case_id}  {m.subject}")
+    print_rows(
+        messages,
+        as_json=args.json,
+        # An asterisk marks what the citizen has not read yet.
+        line=lambda m: (
+            f"{' ' if m.read_at else '*'} {m.delivered_at:%Y-%m-%d %H:%M}  {m.case_id}  {m.subject}"
+        ),
+        jsonable=lambda m: m.as_json(),
+    )
     return 0
 
 
@@ -151,9 +154,7 @@ async def _webhook_list(conn: asyncpg.Connection, args: argparse.Namespace) -> i
         }
         for w in await webhook_endpoints.all_webhooks(conn)
     ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        print(f"{row['partner_id']}  {row['url']}  ({row['topic']})")
+    print_rows(
+        rows, as_json=args.json, line=lambda row: f"{row['partner_id']}  {row['url']}  ({row['topic']})"
+    )
     return 0

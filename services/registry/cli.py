@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import Any
 
 import asyncpg
 
 from contracts import SetSubscription
+from hub.cli_output import print_rows
 from hub.endpoints import running_hub_settings
 from hub.settings import HubSettings
 from services.identity.admin_publisher import publish_admin_command
@@ -78,11 +78,7 @@ async def _rows(sql: str) -> list[dict[str, Any]]:
 
 
 def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
-        return
-    for row in rows:
-        print("  ".join(str(row[c]) for c in columns))
+    print_rows(rows, as_json=as_json, line=lambda row: "  ".join(str(row[c]) for c in columns))
 
 
 def _list(args: argparse.Namespace) -> int:
