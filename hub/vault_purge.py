@@ -35,17 +35,13 @@ async def unpublished_copies(
     schemas that have some). Reads committed rows only: a row a relay is publishing right
     now still counts."""
     waiting: dict[str, int] = {}
-    if not case_ids:
-        return waiting
-    for schema in schemas:
-        if await _has_table(conn, schema, "outbox"):
-            count = await conn.fetchval(
-                f'SELECT count(*) FROM "{schema}".outbox '
-                "WHERE aggregateid = ANY($1::text[]) AND published_at IS NULL",
-                list(case_ids),
-            )
-            if count:
-                waiting[schema] = int(count)
+    for schema in await _holding(conn, schemas, case_ids, "outbox"):
+        count = await conn.fetchval(
+            f'SELECT count(*) FROM "{schema}".outbox '
+            "WHERE aggregateid = ANY($1::text[]) AND published_at IS NULL",
+            list(case_ids),
+        )
+        _add(waiting, schema, int(count))
     return waiting
 
 
@@ -64,26 +60,42 @@ async def purge_case_copies(
     ``unpublished_copies`` afterwards, in the same transaction).
     """
     purged = Purged()
-    if not case_ids:
-        return purged
+    schemas = tuple(schemas)  # walked twice
     published_only = "" if unpublished else " AND published_at IS NOT NULL"
-    for schema in schemas:
-        if await _has_table(conn, schema, "outbox"):
-            rows = await conn.fetch(
-                f'DELETE FROM "{schema}".outbox WHERE aggregateid = ANY($1::text[]){published_only} '
-                "RETURNING published_at IS NULL AS unpublished",
-                list(case_ids),
-            )
-            _add(purged.outbox_rows, schema, sum(not row["unpublished"] for row in rows))
-            _add(purged.unpublished_rows, schema, sum(row["unpublished"] for row in rows))
-        if await _has_column(conn, schema, "dead_letters", "payload"):
-            status = await conn.execute(
-                f'UPDATE "{schema}".dead_letters SET purged_at = now(), kafka_key = NULL, headers = NULL, '
-                "payload = NULL WHERE purged_at IS NULL AND kafka_key = ANY($1::bytea[])",
-                [case_id.encode() for case_id in case_ids],
-            )
-            _add(purged.dead_letters, schema, int(status.split()[-1]))
+    for schema in await _holding(conn, schemas, case_ids, "outbox"):
+        rows = await conn.fetch(
+            f'DELETE FROM "{schema}".outbox WHERE aggregateid = ANY($1::text[]){published_only} '
+            "RETURNING published_at IS NULL AS unpublished",
+            list(case_ids),
+        )
+        _add(purged.outbox_rows, schema, sum(not row["unpublished"] for row in rows))
+        _add(purged.unpublished_rows, schema, sum(row["unpublished"] for row in rows))
+    # A schema not yet at runtime migration 0002 keeps no records in its dead letters.
+    for schema in await _holding(conn, schemas, case_ids, "dead_letters", column="payload"):
+        status = await conn.execute(
+            f'UPDATE "{schema}".dead_letters SET purged_at = now(), kafka_key = NULL, headers = NULL, '
+            "payload = NULL WHERE purged_at IS NULL AND kafka_key = ANY($1::bytea[])",
+            [case_id.encode() for case_id in case_ids],
+        )
+        _add(purged.dead_letters, schema, int(status.split()[-1]))
     return purged
+
+
+async def _holding(
+    conn: asyncpg.Connection,
+    schemas: Iterable[str],
+    case_ids: Sequence[str],
+    table: str,
+    *,
+    column: str | None = None,
+) -> list[str]:
+    """The schemas that have ``table`` (with ``column``): services that never ran here have
+    none. No schema at all without cases: there is nothing to look for."""
+    if not case_ids:
+        return []
+    if column is None:
+        return [schema for schema in schemas if await _has_table(conn, schema, table)]
+    return [schema for schema in schemas if await _has_column(conn, schema, table, column)]
 
 
 def _add(counts: dict[str, int], schema: str, count: int) -> None:
