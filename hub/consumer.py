@@ -220,6 +220,7 @@ class MessageProcessor:
                 trace_id=current_trace_id(),
                 value=record.value or b"",
                 key=record.key,
+                headers=tuple(record.headers),
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 if not await inbox.claim(conn, self._route.group_id, envelope):

@@ -23,6 +23,9 @@ from typing import Any
 import asyncpg
 
 from hub.errors import ConfigurationError
+from hub.redrive_attestation import HEADER as REDRIVE_HEADER
+from hub.redrive_attestation import attest
+from hub.signing import SigningKey
 
 # Headers the hub adds when dead-lettering; a redriven record is the original, not the dead letter.
 DLT_HEADER_PREFIX = "dlt-"
@@ -153,14 +156,15 @@ def decode_bytes(data: bytes | None) -> dict[str, str] | None:
 def redrive_headers(headers: Sequence[tuple[str, str]]) -> tuple[list[list[str]], str | None, str | None]:
     """Original headers minus ``dlt-*`` and trace context, plus that trace context.
 
-    Nothing is added: a redriven record is the event as the partner or service sent it
-    (its ``ce_id`` keeps deduplication; a signature may cover the headers). The relay
-    sets a new ``traceparent``, a child of the original one.
+    Nothing of the event changes: a redriven record is the event as the partner or service
+    sent it (its ``ce_id`` keeps deduplication; a signature may cover the headers). The
+    relay sets a new ``traceparent``, a child of the original one. An earlier redrive's
+    attestation is dropped too: ``_queue`` attaches the current one.
     """
     kept = [
         [name, value]
         for name, value in headers
-        if not name.startswith(DLT_HEADER_PREFIX) and name not in _TRACE_HEADERS
+        if not name.startswith(DLT_HEADER_PREFIX) and name not in _TRACE_HEADERS and name != REDRIVE_HEADER
     ]
     trace = {name: value for name, value in headers if name in _TRACE_HEADERS}
     return kept, trace.get("traceparent"), trace.get("tracestate")
@@ -288,12 +292,20 @@ async def service_running(conn: asyncpg.Connection, service: str) -> bool:
 
 
 async def redrive(
-    conn: asyncpg.Connection, selection: Selection, *, include_redriven: bool = False, dry_run: bool = False
+    conn: asyncpg.Connection,
+    selection: Selection,
+    *,
+    include_redriven: bool = False,
+    dry_run: bool = False,
+    attest_with: SigningKey | None = None,
 ) -> RedriveReport:
     """Queue the selected dead letters for re-publication in their service's outbox.
 
     Already redriven dead letters are left out unless named by id or ``include_redriven``:
-    a filter repeated after a redrive should not publish the same events again.
+    a filter repeated after a redrive should not publish the same events again. With
+    ``attest_with`` (the operator's key, as ``hub dlq redrive`` passes it) each event
+    carries the operator's redrive attestation, so the registry measures its replay window
+    from the redrive rather than from the event's own, by now old, time.
     """
     report = RedriveReport()
     condition, params = where(selection)
@@ -320,7 +332,7 @@ async def redrive(
                     report.skipped.append((service, row["id"], why))
                     continue
                 if not dry_run:
-                    await _queue(conn, service, row)
+                    await _queue(conn, service, row, attest_with)
                 report.redriven.append(Redriven(service, row["id"], row["topic"], row["event_id"]))
         queued = not dry_run and any(r.service == service for r in report.redriven)
         if queued and not await service_running(conn, service):
@@ -339,8 +351,21 @@ def _cannot_redrive(row: Any) -> str | None:
     return None
 
 
-async def _queue(conn: asyncpg.Connection, service: str, row: Any) -> None:
+async def _queue(conn: asyncpg.Connection, service: str, row: Any, attest_with: SigningKey | None) -> None:
     headers, traceparent, tracestate = redrive_headers(json.loads(row["headers"]))
+    attributes = {name: value for name, value in headers}
+    if attest_with is not None and "ce_id" in attributes and "ce_source" in attributes:
+        headers.append(
+            [
+                REDRIVE_HEADER,
+                attest(
+                    attest_with,
+                    event_id=attributes["ce_id"],
+                    source=attributes["ce_source"],
+                    redriven_at=dt.datetime.now(dt.UTC),
+                ),
+            ]
+        )
     await conn.execute(
         f"""
         INSERT INTO "{service}".outbox (id, topic, aggregatetype, aggregateid, type, headers, payload,

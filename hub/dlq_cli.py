@@ -20,6 +20,7 @@ import asyncpg
 
 from hub import dlq
 from hub.endpoints import running_hub_settings
+from hub.operator_keys import operator_signing_key
 from hub.settings import HubSettings
 
 T = TypeVar("T")
@@ -187,8 +188,12 @@ def _show(args: argparse.Namespace) -> int:
 def _redrive(args: argparse.Namespace) -> int:
     chosen = selection(args)
     _require_narrowed(chosen, args, "redrive")
+    # The operator's key attests the redrive: the registry then accepts an old partner event.
+    operator = operator_signing_key(running_hub_settings(HubSettings()))
     report = _run(
-        lambda conn: dlq.redrive(conn, chosen, include_redriven=args.include_redriven, dry_run=args.dry_run)
+        lambda conn: dlq.redrive(
+            conn, chosen, include_redriven=args.include_redriven, dry_run=args.dry_run, attest_with=operator
+        )
     )
     verb = "would redrive" if args.dry_run else "redriven"
     if args.json:

@@ -28,6 +28,9 @@ class Incoming(Generic[C]):
     value: bytes = b""
     # The Kafka key as it arrived (the case id, for every producer of the hub).
     key: bytes | None = None
+    # The record's headers as they arrived, for what is not a CloudEvents attribute (e.g. an
+    # operator's redrive attestation, hub.redrive_attestation).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def case_id(self) -> str:

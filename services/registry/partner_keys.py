@@ -3,7 +3,8 @@
 The mirror follows identity's ``PartnerKeyRegistered`` / ``PartnerKeyRevoked``. A
 partner event on ``hub.ingress`` is accepted only if it is signed (unless signatures
 are switched off), with a registered key of its sender, inside that key's window and not
-revoked, keyed by the case id it signs, and if its time lies inside the replay window.
+revoked, keyed by the case id it signs, and if its time lies inside the replay window
+(for an event an operator redrove, the time of the redrive: hub.redrive_attestation).
 Each refusal is a ``PermanentError`` subclass with the reason: the consumer dead-letters
 and records it, and the event never reaches routing.
 """
@@ -11,11 +12,15 @@ and records it, and the event never reaches routing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
 from hub.messages import Incoming, Transaction
+from hub.operator_keys import TrustedKeys, trusted_operator_keys
+from hub.redrive_attestation import attested_redrive
 from hub.settings import HubSettings
 from hub.signing import (
     PublicKey,
@@ -34,6 +39,8 @@ class IngressPolicy:
     require_signatures: bool
     max_age_s: float
     max_future_skew_s: float
+    # The operator keys whose redrive attestations move the window (hub.redrive_attestation).
+    trusted_operators: Callable[[], TrustedKeys] = dict
 
     @classmethod
     def from_settings(cls, settings: HubSettings) -> IngressPolicy:
@@ -41,6 +48,7 @@ class IngressPolicy:
             require_signatures=settings.require_signatures,
             max_age_s=settings.event_max_age_s,
             max_future_skew_s=settings.event_max_future_skew_s,
+            trusted_operators=functools.partial(trusted_operator_keys, settings),
         )
 
 
@@ -78,8 +86,13 @@ async def verify_partner_event(
         PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, msg.value)
         check_record_key(envelope, msg.key)
     # The time is checked after the signature: only then is it the sender's own statement.
+    # An event an operator redrove from the dead letters is as fresh as its redrive.
+    redriven_at = attested_redrive(msg.headers, envelope, policy.trusted_operators)
     check_freshness(
-        envelope.time, now, max_age_s=policy.max_age_s, max_future_skew_s=policy.max_future_skew_s
+        redriven_at or envelope.time,
+        now,
+        max_age_s=policy.max_age_s,
+        max_future_skew_s=policy.max_future_skew_s,
     )
 
 

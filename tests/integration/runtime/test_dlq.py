@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,8 +31,11 @@ from hub.errors import UnknownCase
 from hub.kafka import ensure_topics
 from hub.messages import Incoming, Transaction
 from hub.migrations import apply_migrations, load_migrations
+from hub.operator_keys import trusted_operator_keys
 from hub.outbox import OutboxRelay
 from hub.publisher import InMemoryPublisher, KafkaPublisher
+from hub.redrive_attestation import HEADER as REDRIVE_HEADER
+from hub.redrive_attestation import attested_redrive
 from hub.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
@@ -306,9 +310,12 @@ async def test_redrive_reaches_the_handler_with_the_same_event_id_and_a_second_i
         headers = dict(redriven.headers)
         assert headers["ce_id"] == b"evt-redrive"
         assert not [name for name in headers if name.startswith("dlt-")]
-        assert {n: v for n, v in headers.items() if n != "traceparent"} == {
+        assert {n: v for n, v in headers.items() if n not in ("traceparent", REDRIVE_HEADER)} == {
             n: v for n, v in original.headers if n != "traceparent"
         }
+        # Plus the operator's attestation of this very redrive (hub.redrive_attestation).
+        trusted = functools.partial(trusted_operator_keys, hub_settings)
+        assert attested_redrive(redriven.headers, Envelope.from_headers(redriven.headers), trusted)
         assert headers["traceparent"].decode().split("-")[1] == TRACEPARENT.split("-")[1]  # same trace
         assert await fixed.process(redriven) is Outcome.PROCESSED
         async with pool.acquire() as conn:
