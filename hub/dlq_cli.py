@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
 from hub import dlq
+from hub.cli_output import aligned, print_json, print_table
 from hub.endpoints import running_hub_settings
 from hub.operator_keys import operator_signing_key
 from hub.settings import HubSettings
@@ -94,23 +94,23 @@ def _when(value: dt.datetime | None) -> str:
 
 def format_table(rows: Sequence[dlq.DeadLetter]) -> str:
     header = ("ID", "SERVICE", "GROUP", "ORIGIN", "EVENT TYPE", "EVENT ID", "ERROR", "RECORDED", "STATE")
-    cells = [header] + [
-        (
-            str(d.id),
-            d.service,
-            d.consumer_group,
-            f"{d.topic}[{d.partition}]@{d.offset}",
-            d.event_type or "-",
-            d.event_id or "-",
-            f"{d.error_class}: {_one_line(d.error_message, 60)}",
-            _when(d.recorded_at),
-            d.state + (f" x{d.redrive_count} {_when(d.redriven_at)}" if d.redrive_count else ""),
-        )
-        for d in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
-    return "\n".join(lines)
+    return aligned(
+        header,
+        [
+            (
+                str(d.id),
+                d.service,
+                d.consumer_group,
+                f"{d.topic}[{d.partition}]@{d.offset}",
+                d.event_type or "-",
+                d.event_id or "-",
+                f"{d.error_class}: {_one_line(d.error_message, 60)}",
+                _when(d.recorded_at),
+                d.state + (f" x{d.redrive_count} {_when(d.redriven_at)}" if d.redrive_count else ""),
+            )
+            for d in rows
+        ],
+    )
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -157,19 +157,12 @@ def _render(decoded: dict[str, str] | None) -> str:
     return f"(not UTF-8, base64) {decoded['data']}"
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
-
-
 def _list(args: argparse.Namespace) -> int:
     chosen = selection(args)
     rows = _run(lambda conn: dlq.list_dead_letters(conn, chosen, limit=args.limit))
-    if args.json:
-        _print_json([d.as_json() for d in rows])
-    elif rows:
-        print(format_table(rows))
-    else:
-        print("no dead letters")
+    print_table(
+        rows, as_json=args.json, table=format_table, jsonable=dlq.DeadLetter.as_json, empty="no dead letters"
+    )
     return 0
 
 
@@ -179,7 +172,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"hub: error: no dead letter {args.dead_letter_id} in {args.service}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(content.as_json())
+        print_json(content.as_json())
     else:
         print(format_content(content))
     return 0
@@ -197,7 +190,7 @@ def _redrive(args: argparse.Namespace) -> int:
     )
     verb = "would redrive" if args.dry_run else "redriven"
     if args.json:
-        _print_json(
+        print_json(
             {
                 "dry_run": args.dry_run,
                 "redriven": [asdict(r) for r in report.redriven],
@@ -225,7 +218,7 @@ def _purge(args: argparse.Namespace) -> int:
     _require_narrowed(chosen, args, "purge")
     purged = _run(lambda conn: dlq.purge(conn, chosen))
     if args.json:
-        _print_json({"purged": purged, "total": sum(purged.values())})
+        print_json({"purged": purged, "total": sum(purged.values())})
     else:
         detail = ", ".join(f"{service} {n}" for service, n in purged.items() if n)
         print(f"{sum(purged.values())} purged" + (f" ({detail})" if detail else ""))
