@@ -17,6 +17,7 @@ from hub.service import ServiceContext
 from hub.settings import HubSettings
 from hub.signing import SigningKey
 from services.identity import bootstrap
+from tests.fixtures.records import consumer_record
 from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox
 
 pytestmark = pytest.mark.asyncio
@@ -30,19 +31,7 @@ def _record(
     value = data.model_dump_json().encode()
     if key is not None:
         envelope = key.sign(envelope, value)
-    return ConsumerRecord(
-        topic=topics.ADMIN,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"admin",
-        value=value,
-        checksum=None,
-        serialized_key_size=5,
-        serialized_value_size=len(value),
-        headers=envelope.to_headers(),
-    )
+    return consumer_record(value, envelope.to_headers(), topic=topics.ADMIN, offset=offset, key=b"admin")
 
 
 def _admin_processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:

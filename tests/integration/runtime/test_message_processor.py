@@ -15,25 +15,10 @@ from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.deadletter import DeadLetterWriter
 from hub.errors import DatabaseUnavailable
 from hub.messages import Incoming, Transaction
+from tests.fixtures.records import consumer_record
 
 pytestmark = pytest.mark.asyncio
 GROUP = "hub.test.group"
-
-
-def _record(value: bytes, headers: list[tuple[str, bytes]], offset: int = 7) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="hub.ingress",
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"case-1",
-        value=value,
-        checksum=None,
-        serialized_key_size=6,
-        serialized_value_size=len(value),
-        headers=headers,
-    )
 
 
 def _valid(event_id: str = "e-1") -> ConsumerRecord[bytes, bytes]:
@@ -44,7 +29,7 @@ def _valid(event_id: str = "e-1") -> ConsumerRecord[bytes, bytes]:
         business_process_id="case-1",
         event_id=event_id,
     )
-    return _record(data.model_dump_json().encode(), envelope.to_headers())
+    return consumer_record(data.model_dump_json().encode(), envelope.to_headers())
 
 
 async def _record_effect(msg: Incoming[Any], tx: Transaction) -> None:
@@ -100,7 +85,7 @@ async def test_transient_failure_is_retried_until_it_succeeds(pool: asyncpg.Pool
 async def test_bad_input_is_dead_lettered_with_its_reason(
     pool: asyncpg.Pool, value: bytes, headers: list[tuple[str, bytes]] | None, reason: str
 ) -> None:
-    record = _record(value, headers if headers is not None else _valid().headers)
+    record = consumer_record(value, headers if headers is not None else _valid().headers)
     assert await _processor(pool).process(record) is Outcome.DEAD_LETTERED
     async with pool.acquire() as conn:
         dead = await conn.fetchrow("SELECT * FROM dead_letters")
@@ -160,7 +145,7 @@ async def test_a_record_over_the_size_limit_is_dead_lettered_unread(pool: asyncp
     )
     valid = _valid("small")
     padded = json.dumps({**json.loads(valid.value or b"{}"), "padding": "x" * 4096}).encode()
-    assert await processor.process(_record(padded, valid.headers, offset=8)) is Outcome.DEAD_LETTERED
+    assert await processor.process(consumer_record(padded, valid.headers, offset=8)) is Outcome.DEAD_LETTERED
     assert await processor.process(valid) is Outcome.PROCESSED
     async with pool.acquire() as conn:
         dead = await conn.fetchrow("SELECT error_class, error_message, kafka_offset FROM dead_letters")

@@ -15,6 +15,7 @@ from hub.errors import MessageTooLarge, PermanentError, UnknownCase
 from hub.signing import BadSignature, FutureEvent, RevokedSigningKey, StaleEvent, UnsignedEvent
 from services.registry.handlers import NotAuthorized
 from services.registry.refusals import REASON_CLASSES
+from tests.fixtures.records import consumer_record
 
 KEY = AuditKey(bytes(range(32)))
 AT = dt.datetime(2026, 5, 4, 8, 30, 15, 123456, tzinfo=dt.UTC)
@@ -24,19 +25,7 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 def record(
     headers: list[tuple[str, bytes]], value: bytes = b'{"person": {"vn": "7561234567897"}}'
 ) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="hub.ingress",
-        partition=0,
-        offset=1,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"eumzug-1",
-        value=value,
-        checksum=None,
-        serialized_key_size=8,
-        serialized_value_size=len(value),
-        headers=headers,
-    )
+    return consumer_record(value, headers, offset=1, key=b"eumzug-1")
 
 
 HEADERS = [

@@ -11,22 +11,11 @@ from hub.endpoints import Endpoints
 from hub.outbox import aggregate_type
 from hub.settings import HubSettings
 from hub.topics import delivery_topic
+from tests.fixtures.records import consumer_record
 
 
 def _record(headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="hub.ingress",
-        partition=2,
-        offset=41,
-        timestamp=1_700_000_000_000,
-        timestamp_type=0,
-        key=b"case-1",
-        value=b"{}",
-        checksum=None,
-        serialized_key_size=6,
-        serialized_value_size=2,
-        headers=headers,
-    )
+    return consumer_record(b"{}", headers, partition=2, offset=41, timestamp=1_700_000_000_000)
 
 
 def test_backoff_grows_exponentially_and_is_capped() -> None:
