@@ -37,6 +37,7 @@ from hub.publisher import InMemoryPublisher, KafkaPublisher
 from hub.redrive_attestation import HEADER as REDRIVE_HEADER
 from hub.redrive_attestation import attested_redrive
 from hub.settings import HubSettings
+from tests.fixtures.records import consumer_record
 
 pytestmark = pytest.mark.asyncio
 GROUP = "hub.registry.test"
@@ -101,19 +102,7 @@ def _record(
     )
     body = value if value is not None else data.model_dump_json().encode()
     headers = [*envelope.to_headers(), ("traceparent", TRACEPARENT.encode()), *(extra_headers or [])]
-    return ConsumerRecord(
-        topic=topic,
-        partition=1,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"case-1",
-        value=body,
-        checksum=None,
-        serialized_key_size=6,
-        serialized_value_size=len(body),
-        headers=headers,
-    )
+    return consumer_record(body, headers, topic=topic, partition=1, offset=offset)
 
 
 async def _record_effect(msg: Incoming[Any], tx: Transaction) -> None:
