@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from hub.settings import HubSettings
-from hub.supervisor import Supervisor
-from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+from tests.e2e.support import supervised_hub
+from tests.fixtures.infrastructure import Infrastructure
 
 
 @contextlib.contextmanager
@@ -18,12 +18,7 @@ def running_hub(
     tmp_path_factory: pytest.TempPathFactory,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[HubSettings]:
-    """Its own database, so cases and partners of one module do not meet another's."""
-    with fresh_database(infrastructure) as database_url:
-        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
-        supervisor = Supervisor(settings, extra_env=extra_env or {})
-        endpoints = supervisor.start()
-        try:
-            yield endpoints.apply(settings)
-        finally:
-            supervisor.stop()
+    """Its own database, so cases and partners of one module do not meet another's; only
+    its settings (``supervised_hub`` also gives the supervisor)."""
+    with supervised_hub(infrastructure, tmp_path_factory, extra_env) as hub:
+        yield hub.settings

@@ -14,7 +14,6 @@ including those published after each bad input, complete exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import urllib.request
@@ -24,7 +23,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from contracts import (
     KRIENS,
@@ -46,12 +45,12 @@ from hub.deadletter import dead_letter_topic
 from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
 from hub.errors import MessageTooLarge, UnknownCase
 from hub.kafka import ensure_topics
-from hub.partner import PARTNER_SOURCE_PREFIX, PartnerClient, RefusedDelivery, sign_as
+from hub.partner import PARTNER_SOURCE_PREFIX, PartnerClient, sign_as
 from hub.settings import HubSettings
-from hub.supervisor import Supervisor
 from services.identity.admin_publisher import publish_admin_command
 from services.registry.handlers import NotAuthorized
-from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
+from tests.fixtures.infrastructure import Infrastructure
 
 LIMIT = 16_384  # HUB_MAX_MESSAGE_BYTES of this hub
 GROUP = "hub.registry.ingress"
@@ -192,23 +191,11 @@ class Run:
         return [r for r in self.dead_letter_records if _original(r) == self.offsets[name]]
 
 
-@dataclass(frozen=True)
-class Hub:
-    settings: HubSettings
-    supervisor: Supervisor
-
-
 @pytest.fixture(scope="module")
 def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """The three services as processes, with a size limit the test can exceed cheaply."""
-    with fresh_database(infrastructure) as database_url:
-        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
-        supervisor = Supervisor(settings, extra_env={"HUB_MAX_MESSAGE_BYTES": str(LIMIT)})
-        endpoints = supervisor.start()
-        try:
-            yield Hub(endpoints.apply(settings), supervisor)
-        finally:
-            supervisor.stop()
+    with supervised_hub(infrastructure, tmp_path_factory, {"HUB_MAX_MESSAGE_BYTES": str(LIMIT)}) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +227,7 @@ async def _run(hub: Hub, infrastructure: Infrastructure) -> Run:
         await ensure_topics(settings, [topics.ingress_topic(UNKNOWN)])
         for agency in agencies:
             await agency.start()
-        tasks = [asyncio.create_task(_agency(agency, valid_cases)) for agency in agencies]
+        tasks = [asyncio.create_task(answer_deliveries(agency, valid_cases)) for agency in agencies]
         await producer.start()
         offsets: dict[str, tuple[str, int]] = {}
         for name in ORDER:
@@ -274,16 +261,12 @@ async def _run(hub: Hub, infrastructure: Infrastructure) -> Run:
         )
         dead_letters = [
             r
-            for r in await _read_all(settings, dead_letter_topic(topics.INGRESS))
+            for r in await read_all(settings, dead_letter_topic(topics.INGRESS))
             if _original(r) in ours or (r.key or b"").decode() in valid_cases
         ]
         metrics = await asyncio.to_thread(_get, hub.supervisor.processes["registry"].health_port, "/metrics")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
         for agency in agencies:
             await agency.stop()
         await producer.stop()
@@ -326,27 +309,6 @@ async def _register_suspended_partner(settings: HubSettings, conn: asyncpg.Conne
             await asyncio.sleep(0.2)
 
 
-def _skip(_refused: RefusedDelivery) -> None:
-    """The session's broker holds deliveries of other hubs (other test modules), signed with
-    other keys: not this run's, and skipped."""
-
-
-async def _agency(client: PartnerClient, cases: set[str]) -> None:
-    """An agency's system: answers the move delivery of each case of this run."""
-    respond = relocation_responders("main")[client.partner_id]
-    async for delivery in client.deliveries(
-        on_refused=_skip, session_timeout_ms=6000, heartbeat_interval_ms=1000
-    ):
-        if delivery.envelope.businessprocessid not in cases:
-            continue
-        for answer in respond(delivery):
-            await client.publish(
-                answer,
-                business_process_id=delivery.envelope.businessprocessid,
-                reference_id=delivery.envelope.id,
-            )
-
-
 async def _wait_until_settled(
     conn: asyncpg.Connection, poison: list[tuple[str, int]], valid_cases: set[str]
 ) -> None:
@@ -385,27 +347,6 @@ async def _wait_until_settled(
                 f"not settled: (dead letters, unpublished, completed, emails) = {state}, wanted {wanted}"
             )
         await asyncio.sleep(0.3)
-
-
-async def _read_all(settings: HubSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic`` up to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        await consumer.topics()  # loads the metadata partitions_for_topic answers from
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        assert partitions, f"{topic} has no partitions"
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        async with asyncio.timeout(30):
-            while any([await consumer.position(p) < end[p] for p in partitions]):
-                for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                    records += batch
-    finally:
-        await consumer.stop()
-    return records
 
 
 def _original(letter: ConsumerRecord[bytes, bytes]) -> tuple[str, int] | None:

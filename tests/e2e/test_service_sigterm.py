@@ -12,7 +12,6 @@ each email once, and nothing was dead-lettered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import Counter
@@ -21,28 +20,22 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from contracts import CaseCompleted, MoveReported
 from hub import topics
 from hub.deadletter import dead_letter_topic
 from hub.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders
-from hub.partner import PartnerClient, RefusedDelivery
-from hub.settings import HubSettings
+from hub.partner import PartnerClient
 from hub.supervisor import Supervisor
 from hub.topics import delivery_topic
-from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
+from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
+from tests.fixtures.infrastructure import Infrastructure
 
 CASES = 8
 BEFORE_STOP = 5  # published one after another; the rest while the registry is down
 STOP_AFTER_OPENED = 3  # SIGTERM once the registry has opened this many cases
 MAILS_PER_CASE = 5  # received, three agency steps, completed
-
-
-@dataclass(frozen=True)
-class Hub:
-    settings: HubSettings
-    supervisor: Supervisor
 
 
 @dataclass(frozen=True)
@@ -60,38 +53,13 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with fresh_database(infrastructure) as database_url:
-        settings = settings_for(infrastructure, database_url, tmp_path_factory.mktemp("hub"))
-        supervisor = Supervisor(settings)
-        endpoints = supervisor.start()
-        try:
-            yield Hub(endpoints.apply(settings), supervisor)
-        finally:
-            supervisor.stop()
+    with supervised_hub(infrastructure, tmp_path_factory) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")
 def outcome(hub: Hub, infrastructure: Infrastructure) -> Outcome:
     return asyncio.run(_scenario(hub, infrastructure))
-
-
-def _skip(_refused: RefusedDelivery) -> None:
-    """Deliveries of other hubs of the test session (other keys): not this run's."""
-
-
-async def _agency(client: PartnerClient, cases: set[str]) -> None:
-    respond = relocation_responders("main")[client.partner_id]
-    async for delivery in client.deliveries(
-        on_refused=_skip, session_timeout_ms=6000, heartbeat_interval_ms=1000
-    ):
-        if delivery.envelope.businessprocessid not in cases:
-            continue
-        for answer in respond(delivery):
-            await client.publish(
-                answer,
-                business_process_id=delivery.envelope.businessprocessid,
-                reference_id=delivery.envelope.id,
-            )
 
 
 async def _scenario(hub: Hub, infrastructure: Infrastructure) -> Outcome:
@@ -115,7 +83,7 @@ async def _scenario(hub: Hub, infrastructure: Infrastructure) -> Outcome:
     try:
         for client in (portal, *agencies):
             await client.start()
-        tasks = [asyncio.create_task(_agency(agency, set(cases))) for agency in agencies]
+        tasks = [asyncio.create_task(answer_deliveries(agency, set(cases))) for agency in agencies]
         reporting = asyncio.create_task(report_moves(cases[:BEFORE_STOP], 0.3))
         async with asyncio.timeout(60):
             while await opened(cases) < STOP_AFTER_OPENED:
@@ -135,22 +103,18 @@ async def _scenario(hub: Hub, infrastructure: Infrastructure) -> Outcome:
         )
         deliveries: Counter[tuple[str, str, str]] = Counter()
         for agency in agencies:
-            for record in await _read_all(settings, delivery_topic(agency.partner_id)):
+            for record in await read_all(settings, delivery_topic(agency.partner_id)):
                 case = (record.key or b"").decode()
                 if case in cases:
                     delivered = json.loads(record.value or b"{}").get("event_type_delivered", "?")
                     deliveries[(agency.partner_id, case, delivered)] += 1
         dead_letters = [
             r
-            for r in await _read_all(settings, dead_letter_topic(topics.INGRESS))
+            for r in await read_all(settings, dead_letter_topic(topics.INGRESS))
             if (r.key or b"").decode() in cases
         ]
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
         for client in (portal, *agencies):
             await client.stop()
         await conn.close()
@@ -192,28 +156,6 @@ async def _wait_until_done(conn: asyncpg.Connection, cases: list[str]) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{completed}/{len(cases)} cases completed, {mailed} emails final")
         await asyncio.sleep(0.3)
-
-
-async def _read_all(settings: HubSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic`` up to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        await consumer.topics()  # loads the metadata partitions_for_topic answers from
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        async with asyncio.timeout(30):
-            while any([await consumer.position(p) < end[p] for p in partitions]):
-                for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                    records += batch
-    finally:
-        await consumer.stop()
-    return records
 
 
 def test_sigterm_stops_the_registry_cleanly_while_cases_flow(outcome: Outcome) -> None:
