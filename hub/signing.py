@@ -24,6 +24,7 @@ import binascii
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -240,3 +241,51 @@ def check_record_key(envelope: Envelope, key: bytes | None) -> None:
             f"event {envelope.id[:128]} is keyed {shown!r}, not by its case "
             f"{envelope.businessprocessid[:128]!r}"
         )
+
+
+class RegisteredKey(Protocol):
+    """A partner's key as a service stores it (identity's register, the registry's mirror)."""
+
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def partner_id(self) -> str: ...
+    @property
+    def public_key(self) -> str: ...
+    @property
+    def valid_from(self) -> dt.datetime: ...
+    @property
+    def valid_until(self) -> dt.datetime | None: ...
+    @property
+    def revoked_at(self) -> dt.datetime | None: ...
+
+
+def verify_signed_by(
+    envelope: Envelope,
+    value: bytes,
+    key: RegisteredKey | None,
+    *,
+    sender: str,
+    now: dt.datetime,
+    what: str = "event",
+) -> None:
+    """Refuse unless ``sender`` signed exactly this record with ``key``, usable at ``now``.
+
+    ``key`` is what the caller found under the envelope's ``sigkeyid`` (None: nothing, or
+    no key id at all). The order of the checks decides the reason an operator reads: not
+    signed, unknown key, someone else's / revoked / expired key, then the signature.
+    """
+    if envelope.sigkeyid is None or envelope.signature is None:
+        raise UnsignedEvent(f"{what} {envelope.id[:128]} of {sender} is not signed")
+    if key is None:
+        raise UnknownSigningKey(f"{what} {envelope.id[:128]} names unknown key {envelope.sigkeyid}")
+    check_key_usable(
+        key_id=key.key_id,
+        owner=key.partner_id,
+        sender=sender,
+        valid_from=key.valid_from,
+        valid_until=key.valid_until,
+        revoked_at=key.revoked_at,
+        now=now,
+    )
+    PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, value)

@@ -20,7 +20,7 @@ from contracts.admin import ChangePartnerStatus, RegisterPartner
 from hub.messages import Incoming, Transaction
 from hub.operator_keys import CommandPolicy
 from hub.settings import HubSettings
-from hub.signing import PublicKey, UnknownSigningKey, UnsignedEvent, check_key_usable
+from hub.signing import verify_signed_by
 from services.identity import partner_key_repository as partner_keys
 from services.identity import partner_repository as partners
 from services.identity.domain import ADMIN_CLI_SOURCE, may_administer, partner_of_source
@@ -100,21 +100,8 @@ async def _verify_partner_signature(
     """The partner's registered key (identity holds the originals of the registry's mirror)."""
     envelope = msg.envelope
     if envelope.sigkeyid is not None or envelope.signature is not None or policy.require_signatures:
-        if envelope.sigkeyid is None or envelope.signature is None:
-            raise UnsignedEvent(f"admin command {envelope.id[:128]} of {partner_id} is not signed")
-        key = await partner_keys.get(tx, envelope.sigkeyid)
-        if key is None:
-            raise UnknownSigningKey(
-                f"admin command {envelope.id[:128]} names unknown key {envelope.sigkeyid}"
-            )
-        check_key_usable(
-            key_id=key.key_id,
-            owner=key.partner_id,
-            sender=partner_id,
-            valid_from=key.valid_from,
-            valid_until=key.valid_until,
-            revoked_at=key.revoked_at,
-            now=dt.datetime.now(dt.UTC),
+        key = await partner_keys.get(tx, envelope.sigkeyid) if envelope.sigkeyid is not None else None
+        verify_signed_by(
+            envelope, msg.value, key, sender=partner_id, now=dt.datetime.now(dt.UTC), what="admin command"
         )
-        PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, msg.value)
     policy.check_time(envelope)

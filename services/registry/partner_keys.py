@@ -22,14 +22,7 @@ from hub.messages import Incoming, Transaction
 from hub.operator_keys import TrustedKeys, trusted_operator_keys
 from hub.redrive_attestation import attested_redrive
 from hub.settings import HubSettings
-from hub.signing import (
-    PublicKey,
-    UnknownSigningKey,
-    UnsignedEvent,
-    check_freshness,
-    check_key_usable,
-    check_record_key,
-)
+from hub.signing import check_freshness, check_record_key, verify_signed_by
 
 
 @dataclass(frozen=True)
@@ -69,21 +62,8 @@ async def verify_partner_event(
     now = dt.datetime.now(dt.UTC)
     envelope = msg.envelope
     if envelope.sigkeyid is not None or envelope.signature is not None or policy.require_signatures:
-        if envelope.sigkeyid is None or envelope.signature is None:
-            raise UnsignedEvent(f"event {envelope.id[:128]} of {partner_id} is not signed")
-        key = await find_key(tx, envelope.sigkeyid)
-        if key is None:
-            raise UnknownSigningKey(f"event {envelope.id[:128]} names unknown key {envelope.sigkeyid}")
-        check_key_usable(
-            key_id=key.key_id,
-            owner=key.partner_id,
-            sender=partner_id,
-            valid_from=key.valid_from,
-            valid_until=key.valid_until,
-            revoked_at=key.revoked_at,
-            now=now,
-        )
-        PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, msg.value)
+        key = await find_key(tx, envelope.sigkeyid) if envelope.sigkeyid is not None else None
+        verify_signed_by(envelope, msg.value, key, sender=partner_id, now=now)
         check_record_key(envelope, msg.key)
     # The time is checked after the signature: only then is it the sender's own statement.
     # An event an operator redrove from the dead letters is as fresh as its redrive.
