@@ -7,7 +7,6 @@ key file (the same one the registry seals with); ``subject`` and ``refusals`` on
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,8 +18,8 @@ from contracts import Ahvn13, Sector
 from hub import audit_store
 from hub.audit import SealedEntry, Verdict
 from hub.audit_key import load_audit_key
+from hub.cli_database import database_settings, run_on_database
 from hub.cli_output import print_json, print_rows
-from hub.endpoints import running_hub_settings
 from hub.errors import HubError
 from hub.settings import HubSettings
 
@@ -60,7 +59,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _verify(args: argparse.Namespace) -> int:
     anchors = dict(_anchor(value) for value in args.anchor)
-    settings = _settings()
+    settings = database_settings()
     key = load_audit_key(settings, create=False)
     verdict = _in_schema(settings, AUDIT_SCHEMA, lambda conn: audit_store.verify(conn, key, anchors=anchors))
     if args.json:
@@ -96,7 +95,7 @@ def _anchor(value: str) -> tuple[int, str]:
 
 
 def _subject(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = database_settings()
     citizen_id = args.citizen_id
     if args.ahvn13 is not None:
         citizen_id = _citizen_id_of(settings, args.ahvn13)
@@ -156,7 +155,7 @@ def _moment(text: str) -> dt.datetime:
 
 def _refusals(args: argparse.Namespace) -> int:
     found = _in_schema(
-        _settings(),
+        database_settings(),
         AUDIT_SCHEMA,
         lambda conn: audit_store.refusals(
             conn, partner_id=args.partner, since=args.since, until=args.until, limit=args.limit
@@ -217,23 +216,10 @@ def _citizen_id_of(settings: HubSettings, ahvn13: str) -> str:
     return citizen_id
 
 
-def _settings() -> HubSettings:
-    """Only the database is needed: HUB_DATABASE_URL, else the running hub's endpoints."""
-    settings = HubSettings()
-    return settings if settings.database_url is not None else running_hub_settings(settings)
-
-
 def _in_schema(settings: HubSettings, schema: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def run() -> T:
-        conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{schema}"'})
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(run())
-    except asyncpg.UndefinedTableError:
-        raise HubError(f"no {schema} tables in this database; start the hub once (`hub up`)") from None
-    except asyncpg.PostgresError as error:
-        raise HubError(f"database: {error}") from None
+    return run_on_database(
+        settings,
+        work,
+        server_settings={"search_path": f'"{schema}"'},
+        no_tables=f"no {schema} tables in this database; start the hub once (`hub up`)",
+    )

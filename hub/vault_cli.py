@@ -9,7 +9,6 @@ key. ``hub/vault_rotate.py`` does the work; here it is only called and printed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,10 +17,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from hub import vault_rotate
+from hub.cli_database import database_settings, run_on_database
 from hub.cli_output import print_json
-from hub.endpoints import running_hub_settings
-from hub.errors import HubError
-from hub.settings import HubSettings
 from hub.vault_master import master_key_path
 
 T = TypeVar("T")
@@ -125,26 +122,14 @@ def _retire(args: argparse.Namespace) -> int:
 
 
 def _run(work: Callable[[asyncpg.Connection, Path], Awaitable[T]]) -> T:
-    settings = HubSettings()
-    if settings.database_url is None:  # only the database is needed, not the broker
-        settings = running_hub_settings(settings)
+    settings = database_settings()
     base = master_key_path(settings)
-
-    async def run() -> T:
-        conn = await asyncpg.connect(
-            settings.database_dsn(), server_settings={"application_name": "hub-vault"}
-        )
-        try:
-            return await work(conn, base)
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(run())
-    except asyncpg.UndefinedTableError:
-        raise HubError("no vault tables in this database; start the hub once (`hub up`)") from None
-    except asyncpg.PostgresError as error:
-        raise HubError(f"database: {error}") from None
+    return run_on_database(
+        settings,
+        lambda conn: work(conn, base),
+        server_settings={"application_name": "hub-vault"},
+        no_tables="no vault tables in this database; start the hub once (`hub up`)",
+    )
 
 
 def _jsonable(value: Any) -> Any:

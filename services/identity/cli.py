@@ -18,6 +18,7 @@ from contracts import Contract, ParticipantId, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.errors import describe_errors
 from contracts.identity import PartnerStatus
+from hub.cli_database import run_on_database
 from hub.cli_output import print_rows
 from hub.endpoints import running_hub_settings
 from hub.errors import HubError
@@ -165,21 +166,13 @@ def _in_identity_schema(work: Callable[[Transaction], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on identity's tables of the running hub's database."""
     from services.identity.bootstrap import NAME
 
-    settings = running_hub_settings(HubSettings())
+    async def in_transaction(conn: asyncpg.Connection) -> T:
+        async with conn.transaction():
+            return await work(Transaction(conn, source=ADMIN_CLI_SOURCE))
 
-    async def run() -> T:
-        conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{NAME}"'})
-        try:
-            async with conn.transaction():
-                return await work(Transaction(conn, source=ADMIN_CLI_SOURCE))
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(run())
-    except asyncpg.UndefinedTableError:
-        raise HubError(
-            "the identity service has not created its tables in this database; run `hub up`"
-        ) from None
-    except asyncpg.PostgresError as error:
-        raise HubError(f"database: {error}") from None
+    return run_on_database(
+        running_hub_settings(HubSettings()),
+        in_transaction,
+        server_settings={"search_path": f'"{NAME}"'},
+        no_tables="the identity service has not created its tables in this database; run `hub up`",
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from contracts import SetSubscription
+from hub.cli_database import run_on_database
 from hub.cli_output import print_rows
 from hub.endpoints import running_hub_settings
 from hub.settings import HubSettings
@@ -68,13 +69,15 @@ def _set(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _rows(sql: str) -> list[dict[str, Any]]:
-    settings = running_hub_settings(HubSettings())
-    conn = await asyncpg.connect(settings.database_dsn())
-    try:
+def _rows(sql: str) -> list[dict[str, Any]]:
+    async def fetch(conn: asyncpg.Connection) -> list[dict[str, Any]]:
         return [dict(row) for row in await conn.fetch(sql)]
-    finally:
-        await conn.close()
+
+    return run_on_database(
+        running_hub_settings(HubSettings()),
+        fetch,
+        no_tables="no registry tables in this database; start the hub once (`hub up`)",
+    )
 
 
 def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
@@ -82,22 +85,18 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> Non
 
 
 def _list(args: argparse.Namespace) -> int:
-    rows = asyncio.run(
-        _rows(
-            "SELECT partner_id, event_type, case_type, status, purpose, legal_basis, fields, retention_days "
-            "FROM registry.subscriptions ORDER BY partner_id, event_type"
-        )
+    rows = _rows(
+        "SELECT partner_id, event_type, case_type, status, purpose, legal_basis, fields, retention_days "
+        "FROM registry.subscriptions ORDER BY partner_id, event_type"
     )
     _print(rows, args.json, ["partner_id", "event_type", "case_type", "status", "legal_basis"])
     return 0
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    rows = asyncio.run(
-        _rows(
-            "SELECT event_type, publisher_roles, sensitivity, description "
-            "FROM registry.catalog ORDER BY event_type"
-        )
+    rows = _rows(
+        "SELECT event_type, publisher_roles, sensitivity, description "
+        "FROM registry.catalog ORDER BY event_type"
     )
     _print(rows, args.json, ["event_type", "sensitivity", "publisher_roles"])
     return 0
@@ -107,8 +106,8 @@ def _acls(args: argparse.Namespace) -> int:
     from hub.acls import kafka_acls_commands, partner_acls, service_acls, strimzi_users
     from services import SERVICE_NAMES
 
-    partners = asyncio.run(
-        _rows("SELECT partner_id, delivery_topic FROM registry.partners WHERE status = 'active' ORDER BY 1")
+    partners = _rows(
+        "SELECT partner_id, delivery_topic FROM registry.partners WHERE status = 'active' ORDER BY 1"
     )
     bindings = [b for name in SERVICE_NAMES for b in service_acls(name)]
     for partner in partners:
