@@ -29,6 +29,7 @@ def test_every_topic_about_people_gets_a_bounded_retention_and_agency_topics_do_
         topics.NOTIFICATION_STATUS,
         topics.OPS,
         topics.delivery_topic("CH/MUN/1061/einwohnerdienste"),
+        topics.ingress_topic("CH/MUN/1061/einwohnerdienste"),
         topics.INGRESS + "-dlt",
         "a.topic.the.hub.does.not.know",
     )
