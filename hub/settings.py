@@ -92,7 +92,7 @@ class HubSettings(BaseSettings):
     )
     escalation_check_interval_s: float = Field(5.0, gt=0)
     require_signatures: bool = Field(
-        True, description="Refuse partner events on hub.ingress without a valid signature (issue 5)."
+        True, description="Refuse partner events at ingress without a valid signature (issue 5)."
     )
     shared_ingress: bool = Field(
         False,

@@ -2,8 +2,9 @@
 
 One run against a running hub: the attacks (unsigned, forged, tampered, replayed under a
 new id and with a stale time, from the future, unknown key, another partner's key,
-expired and revoked keys registered through `hub partner key`, wrong role) go to
-hub.ingress next to a genuine relocation case, whose partners sign everything and verify
+expired and revoked keys registered through `hub partner key`, wrong role) go to the
+ingress topic of the partner they claim, next to a genuine relocation case, whose partners
+sign everything and verify
 every delivery. Each attack is dead-lettered with its reason and recorded, is sealed into
 the audit chain as a refusal (the claimed partner, whether its signature held, the reason),
 and opens nothing; `hub audit verify` passes afterwards; the genuine case completes; a
