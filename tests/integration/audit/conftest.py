@@ -10,23 +10,9 @@ import pytest_asyncio
 
 from hub import audit_store
 from hub.audit import AuditKey
-from hub.db import create_pool
-from hub.migrations import apply_migrations, load_migrations
-from hub.vault_schema import migrate_vault
+from tests.fixtures.registry import migrated_registry_pool
 
 KEY = AuditKey(bytes(range(100, 132)))
-
-
-async def migrated_registry_pool(database_url: str, size: int = 10) -> asyncpg.Pool:
-    pool = await create_pool(database_url, "registry", size=size)
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            load_migrations("hub-runtime", "hub.sql")
-            + load_migrations("registry", "services.registry.migrations"),
-        )
-        await migrate_vault(conn)  # the per-person data keys (hub/vault.py)
-    return pool
 
 
 @pytest_asyncio.fixture

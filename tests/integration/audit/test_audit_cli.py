@@ -15,7 +15,8 @@ import pytest
 from hub import audit_store
 from hub.audit import AuditEntry, Decision
 from hub.cli import main
-from tests.integration.audit.conftest import KEY, migrated_registry_pool
+from tests.fixtures.registry import migrated_registry_pool
+from tests.integration.audit.conftest import KEY
 
 CITIZEN = "citizen-services:c1"
 

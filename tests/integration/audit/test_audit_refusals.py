@@ -21,7 +21,7 @@ import pytest_asyncio
 from aiokafka import ConsumerRecord
 
 from contracts.catalog import serialize_data
-from hub import audit_store, topics
+from hub import audit_store
 from hub.audit import AuditKey
 from hub.audit_refusals import RefusalRecorder
 from hub.consumer import MessageProcessor, Outcome, RetryLater, RetryPolicy, Route
@@ -33,6 +33,7 @@ from hub.service import ServiceContext
 from hub.settings import HubSettings
 from hub.signing import SigningKey
 from services.registry import bootstrap, refusals
+from tests.fixtures.registry import ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
 from tests.integration.audit.conftest import KEY
 
@@ -55,27 +56,12 @@ async def registry_routes(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[l
 
 @pytest.fixture
 def ingress(registry_routes: list[Route]) -> Route:
-    [route] = [r for r in registry_routes if r.topic == topics.INGRESS]
-    return route
-
-
-async def _register(pool: asyncpg.Pool, partner_id: str, key_id: str) -> SigningKey:
-    """A partner's key, as the registry mirrors it from identity."""
-    key = SigningKey.generate(key_id)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO partner_keys (key_id, partner_id, algorithm, public_key, valid_from)"
-            " VALUES ($1, $2, 'ed25519', $3, now() - interval '1 day')",
-            key.key_id,
-            partner_id,
-            key.public.base64,
-        )
-    return key
+    return ingress_route(registry_routes)
 
 
 @pytest_asyncio.fixture
 async def portal_key(pool: asyncpg.Pool) -> SigningKey:
-    return await _register(pool, PORTAL, "portal-refusals-1")
+    return await mirror_partner_key(pool, PORTAL, "portal-refusals-1")
 
 
 def _processor(pool: asyncpg.Pool, route: Route) -> MessageProcessor:
@@ -143,7 +129,7 @@ async def test_refusals_after_the_signature_check_say_the_sender_was_proven(
 ) -> None:
     stale = _move(portal_key, time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=7))
     unknown_partner = _move(SigningKey.generate("nobody-1"), partner="CH/XX/nobody")
-    wrong_role = _move(await _register(pool, TAX_OFFICE, "tax-1"), partner=TAX_OFFICE)
+    wrong_role = _move(await mirror_partner_key(pool, TAX_OFFICE, "tax-1"), partner=TAX_OFFICE)
     processor = _processor(pool, ingress)
     for offset, crafted in enumerate((stale, unknown_partner, wrong_role)):
         assert await processor.process(crafted.record(offset)) is Outcome.DEAD_LETTERED

@@ -11,69 +11,33 @@ signatures switched off. ``HUB_SHARED_INGRESS`` decides whether hub.ingress is r
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub import audit_store, topics
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
+from hub import topics
+from hub.consumer import Outcome, Route
 from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
 from hub.service import ServiceContext
 from hub.settings import HubSettings
 from hub.signing import SigningKey
-from hub.vault_master import installed_as, load_master_key
 from services.registry import bootstrap
+from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
-from tests.integration.audit.conftest import migrated_registry_pool
 
 pytestmark = pytest.mark.asyncio
 GROUP = "hub.registry.ingress"
 
 
-@pytest_asyncio.fixture
-async def pool(hub_settings: HubSettings) -> AsyncIterator[asyncpg.Pool]:
-    """The registry's schema as its service prepares it at start, with the vault's master key."""
-    pool = await migrated_registry_pool(hub_settings.database_dsn(), size=4)
-    with installed_as(load_master_key(hub_settings, create=True)):
-        yield pool
-    await pool.close()
-    audit_store.install(None)  # bootstrap.routes installed the registry's audit key
-
-
 def _ingress(pool: asyncpg.Pool, settings: HubSettings) -> Route:
-    [route] = [
-        r for r in bootstrap.routes(ServiceContext("registry", settings, pool)) if r.topic == topics.INGRESS
-    ]
-    return route
-
-
-def _processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
-    return MessageProcessor(
-        pool,
-        _ingress(pool, settings),
-        DeadLetterWriter(pool),
-        source="urn:ch:lu:hub:service:registry",
-        retry=RetryPolicy(0.01, 0.01),
-    )
+    return ingress_route(list(bootstrap.routes(ServiceContext("registry", settings, pool))))
 
 
 @pytest_asyncio.fixture
 async def portal_key(pool: asyncpg.Pool) -> SigningKey:
-    """The portal's key, as the registry mirrors it from identity."""
-    key = SigningKey.generate("portal-binding-1")
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO partner_keys (key_id, partner_id, algorithm, public_key, valid_from)"
-            " VALUES ($1, $2, 'ed25519', $3, now() - interval '1 day')",
-            key.key_id,
-            PORTAL,
-            key.public.base64,
-        )
-    return key
+    return await mirror_partner_key(pool, PORTAL, "portal-binding-1")
 
 
 def _move(key: SigningKey | None) -> Crafted:
@@ -94,7 +58,7 @@ async def _cases(pool: asyncpg.Pool, case_id: str) -> int:
 async def test_a_signed_event_on_another_partners_ingress_topic_is_refused_and_audited(
     pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings
 ) -> None:
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     report = _move(portal_key)  # signed by the portal, correctly
     kriens_topic = topics.ingress_topic(KRIENS_OFFICE)
 
@@ -142,7 +106,7 @@ async def test_a_signed_event_on_another_partners_ingress_topic_is_refused_and_a
 async def test_the_binding_holds_with_signatures_switched_off(
     pool: asyncpg.Pool, hub_settings: HubSettings
 ) -> None:
-    processor = _processor(pool, hub_settings.model_copy(update={"require_signatures": False}))
+    processor = ingress_processor(pool, hub_settings.model_copy(update={"require_signatures": False}))
     unsigned = _move(None)
     on_kriens = unsigned.record(1, topic=topics.ingress_topic(KRIENS_OFFICE))
     assert await processor.process(on_kriens) is Outcome.DEAD_LETTERED
@@ -174,5 +138,8 @@ async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_top
     assert topics.INGRESS in set(await bootstrap.partner_topics(ServiceContext("registry", shared, pool)))
     # On the shared topic the signature alone proves the sender: any partner may write there.
     report = _move(portal_key)
-    assert await _processor(pool, shared).process(report.record(3, topic=topics.INGRESS)) is Outcome.PROCESSED
+    assert (
+        await ingress_processor(pool, shared).process(report.record(3, topic=topics.INGRESS))
+        is Outcome.PROCESSED
+    )
     assert await _cases(pool, report.envelope.businessprocessid) == 1

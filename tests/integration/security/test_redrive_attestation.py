@@ -11,82 +11,31 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from contracts import Envelope
-from contracts.identity import PartnerKeyRegistered
-from hub import dlq, topics
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy
-from hub.db import create_pool
-from hub.deadletter import DeadLetterWriter
+from hub import dlq
+from hub.consumer import Outcome
 from hub.demo import PORTAL, demo_person, move_report, new_case_id
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
 from hub.operator_keys import operator_signing_key
 from hub.outbox import OutboxRelay
 from hub.publisher import KafkaPublisher
 from hub.redrive_attestation import HEADER, attest
-from hub.service import ServiceContext
 from hub.settings import HubSettings
 from hub.signing import SigningKey
-from hub.vault_master import installed_as, load_master_key
-from hub.vault_schema import migrate_vault
-from services.registry import bootstrap, partner_keys
+from tests.fixtures.registry import ingress_processor, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
 
 pytestmark = pytest.mark.asyncio
-REGISTRY = "urn:ch:lu:hub:service:registry"
-INGRESS_GROUP = "hub.registry.ingress"
 SEVEN_HOURS_AGO = dt.timedelta(hours=7)  # beyond the default window of six hours
 
 
 @pytest_asyncio.fixture
-async def pool(hub_settings: HubSettings) -> AsyncIterator[asyncpg.Pool]:
-    """The registry's schema as its service prepares it at start."""
-    pool = await create_pool(hub_settings.database_dsn(), "registry", size=4)
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            load_migrations("hub-runtime", "hub.sql")
-            + load_migrations("registry", "services.registry.migrations"),
-        )
-        await migrate_vault(conn)
-    with installed_as(load_master_key(hub_settings, create=True)):
-        yield pool
-    await pool.close()
-
-
-@pytest_asyncio.fixture
 async def portal_key(pool: asyncpg.Pool) -> SigningKey:
-    """The portal's key, as the registry mirrors it from identity."""
-    key = SigningKey.generate(f"portal-{uuid.uuid4().hex[:8]}")
-    data = PartnerKeyRegistered(
-        partner_id=PORTAL,
-        key_id=key.key_id,
-        public_key=key.public.base64,
-        valid_from=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
-        valid_until=None,
-    )
-    envelope = Envelope.new(data, source="urn:ch:lu:hub:service:identity", business_process_id="partner:x")
-    msg: Incoming[Any] = Incoming(envelope, data, topics.IDENTITY_PARTNERS, 0, 0, "0" * 32)
-    async with pool.acquire() as conn, conn.transaction():
-        await partner_keys.mirror_key_registered(msg, Transaction(conn, source=REGISTRY))
-    return key
-
-
-def _processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
-    [route] = [
-        r for r in bootstrap.routes(ServiceContext("registry", settings, pool)) if r.group_id == INGRESS_GROUP
-    ]
-    return MessageProcessor(
-        pool, route, DeadLetterWriter(pool), source=REGISTRY, retry=RetryPolicy(0.01, 0.01)
-    )
+    return await mirror_partner_key(pool, PORTAL, f"portal-{uuid.uuid4().hex[:8]}")
 
 
 def _stale_report(key: SigningKey) -> Crafted:
@@ -147,7 +96,7 @@ async def _redrive_through_kafka(
 async def _refused_then_redriven(
     pool: asyncpg.Pool, settings: HubSettings, key: SigningKey, operator: SigningKey | None
 ) -> tuple[Crafted, ConsumerRecord[bytes, bytes]]:
-    processor = _processor(pool, settings)
+    processor = ingress_processor(pool, settings)
     topic = f"redrive-test.{uuid.uuid4().hex[:12]}"
     report = _stale_report(key)
     assert await processor.process(report.record(1, topic=topic)) is Outcome.DEAD_LETTERED
@@ -163,7 +112,7 @@ async def test_an_old_event_redriven_by_a_trusted_operator_opens_its_case_once(
         pool, hub_settings, portal_key, operator_signing_key(hub_settings)
     )
     assert [name for name, _ in record.headers].count(HEADER) == 1
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     assert await processor.process(record) is Outcome.PROCESSED
     assert await _cases(pool, report.envelope.businessprocessid) == 1
     # The redriven record sent again is the same event: dropped, not processed twice.
@@ -175,7 +124,7 @@ async def test_an_old_event_redriven_without_an_attestation_is_refused_again(
 ) -> None:
     report, record = await _refused_then_redriven(pool, hub_settings, portal_key, None)
     assert HEADER not in [name for name, _ in record.headers]
-    assert await _processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
+    assert await ingress_processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
     assert (await _dead_letter(pool, report.event_id))["error_class"] == "StaleEvent"
     assert await _cases(pool, report.envelope.businessprocessid) == 0
 
@@ -185,7 +134,7 @@ async def test_an_attestation_by_a_key_the_services_do_not_trust_is_refused(
 ) -> None:
     stranger = SigningKey.generate("operator-0000000000000000")
     report, record = await _refused_then_redriven(pool, hub_settings, portal_key, stranger)
-    assert await _processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
+    assert await ingress_processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
     refused = await _dead_letter(pool, report.event_id)
     assert refused["error_class"] == "UnknownSigningKey"
     assert "not a trusted operator key" in refused["error_message"]
@@ -205,7 +154,7 @@ async def test_an_attestation_copied_from_another_event_is_refused(
     copied = attest(operator, event_id=redriven.event_id, source=redriven.envelope.source, redriven_at=now)
     other = _stale_report(portal_key)
     record = _with_attestation(other, copied, f"redrive-test.{uuid.uuid4().hex[:12]}")
-    assert await _processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
+    assert await ingress_processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
     refused = await _dead_letter(pool, other.event_id)
     assert refused["error_class"] == "BadSignature"
     assert "made for another event" in refused["error_message"]
@@ -220,5 +169,5 @@ async def test_an_attestation_is_itself_subject_to_the_window(
     long_ago = dt.datetime.now(dt.UTC) - SEVEN_HOURS_AGO
     old = attest(operator, event_id=report.event_id, source=report.envelope.source, redriven_at=long_ago)
     record = _with_attestation(report, old, f"redrive-test.{uuid.uuid4().hex[:12]}")
-    assert await _processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
+    assert await ingress_processor(pool, hub_settings).process(record) is Outcome.DEAD_LETTERED
     assert (await _dead_letter(pool, report.event_id))["error_class"] == "StaleEvent"

@@ -30,23 +30,21 @@ from contracts.identity import PartnerKeyRegistered
 from hub import topics
 from hub.cli import main
 from hub.consumer import MessageProcessor, Outcome, RetryPolicy
-from hub.db import create_pool
 from hub.deadletter import DeadLetterWriter
 from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE
 from hub.kafka import ensure_topics
 from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
 from hub.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
 from hub.partner import PARTNER_SOURCE_PREFIX
 from hub.service import ServiceContext
 from hub.settings import HubSettings
 from hub.signing import SigningKey
 from hub.signing_keys import create_private_key, public_pem
-from hub.vault_schema import migrate_vault
 from services.identity import bootstrap as identity_bootstrap
 from services.registry import bootstrap as registry_bootstrap
 from services.registry import partner_keys as registry_partner_keys
 from tests.fixtures.infrastructure import point_cli_at
+from tests.fixtures.registry import migrated_registry_pool
 from tests.fixtures.signing import Crafted, send
 from tests.integration.identity.support import migrated_pool
 
@@ -132,14 +130,7 @@ async def hub(
     monkeypatch.setattr(topics, "ADMIN", topic)
     await ensure_topics(hub_settings, [topic])
     identity = await migrated_pool(database_url)
-    registry = await create_pool(database_url, "registry", size=4)
-    async with registry.acquire() as conn:
-        await apply_migrations(
-            conn,
-            load_migrations("hub-runtime", "hub.sql")
-            + load_migrations("registry", "services.registry.migrations"),
-        )
-        await migrate_vault(conn)
+    registry = await migrated_registry_pool(database_url, size=4)
     yield Hub(hub_settings, identity, registry, topic)
     await identity.close()
     await registry.close()

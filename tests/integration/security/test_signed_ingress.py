@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +21,13 @@ import pytest_asyncio
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
 from hub import topics
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy
-from hub.db import create_pool
-from hub.deadletter import DeadLetterWriter
+from hub.consumer import Outcome
 from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
 from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.service import ServiceContext
 from hub.settings import HubSettings
 from hub.signing import SigningKey
-from hub.vault_master import installed_as, load_master_key
-from hub.vault_schema import migrate_vault
-from services.registry import bootstrap, partner_keys
+from services.registry import partner_keys
+from tests.fixtures.registry import ingress_processor
 from tests.fixtures.signing import Crafted, craft
 
 pytestmark = pytest.mark.asyncio
@@ -49,22 +44,6 @@ class Keys:
     portal_expired: SigningKey
     portal_not_yet_valid: SigningKey
     portal_revoked: SigningKey
-
-
-@pytest_asyncio.fixture
-async def pool(hub_settings: HubSettings) -> AsyncIterator[asyncpg.Pool]:
-    """The registry's schema as its service prepares it at start (``ServiceRuntime.start``)."""
-    pool = await create_pool(hub_settings.database_dsn(), "registry", size=4)
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            load_migrations("hub-runtime", "hub.sql")
-            + load_migrations("registry", "services.registry.migrations"),
-        )
-        await migrate_vault(conn)  # a case's personal details are stored encrypted
-    with installed_as(load_master_key(hub_settings, create=True)):
-        yield pool
-    await pool.close()
 
 
 async def _mirror(pool: asyncpg.Pool, data: PartnerKeyRegistered | PartnerKeyRevoked) -> None:
@@ -117,15 +96,6 @@ async def keys(pool: asyncpg.Pool) -> Keys:
             pool, PORTAL, "portal-2027", valid_from=NOW + dt.timedelta(days=30)
         ),
         portal_revoked=revoked,
-    )
-
-
-def _processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
-    [route] = [
-        r for r in bootstrap.routes(ServiceContext("registry", settings, pool)) if r.topic == topics.INGRESS
-    ]
-    return MessageProcessor(
-        pool, route, DeadLetterWriter(pool), source=REGISTRY, retry=RetryPolicy(0.01, 0.01)
     )
 
 
@@ -210,7 +180,7 @@ async def test_an_attack_is_dead_lettered_with_its_reason_and_the_run_goes_on(
     pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings, attack: str
 ) -> None:
     build, error_class, reason = ATTACKS[attack]
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     offsets = itertools.count()
     crafted = build(keys)
     assert await processor.process(crafted.record(next(offsets))) is Outcome.DEAD_LETTERED
@@ -229,7 +199,7 @@ async def test_an_attack_is_dead_lettered_with_its_reason_and_the_run_goes_on(
 async def test_a_signed_event_sent_twice_is_processed_once(
     pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
 ) -> None:
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     report = _move(keys.portal)
     assert await processor.process(report.record(1)) is Outcome.PROCESSED
     assert await processor.process(report.record(2)) is Outcome.DUPLICATE  # a replay, byte for byte
@@ -247,7 +217,7 @@ async def test_a_signed_event_sent_twice_is_processed_once(
 async def test_a_replay_under_a_new_id_breaks_the_signature(
     pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
 ) -> None:
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     report = _move(keys.portal)
     assert await processor.process(report.record(1)) is Outcome.PROCESSED
     replay = report.with_header("ce_id", "a-fresh-id")
@@ -259,7 +229,7 @@ async def test_a_replay_under_a_new_id_breaks_the_signature(
 async def test_a_key_registered_while_running_is_accepted_and_a_revocation_applies_at_once(
     pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
 ) -> None:
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     rotated = await _register(pool, PORTAL, "portal-2026b")  # rotation: two valid keys at once
     first, second = _move(rotated), _move(keys.portal)
     assert await processor.process(first.record(1)) is Outcome.PROCESSED
@@ -275,7 +245,7 @@ async def test_with_signatures_optional_an_unsigned_event_passes_but_a_bad_one_d
     pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
 ) -> None:
     lenient = hub_settings.model_copy(update={"require_signatures": False})
-    processor = _processor(pool, lenient)
+    processor = ingress_processor(pool, lenient)
     unsigned = _move(None)
     assert await processor.process(unsigned.record(1)) is Outcome.PROCESSED
     forged = _move(SigningKey.generate(keys.portal.key_id))
@@ -288,7 +258,7 @@ async def test_a_milestone_of_an_unknown_case_is_checked_for_its_signature_first
     pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
 ) -> None:
     """The signature is checked before the case is looked up: a forger learns nothing of cases."""
-    processor = _processor(pool, hub_settings)
+    processor = ingress_processor(pool, hub_settings)
     confirmed = DepartureConfirmed(municipality=KRIENS, confirmed_on=dt.date.today())
     forged = craft(confirmed, partner_id=KRIENS_OFFICE, case_id=new_case_id(), key=keys.portal)
     assert await processor.process(forged.record(1)) is Outcome.DEAD_LETTERED

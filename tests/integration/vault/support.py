@@ -37,7 +37,7 @@ from services.notifications.channels import ChannelAdapter, EmailChannel, InboxC
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
 from services.registry import repository as registry
-from tests.integration.audit.conftest import migrated_registry_pool
+from tests.fixtures.registry import migrated_registry_pool
 from tests.integration.identity import support as identity
 from tests.integration.notifications import conftest as notifications
 

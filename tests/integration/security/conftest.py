@@ -1,0 +1,22 @@
+"""The registry's schema as its service prepares it at start, with the vault's master key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest_asyncio
+
+from hub import audit_store
+from hub.settings import HubSettings
+from hub.vault_master import installed_as, load_master_key
+from tests.fixtures.registry import migrated_registry_pool
+
+
+@pytest_asyncio.fixture
+async def pool(hub_settings: HubSettings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await migrated_registry_pool(hub_settings.database_dsn(), size=4)
+    with installed_as(load_master_key(hub_settings, create=True)):  # case details are sealed
+        yield pool
+    await pool.close()
+    audit_store.install(None)  # bootstrap.routes installed the registry's audit key
