@@ -132,10 +132,16 @@ def _log_refused(refused: RefusedDelivery) -> None:
     log.warning("refused %s[%d]@%d: %s", refused.topic, refused.partition, refused.offset, refused.error)
 
 
-async def _agency(client: PartnerClient, case_ids: set[str], respond: Responder) -> None:
-    """An agency's system: answer each delivery of a case this run started (and the hub signed)."""
+async def run_agency(
+    client: PartnerClient,
+    case_ids: set[str],
+    respond: Responder,
+    on_refused: Callable[[RefusedDelivery], None] = _log_refused,
+) -> None:
+    """An agency's system: answer each delivery of a case this run started (and the hub
+    signed) with what ``respond`` says, until cancelled."""
     async for delivery in client.deliveries(
-        on_refused=_log_refused, session_timeout_ms=6000, heartbeat_interval_ms=1000
+        on_refused=on_refused, session_timeout_ms=6000, heartbeat_interval_ms=1000
     ):
         if delivery.envelope.businessprocessid not in case_ids:
             continue
@@ -214,7 +220,9 @@ async def run_case(
     try:
         for client in (*agencies.values(), opener_client):
             await client.start()
-        tasks = [asyncio.create_task(_agency(agencies[pid], {case_id}, responders[pid])) for pid in agencies]
+        tasks = [
+            asyncio.create_task(run_agency(agencies[pid], {case_id}, responders[pid])) for pid in agencies
+        ]
         await opener_client.publish(opening, business_process_id=case_id)
         progress(f"{opener} opened {case_id}")
         master = reader_master_key(settings)  # the services created it: the hub is up

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from hub.demo import relocation_responders
+from hub.demo import relocation_responders, run_agency
 from hub.partner import PartnerClient, RefusedDelivery
 from hub.settings import HubSettings
 from hub.supervisor import Supervisor
@@ -50,18 +50,7 @@ def _skip(_refused: RefusedDelivery) -> None:
 async def answer_deliveries(client: PartnerClient, cases: set[str]) -> None:
     """An agency's system: answers the move delivery of each of ``cases`` as the demo's
     agencies do (``relocation_responders``), until cancelled."""
-    respond = relocation_responders("main")[client.partner_id]
-    async for delivery in client.deliveries(
-        on_refused=_skip, session_timeout_ms=6000, heartbeat_interval_ms=1000
-    ):
-        if delivery.envelope.businessprocessid not in cases:
-            continue
-        for answer in respond(delivery):
-            await client.publish(
-                answer,
-                business_process_id=delivery.envelope.businessprocessid,
-                reference_id=delivery.envelope.id,
-            )
+    await run_agency(client, cases, relocation_responders("main")[client.partner_id], on_refused=_skip)
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
