@@ -1,7 +1,7 @@
 """Partners' signing keys in the registry: the mirror, and the check of every partner event.
 
 The mirror follows identity's ``PartnerKeyRegistered`` / ``PartnerKeyRevoked``. A
-partner event on ``hub.ingress`` is accepted only if it is signed (unless signatures
+partner event on its ingress topic is accepted only if it is signed (unless signatures
 are switched off), with a registered key of its sender, inside that key's window and not
 revoked, keyed by the case id it signs, and if its time lies inside the replay window
 (for an event an operator redrove, the time of the redrive: hub.redrive_attestation).
