@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,6 +22,7 @@ from faststream.kafka.annotations import KafkaMessage
 from hub.consumer import MessageProcessor, RetryLater, RetryPolicy, Route
 from hub.db import create_pool
 from hub.deadletter import DeadLetterWriter, dead_letter_topic
+from hub.errors import BrokerUnavailable, DatabaseUnavailable
 from hub.kafka import ensure_topics
 from hub.kafka_security import faststream_security
 from hub.migrations import apply_migrations, load_migrations
@@ -36,6 +37,9 @@ from hub.vault_schema import migrate_vault
 log = logging.getLogger(__name__)
 
 BACKLOG_READY_LIMIT = 10_000
+_STARTUP_RETRY_FIRST_S = 0.2
+_STARTUP_RETRY_MAX_S = 5.0
+T = TypeVar("T")
 # How soon a consumer with a pattern reads a topic created after it started.
 PATTERN_METADATA_MAX_AGE_MS = 3_000
 _DEFAULT_METADATA_MAX_AGE_MS = 5 * 60 * 1000  # Kafka's and FastStream's default
@@ -148,9 +152,13 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         d, s = self.definition, self.settings
-        self.pool = await create_pool(s.database_dsn(), d.schema, size=s.database_pool_size)
+        deadline = asyncio.get_running_loop().time() + s.startup_wait_s
+        pool: asyncpg.Pool = await self._once_reachable(
+            "PostgreSQL", lambda: create_pool(s.database_dsn(), d.schema, size=s.database_pool_size), deadline
+        )
+        self.pool = pool
         migrations = load_migrations("hub-runtime", "hub.sql") + load_migrations(d.name, d.migrations_package)
-        async with self.pool.acquire() as conn:
+        async with pool.acquire() as conn:
             applied = await apply_migrations(conn, migrations)
             applied += await migrate_vault(conn)  # the shared per-person keys (hub/vault.py)
         install_master_key(load_master_key(s, create=True))
@@ -161,7 +169,9 @@ class ServiceRuntime:
         # A pattern names no topic to create: the topics it matches come and go with partners.
         consumed = [r.topic for r in routes if r.pattern is None]
         dead_letters = {dead_letter_topic(r.topic) for r in routes}
-        await ensure_topics(s, {*d.topics, *extra, *consumed, *dead_letters})
+        await self._once_reachable(
+            "Kafka", lambda: ensure_topics(s, {*d.topics, *extra, *consumed, *dead_letters}), deadline
+        )
         self._publisher = self._publisher or KafkaPublisher(s, client_id=f"hub-{d.name}")
         await self._publisher.start()
         self.relay = OutboxRelay(
@@ -180,6 +190,26 @@ class ServiceRuntime:
         self._broker = self._build_broker(routes, ctx)
         await _start_subscribers_together(self._broker)
         log.info("%s: started with %d subscriptions", d.name, len(routes))
+
+    async def _once_reachable(self, what: str, connect: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """``connect()``, retried while ``what`` cannot be reached, until ``deadline``.
+
+        Dependencies restart too (a database failover, a broker's rolling restart): a
+        service started meanwhile waits for them (``HUB_STARTUP_WAIT_S``) instead of exiting
+        and being restarted in a loop. What still fails after the wait ends the start.
+        """
+        loop = asyncio.get_running_loop()
+        delay = _STARTUP_RETRY_FIRST_S
+        while True:
+            try:
+                return await connect()
+            except (DatabaseUnavailable, BrokerUnavailable) as error:
+                if loop.time() + delay > deadline:
+                    raise
+                name = self.definition.name
+                log.warning("%s: %s not reachable yet, retrying in %.1fs: %s", name, what, delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _STARTUP_RETRY_MAX_S)
 
     def _build_broker(self, routes: Sequence[Route], ctx: ServiceContext) -> KafkaBroker:
         s = self.settings

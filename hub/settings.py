@@ -70,6 +70,11 @@ class HubSettings(BaseSettings):
     shutdown_grace_s: float = Field(
         15.0, gt=0, description="SIGTERM: how long in-flight records may take to finish and commit."
     )
+    startup_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="At start, how long a service waits for PostgreSQL and Kafka to become reachable.",
+    )
     retry_backoff_initial_s: float = Field(0.2, gt=0)
     retry_backoff_max_s: float = Field(10.0, gt=0)
     pseudonym_key_file: Path | None = Field(
