@@ -340,7 +340,7 @@ def _partner_headers(data: DepartureConfirmed, case_id: str) -> list[tuple[str, 
 async def _wait_until_consuming(runtime: ServiceRuntime) -> None:
     try:
         async with asyncio.timeout(JOIN_TIMEOUT_S):
-            while not (await runtime.readiness())["ok_partitions"]:
+            while not (await runtime.readiness())["assigned_partitions"]:
                 await asyncio.sleep(0.1)
     except TimeoutError:
         raise BenchError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -112,6 +112,25 @@ class PartitionRetries:
         self._attempts.pop(partition, None)
 
 
+class GroupMembership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Whether a subscriber's consumer has joined its group.
+
+    Kafka calls ``on_partitions_assigned`` after every join, with what this member got,
+    possibly nothing: with more replicas than partitions, or a pattern that matches no topic
+    yet, a member is a healthy standby, not a failure. Readiness asks for the join, not
+    for partitions, so such a replica does not hold up a rollout.
+    """
+
+    def __init__(self) -> None:
+        self.joined = False
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.joined = True
+
+
 def _resume(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
     # After a rebalance the partition may belong to another member now: nothing to resume.
     if partition in consumer.assignment():
@@ -149,6 +168,7 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.processors: list[MessageProcessor] = []
         self.relay: OutboxRelay | None = None
+        self._memberships: list[GroupMembership] = []
 
     async def start(self) -> None:
         d, s = self.definition, self.settings
@@ -245,6 +265,8 @@ class ServiceRuntime:
 
     def _subscribe(self, broker: KafkaBroker, route: Route, processor: MessageProcessor) -> None:
         retrying = PartitionRetries()
+        membership = GroupMembership()
+        self._memberships.append(membership)
 
         @broker.subscriber(
             *([] if route.pattern else [route.topic]),
@@ -256,6 +278,7 @@ class ServiceRuntime:
             heartbeat_interval_ms=1_000,
             max_poll_interval_ms=300_000,
             decoder=_raw_body,
+            listener=membership,
         )
         async def entrypoint(body: bytes, message: KafkaMessage) -> None:
             record = message.raw_message
@@ -302,7 +325,7 @@ class ServiceRuntime:
             log.warning("%s: outbox not flushed at shutdown: %s", self.definition.name, error)
 
     async def readiness(self) -> dict[str, bool | int | str]:
-        """Database and broker reachable, every subscriber has partitions, outbox backlog bounded."""
+        """Database and broker reachable, every subscriber in its group, outbox backlog bounded."""
         checks: dict[str, bool | int | str] = {"service": self.definition.name}
         try:
             assert self.pool is not None
@@ -314,8 +337,8 @@ class ServiceRuntime:
         checks["ok_broker"] = self._publisher is not None and await self._publisher.reachable()
         subscribers = list(self._broker.subscribers) if self._broker else []
         consumers = [getattr(sub, "consumer", None) for sub in subscribers]
-        assigned = [consumer is not None and bool(consumer.assignment()) for consumer in consumers]
-        checks["ok_partitions"] = bool(assigned) and all(assigned)
+        checks["assigned_partitions"] = sum(len(c.assignment()) for c in consumers if c is not None)
+        checks["ok_groups_joined"] = bool(self._memberships) and all(m.joined for m in self._memberships)
         checks["ok_running"] = not self._stop.is_set()
         return checks
 

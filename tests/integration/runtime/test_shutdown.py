@@ -145,7 +145,7 @@ async def _open_group(settings: HubSettings, topic: str, group: str) -> None:
 async def _start(runtime: ServiceRuntime) -> ServiceRuntime:
     await runtime.start()
     deadline = asyncio.get_running_loop().time() + 30
-    while (await runtime.readiness())["ok_partitions"] is not True:
+    while not (await runtime.readiness())["assigned_partitions"]:
         assert asyncio.get_running_loop().time() < deadline, "no partitions assigned"
         await asyncio.sleep(0.05)
     return runtime

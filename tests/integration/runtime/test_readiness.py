@@ -1,0 +1,56 @@
+"""Readiness asks whether every consumer joined its group, not whether it holds partitions.
+
+Two replicas of one service on a topic of one partition, as when a deployment runs more
+replicas than partitions: one holds the partition, the other is a standby with none. Both
+are ready (``/readyz`` would answer 200 for both), so the standby does not hold up a
+rollout, and ``assigned_partitions`` shows which one reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from contracts import DepartureConfirmed
+from hub.consumer import Route
+from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.settings import HubSettings
+
+pytestmark = pytest.mark.asyncio
+
+
+def _replica(settings: HubSettings, topic: str, group: str) -> ServiceRuntime:
+    async def ignore(*_: object) -> None:
+        pass
+
+    def routes(_ctx: ServiceContext) -> list[Route]:
+        return [Route(topic, group, {DepartureConfirmed.event_type: ignore})]
+
+    definition = ServiceDefinition(
+        name="readiness_test",
+        migrations_package="tests.integration.runtime.shutdown_migrations",
+        topics=(topic,),
+        routes=routes,
+    )
+    return ServiceRuntime(definition, settings)
+
+
+async def test_a_replica_without_partitions_is_a_ready_standby(hub_settings: HubSettings) -> None:
+    settings = hub_settings.model_copy(update={"kafka_topic_partitions": 1})
+    topic, group = f"test.readiness.{uuid.uuid4().hex[:8]}", f"hub.test.readiness.{uuid.uuid4().hex[:8]}"
+    replicas = [_replica(settings, topic, group) for _ in range(2)]
+    await asyncio.gather(*(replica.start() for replica in replicas))
+    try:
+        # The joins may take two rounds (one replica, then both): wait until the group settled.
+        async with asyncio.timeout(30):
+            while sorted([int((await r.readiness())["assigned_partitions"]) for r in replicas]) != [0, 1]:
+                await asyncio.sleep(0.1)
+        checks = [await replica.readiness() for replica in replicas]
+        assert sorted(int(c["assigned_partitions"]) for c in checks) == [0, 1]
+        for c in checks:
+            assert c["ok_groups_joined"] is True
+            assert all(v is True for k, v in c.items() if k.startswith("ok_")), c  # what /readyz answers
+    finally:
+        await asyncio.gather(*(replica.stop() for replica in replicas))
