@@ -3,12 +3,14 @@
 Two replicas of one service on a topic of one partition, as when a deployment runs more
 replicas than partitions: one holds the partition, the other is a standby with none. Both
 are ready (``/readyz`` would answer 200 for both), so the standby does not hold up a
-rollout, and ``assigned_partitions`` shows which one reads.
+rollout, and ``assigned_partitions`` shows which one reads. Likewise a pattern route that
+matches no topic yet (the registry before its first partner's ingress topic exists).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -21,17 +23,17 @@ from hub.settings import HubSettings
 pytestmark = pytest.mark.asyncio
 
 
-def _replica(settings: HubSettings, topic: str, group: str) -> ServiceRuntime:
+def _replica(settings: HubSettings, topic: str, group: str, pattern: str | None = None) -> ServiceRuntime:
     async def ignore(*_: object) -> None:
         pass
 
     def routes(_ctx: ServiceContext) -> list[Route]:
-        return [Route(topic, group, {DepartureConfirmed.event_type: ignore})]
+        return [Route(topic, group, {DepartureConfirmed.event_type: ignore}, pattern=pattern)]
 
     definition = ServiceDefinition(
         name="readiness_test",
         migrations_package="tests.integration.runtime.shutdown_migrations",
-        topics=(topic,),
+        topics=() if pattern else (topic,),
         routes=routes,
     )
     return ServiceRuntime(definition, settings)
@@ -54,3 +56,15 @@ async def test_a_replica_without_partitions_is_a_ready_standby(hub_settings: Hub
             assert all(v is True for k, v in c.items() if k.startswith("ok_")), c  # what /readyz answers
     finally:
         await asyncio.gather(*(replica.stop() for replica in replicas))
+
+
+async def test_a_pattern_route_that_matches_no_topic_yet_is_ready(hub_settings: HubSettings) -> None:
+    prefix = f"test.readiness.{uuid.uuid4().hex[:8]}"
+    runtime = _replica(hub_settings, prefix, f"hub.{prefix}", pattern=rf"{re.escape(prefix)}\.partner\..+")
+    await runtime.start()
+    try:
+        checks = await runtime.readiness()
+        assert checks["assigned_partitions"] == 0
+        assert all(v is True for k, v in checks.items() if k.startswith("ok_")), checks
+    finally:
+        await runtime.stop()
