@@ -19,6 +19,10 @@ async def create_pool(dsn: str, schema: str, *, size: int) -> asyncpg.Pool:
         raise DatabaseUnavailable(f"cannot reach PostgreSQL: {error}") from error
     try:
         await admin.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    except asyncpg.UniqueViolationError:
+        # Two replicas starting at once: IF NOT EXISTS does not cover a concurrent CREATE,
+        # the slower one trips over the catalogue's unique index. The schema exists: go on.
+        pass
     finally:
         await admin.close()
     pool = await asyncpg.create_pool(

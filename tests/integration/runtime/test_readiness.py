@@ -13,10 +13,12 @@ import asyncio
 import re
 import uuid
 
+import asyncpg
 import pytest
 
 from contracts import DepartureConfirmed
 from hub.consumer import Route
+from hub.db import create_pool
 from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.settings import HubSettings
 
@@ -43,8 +45,10 @@ async def test_a_replica_without_partitions_is_a_ready_standby(hub_settings: Hub
     settings = hub_settings.model_copy(update={"kafka_topic_partitions": 1})
     topic, group = f"test.readiness.{uuid.uuid4().hex[:8]}", f"hub.test.readiness.{uuid.uuid4().hex[:8]}"
     replicas = [_replica(settings, topic, group) for _ in range(2)]
-    await asyncio.gather(*(replica.start() for replica in replicas))
+    # Started at once, as a deployment's replicas are (both create the schema, then migrate).
+    started = await asyncio.gather(*(replica.start() for replica in replicas), return_exceptions=True)
     try:
+        assert [outcome for outcome in started if outcome is not None] == []
         # The joins may take two rounds (one replica, then both): wait until the group settled.
         async with asyncio.timeout(30):
             while sorted([int((await r.readiness())["assigned_partitions"]) for r in replicas]) != [0, 1]:
@@ -68,3 +72,26 @@ async def test_a_pattern_route_that_matches_no_topic_yet_is_ready(hub_settings: 
         assert all(v is True for k, v in checks.items() if k.startswith("ok_")), checks
     finally:
         await runtime.stop()
+
+
+async def test_a_schema_another_replica_creates_at_the_same_moment_is_used(hub_settings: HubSettings) -> None:
+    """``CREATE SCHEMA IF NOT EXISTS`` waits for a concurrent, uncommitted ``CREATE`` of the
+    same schema and then fails on the catalogue's unique index; the replica must go on."""
+    schema = f"replicas_{uuid.uuid4().hex[:8]}"
+    other = await asyncpg.connect(hub_settings.database_dsn())
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute(f'CREATE SCHEMA "{schema}"')  # the other replica, not committed yet
+        creating = asyncio.create_task(create_pool(hub_settings.database_dsn(), schema, size=1))
+        await asyncio.sleep(0.5)
+        assert not creating.done()  # waiting for the other replica's transaction
+        await transaction.commit()
+        pool = await asyncio.wait_for(creating, timeout=10)
+    finally:
+        await other.close()
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT current_schemas(false)") == [schema, "public"]
+    finally:
+        await pool.close()
