@@ -8,12 +8,11 @@ needs the same file and never creates one: a new key would make every entry look
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 from hub.audit import MIN_KEY_BYTES, AuditKey
 from hub.errors import ConfigurationError
+from hub.secret_files import create_hex_secret_once
 from hub.settings import HubSettings
 
 
@@ -27,15 +26,7 @@ def load_audit_key(settings: HubSettings, *, create: bool) -> AuditKey:
     if not path.exists():
         if not create or settings.audit_key_file is not None:
             raise ConfigurationError(f"no audit key at {path} (HUB_AUDIT_KEY_FILE)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: if two processes race, one writes the key and the other reads it.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(MIN_KEY_BYTES))
+        create_hex_secret_once(path, MIN_KEY_BYTES)
     try:
         secret = bytes.fromhex(path.read_text().strip())
     except ValueError:

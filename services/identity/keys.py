@@ -8,9 +8,7 @@ their record, which erasure destroys.
 
 from __future__ import annotations
 
-import os
-import secrets
-
+from hub.secret_files import create_hex_secret_once
 from hub.settings import HubSettings
 
 _MIN_SECRET_BYTES = 32
@@ -21,15 +19,7 @@ def load_pseudonym_secret(settings: HubSettings) -> bytes:
     if not path.exists():
         if settings.pseudonym_key_file is not None:
             raise FileNotFoundError(f"HUB_PSEUDONYM_KEY_FILE {path} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: if two processes race, one creates the secret and the other reads it.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(_MIN_SECRET_BYTES))
+        create_hex_secret_once(path, _MIN_SECRET_BYTES)
     secret = bytes.fromhex(path.read_text().strip())
     if len(secret) < _MIN_SECRET_BYTES:
         raise ValueError(f"pseudonym secret in {path} is shorter than {_MIN_SECRET_BYTES} bytes")
