@@ -1,7 +1,7 @@
 """The chaos suite in its short form (``make chaos`` runs the long one).
 
 Relocation cases stream through a hub of this test's own (its own broker, PostgreSQL and
-SMTP sink under tmp_path: the session's shared infrastructure is never paused or
+SMTP sink in a temporary folder: the session's shared infrastructure is never paused or
 restarted) while each service is SIGKILLed once, the broker is frozen once and
 PostgreSQL restarts once; then nothing may be lost or duplicated and exactly the poison
 records may be dead-lettered.
@@ -13,6 +13,8 @@ import os
 import random
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ from hub.chaos.scenario import build_stream
 from hub.demo import PORTAL
 from hub.topics import ingress_topic
 from services import SERVICE_NAMES
+from tests.fixtures.infrastructure import embedded_state_dir
 
 SEED = int(os.environ.get("CHAOS_SEED", "20261126"))  # CHAOS_SEED=... repeats another run
 CASES = 150
@@ -33,9 +36,14 @@ FINAL_LINE = re.compile(
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> ChaosReport:
+def report() -> Iterator[ChaosReport]:
+    with embedded_state_dir("hub-test-chaos-") as state:
+        yield _run(state / "hub")
+
+
+def _run(state_dir: Path) -> ChaosReport:
     config = ChaosConfig(
-        state_dir=tmp_path_factory.mktemp("chaos") / "hub",
+        state_dir=state_dir,
         cases=CASES,
         seed=SEED,
         kills_per_service=1,

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.infrastructure import embedded_state_dir
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """The servers these tests start run as another account: their folders live outside
+    pytest's temporary tree (see ``embedded_state_dir``)."""
+    with embedded_state_dir("hub-test-embedded-") as folder:
+        yield folder
 
 
 def process_exists(pid: int) -> bool:
