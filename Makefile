@@ -1,6 +1,7 @@
 # One place for the commands humans, CI and hooks share.
 # `make demo` and `make test` do all set-up themselves: a virtual environment with the
-# locked dependencies; the embedded broker, PostgreSQL and SMTP sink come from wheels.
+# locked dependencies (requirements.lock: the project with its `local` and `dev` extras); the
+# embedded broker, PostgreSQL and SMTP sink come from wheels (the `local` extra, not in the image).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -49,9 +50,10 @@ chaos: $(STAMP)         ## 2,000 cases while services are killed, the broker fro
 schemas: $(STAMP)       ## JSON Schema of every contract, for partners
 	$(BIN)/hub schemas build/schemas
 
-lock:                   ## refresh requirements.lock from a fresh resolve
+lock:                   ## refresh requirements.lock and requirements-runtime.lock from one fresh resolve
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet -e '.[dev]' && .lockenv/bin/pip freeze --exclude-editable > requirements.lock
+	.lockenv/bin/pip install --quiet -e '.[dev,local]' && .lockenv/bin/pip freeze --exclude-editable > requirements.lock
+	.lockenv/bin/python tools/runtime_lock.py requirements.lock > requirements-runtime.lock
 	rm -rf .lockenv
 
 clean:
