@@ -97,6 +97,8 @@ def kafka_acls_commands(bindings: list[AclBinding], bootstrap: str = "$BOOTSTRAP
 
 
 DEFAULT_STRIMZI_CLUSTER = "hub"
+# Kafka's own tools say "prefixed"; Strimzi's KafkaUser schema spells it "prefix".
+STRIMZI_PATTERN_TYPES: dict[PatternType, str] = {"literal": "literal", "prefixed": "prefix"}
 _KUBERNETES_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
@@ -125,7 +127,11 @@ def strimzi_users(bindings: list[AclBinding], cluster: str = DEFAULT_STRIMZI_CLU
                     "type": "simple",
                     "acls": [
                         {
-                            "resource": {"type": b.resource_type, "name": b.name, "patternType": b.pattern}
+                            "resource": {
+                                "type": b.resource_type,
+                                "name": b.name,
+                                "patternType": STRIMZI_PATTERN_TYPES[b.pattern],
+                            }
                             if b.resource_type != "cluster"
                             else {"type": "cluster"},
                             "operations": [b.operation],

@@ -82,6 +82,11 @@ def test_strimzi_users_name_their_cluster_and_use_the_v1_api() -> None:
     documents = [json.loads(d) for d in text.split("---\n") if d]
     assert [d["apiVersion"] for d in documents] == ["kafka.strimzi.io/v1"]  # Strimzi 1.0 serves only v1
     assert documents[0]["metadata"]["labels"] == {"strimzi.io/cluster": "lucerne-kafka"}
+    services = strimzi_users(service_acls("registry"))
+    patterns = {
+        a["resource"]["patternType"] for a in json.loads(services[4:])["spec"]["authorization"]["acls"]
+    }
+    assert patterns == {"prefix"}  # Strimzi's word for Kafka's "prefixed"
     with pytest.raises(ValueError, match="resource name"):
         strimzi_users(partner_acls(LUCERNE), cluster="Lucerne Kafka")
 
