@@ -445,7 +445,7 @@ def check_dashboard(target: str, objects: list[Obj], report: Report) -> None:
 
 def hadolint(venv_bin: Path, report: Report) -> None:
     done = subprocess.run(
-        [str(venv_bin / "hadolint"), "--failure-threshold", "style", str(DOCKERFILE)],
+        [str(venv_bin / "hadolint"), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
         capture_output=True,
         text=True,
         check=False,
