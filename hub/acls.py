@@ -96,18 +96,29 @@ def kafka_acls_commands(bindings: list[AclBinding], bootstrap: str = "$BOOTSTRAP
     return lines
 
 
-def strimzi_users(bindings: list[AclBinding], cluster: str = "hub") -> str:
+DEFAULT_STRIMZI_CLUSTER = "hub"
+# Kafka's own tools say "prefixed"; Strimzi's KafkaUser schema spells it "prefix".
+STRIMZI_PATTERN_TYPES: dict[PatternType, str] = {"literal": "literal", "prefixed": "prefix"}
+_KUBERNETES_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def strimzi_users(bindings: list[AclBinding], cluster: str = DEFAULT_STRIMZI_CLUSTER) -> str:
     """Strimzi ``KafkaUser`` resources (SCRAM-SHA-512), one per principal, as YAML.
 
-    JSON is valid YAML, so each document is written as JSON: no YAML library needed.
+    ``cluster`` is the name of the ``Kafka`` resource whose User Operator creates the users (the
+    ``strimzi.io/cluster`` label); it differs per environment, so it is not fixed here. The API
+    version is ``kafka.strimzi.io/v1``, the only one Strimzi 1.0 serves. JSON is valid YAML, so each
+    document is written as JSON: no YAML library needed.
     """
+    if _KUBERNETES_NAME.fullmatch(cluster) is None:
+        raise ValueError(f"not a Kubernetes resource name: {cluster!r}")
     by_principal: dict[str, list[AclBinding]] = {}
     for binding in bindings:
         by_principal.setdefault(binding.principal, []).append(binding)
     documents = []
     for principal, own in sorted(by_principal.items()):
         resource = {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaUser",
             "metadata": {"name": principal, "labels": {"strimzi.io/cluster": cluster}},
             "spec": {
@@ -116,7 +127,11 @@ def strimzi_users(bindings: list[AclBinding], cluster: str = "hub") -> str:
                     "type": "simple",
                     "acls": [
                         {
-                            "resource": {"type": b.resource_type, "name": b.name, "patternType": b.pattern}
+                            "resource": {
+                                "type": b.resource_type,
+                                "name": b.name,
+                                "patternType": STRIMZI_PATTERN_TYPES[b.pattern],
+                            }
                             if b.resource_type != "cluster"
                             else {"type": "cluster"},
                             "operations": [b.operation],

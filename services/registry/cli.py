@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from contracts import SetSubscription
+from hub.acls import DEFAULT_STRIMZI_CLUSTER
 from hub.cli_database import run_on_database
 from hub.cli_output import print_rows
 from hub.endpoints import running_hub_settings
@@ -48,6 +49,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     acls = commands.add_parser("acls", help="Kafka ACLs for every active partner and hub service")
     acls.add_argument("--format", choices=["kafka-acls", "strimzi"], default="kafka-acls")
     acls.add_argument("--bootstrap", default="$BOOTSTRAP", help="for kafka-acls.sh lines")
+    acls.add_argument(
+        "--cluster",
+        default=DEFAULT_STRIMZI_CLUSTER,
+        help="the Strimzi Kafka resource the users belong to (label strimzi.io/cluster)",
+    )
+    acls.add_argument(
+        "--partners-only",
+        action="store_true",
+        help="only the partners' principals (the services' users are part of the deployment manifests)",
+    )
     acls.set_defaults(func=_acls)
 
 
@@ -109,11 +120,11 @@ def _acls(args: argparse.Namespace) -> int:
     partners = _rows(
         "SELECT partner_id, delivery_topic FROM registry.partners WHERE status = 'active' ORDER BY 1"
     )
-    bindings = [b for name in SERVICE_NAMES for b in service_acls(name)]
+    bindings = [] if args.partners_only else [b for name in SERVICE_NAMES for b in service_acls(name)]
     for partner in partners:
         bindings += partner_acls(partner["partner_id"], partner["delivery_topic"])
     if args.format == "strimzi":
-        print(strimzi_users(bindings), end="")
+        print(strimzi_users(bindings, cluster=args.cluster), end="")
     else:
         print("\n".join(kafka_acls_commands(bindings, args.bootstrap)))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,47 @@ def test_kafka_acls_lines_and_strimzi_users_carry_the_same_bindings() -> None:
     assert partner["kind"] == "KafkaUser"
     assert partner["spec"]["authentication"] == {"type": "scram-sha-512"}
     assert len(partner["spec"]["authorization"]["acls"]) == len(partner_acls(LUCERNE))
+
+
+def test_strimzi_users_name_their_cluster_and_use_the_v1_api() -> None:
+    text = strimzi_users(partner_acls(LUCERNE), cluster="lucerne-kafka")
+    documents = [json.loads(d) for d in text.split("---\n") if d]
+    assert [d["apiVersion"] for d in documents] == ["kafka.strimzi.io/v1"]  # Strimzi 1.0 serves only v1
+    assert documents[0]["metadata"]["labels"] == {"strimzi.io/cluster": "lucerne-kafka"}
+    services = strimzi_users(service_acls("registry"))
+    patterns = {
+        a["resource"]["patternType"] for a in json.loads(services[4:])["spec"]["authorization"]["acls"]
+    }
+    assert patterns == {"prefix"}  # Strimzi's word for Kafka's "prefixed"
+    with pytest.raises(ValueError, match="resource name"):
+        strimzi_users(partner_acls(LUCERNE), cluster="Lucerne Kafka")
+
+
+def test_hub_acls_takes_the_cluster_name_and_can_leave_the_service_users_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from services.registry import cli
+
+    partners = [{"partner_id": LUCERNE, "delivery_topic": topics.delivery_topic(LUCERNE)}]
+    monkeypatch.setattr(cli, "_rows", lambda sql: partners)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+
+    def run(*argv: str) -> list[dict[str, Any]]:
+        args = parser.parse_args(["acls", "--format", "strimzi", *argv])
+        assert args.func(args) == 0
+        return [json.loads(d) for d in capsys.readouterr().out.split("---\n") if d.strip()]
+
+    everyone = run("--cluster", "lucerne-kafka")
+    assert {d["metadata"]["name"] for d in everyone} == {
+        "hub-identity",
+        "hub-registry",
+        "hub-notifications",
+        "partner.ch.mun.1061.einwohnerdienste",
+    }
+    assert {d["metadata"]["labels"]["strimzi.io/cluster"] for d in everyone} == {"lucerne-kafka"}
+    partners_only = run("--partners-only")
+    assert [d["metadata"]["name"] for d in partners_only] == ["partner.ch.mun.1061.einwohnerdienste"]
+    assert partners_only[0]["metadata"]["labels"] == {"strimzi.io/cluster": "hub"}
