@@ -70,9 +70,10 @@ class Envelope(BaseModel):
     referenceid: str | None = Field(default=None, min_length=1, max_length=128)
     action: Action = Action.NEW
     testdelivery: bool = False
-    # Signature extensions (issue 5): which key signed the event and the Ed25519 signature
-    # over its canonical form (``hub.signing``). Optional here, so unsigned events still
-    # parse; whether a consumer requires them is its policy, not the envelope's.
+    # Signature extensions: which key signed the event and the Ed25519 signature over the
+    # record's headers and value as sent (``hub.signed_form``), never over this parsed model.
+    # Optional here, so unsigned events still parse; whether a consumer requires them is its
+    # policy, not the envelope's.
     sigkeyid: str | None = Field(default=None, pattern=SIGNING_KEY_ID_PATTERN)
     signature: str | None = Field(default=None, pattern=SIGNATURE_PATTERN)
 

@@ -28,8 +28,8 @@ class Incoming(Generic[C]):
     value: bytes = b""
     # The Kafka key as it arrived (the case id, for every producer of the hub).
     key: bytes | None = None
-    # The record's headers as they arrived, for what is not a CloudEvents attribute (e.g. an
-    # operator's redrive attestation, hub.redrive_attestation).
+    # The record's headers as they arrived: a signature covers their bytes (hub.signed_form),
+    # and some are no CloudEvents attribute (an operator's redrive attestation).
     headers: tuple[tuple[str, bytes], ...] = ()
 
     @property

@@ -34,6 +34,7 @@ from contracts import Envelope
 from hub.errors import ConfigurationError
 from hub.settings import HubSettings
 from hub.signing import (
+    Headers,
     PublicKey,
     SigningKey,
     UnknownSigningKey,
@@ -140,8 +141,12 @@ class CommandPolicy:
             max_future_skew_s=settings.event_max_future_skew_s,
         )
 
-    def verify_operator_command(self, envelope: Envelope, value: bytes) -> None:
-        """Raise a ``SignatureRefused`` or ``ReplayRefused`` unless a trusted operator signed it, recently."""
+    def verify_operator_command(self, headers: Headers, value: bytes) -> None:
+        """Raise a ``SignatureRefused`` or ``ReplayRefused`` unless a trusted operator signed it, recently.
+
+        ``headers`` and ``value`` are the command's record as received: the signature covers them.
+        """
+        envelope = Envelope.from_headers(headers)
         if envelope.sigkeyid is not None or envelope.signature is not None or self.require_signatures:
             if envelope.sigkeyid is None or envelope.signature is None:
                 raise UnsignedEvent(
@@ -154,7 +159,7 @@ class CommandPolicy:
                     f"admin command {envelope.id[:128]} is signed with {envelope.sigkeyid[:128]}, "
                     "not a trusted operator key"
                 )
-            key.verify(envelope, value)
+            key.verify(headers, value)
         self.check_time(envelope)
 
     def check_time(self, envelope: Envelope) -> None:

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 from contracts import Envelope, EnvelopeError
 from hub.errors import BrokerUnavailable
 from hub.publisher import OutgoingRecord, Publisher
-from hub.signing import SigningKey
+from hub.signing import SignatureRefused, SigningKey
 from hub.telemetry import context_from_traceparent, current_trace_headers, messaging_attributes, tracer
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ def sign_headers(key: SigningKey, headers: dict[str, str], payload: bytes) -> di
     """The row's headers with the service's signature added (``hub.signing``).
 
     Signed when published rather than when written: one place covers every event a
-    service emits, whichever code path wrote the row. Dead letters keep the failed
+    service emits, whichever code path wrote the row. The signature covers the row's
+    headers as they go on the wire (UTF-8), ``ce_sigkeyid`` included; headers the relay
+    adds afterwards (trace context) are not signed ones. Dead letters keep the failed
     record's own headers and are not signed. Ed25519 is deterministic, so a row
     published twice (after a crash) carries the same signature both times.
     """
@@ -79,12 +81,14 @@ def sign_headers(key: SigningKey, headers: dict[str, str], payload: bytes) -> di
         # Dead letters and redriven records keep their sender's headers: a redriven
         # partner event must still carry the partner's signature, not the service's.
         return headers
+    wire = [(name, value.encode()) for name, value in headers.items()]
     try:
-        envelope = Envelope.from_headers([(name, value.encode()) for name, value in headers.items()])
-    except EnvelopeError as error:  # our own rows are well-formed; never stop the relay over one
+        Envelope.from_headers(wire)  # the hub vouches only for what it can read as an event
+        signed = key.sign_headers(wire, payload)
+    except (EnvelopeError, SignatureRefused) as error:  # our rows are well-formed; never stop the relay
         log.error("outbox row %s not signed: %s", headers.get("ce_id", "?"), error)
         return headers
-    return {**headers, "ce_sigkeyid": key.key_id, "ce_signature": key.signature(envelope, payload)}
+    return {name: value.decode() for name, value in signed}
 
 
 def _is_uuid(value: str) -> bool:

@@ -9,7 +9,7 @@ as the partners; the partner SDK will grow from it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,10 @@ from hub import topics
 from hub.errors import ConfigurationError
 from hub.keyring import process_keyring
 from hub.signing import (
+    Headers,
     MisroutedRecord,
     PublicKey,
+    SignatureClaim,
     SignatureRefused,
     SigningKey,
     UnknownSigningKey,
@@ -55,18 +57,18 @@ class RefusedDelivery:
     error: SignatureRefused
 
 
-def sign_as(partner_id: str, envelope: Envelope, value: bytes) -> Envelope:
-    """``envelope`` signed with ``partner_id``'s key from this process's keyring.
+def sign_as(partner_id: str, headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
+    """``headers`` signed with ``partner_id``'s key from this process's keyring.
 
     For code that builds its own records (load and fault tests) instead of ``publish``.
     """
     key = process_keyring().signing_key(partner_id)
     if key is None:
         raise ConfigurationError(f"no signing key for {partner_id} in this process")
-    return key.sign(envelope, value)
+    return key.sign_headers(headers, value)
 
 
-def sign_record(headers: Sequence[tuple[str, bytes]], value: bytes) -> list[tuple[str, bytes]]:
+def sign_record(headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
     """A hand-built record's headers, signed for the partner its ``ce_source`` names.
 
     For load and fault tests that build records before the supervisor provisions keys and
@@ -82,24 +84,23 @@ def sign_record(headers: Sequence[tuple[str, bytes]], value: bytes) -> list[tupl
     key = process_keyring().signing_key(envelope.source.removeprefix(PARTNER_SOURCE_PREFIX))
     if key is None:
         return list(headers)
-    unsigned = [(n, v) for n, v in headers if n not in ("ce_sigkeyid", "ce_signature")]
-    return [
-        *unsigned,
-        ("ce_sigkeyid", key.key_id.encode()),
-        ("ce_signature", key.signature(envelope, value).encode()),
-    ]
+    return key.sign_headers(headers, value)
 
 
-def verify_delivery(envelope: Envelope, value: bytes, hub_keys: Mapping[str, PublicKey]) -> None:
-    """Raise a ``SignatureRefused`` unless a trusted hub key signed exactly this record."""
-    if envelope.sigkeyid is None or envelope.signature is None:
-        raise UnsignedEvent(f"delivery {envelope.id[:128]} is not signed by the hub")
-    key = hub_keys.get(envelope.sigkeyid)
+def verify_delivery(headers: Headers, value: bytes, hub_keys: Mapping[str, PublicKey]) -> None:
+    """Raise a ``SignatureRefused`` unless a trusted hub key signed exactly this record.
+
+    ``headers`` and ``value`` are the record's as received: the signature covers their bytes.
+    """
+    claim = SignatureClaim.of(headers)
+    if not claim.signed:
+        raise UnsignedEvent(f"delivery {claim.event_id[:128]} is not signed by the hub")
+    key = hub_keys.get(claim.key_id or "")
     if key is None:
         raise UnknownSigningKey(
-            f"delivery {envelope.id[:128]} is signed with {envelope.sigkeyid}, not a hub key"
+            f"delivery {claim.event_id[:128]} is signed with {claim.key_id}, not a hub key"
         )
-    key.verify(envelope, value)
+    key.verify(headers, value)
 
 
 class PartnerClient:
@@ -173,12 +174,14 @@ class PartnerClient:
             case_id=business_process_id,
         )
         value = serialize_data(data)
+        headers = envelope.to_headers()
         if self.signing_key is not None:
-            envelope = self.signing_key.sign(envelope, value)
+            headers = self.signing_key.sign_headers(headers, value)
+            envelope = Envelope.from_headers(headers)
         else:
             log.info("%s has no signing key: publishing %s unsigned", self.partner_id, envelope.id)
         with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
-            headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
+            headers += [(k, v.encode()) for k, v in current_trace_headers().items()]
             await self._producer.send_and_wait(
                 topic, value, key=business_process_id.encode(), headers=headers
             )
@@ -219,7 +222,7 @@ class PartnerClient:
             envelope = Envelope.from_headers(record.headers)
             try:
                 # The signature first: only data the hub signed is parsed at all.
-                verify_delivery(envelope, record.value or b"", self.hub_keys)
+                verify_delivery(record.headers, record.value or b"", self.hub_keys)
                 data = parse_data(envelope.type, record.value or b"")
                 self._check_addressed_here(envelope, data, record.key)
             except SignatureRefused as error:

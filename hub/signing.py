@@ -1,20 +1,10 @@
-"""Signed events: the canonical form, Ed25519 signatures and key ids.
+"""Signed events: Ed25519 keys and key ids, signing and verifying records, and the rules on keys and time.
 
-A signed event carries two CloudEvents extension attributes: ``sigkeyid`` (which key
-signed it, header ``ce_sigkeyid``) and ``signature`` (header ``ce_signature``, base64).
-The signature is Ed25519 over the *canonical form*, version 1:
-
-    b"ch.lu.hub.event-signature.v1\\n"
-    then, for every context attribute present except ``signature``, sorted by name,
-    ``<name>:<length of value in UTF-8 bytes>:<value>\\n``
-    then ``data-sha256:<hex SHA-256 of the Kafka record value>\\n``
-
-Values are written as on the wire (``contracts._headers.encode_value``: times in UTC with
-``Z``, booleans ``true``/``false``). The length prefix makes the encoding unambiguous
-whatever a value contains (a newline in a subject cannot fake a second attribute). The
-key id is itself signed, so swapping ``ce_sigkeyid`` breaks the signature; so does
-changing any attribute (id, source, type, time, case id, ...) or one byte of the value.
-Partners in another language reproduce this with any Ed25519 library.
+A signed record carries ``ce_sigkeyid`` (which key signed it) and ``ce_signature``
+(Ed25519 over the signed form of ``hub.signed_form``: the headers and value exactly as on
+the wire). ``SigningKey.sign_headers`` adds both to the headers a producer is about to
+send; ``PublicKey.verify`` checks a record's own headers and value as received. Partners in
+another language reproduce this from ``docs/partners/signing.md`` with any Ed25519 library.
 """
 
 from __future__ import annotations
@@ -32,68 +22,62 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from contracts import Envelope
 from contracts._headers import encode_value
-from hub.errors import PermanentError
+from hub.signed_form import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    SIGNED_FORM_VERSION,
+    Headers,
+    SignatureClaim,
+    canonical_form,
+    signed_headers,
+)
+from hub.signing_errors import (
+    AmbiguousHeaders,
+    BadSignature,
+    ForeignSigningKey,
+    FutureEvent,
+    KeyOutsideValidity,
+    MisroutedRecord,
+    ReplayRefused,
+    RevokedSigningKey,
+    SignatureRefused,
+    StaleEvent,
+    UnknownSigningKey,
+    UnsignedEvent,
+)
 
-CANONICAL_PREFIX = b"ch.lu.hub.event-signature.v1\n"
-_NOT_SIGNED = frozenset({"signature"})
-
-
-class SignatureRefused(PermanentError):
-    """An event whose signature is missing or does not prove who sent it: refused, dead-lettered."""
-
-
-class UnsignedEvent(SignatureRefused):
-    """No signature (or only half of one: a key id without a signature, or the reverse)."""
-
-
-class BadSignature(SignatureRefused):
-    """The signature does not verify: forged with another key, or changed after signing."""
-
-
-class UnknownSigningKey(SignatureRefused):
-    """The key id is not registered (or not trusted, for deliveries)."""
-
-
-class ForeignSigningKey(SignatureRefused):
-    """The key belongs to another partner than the event's source."""
-
-
-class MisroutedRecord(SignatureRefused):
-    """Signed, but not for this place: the signature covers the CloudEvents attributes and
-    the value, not the Kafka record's key or topic, so the key must be the signed case id
-    and a delivery must name its reader as recipient (or a copy was moved or re-keyed)."""
-
-
-class RevokedSigningKey(SignatureRefused):
-    """The key was revoked; nothing signed with it is accepted any more."""
-
-
-class KeyOutsideValidity(SignatureRefused):
-    """The key has expired, or is not valid yet."""
-
-
-class ReplayRefused(PermanentError):
-    """An event outside the accepted time window: possibly replayed, refused, dead-lettered."""
-
-
-class StaleEvent(ReplayRefused):
-    """The event's ``time`` is older than the window allows."""
-
-
-class FutureEvent(ReplayRefused):
-    """The event's ``time`` lies further in the future than clock skew explains."""
-
-
-def canonical_form(envelope: Envelope, value: bytes, *, key_id: str) -> bytes:
-    """The bytes an event's signature covers (see the module docstring)."""
-    attributes = envelope.model_dump(exclude_none=True, exclude=set(_NOT_SIGNED))
-    attributes["sigkeyid"] = key_id
-    parts = [CANONICAL_PREFIX]
-    for name in sorted(attributes):
-        encoded = encode_value(attributes[name]).encode("utf-8")
-        parts.append(f"{name}:{len(encoded)}:".encode() + encoded + b"\n")
-    parts.append(b"data-sha256:" + hashlib.sha256(value).hexdigest().encode() + b"\n")
-    return b"".join(parts)
+__all__ = [
+    "KEY_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "SIGNED_FORM_VERSION",
+    "AmbiguousHeaders",
+    "BadSignature",
+    "ForeignSigningKey",
+    "FutureEvent",
+    "Headers",
+    "KeyOutsideValidity",
+    "MisroutedRecord",
+    "PublicKey",
+    "RegisteredKey",
+    "ReplayRefused",
+    "RevokedSigningKey",
+    "SignatureClaim",
+    "SignatureRefused",
+    "SigningKey",
+    "StaleEvent",
+    "UnknownSigningKey",
+    "UnsignedEvent",
+    "canonical_form",
+    "check_freshness",
+    "check_key_usable",
+    "check_record_key",
+    "decode_public_key",
+    "encode_public_key",
+    "fingerprint",
+    "raw_public_key",
+    "signed_headers",
+    "verify_signed_by",
+]
 
 
 def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
@@ -136,19 +120,21 @@ class PublicKey:
     def base64(self) -> str:
         return encode_public_key(self.key)
 
-    def verify(self, envelope: Envelope, value: bytes) -> None:
-        """Raise ``UnsignedEvent`` or ``BadSignature`` unless this key signed exactly this event."""
-        if envelope.signature is None or envelope.sigkeyid is None:
-            raise UnsignedEvent(f"event {envelope.id[:128]} is not signed (ce_sigkeyid and ce_signature)")
-        if envelope.sigkeyid != self.key_id:
-            raise BadSignature(f"event names key {envelope.sigkeyid}, not {self.key_id}")
+    def verify(self, headers: Headers, value: bytes) -> None:
+        """Raise a ``SignatureRefused`` unless this key signed exactly these headers and value.
+
+        ``headers`` are the record's own, as received: the signature covers their bytes.
+        """
+        claim = SignatureClaim.of(headers)
+        if not claim.signed:
+            raise UnsignedEvent(f"event {claim.event_id[:128]} is not signed (ce_sigkeyid and ce_signature)")
+        if claim.key_id != self.key_id:
+            raise BadSignature(f"event names key {(claim.key_id or '')[:128]}, not {self.key_id}")
         try:
-            self.key.verify(
-                base64.b64decode(envelope.signature), canonical_form(envelope, value, key_id=self.key_id)
-            )
+            self.key.verify(claim.raw_signature(), canonical_form(headers, value))
         except InvalidSignature:
             raise BadSignature(
-                f"signature of event {envelope.id[:128]} does not verify with key {self.key_id}: "
+                f"signature of event {claim.event_id[:128]} does not verify with key {self.key_id}: "
                 "forged, or changed after signing"
             ) from None
 
@@ -168,15 +154,14 @@ class SigningKey:
     def public(self) -> PublicKey:
         return PublicKey(self.key_id, self.private_key.public_key())
 
-    def signature(self, envelope: Envelope, value: bytes) -> str:
-        raw = self.private_key.sign(canonical_form(envelope, value, key_id=self.key_id))
-        return base64.b64encode(raw).decode("ascii")
-
-    def sign(self, envelope: Envelope, value: bytes) -> Envelope:
-        """``envelope`` with ``sigkeyid`` and ``signature`` for the record value ``value``."""
-        return envelope.model_copy(
-            update={"sigkeyid": self.key_id, "signature": self.signature(envelope, value)}
-        )
+    def sign_headers(self, headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
+        """The headers to send with ``value``: ``headers`` with this key's ``ce_sigkeyid`` and
+        ``ce_signature`` in place of any earlier ones. Send them byte for byte as returned;
+        headers added afterwards must not be signed ones (``traceparent`` is fine)."""
+        unsigned = [(name, v) for name, v in headers if name not in (KEY_ID_HEADER, SIGNATURE_HEADER)]
+        with_key_id = [*unsigned, (KEY_ID_HEADER, self.key_id.encode())]
+        signature = self.private_key.sign(canonical_form(with_key_id, value))
+        return [*with_key_id, (SIGNATURE_HEADER, base64.b64encode(signature))]
 
 
 def check_key_usable(
@@ -261,7 +246,7 @@ class RegisteredKey(Protocol):
 
 
 def verify_signed_by(
-    envelope: Envelope,
+    headers: Headers,
     value: bytes,
     key: RegisteredKey | None,
     *,
@@ -271,14 +256,16 @@ def verify_signed_by(
 ) -> None:
     """Refuse unless ``sender`` signed exactly this record with ``key``, usable at ``now``.
 
-    ``key`` is what the caller found under the envelope's ``sigkeyid`` (None: nothing, or
-    no key id at all). The order of the checks decides the reason an operator reads: not
-    signed, unknown key, someone else's / revoked / expired key, then the signature.
+    ``headers`` and ``value`` are the record's as received. ``key`` is what the caller found
+    under its ``ce_sigkeyid`` (None: nothing, or no key id at all). The order of the checks
+    decides the reason an operator reads: not signed, unknown key, someone else's / revoked
+    / expired key, then the signature.
     """
-    if envelope.sigkeyid is None or envelope.signature is None:
-        raise UnsignedEvent(f"{what} {envelope.id[:128]} of {sender} is not signed")
+    claim = SignatureClaim.of(headers)
+    if not claim.signed:
+        raise UnsignedEvent(f"{what} {claim.event_id[:128]} of {sender} is not signed")
     if key is None:
-        raise UnknownSigningKey(f"{what} {envelope.id[:128]} names unknown key {envelope.sigkeyid}")
+        raise UnknownSigningKey(f"{what} {claim.event_id[:128]} names unknown key {claim.key_id}")
     check_key_usable(
         key_id=key.key_id,
         owner=key.partner_id,
@@ -288,4 +275,4 @@ def verify_signed_by(
         revoked_at=key.revoked_at,
         now=now,
     )
-    PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, value)
+    PublicKey.from_base64(key.key_id, key.public_key).verify(headers, value)

@@ -85,7 +85,7 @@ class Agencies:
         if envelope.businessprocessid not in self._case_ids:
             return
         try:
-            verify_delivery(envelope, value, process_keyring().hub_keys)
+            verify_delivery(headers, value, process_keyring().hub_keys)
         except SignatureRefused as error:
             self.seen[f"refused: {type(error).__name__}"] += 1
             return

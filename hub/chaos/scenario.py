@@ -74,8 +74,8 @@ class Draft:
 
     def signed(self) -> Record:
         """Signed with the sender's key from this process's keyring (``hub.keyring``)."""
-        envelope = sign_as(self.sender, self.envelope, self.value)
-        return Record(envelope.businessprocessid.encode(), self.value, tuple(envelope.to_headers()))
+        headers = sign_as(self.sender, self.envelope.to_headers(), self.value)
+        return Record(self.envelope.businessprocessid.encode(), self.value, tuple(headers))
 
 
 @dataclass(frozen=True)

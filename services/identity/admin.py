@@ -89,7 +89,7 @@ async def verify_sender(msg: Incoming[Any], tx: Transaction, policy: CommandPoli
     """
     partner_id = await authorize(msg, tx)
     if partner_id is None:
-        policy.verify_operator_command(msg.envelope, msg.value)
+        policy.verify_operator_command(msg.headers, msg.value)
     else:
         await _verify_partner_signature(msg, tx, partner_id, policy)
 
@@ -102,6 +102,6 @@ async def _verify_partner_signature(
     if envelope.sigkeyid is not None or envelope.signature is not None or policy.require_signatures:
         key = await partner_keys.get(tx, envelope.sigkeyid) if envelope.sigkeyid is not None else None
         verify_signed_by(
-            envelope, msg.value, key, sender=partner_id, now=dt.datetime.now(dt.UTC), what="admin command"
+            msg.headers, msg.value, key, sender=partner_id, now=dt.datetime.now(dt.UTC), what="admin command"
         )
     policy.check_time(envelope)

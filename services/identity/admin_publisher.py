@@ -71,10 +71,11 @@ async def _publish(
 async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, key: SigningKey) -> Envelope:
     value = command.model_dump_json().encode()
     # The signature covers these exact bytes and every ce_* header, trace headers aside.
-    envelope = key.sign(
-        Envelope.new(command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)),
-        value,
+    unsigned = Envelope.new(
+        command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
     )
+    signed_headers = key.sign_headers(unsigned.to_headers(), value)
+    envelope = Envelope.from_headers(signed_headers)
     attributes = messaging_attributes(
         topic=topics.ADMIN,
         operation="send",
@@ -87,7 +88,7 @@ async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, 
     with tracer().start_as_current_span(
         f"send {topics.ADMIN}", kind=SpanKind.PRODUCER, attributes=attributes
     ):
-        headers = envelope.to_headers() + [(k, v.encode()) for k, v in current_trace_headers().items()]
+        headers = signed_headers + [(k, v.encode()) for k, v in current_trace_headers().items()]
         # Keyed by partner: a partner's commands stay in order on one partition.
         await producer.send_and_wait(topics.ADMIN, value, key=partner_id.encode(), headers=headers)
     return envelope

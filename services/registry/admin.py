@@ -65,7 +65,7 @@ async def authorize(
     """
     source = msg.envelope.source
     if source == ADMIN_CLI_SOURCE:
-        operators.verify_operator_command(msg.envelope, msg.value)
+        operators.verify_operator_command(msg.headers, msg.value)
         return
     partner_id = (
         source.removeprefix(PARTNER_SOURCE_PREFIX) if source.startswith(PARTNER_SOURCE_PREFIX) else None

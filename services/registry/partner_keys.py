@@ -63,7 +63,7 @@ async def verify_partner_event(
     envelope = msg.envelope
     if envelope.sigkeyid is not None or envelope.signature is not None or policy.require_signatures:
         key = await find_key(tx, envelope.sigkeyid) if envelope.sigkeyid is not None else None
-        verify_signed_by(envelope, msg.value, key, sender=partner_id, now=now)
+        verify_signed_by(msg.headers, msg.value, key, sender=partner_id, now=now)
         check_record_key(envelope, msg.key)
     # The time is checked after the signature: only then is it the sender's own statement.
     # An event an operator redrove from the dead letters is as fresh as its redrive.

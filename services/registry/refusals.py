@@ -67,7 +67,7 @@ async def signature_held(
             revoked_at=key.revoked_at,
             now=dt.datetime.now(dt.UTC),
         )
-        PublicKey.from_base64(key.key_id, key.public_key).verify(envelope, record.value or b"")
+        PublicKey.from_base64(key.key_id, key.public_key).verify(record.headers, record.value or b"")
     except (SignatureRefused, ValueError):
         return False
     return True

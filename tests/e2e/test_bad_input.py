@@ -121,9 +121,10 @@ def _event(data: Contract, *, partner: str, case_id: str) -> Outgoing:
     supervisor provisions the demo partners'); an unknown or suspended partner has none."""
     envelope = Envelope.new(data, source=PARTNER_SOURCE_PREFIX + partner, business_process_id=case_id)
     value = serialize_data(data)
+    headers = envelope.to_headers()
     if partner not in (UNKNOWN, SUSPENDED):
-        envelope = sign_as(partner, envelope, value)
-    return Outgoing(case_id, value, envelope.to_headers(), envelope.id, topics.ingress_topic(partner))
+        headers = sign_as(partner, headers, value)
+    return Outgoing(case_id, value, headers, envelope.id, topics.ingress_topic(partner))
 
 
 def _with_header(headers: list[tuple[str, bytes]], name: str, value: str) -> list[tuple[str, bytes]]:

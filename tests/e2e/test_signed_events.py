@@ -9,11 +9,15 @@ every delivery. Each attack is dead-lettered with its reason and recorded, is se
 the audit chain as a refusal (the claimed partner, whether its signature held, the reason),
 and opens nothing; `hub audit verify` passes afterwards; the genuine case completes; a
 genuine event sent twice is processed once; every delivery carries the hub's signature,
-and a partner refuses one that does not.
+and a partner refuses one that does not. A partner's own client (``plain_partner``: plain
+aiokafka and cryptography, nothing of the hub) registers its key through the CLI, reports
+moves with a JavaScript-style ``ce_time`` and with an offset and no optional attributes,
+which open their cases, and verifies the hub's deliveries with its own code.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
 import contextlib
@@ -29,6 +33,8 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from contracts import Envelope, header_value
 from hub import topics
@@ -43,6 +49,7 @@ from hub.settings import HubSettings
 from hub.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
 from hub.signing_keys import public_pem
 from hub.topics import delivery_topic
+from tests.e2e import plain_partner
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
 from tests.fixtures.signing import Crafted, craft, send
@@ -50,6 +57,7 @@ from tests.fixtures.signing import Crafted, craft, send
 GROUP = "hub.registry.ingress"
 EXPIRED_KEY = "portal-e2e-expired"
 REVOKED_KEY = "portal-e2e-revoked"
+PLAIN_KEY = "portal-e2e-plain-client"
 
 
 @dataclass(frozen=True)
@@ -397,7 +405,7 @@ def test_every_delivery_carries_the_hubs_signature(hub: HubSettings, run: Run) -
     for record in records:
         envelope = Envelope.from_headers(record.headers)
         assert envelope.sigkeyid == hub_key.key_id
-        hub_key.verify(envelope, record.value)
+        hub_key.verify(record.headers, record.value)
 
 
 async def _copy_to(settings: HubSettings, topic: str, records: list[tuple[list[Any], bytes, bytes]]) -> None:
@@ -517,3 +525,162 @@ def test_no_private_key_reached_the_database(hub: HubSettings, run: Run) -> None
     assert text.count(demo_key.public.base64) == 2  # in the register and in the mirror
     assert raw.hex() not in text
     assert base64.b64encode(raw).decode() not in text
+
+
+@dataclass(frozen=True)
+class PlainRun:
+    """Moves the portal reported with its own client: plain aiokafka and cryptography."""
+
+    records: dict[str, tuple[bytes, list[tuple[str, bytes]], bytes]]  # name -> key, headers, value
+    cases: set[str]  # of their case ids, those the registry opened
+    refused: dict[str, str]  # event id -> error class of its dead letter
+
+
+def _plain_move(
+    key: Ed25519PrivateKey, serial: int, *, javascript: bool
+) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
+    """A move report with headers written by hand, signed by the plain client's own code.
+
+    ``javascript``: ``ce_time`` as ``Date.toISOString()`` writes it, every optional attribute
+    stated; otherwise ``ce_time`` with an ``+00:00`` offset and no fraction, no ``ce_action``,
+    ``ce_testdelivery`` or ``ce_dataschema``, and ``Content-Type`` capitalised.
+    """
+    now = dt.datetime.now(dt.UTC)
+    case_id = f"eumzug-{uuid.uuid4()}"
+    value = plain_partner.move_report(serial, now.date())
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(uuid.uuid4()).encode()),
+        ("ce_source", f"urn:ch:lu:hub:partner:{PORTAL}".encode()),
+        ("ce_type", b"ch.lu.hub.relocation.move-reported.v1"),
+        ("ce_businessprocessid", case_id.encode()),
+    ]
+    if javascript:
+        headers += [
+            ("ce_time", plain_partner.javascript_time(now).encode()),
+            ("ce_dataschema", b"urn:ch:lu:hub:schema:ch.lu.hub.relocation.move-reported.v1"),
+            ("ce_action", b"new"),
+            ("ce_testdelivery", b"false"),
+            ("content-type", b"application/json"),
+        ]
+    else:
+        headers += [
+            ("ce_time", now.isoformat(timespec="seconds").encode()),
+            ("Content-Type", b"application/json; charset=utf-8"),
+        ]
+    return case_id.encode(), plain_partner.sign(headers, value, key, PLAIN_KEY), value
+
+
+@pytest.fixture(scope="module")
+def plain(hub: HubSettings, tmp_path_factory: pytest.TempPathFactory) -> PlainRun:
+    """The plain client's key registered as an operator does it, then two moves sent."""
+    key = Ed25519PrivateKey.generate()
+    public_file = tmp_path_factory.mktemp("plain") / f"{PLAIN_KEY}.pub"
+    public_file.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    with _cli_environment(hub):
+        _hub_cli(
+            *("partner", "key", "add", "--partner", PORTAL, "--key-id", PLAIN_KEY),
+            *("--public-key", str(public_file)),
+        )
+    asyncio.run(_until(hub, "SELECT count(*) FROM registry.partner_keys WHERE key_id = $1", 1, PLAIN_KEY))
+    records = {
+        "javascript-time": _plain_move(key, 60, javascript=True),
+        "offset-time-without-optional-attributes": _plain_move(key, 61, javascript=False),
+    }
+    topic = plain_partner.ingress_topic(PORTAL)
+    asyncio.run(plain_partner.publish(hub.bootstrap_servers(), topic, list(records.values())))
+    case_ids = [key.decode() for key, _, _ in records.values()]
+    event_ids = [plain_partner.header(headers, "ce_id") for _, headers, _ in records.values()]
+    # Opened or refused: the test, not the wait, says which it should have been.
+    asyncio.run(
+        _until(
+            hub,
+            "SELECT (SELECT count(*) FROM registry.cases WHERE case_id = ANY($1))"
+            " + (SELECT count(*) FROM registry.dead_letters WHERE event_id = ANY($2))",
+            len(records),
+            case_ids,
+            event_ids,
+        )
+    )
+    return asyncio.run(_collect_plain(hub, records, case_ids, event_ids))
+
+
+async def _collect_plain(
+    hub: HubSettings,
+    records: dict[str, tuple[bytes, list[tuple[str, bytes]], bytes]],
+    case_ids: list[str],
+    event_ids: list[str],
+) -> PlainRun:
+    conn = await asyncpg.connect(hub.database_dsn())
+    try:
+        cases = await conn.fetch("SELECT case_id FROM registry.cases WHERE case_id = ANY($1)", case_ids)
+        refused = await conn.fetch(
+            "SELECT event_id, error_class FROM registry.dead_letters WHERE event_id = ANY($1)", event_ids
+        )
+    finally:
+        await conn.close()
+    return PlainRun(
+        records=records,
+        cases={row["case_id"] for row in cases},
+        refused={row["event_id"]: row["error_class"] for row in refused},
+    )
+
+
+def test_the_plain_client_imports_nothing_of_the_hub() -> None:
+    tree = ast.parse(Path(plain_partner.__file__).read_text())
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {
+        "__future__", "aiokafka", "asyncio", "base64", "collections", "cryptography",
+        "datetime", "hashlib", "json", "re", "typing",
+    }, imported  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["javascript-time", "offset-time-without-optional-attributes"])
+def test_a_plain_clients_signed_move_opens_its_case(plain: PlainRun, name: str) -> None:
+    """A JavaScript ``ce_time`` with milliseconds, or an offset and no ``ce_action``: verified, opened."""
+    key, headers, _ = plain.records[name]
+    assert plain.refused == {}
+    assert key.decode() in plain.cases
+    assert dict(headers)["ce_sigkeyid"] == PLAIN_KEY.encode()
+
+
+def test_a_plain_client_verifies_the_hubs_deliveries_with_its_own_code(
+    hub: HubSettings, plain: PlainRun
+) -> None:
+    """The hub signs its deliveries by the same rules: the plain client's verifier accepts them
+    (key id and public key from ``hub keys show``), keyed by the case and addressed to Kriens."""
+    with _cli_environment(hub):
+        shown = json.loads(_hub_cli("keys", "show", "--json"))
+    hub_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(shown["public_key"]))
+    case_ids = {key for key, _, _ in plain.records.values()}
+    deliveries = asyncio.run(_deliveries_of(hub, KRIENS_OFFICE, case_ids))
+    assert {record.key for record in deliveries} == case_ids
+    for record in deliveries:
+        assert plain_partner.verifies(record.headers, record.value, hub_key, shown["key_id"])
+        assert record.key == plain_partner.header(record.headers, "ce_businessprocessid").encode()
+        assert json.loads(record.value)["recipient"] == KRIENS_OFFICE
+        moved = record.value.replace(b"Schachenstrasse", b"Bahnhofstrasse")
+        assert moved != record.value
+        assert not plain_partner.verifies(record.headers, moved, hub_key, shown["key_id"])
+        renamed = [(n, b"hub-0000000000000000" if n == "ce_sigkeyid" else v) for n, v in record.headers]
+        assert not plain_partner.verifies(renamed, record.value, hub_key, "hub-0000000000000000")
+
+
+async def _deliveries_of(hub: HubSettings, partner_id: str, case_ids: set[bytes]) -> list[Any]:
+    """The move deliveries of these cases on ``partner_id``'s topic, once all have arrived."""
+    topic = plain_partner.delivery_topic(partner_id)
+    async with asyncio.timeout(90):
+        while True:
+            records = [
+                r
+                for r in await plain_partner.read(hub.bootstrap_servers(), topic)
+                if r.key in case_ids
+                and json.loads(r.value).get("event_type_delivered") == "ch.lu.hub.relocation.move-reported.v1"
+            ]
+            if {r.key for r in records} == case_ids:
+                return records

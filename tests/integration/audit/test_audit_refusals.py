@@ -155,8 +155,8 @@ async def test_a_contract_violation_is_refused_without_the_payloads_personal_dat
     value = json.dumps(report).encode()
     genuine = _move(portal_key)
     # Signed properly over the broken value: the partner's own mistake, provably theirs.
-    envelope = portal_key.sign(genuine.envelope.model_copy(update={"signature": None}), value)
-    record = Crafted(envelope, tuple(envelope.to_headers()), value).record(3)
+    headers = portal_key.sign_headers(genuine.headers, value)
+    record = Crafted(genuine.envelope, tuple(headers), value).record(3)
     assert await _processor(pool, ingress).process(record) is Outcome.DEAD_LETTERED
 
     [entry] = await _refusals(pool)

@@ -29,9 +29,8 @@ def _record(
 ) -> ConsumerRecord[bytes, bytes]:
     envelope = Envelope.new(data, source=source, business_process_id="admin")
     value = data.model_dump_json().encode()
-    if key is not None:
-        envelope = key.sign(envelope, value)
-    return consumer_record(value, envelope.to_headers(), topic=topics.ADMIN, offset=offset, key=b"admin")
+    headers = envelope.to_headers() if key is None else key.sign_headers(envelope.to_headers(), value)
+    return consumer_record(value, headers, topic=topics.ADMIN, offset=offset, key=b"admin")
 
 
 def _admin_processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:

@@ -151,12 +151,11 @@ def _admin_record(
 ) -> Crafted:
     envelope = Envelope.new(command, source=source, business_process_id=f"partner:{command.partner_id}")
     value = command.model_dump_json().encode()
-    if key is not None:
-        envelope = key.sign(envelope, value)
+    headers = envelope.to_headers() if key is None else key.sign_headers(envelope.to_headers(), value)
     if tamper is not None:
         assert tamper[0] in value, value
         value = value.replace(*tamper)
-    return Crafted(envelope, tuple(envelope.to_headers()), value)
+    return Crafted(Envelope.from_headers(headers), tuple(headers), value)
 
 
 async def _read_back(hub: Hub, event_ids: Sequence[str]) -> list[ConsumerRecord[bytes, bytes]]:

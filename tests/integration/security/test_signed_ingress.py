@@ -264,3 +264,52 @@ async def test_a_milestone_of_an_unknown_case_is_checked_for_its_signature_first
     assert await processor.process(forged.record(1)) is Outcome.DEAD_LETTERED
     [row] = await _dead_letters(pool, forged.event_id)
     assert row["error_class"] == "ForeignSigningKey"
+
+
+def _as_written_by_hand(crafted: Crafted, key: SigningKey, time: str) -> Crafted:
+    """``crafted`` as another platform's client writes it: ``ce_time`` in its own format, no
+    ``ce_action`` or ``ce_testdelivery`` (the envelope's defaults), then signed over exactly that."""
+    left_out = ("ce_time", "ce_action", "ce_testdelivery", "ce_sigkeyid", "ce_signature")
+    headers = [(n, v) for n, v in crafted.headers if n not in left_out] + [("ce_time", time.encode())]
+    return Crafted(crafted.envelope, tuple(key.sign_headers(headers, crafted.value)), crafted.value)
+
+
+def _javascript_time(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+TIME_FORMATS: dict[str, Callable[[dt.datetime], str]] = {
+    "javascript-milliseconds": _javascript_time,
+    "whole-milliseconds": lambda now: now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    "utc-offset": lambda now: now.isoformat(timespec="seconds"),
+    "zurich-offset": lambda now: now.astimezone(dt.timezone(dt.timedelta(hours=1))).isoformat(),
+    "nanoseconds": lambda now: now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "789Z",
+}
+
+
+@pytest.mark.parametrize("time_format", list(TIME_FORMATS))
+async def test_a_partner_signing_its_own_time_format_and_no_defaults_opens_its_case(
+    pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings, time_format: str
+) -> None:
+    processor = ingress_processor(pool, hub_settings)
+    written = TIME_FORMATS[time_format](dt.datetime.now(dt.UTC))
+    report = _as_written_by_hand(_move(None), keys.portal, written)
+    assert dict(report.headers)["ce_time"] == written.encode()
+    assert await processor.process(report.record(1)) is Outcome.PROCESSED
+    assert await _cases(pool, report.envelope.businessprocessid) == 1
+    assert await _dead_letters(pool, report.event_id) == []
+
+
+async def test_a_time_rewritten_after_signing_breaks_the_signature(
+    pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
+) -> None:
+    """Signed as ``….123Z``, sent as the same instant written ``….123000Z``: not what was signed."""
+    processor = ingress_processor(pool, hub_settings)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=123000)
+    report = _as_written_by_hand(_move(None), keys.portal, _javascript_time(now))
+    rewritten = report.with_header("ce_time", now.isoformat().replace("+00:00", "Z"))
+    assert dict(rewritten.headers)["ce_time"].endswith(b".123000Z")
+    assert await processor.process(rewritten.record(1)) is Outcome.DEAD_LETTERED
+    [row] = await _dead_letters(pool, rewritten.event_id)
+    assert row["error_class"] == "BadSignature"
+    assert await _cases(pool, rewritten.envelope.businessprocessid) == 0

@@ -41,6 +41,11 @@ def _command(time: dt.datetime | None = None) -> Envelope:
     return Envelope.new(COMMAND, source=ADMIN_CLI_SOURCE, business_process_id="partner:x", time=time)
 
 
+def _signed(key: SigningKey, command: Envelope) -> list[tuple[str, bytes]]:
+    """The command's record headers as the CLI sends them, signed with ``key``."""
+    return key.sign_headers(command.to_headers(), VALUE)
+
+
 def test_the_cli_source_is_the_one_identity_names() -> None:
     assert ADMIN_CLI_SOURCE == IDENTITY_ADMIN_CLI_SOURCE
 
@@ -121,42 +126,44 @@ def test_removing_an_operators_file_revokes_the_key_with_the_next_command(tmp_pa
     trusted.mkdir()
     (trusted / "alice.pub").write_text(public_pem(alice.public.key))
     policy = CommandPolicy.from_settings(HubSettings(state_dir=tmp_path, operator_public_keys=trusted))
-    policy.verify_operator_command(alice.sign(_command(), VALUE), VALUE)
+    policy.verify_operator_command(_signed(alice, _command()), VALUE)
     (trusted / "alice.pub").unlink()
     with pytest.raises(UnknownSigningKey, match="not a trusted operator key"):
-        policy.verify_operator_command(alice.sign(_command(), VALUE), VALUE)
+        policy.verify_operator_command(_signed(alice, _command()), VALUE)
 
 
 def test_the_check_refuses_unsigned_untrusted_tampered_and_stale_commands(tmp_path: Path) -> None:
     settings = HubSettings(state_dir=tmp_path)
     policy = CommandPolicy.from_settings(settings)
     operator = operator_signing_key(settings)
-    policy.verify_operator_command(operator.sign(_command(), VALUE), VALUE)
+    policy.verify_operator_command(_signed(operator, _command()), VALUE)
     with pytest.raises(UnsignedEvent, match="is not signed by an operator"):
-        policy.verify_operator_command(_command(), VALUE)
+        policy.verify_operator_command(_command().to_headers(), VALUE)
     stranger = _operator(tmp_path / "stranger.key")
     with pytest.raises(UnknownSigningKey, match=f"signed with {stranger.key_id}, not a trusted operator key"):
-        policy.verify_operator_command(stranger.sign(_command(), VALUE), VALUE)
+        policy.verify_operator_command(_signed(stranger, _command()), VALUE)
     impostor = SigningKey.generate(operator.key_id)  # the trusted id, another key
     with pytest.raises(BadSignature):
-        policy.verify_operator_command(impostor.sign(_command(), VALUE), VALUE)
+        policy.verify_operator_command(_signed(impostor, _command()), VALUE)
     tampered = VALUE.replace(b"suspended", b"active")
     with pytest.raises(BadSignature, match="forged, or changed after signing"):
-        policy.verify_operator_command(operator.sign(_command(), VALUE), tampered)
+        policy.verify_operator_command(_signed(operator, _command()), tampered)
     old = _command(time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=7))
     with pytest.raises(StaleEvent):
-        policy.verify_operator_command(operator.sign(old, VALUE), VALUE)
+        policy.verify_operator_command(_signed(operator, old), VALUE)
 
 
 def test_with_signatures_optional_an_unsigned_command_passes_but_a_bad_one_does_not(tmp_path: Path) -> None:
     settings = HubSettings(state_dir=tmp_path, require_signatures=False)
     policy = CommandPolicy.from_settings(settings)
-    policy.verify_operator_command(_command(), VALUE)
+    policy.verify_operator_command(_command().to_headers(), VALUE)
     stranger = _operator(tmp_path / "stranger.key")
     with pytest.raises(UnknownSigningKey):
-        policy.verify_operator_command(stranger.sign(_command(), VALUE), VALUE)
+        policy.verify_operator_command(_signed(stranger, _command()), VALUE)
     with pytest.raises(StaleEvent):  # the replay window still holds
-        policy.verify_operator_command(_command(time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=7)), VALUE)
+        policy.verify_operator_command(
+            _command(time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=7)).to_headers(), VALUE
+        )
 
 
 def test_hub_keys_operator_prints_the_key_id_and_the_public_key_for_the_trusted_set(
