@@ -42,12 +42,17 @@ async def operator_connection() -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def run_with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """``work`` on one operator connection, in an event loop of its own."""
+
     async def run() -> T:
         async with operator_connection() as conn:
             return await work(conn)
 
     return asyncio.run(run())
+
+
+_run = run_with_connection
 
 
 def parse_time(text: str) -> dt.datetime:

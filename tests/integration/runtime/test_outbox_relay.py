@@ -16,6 +16,7 @@ from hub.kafka import ensure_topics
 from hub.messages import Transaction
 from hub.outbox import OutboxRelay, outbox_backlog
 from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
+from hub.send_results import SendResult
 from hub.settings import HubSettings
 from hub.telemetry import tracer
 from tests.integration.runtime.conftest import SCHEMA
@@ -167,9 +168,9 @@ async def test_published_rows_are_purged_after_retention(pool: asyncpg.Pool) -> 
 class _SlowFirstBatch(InMemoryPublisher):
     """The first batch takes long: a second relay would overtake it, were it allowed to."""
 
-    async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> list[SendResult]:
         await asyncio.sleep(0.5 if not self.sent else 0.01)
-        await super().send_batch(records)
+        return await super().send_batch(records)
 
 
 async def test_two_relays_on_one_table_keep_each_cases_order(pool: asyncpg.Pool) -> None:
