@@ -254,7 +254,7 @@ class ServiceRuntime:
             processor = MessageProcessor(
                 self.pool,
                 route,
-                DeadLetterWriter(self.pool),
+                DeadLetterWriter(self.pool, max_stored_bytes=s.dead_letter_max_stored_bytes),
                 source=ctx.source,
                 retry=retry,
                 max_message_bytes=s.max_message_bytes,
