@@ -192,10 +192,12 @@ class InMemoryPublisher:
     """Fake publisher: keeps records in order; can be told to fail like a broker.
 
     ``unavailable``: an outage (``send_batch`` raises). ``max_request_bytes``: a record larger
-    than that fails on its own, as aiokafka's client-side check fails it. ``refusing_topics``:
-    the broker refuses every record batch of a topic that holds a record over
-    ``max_message_bytes``, as Apache Kafka refuses a partition's batch for its
-    ``max.message.bytes``: all records of the topic in that call fail.
+    than that fails on its own, as aiokafka's client-side check fails it.
+    ``max_message_bytes``: the broker refuses the batch of a topic that holds a larger
+    record, as Apache Kafka refuses a partition's whole batch for the topic's
+    ``max.message.bytes``: every record of that topic in the call fails with it.
+    ``unknown_topics``: topics without partitions yet; their records fail for now, as
+    ``KafkaPublisher`` reports a topic whose metadata does not come in time.
     """
 
     sent: list[OutgoingRecord] = field(default_factory=list)
@@ -203,6 +205,7 @@ class InMemoryPublisher:
     started: bool = False
     max_request_bytes: int = 1024 * 1024
     max_message_bytes: int | None = None
+    unknown_topics: set[str] = field(default_factory=set)
     calls: int = 0
 
     async def start(self) -> None:
@@ -228,6 +231,8 @@ class InMemoryPublisher:
         illegal = illegal_topic(record.topic)
         if illegal is not None:
             return illegal
+        if record.topic in self.unknown_topics:
+            return transient(f"no partitions of {record.topic} known")
         if _size(record) > self.max_request_bytes:
             return SendResult(
                 error=f"MessageSizeTooLargeError: {_size(record)} bytes over max_request_size",

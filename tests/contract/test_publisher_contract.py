@@ -35,6 +35,38 @@ class PublisherContract(abc.ABC):
         await publisher.send_batch(records)
         assert await self.read_back(publisher, topic, 5) == [(b"case-1", f"v{n}".encode()) for n in range(5)]
 
+    async def test_a_record_too_large_fails_alone_for_good_and_the_others_are_acknowledged(
+        self, publisher: Publisher, topic: str
+    ) -> None:
+        too_large = b"x" * (2 * 1024 * 1024)  # over the default 1 MiB max_request_size
+        records = [
+            OutgoingRecord(topic, b"case-1", b"before", ()),
+            OutgoingRecord(topic, b"case-1", too_large, ()),
+            OutgoingRecord(topic, b"case-1", b"after", ()),
+        ]
+        results = await publisher.send_batch(records)
+        assert [r.acknowledged for r in results] == [True, False, True]
+        assert results[1].permanent
+        assert results[1].error is not None
+        assert "MessageSizeTooLargeError" in results[1].error
+        assert await self.read_back(publisher, topic, 2) == [(b"case-1", b"before"), (b"case-1", b"after")]
+
+    async def test_a_record_for_an_illegal_topic_fails_alone_for_good(
+        self, publisher: Publisher, topic: str
+    ) -> None:
+        results = await publisher.send_batch(
+            [
+                OutgoingRecord("no spaces allowed", b"case-1", b"v", ()),
+                OutgoingRecord(topic, b"case-2", b"w", ()),
+            ]
+        )
+        assert results[0].permanent
+        assert not results[0].batch_refused
+        assert results[0].error is not None
+        assert "InvalidTopicError" in results[0].error
+        assert results[1].acknowledged
+        assert await self.read_back(publisher, topic, 1) == [(b"case-2", b"w")]
+
     async def test_sending_after_stop_raises_broker_unavailable(
         self, publisher: Publisher, topic: str
     ) -> None:
