@@ -215,12 +215,12 @@ def _register_audit_commands(commands: argparse._SubParsersAction[argparse.Argum
 
 
 def _register_operations_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``hub dlq ...`` and ``hub outbox status``: the runtime's tables in every service schema;
+    """``hub dlq ...`` and ``hub outbox ...``: the runtime's tables in every service schema;
     ``hub vault ...``: the vault's master key ring."""
-    from hub import dlq_cli, outbox_status, vault_cli
+    from hub import dlq_cli, outbox_cli, vault_cli
 
     dlq_cli.register(commands)
-    outbox_status.register(commands)
+    outbox_cli.register(commands)
     vault_cli.register(commands)
 
 

@@ -23,6 +23,7 @@ from contracts import ContractError, Envelope
 from contracts.catalog import parse_data
 from hub import inbox
 from hub.deadletter import DeadLetterWriter, RefusalHook
+from hub.deadletter_reference import record_size
 from hub.errors import MessageTooLarge, PermanentError, TransientError, UnroutableEvent
 from hub.messages import Incoming, Transaction
 from hub.telemetry import consumer_span, current_trace_id, messaging_attributes
@@ -234,7 +235,7 @@ class MessageProcessor:
         # validation, and must not reach a handler or the database as a whole.
         if self._max_message_bytes is None:
             return
-        size = len(record.value or b"") + sum(len(n) + len(v) for n, v in record.headers)
+        size = record_size(record)
         if size > self._max_message_bytes:
             raise MessageTooLarge(f"message of {size} bytes exceeds the limit of {self._max_message_bytes}")
 

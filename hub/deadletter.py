@@ -3,7 +3,8 @@
 The dead letter is written through the outbox together with a ``dead_letters`` row, so
 recording it and publishing it cannot diverge, and the original offset is committed only
 after both are durable. The row also keeps the original key, headers and value, for
-``hub dlq show`` and ``hub dlq redrive`` (hub/dlq.py).
+``hub dlq show`` and ``hub dlq redrive`` (hub/dlq.py); a record too large for that is kept
+and published as a reference (hub/deadletter_reference.py).
 
 A route may add a ``RefusalHook``: it runs in that same transaction, so whatever it records
 (the registry: an audit entry for a refused partner event) commits with the dead letter
@@ -22,6 +23,8 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from hub import topics
+from hub.deadletter_reference import HEADER_VALUE_BYTES, KeptRecord, keep, storable
+from hub.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +49,27 @@ def dead_letter_topic(topic: str) -> str:
 
 
 def dead_letter_headers(
-    record: ConsumerRecord[bytes, bytes], consumer_group: str, error: BaseException, attempts: int
+    record: ConsumerRecord[bytes, bytes],
+    consumer_group: str,
+    error: BaseException,
+    attempts: int,
+    kept: KeptRecord | None = None,
 ) -> list[tuple[str, str]]:
-    """Original headers (text) plus Spring-style ``dlt-*`` headers an operator can read."""
-    original = original_headers(record)
+    """Original headers (text) plus Spring-style ``dlt-*`` headers an operator can read;
+    for a record kept as a reference, its cut headers and what says it is one."""
+    kept = kept or keep(record, DEFAULT_MAX_MESSAGE_BYTES)
     return [
-        *[(n, v) for n, v in original if not n.startswith("dlt-")],
+        *[(n, v) for n, v in kept.headers if not n.startswith("dlt-")],
         ("dlt-original-topic", record.topic),
         ("dlt-original-partition", str(record.partition)),
         ("dlt-original-offset", str(record.offset)),
         ("dlt-original-timestamp", str(record.timestamp)),
         ("dlt-original-consumer-group", consumer_group),
         ("dlt-exception-fqcn", f"{type(error).__module__}.{type(error).__qualname__}"),
-        ("dlt-exception-message", _storable(str(error)[:_MAX_MESSAGE])),
+        ("dlt-exception-message", storable(str(error)[:_MAX_MESSAGE])),
         ("dlt-time", dt.datetime.now(dt.UTC).isoformat()),
         ("dlt-attempts", str(attempts)),
-    ]
-
-
-def original_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, str]]:
-    """The record's headers as text that PostgreSQL accepts."""
-    return [
-        (_storable(name), _storable(value.decode("utf-8", errors="replace")))
-        for name, value in record.headers
+        *kept.reference_headers(),
     ]
 
 
@@ -79,18 +80,13 @@ def text_header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
     header is not UTF-8 must not fail again while its dead letter is written.
     """
     values = [value for key, value in record.headers if key == name]
-    return _storable(values[-1].decode("utf-8", errors="replace")) if values else None
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text and jsonb refuse NUL characters; a poison record carrying one must
-    still be dead-lettered, not make the dead-lettering itself fail."""
-    return text.replace("\x00", "\ufffd")
+    return storable(values[-1].decode("utf-8", errors="replace")) if values else None
 
 
 class DeadLetterWriter:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_stored_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self._pool = pool
+        self._max_stored_bytes = max_stored_bytes
 
     async def write(
         self,
@@ -101,16 +97,19 @@ class DeadLetterWriter:
         attempts: int,
         on_refused: RefusalHook | None = None,
     ) -> None:
-        headers = dead_letter_headers(record, consumer_group, error, attempts)
+        kept = keep(record, self._max_stored_bytes)
+        headers = dead_letter_headers(record, consumer_group, error, attempts, kept)
         topic = dead_letter_topic(record.topic)
-        event_id = text_header(record, "ce_id")
-        event_type = text_header(record, "ce_type")
+        # A header of any size may arrive; what names the event in the row stays short.
+        event_id = _short(text_header(record, "ce_id"))
+        event_type = _short(text_header(record, "ce_type"))
         log.warning(
-            "dead-lettering %s[%d]@%d to %s: %s: %s",
+            "dead-lettering %s[%d]@%d to %s%s: %s: %s",
             record.topic,
             record.partition,
             record.offset,
             topic,
+            f" as a reference ({kept.record_size} bytes)" if kept.truncated else "",
             type(error).__name__,
             str(error)[:200],
         )
@@ -119,8 +118,9 @@ class DeadLetterWriter:
                 """
                 INSERT INTO dead_letters (consumer, topic, partition, kafka_offset, event_id, event_type,
                                           error_class, error_message, dead_letter_topic,
-                                          kafka_key, headers, payload)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
+                                          kafka_key, headers, payload,
+                                          original_size, original_sha256, truncated)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15)
                 """,
                 consumer_group,
                 record.topic,
@@ -129,11 +129,14 @@ class DeadLetterWriter:
                 event_id,
                 event_type,
                 type(error).__name__,
-                _storable(str(error)[:_MAX_MESSAGE]),
+                storable(str(error)[:_MAX_MESSAGE]),
                 topic,
-                record.key,
-                json.dumps([list(h) for h in original_headers(record)]),
-                record.value or b"",
+                kept.key,
+                json.dumps([list(h) for h in kept.headers]),
+                kept.value,
+                kept.original_size,
+                kept.original_sha256,
+                kept.truncated,
             )
             await conn.execute(
                 """
@@ -142,10 +145,14 @@ class DeadLetterWriter:
                 """,
                 uuid.uuid4(),
                 topic,
-                _storable((record.key or b"").decode("utf-8", errors="replace")),
+                storable((kept.key or b"").decode("utf-8", errors="replace")),
                 event_type or "unknown",
                 json.dumps([list(h) for h in headers]),
-                record.value or b"",
+                kept.value,
             )
             if on_refused is not None:
                 await on_refused(conn, record, error)
+
+
+def _short(text: str | None) -> str | None:
+    return text[:HEADER_VALUE_BYTES] if text is not None else None

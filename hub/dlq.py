@@ -112,12 +112,20 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class DeadLetterContent:
-    """A dead letter with the original record; key and value are None when not stored."""
+    """A dead letter with the original record; key and value are None when not stored.
+
+    ``truncated``: the record was too large to keep whole (``HUB_DEAD_LETTER_MAX_STORED_BYTES``)
+    and only a reference was kept: ``value`` holds its first bytes, the headers are cut
+    short, ``original_size`` and ``original_sha256`` describe the whole value.
+    """
 
     summary: DeadLetter
     key: bytes | None
     headers: list[tuple[str, str]] | None
     value: bytes | None
+    original_size: int | None = None
+    original_sha256: str | None = None
+    truncated: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +133,9 @@ class DeadLetterContent:
             "key": decode_bytes(self.key),
             "headers": [list(h) for h in self.headers] if self.headers is not None else None,
             "payload": decode_bytes(self.value),
+            "truncated": self.truncated,
+            "original_size": self.original_size,
+            "original_sha256": self.original_sha256,
         }
 
 
@@ -228,9 +239,11 @@ def _summary(service: str, row: Any) -> DeadLetter:
     )
 
 
-def _unmigrated(service: str, error: asyncpg.UndefinedColumnError) -> ConfigurationError:
+def _unmigrated(
+    service: str, error: asyncpg.UndefinedColumnError, migration: str = "0002"
+) -> ConfigurationError:
     return ConfigurationError(
-        f"{service}: dead_letters lacks the columns of migration hub-runtime 0002 ({error}); "
+        f"{service}: dead_letters lacks the columns of migration hub-runtime {migration} ({error}); "
         "start the service once to migrate"
     )
 
@@ -265,12 +278,13 @@ async def show_dead_letter(
         return None
     try:
         row = await conn.fetchrow(
-            f"SELECT {_SUMMARY_COLUMNS}, kafka_key, headers, payload"
+            f"SELECT {_SUMMARY_COLUMNS}, kafka_key, headers, payload,"
+            " original_size, original_sha256, truncated"
             f' FROM "{service}".dead_letters WHERE id = $1',
             dead_letter_id,
         )
     except asyncpg.UndefinedColumnError as error:
-        raise _unmigrated(service, error) from error
+        raise _unmigrated(service, error, "0004") from error
     if row is None:
         return None
     headers = json.loads(row["headers"]) if row["headers"] is not None else None
@@ -279,6 +293,9 @@ async def show_dead_letter(
         key=bytes(row["kafka_key"]) if row["kafka_key"] is not None else None,
         headers=[(name, value) for name, value in headers] if headers is not None else None,
         value=bytes(row["payload"]) if row["payload"] is not None else None,
+        original_size=row["original_size"],
+        original_sha256=row["original_sha256"],
+        truncated=row["truncated"],
     )
 
 
@@ -318,14 +335,15 @@ async def redrive(
         async with conn.transaction():
             try:
                 rows = await conn.fetch(
-                    f"SELECT id, topic, event_id, event_type, kafka_key, headers, payload"
+                    "SELECT id, topic, event_id, event_type, kafka_key, headers, payload, truncated,"
+                    " original_size"
                     f' FROM "{service}".dead_letters WHERE purged_at IS NULL AND {condition}'
                     # Recording order, so one case's redriven events keep their relative order.
                     " ORDER BY id FOR UPDATE",
                     *params,
                 )
             except asyncpg.UndefinedColumnError as error:
-                raise _unmigrated(service, error) from error
+                raise _unmigrated(service, error, "0004") from error
             for row in rows:
                 why = _cannot_redrive(row)
                 if why is not None:
@@ -343,6 +361,12 @@ async def redrive(
 def _cannot_redrive(row: Any) -> str | None:
     if row["payload"] is None or row["headers"] is None:
         return "the original record was not stored (recorded before migration 0002)"
+    if row["truncated"]:
+        return (
+            f"only a reference was kept (the first {len(row['payload'])} of {row['original_size']} bytes, "
+            "headers cut short): the record was over HUB_DEAD_LETTER_MAX_STORED_BYTES, so it cannot be "
+            "redriven; the sender has to publish it again"
+        )
     if row["kafka_key"] is not None:
         try:
             bytes(row["kafka_key"]).decode("utf-8")

@@ -42,12 +42,17 @@ async def operator_connection() -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def run_with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """``work`` on one operator connection, in an event loop of its own."""
+
     async def run() -> T:
         async with operator_connection() as conn:
             return await work(conn)
 
     return asyncio.run(run())
+
+
+_run = run_with_connection
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -138,11 +143,22 @@ def format_content(content: dlq.DeadLetterContent) -> str:
     if content.headers is None:
         lines.append("  (original record not stored: recorded before migration 0002)")
         return "\n".join(lines)
+    if content.truncated:
+        lines += _reference_lines(content)
     lines.append(_field("key", _render(dlq.decode_bytes(content.key))))
-    lines.append("  headers")
+    lines.append("  headers" + (" (each cut short)" if content.truncated else ""))
     lines += [f"    {name}: {value}" for name, value in content.headers]
-    lines.append(_field("payload", _render(dlq.decode_bytes(content.value))))
+    label = f"payload (first {len(content.value or b'')} bytes)" if content.truncated else "payload"
+    lines.append(_field(label, _render(dlq.decode_bytes(content.value))))
     return "\n".join(lines)
+
+
+def _reference_lines(content: dlq.DeadLetterContent) -> list[str]:
+    return [
+        "  only a reference was kept: the record was over HUB_DEAD_LETTER_MAX_STORED_BYTES;",
+        "  it cannot be redriven (the sender has to publish it again)",
+        _field("original value", f"{content.original_size} bytes, sha256 {content.original_sha256}"),
+    ]
 
 
 def _field(label: str, value: str) -> str:

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.errors import BrokerUnavailable
 from hub.kafka_security import aiokafka_security
-from hub.settings import HubSettings
+from hub.settings import RECORD_OVERHEAD_BYTES, HubSettings
 from hub.topics import topic_config
 
 
@@ -31,7 +31,16 @@ def producer_config(settings: HubSettings, *, client_id: str) -> dict[str, Any]:
         "linger_ms": 5,
         "compression_type": "gzip",
         "max_batch_size": 256 * 1024,
+        # Checked by the client before a record is queued: too large fails that one record at
+        # once (MessageSizeTooLargeError), not a batch at the broker.
+        "max_request_size": settings.kafka_max_request_bytes,
     }
+
+
+def ingress_max_message_bytes(settings: HubSettings) -> int:
+    """``max.message.bytes`` of the topics partners write: the hub's own limit on what it
+    reads (which counts key, value and headers) plus what Kafka adds around a record."""
+    return settings.max_message_bytes + RECORD_OVERHEAD_BYTES
 
 
 async def ensure_topics(settings: HubSettings, topics: Iterable[str]) -> None:
@@ -52,7 +61,12 @@ async def ensure_topics(settings: HubSettings, topics: Iterable[str]) -> None:
                 num_partitions=settings.kafka_topic_partitions,
                 replication_factor=settings.kafka_replication_factor,
                 # Erasure cannot reach a record in Kafka; retention bounds how long it stays.
-                topic_configs=topic_config(name, retention_hours=settings.kafka_retention_hours),
+                # Partners' ingress topics refuse records larger than the hub reads.
+                topic_configs=topic_config(
+                    name,
+                    retention_hours=settings.kafka_retention_hours,
+                    max_message_bytes=ingress_max_message_bytes(settings),
+                ),
             )
             for name in wanted
         ]

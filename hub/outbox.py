@@ -17,11 +17,13 @@ import uuid
 from typing import Any
 
 import asyncpg
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from contracts import Envelope, EnvelopeError
 from hub.errors import BrokerUnavailable
+from hub.outbox_waves import PassResult, publish_in_case_order
 from hub.publisher import OutgoingRecord, Publisher
+from hub.send_results import SendResult
 from hub.signing import SignatureRefused, SigningKey
 from hub.telemetry import context_from_traceparent, current_trace_headers, messaging_attributes, tracer
 
@@ -100,8 +102,40 @@ def _is_uuid(value: str) -> bool:
 
 
 async def outbox_backlog(conn: asyncpg.Connection) -> int:
-    value = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    """Rows the relay still has to publish; parked rows wait for an operator and count apart."""
+    value = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"
+    )
     return int(value)
+
+
+# What the relay may publish now: unpublished rows that are neither parked nor waiting for
+# their retry time, and that no earlier row of their case on the same topic (same key) holds
+# up by being parked or waiting. Rows whose transactions commit late are still found on the
+# next scan (no "seq > last_seen").
+_CLAIM = """
+    SELECT seq, topic, aggregateid, type, headers, payload, traceparent, tracestate
+    FROM outbox o
+    WHERE published_at IS NULL AND parked_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox earlier
+          WHERE earlier.published_at IS NULL
+            AND earlier.topic = o.topic AND earlier.aggregateid = o.aggregateid AND earlier.seq < o.seq
+            AND (earlier.parked_at IS NOT NULL OR earlier.retry_at > now()))
+    ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+_PARK = """
+    UPDATE outbox SET parked_at = now(), park_reason = $2, last_error = $2, attempts = attempts + 1
+    WHERE seq = $1
+"""
+# Exponential per row from the relay's backoff settings ($3 initial, $4 most), on the
+# attempts so far: the next try of this row only, never a pause of the relay.
+_RETRY_LATER = """
+    UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+        retry_at = now() + make_interval(
+            secs => least($3::float8 * power(2, least(attempts, 30)), $4::float8))
+    WHERE seq = $1
+"""
 
 
 def _relay_lock_key(schema: str) -> int:
@@ -192,71 +226,121 @@ class OutboxRelay:
             await self._pool.release(listener)
 
     async def publish_batch(self) -> int:
-        """Publish at most one batch; return how many rows were published."""
+        """Publish at most one batch; return how many rows were published.
+
+        Rows the broker acknowledged are marked published even when others of the batch
+        failed, so they are never sent again for another row's sake. A row the broker can
+        never take is parked with its reason (``hub outbox parked``); one that may succeed
+        later waits for its own retry time. Either way the later rows of its case (same
+        topic and key) wait behind it, and every other case goes on.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
             # One publishing relay per schema at a time: with several replicas, SKIP LOCKED
             # alone would let two relays publish neighbouring batches concurrently and
             # reorder one case's events. The lock ends with the transaction.
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
                 return 0
-            rows = await conn.fetch(
-                """
-                SELECT seq, topic, aggregateid, type, headers, payload, traceparent, tracestate
-                FROM outbox WHERE published_at IS NULL
-                ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
-                """,
-                self._batch_size,
-            )
+            rows = await conn.fetch(_CLAIM, self._batch_size)
             if not rows:
                 return 0
-            await self._publish(rows)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
-                [row["seq"] for row in rows],
-            )
-        self.published_total += len(rows)
-        return len(rows)
+            outcome = await self._publish(rows)
+            published = await self._record(conn, rows, outcome.results)
+        self.published_total += published
+        if outcome.outage is not None:
+            raise outcome.outage
+        return published
 
-    async def _publish(self, rows: list[Any]) -> None:
-        records: list[OutgoingRecord] = []
-        spans = []
-        for row in rows:
-            headers = {name: value for name, value in json.loads(row["headers"])}
-            if self._signing_key is not None:
-                headers = sign_headers(self._signing_key, headers, bytes(row["payload"]))
-            parent = context_from_traceparent(row["traceparent"], row["tracestate"])
-            span = tracer().start_span(
-                f"send {row['topic']}",
-                context=parent,
-                kind=SpanKind.PRODUCER,
-                attributes=messaging_attributes(
-                    topic=row["topic"],
-                    operation="send",
-                    key=row["aggregateid"],
-                    event_id=headers.get("ce_id", ""),
-                    event_type=row["type"],
-                    event_source=headers.get("ce_source", ""),
-                    case_id=headers.get("ce_businessprocessid", ""),
-                ),
-            )
-            spans.append(span)
-            ctx = span.get_span_context()
-            headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-            if row["tracestate"]:
-                headers["tracestate"] = row["tracestate"]
-            records.append(
-                OutgoingRecord(
-                    topic=row["topic"],
-                    key=row["aggregateid"].encode(),
-                    value=bytes(row["payload"]),
-                    headers=tuple((name, value.encode()) for name, value in headers.items()),
-                )
-            )
+    async def _publish(self, rows: list[Any]) -> PassResult:
+        spans: dict[int, Span] = {}
+
+        def record_for(index: int) -> OutgoingRecord:
+            record, spans[index] = self._outgoing(rows[index])
+            return record
+
         try:
-            await self._publisher.send_batch(records)
+            outcome = await publish_in_case_order(
+                self._publisher, [(row["topic"], row["aggregateid"]) for row in rows], record_for
+            )
+            for index, span in spans.items():
+                result = outcome.results[index]
+                if result is not None and result.error is not None:
+                    span.set_status(Status(StatusCode.ERROR, result.error))
+            return outcome
         finally:
-            for span in spans:
+            for span in spans.values():
                 span.end()
+
+    def _outgoing(self, row: Any) -> tuple[OutgoingRecord, Span]:
+        """The row as a record, sent under a ``send`` span that is a child of the row's writer."""
+        headers = {name: value for name, value in json.loads(row["headers"])}
+        if self._signing_key is not None:
+            headers = sign_headers(self._signing_key, headers, bytes(row["payload"]))
+        parent = context_from_traceparent(row["traceparent"], row["tracestate"])
+        span = tracer().start_span(
+            f"send {row['topic']}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes=messaging_attributes(
+                topic=row["topic"],
+                operation="send",
+                key=row["aggregateid"],
+                event_id=headers.get("ce_id", ""),
+                event_type=row["type"],
+                event_source=headers.get("ce_source", ""),
+                case_id=headers.get("ce_businessprocessid", ""),
+            ),
+        )
+        ctx = span.get_span_context()
+        headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        if row["tracestate"]:
+            headers["tracestate"] = row["tracestate"]
+        record = OutgoingRecord(
+            topic=row["topic"],
+            key=row["aggregateid"].encode(),
+            value=bytes(row["payload"]),
+            headers=tuple((name, value.encode()) for name, value in headers.items()),
+        )
+        return record, span
+
+    async def _record(
+        self, conn: asyncpg.Connection, rows: list[Any], results: list[SendResult | None]
+    ) -> int:
+        """Mark what was acknowledged, park what never will be, schedule the rest; rows not
+        sent (behind a failed row of their case) stay as they are."""
+        published = [row["seq"] for row, r in zip(rows, results, strict=True) if r and r.acknowledged]
+        refused = [
+            (row, r.error) for row, r in zip(rows, results, strict=True) if r and r.error and r.permanent
+        ]
+        failing = [
+            (row, r.error) for row, r in zip(rows, results, strict=True) if r and r.error and not r.permanent
+        ]
+        if published:
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])", published
+            )
+        if refused:
+            await conn.executemany(_PARK, [(row["seq"], reason) for row, reason in refused])
+            for row, reason in refused:
+                log.error(
+                    "outbox row %d (%s, key %s) parked: %s; later rows of its case wait "
+                    "(hub outbox parked / retry / drop)",
+                    row["seq"],
+                    row["topic"],
+                    row["aggregateid"][:100],
+                    reason,
+                )
+        if failing:
+            await conn.executemany(
+                _RETRY_LATER,
+                [
+                    (row["seq"], reason, self._backoff_initial_s, self._backoff_max_s)
+                    for row, reason in failing
+                ],
+            )
+            log.warning(
+                "outbox: %d row(s) not published, each retried later: %s", len(failing), failing[0][1]
+            )
+        return len(published)
 
     async def purge_published(self) -> int:
         """Drop rows published longer ago than the retention period."""

@@ -254,7 +254,7 @@ class ServiceRuntime:
             processor = MessageProcessor(
                 self.pool,
                 route,
-                DeadLetterWriter(self.pool),
+                DeadLetterWriter(self.pool, max_stored_bytes=s.dead_letter_max_stored_bytes),
                 source=ctx.source,
                 retry=retry,
                 max_message_bytes=s.max_message_bytes,
@@ -358,21 +358,24 @@ class ServiceRuntime:
             try:
                 async with self.pool.acquire(timeout=2) as conn:
                     backlog = await outbox_backlog(conn)
-                    oldest = await conn.fetchval(
-                        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-                        " FROM outbox WHERE published_at IS NULL"
-                    )
+                    oldest, parked, oldest_parked = await conn.fetchrow(_OUTBOX_AGES)
                     dead = await conn.fetchval("SELECT count(*) FROM dead_letters")
             except Exception as error:  # metrics must answer even while the database is away
                 log.warning("metrics without database figures: %s", error)
             else:
                 lines += [
-                    "# HELP hub_outbox_backlog Outbox rows not yet published to Kafka.",
+                    "# HELP hub_outbox_backlog Outbox rows not yet published to Kafka (parked ones apart).",
                     "# TYPE hub_outbox_backlog gauge",
                     f'hub_outbox_backlog{{service="{name}"}} {backlog}',
-                    "# HELP hub_outbox_oldest_unpublished_seconds Age of the oldest unpublished row.",
+                    "# HELP hub_outbox_oldest_unpublished_seconds Age of the oldest row still to publish.",
                     "# TYPE hub_outbox_oldest_unpublished_seconds gauge",
                     f'hub_outbox_oldest_unpublished_seconds{{service="{name}"}} {float(oldest):.3f}',
+                    "# HELP hub_outbox_parked Outbox rows the broker refused for good (hub outbox parked).",
+                    "# TYPE hub_outbox_parked gauge",
+                    f'hub_outbox_parked{{service="{name}"}} {parked}',
+                    "# HELP hub_outbox_oldest_parked_seconds Age of the oldest parked row.",
+                    "# TYPE hub_outbox_oldest_parked_seconds gauge",
+                    f'hub_outbox_oldest_parked_seconds{{service="{name}"}} {float(oldest_parked):.3f}',
                     "# HELP hub_dead_letters Dead letters recorded by this service.",
                     "# TYPE hub_dead_letters gauge",
                     f'hub_dead_letters{{service="{name}"}} {dead}',
@@ -416,6 +419,12 @@ class ServiceRuntime:
 
 
 _STOP_TAIL_S = 1.0
+_OUTBOX_AGES = """
+    SELECT coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0),
+           count(*) FILTER (WHERE parked_at IS NOT NULL),
+           coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NOT NULL)), 0)
+    FROM outbox WHERE published_at IS NULL
+"""
 
 
 def _left(deadline: float) -> float:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,12 @@ from pydantic_settings import (
 ENV_PREFIX = "HUB_"
 SECRETS_DIR_VARIABLE = "HUB_SECRETS_DIR"
 TracesExporter = Literal["none", "console", "jsonl", "otlp"]
+# What a Kafka record costs beyond the bytes the hub counts (key + value + headers): the
+# record batch header (61 bytes), varint lengths, the timestamp and offset deltas. The
+# dead-letter headers (dlt-*, about 1 KiB with the exception message) come on top of a
+# dead letter kept whole. Generous on purpose: the limits below are compared with it.
+RECORD_OVERHEAD_BYTES = 4 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class HubSettings(BaseSettings):
@@ -65,7 +71,22 @@ class HubSettings(BaseSettings):
         1.0, gt=0, description="Relay poll when no NOTIFY wakes it (a safety net, not the signal)."
     )
     max_message_bytes: int = Field(
-        256 * 1024, ge=1024, description="Largest record (value + headers) a subscriber accepts."
+        DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        description="Largest record (key + value + headers) a subscriber accepts; also the partner "
+        "ingress topics' max.message.bytes (plus record overhead).",
+    )
+    dead_letter_max_stored_bytes: int = Field(
+        DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        description="A failed record up to this size (key + value + headers) is dead-lettered and kept "
+        "whole; a larger one only as a reference: its headers cut short, size, SHA-256 and first bytes.",
+    )
+    kafka_max_request_bytes: int = Field(
+        1024 * 1024,
+        ge=16 * 1024,
+        description="The producer's max_request_size: the largest record the hub publishes. At most the "
+        "brokers' message.max.bytes and the max.message.bytes of the topics the hub writes.",
     )
     shutdown_grace_s: float = Field(
         15.0, gt=0, description="SIGTERM: how long in-flight records may take to finish and commit."
@@ -132,6 +153,22 @@ class HubSettings(BaseSettings):
     )
     log_level: str = "INFO"
     health_port: int | None = Field(None, description="HTTP port for liveness/readiness.")
+
+    @model_validator(mode="after")
+    def _limits_fit_the_producer(self) -> HubSettings:
+        """Whatever the hub accepts or keeps must fit what its producer may publish: a dead
+        letter kept whole, or an event built from a record the hub accepted, that exceeds
+        max_request_size could never leave the outbox."""
+        for name, size in (
+            ("HUB_MAX_MESSAGE_BYTES", self.max_message_bytes),
+            ("HUB_DEAD_LETTER_MAX_STORED_BYTES", self.dead_letter_max_stored_bytes),
+        ):
+            if size + RECORD_OVERHEAD_BYTES > self.kafka_max_request_bytes:
+                raise ValueError(
+                    f"{name} ({size}) plus {RECORD_OVERHEAD_BYTES} bytes of record overhead exceeds "
+                    f"HUB_KAFKA_MAX_REQUEST_BYTES ({self.kafka_max_request_bytes})"
+                )
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -51,15 +51,28 @@ def carries_personal_data(topic: str) -> bool:
 _DAY_MS = 24 * 3600 * 1000
 
 
-def topic_config(topic: str, *, retention_hours: float) -> dict[str, str]:
-    """The configs the hub creates ``topic`` with: a bounded retention if it may carry
-    personal data. Kafka deletes whole segments once their newest record is older than
-    ``retention.ms``, and a segment is closed only after ``segment.ms`` (7 days by default):
-    a segment of at most a day bounds a record's stay to the retention plus a day."""
-    if not carries_personal_data(topic):
-        return {}
-    retention_ms = round(retention_hours * 3600 * 1000)
-    return {"retention.ms": str(retention_ms), "segment.ms": str(min(retention_ms, _DAY_MS))}
+def topic_config(
+    topic: str, *, retention_hours: float, max_message_bytes: int | None = None
+) -> dict[str, str]:
+    """The configs the hub creates ``topic`` with.
+
+    A bounded retention if it may carry personal data: Kafka deletes whole segments once
+    their newest record is older than ``retention.ms``, and a segment is closed only after
+    ``segment.ms`` (7 days by default), so a segment of at most a day bounds a record's stay
+    to the retention plus a day.
+
+    Where partners write (``is_ingress``), ``max.message.bytes`` when given: the broker then
+    refuses an oversized record (a whole record batch, after compression) before it is
+    stored, and the partner's producer is told so; the hub's own check on reading
+    (``HUB_MAX_MESSAGE_BYTES``) stays for brokers that do not enforce it.
+    """
+    config: dict[str, str] = {}
+    if carries_personal_data(topic):
+        retention_ms = round(retention_hours * 3600 * 1000)
+        config |= {"retention.ms": str(retention_ms), "segment.ms": str(min(retention_ms, _DAY_MS))}
+    if max_message_bytes is not None and is_ingress(topic):
+        config["max.message.bytes"] = str(max_message_bytes)
+    return config
 
 
 def partner_slug(partner_id: str) -> str:
@@ -80,6 +93,11 @@ def ingress_topic(partner_id: str) -> str:
 def is_partner_ingress(topic: str) -> bool:
     """A partner's own ingress topic (not the shared one, not a dead-letter topic)."""
     return re.fullmatch(PARTNER_INGRESS_PATTERN, topic) is not None
+
+
+def is_ingress(topic: str) -> bool:
+    """Where partners write: their own ingress topics and the shared ``INGRESS``."""
+    return topic == INGRESS or is_partner_ingress(topic)
 
 
 def ingress_pattern(*, shared: bool) -> str:

@@ -47,7 +47,8 @@ class WebhookConsumer:
             handlers=dict.fromkeys(CATALOG, handlers.forward_to_webhook),
         )
         retry = RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
-        self._processor = MessageProcessor(pool, route, DeadLetterWriter(pool), source=source, retry=retry)
+        dead_letters = DeadLetterWriter(pool, max_stored_bytes=settings.dead_letter_max_stored_bytes)
+        self._processor = MessageProcessor(pool, route, dead_letters, source=source, retry=retry)
         self._consumer: AIOKafkaConsumer | None = None
         self._topics: frozenset[str] = frozenset()
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer
 
 from hub.errors import BrokerUnavailable
 from hub.kafka import ensure_topics
 from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord, Publisher
 from hub.settings import HubSettings
+from tests.fixtures.topics import read_topic
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,6 +33,38 @@ class PublisherContract(abc.ABC):
         ]
         await publisher.send_batch(records)
         assert await self.read_back(publisher, topic, 5) == [(b"case-1", f"v{n}".encode()) for n in range(5)]
+
+    async def test_a_record_too_large_fails_alone_for_good_and_the_others_are_acknowledged(
+        self, publisher: Publisher, topic: str
+    ) -> None:
+        too_large = b"x" * (2 * 1024 * 1024)  # over the default 1 MiB max_request_size
+        records = [
+            OutgoingRecord(topic, b"case-1", b"before", ()),
+            OutgoingRecord(topic, b"case-1", too_large, ()),
+            OutgoingRecord(topic, b"case-1", b"after", ()),
+        ]
+        results = await publisher.send_batch(records)
+        assert [r.acknowledged for r in results] == [True, False, True]
+        assert results[1].permanent
+        assert results[1].error is not None
+        assert "MessageSizeTooLargeError" in results[1].error
+        assert await self.read_back(publisher, topic, 2) == [(b"case-1", b"before"), (b"case-1", b"after")]
+
+    async def test_a_record_for_an_illegal_topic_fails_alone_for_good(
+        self, publisher: Publisher, topic: str
+    ) -> None:
+        results = await publisher.send_batch(
+            [
+                OutgoingRecord("no spaces allowed", b"case-1", b"v", ()),
+                OutgoingRecord(topic, b"case-2", b"w", ()),
+            ]
+        )
+        assert results[0].permanent
+        assert not results[0].batch_refused
+        assert results[0].error is not None
+        assert "InvalidTopicError" in results[0].error
+        assert results[1].acknowledged
+        assert await self.read_back(publisher, topic, 1) == [(b"case-2", b"w")]
 
     async def test_sending_after_stop_raises_broker_unavailable(
         self, publisher: Publisher, topic: str
@@ -80,22 +111,11 @@ class TestKafkaPublisher(PublisherContract):
         return name
 
     async def read_back(self, publisher: Publisher, topic: str, count: int) -> list[tuple[bytes, bytes]]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=self.settings.bootstrap_servers(),
-            auto_offset_reset="earliest",
-            group_id=f"read-{uuid.uuid4()}",
-        )
-        await consumer.start()
-        out: list[tuple[bytes, bytes]] = []
-        try:
-            async with asyncio.timeout(20):
-                while len(out) < count:
-                    for records in (await consumer.getmany(timeout_ms=500)).values():
-                        out.extend((r.key, r.value) for r in records)
-        finally:
-            await consumer.stop()
-        return out
+        # Everything sent was acknowledged: reading the topic to its end finds it, without
+        # the seconds a consumer group takes to join.
+        records = await read_topic(self.settings.bootstrap_servers(), topic)
+        in_order = sorted(records, key=lambda r: (r.partition, r.offset))
+        return [(r.key or b"", r.value or b"") for r in in_order][:count]
 
 
 async def test_kafka_publisher_reports_an_unreachable_broker(hub_settings: HubSettings) -> None:

@@ -14,7 +14,9 @@ including those published after each bad input, complete exactly once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
+import hashlib
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 
 from contracts import (
     KRIENS,
@@ -451,3 +454,179 @@ def test_the_size_limit_refuses_a_message_that_is_otherwise_valid(run: Run) -> N
     record = run.records["too-large"]
     assert len(record.value) > LIMIT
     assert isinstance(MoveReported.model_validate_json(record.value), MoveReported)
+
+
+HUGE = 2 * 1024 * 1024
+FLOW_BOUND_S = 20.0  # a generous bound: "the flow keeps running", not a speed target
+
+
+@dataclass(frozen=True)
+class HugeRun:
+    refused_by_broker: dict[str, bool]  # poison name -> the broker refused it at produce time
+    seconds: dict[str, float]  # case name -> from its report to its completion
+    poison: dict[str, Outgoing]
+    statuses: dict[str, str]  # case id -> status
+    deliveries: dict[str, collections.Counter[tuple[str, str]]]  # topic -> (case, ce_id) -> copies
+    dead_letters: dict[str, dict[str, Any]]  # poison ce_id -> registry.dead_letters row
+    letters: dict[str, list[ConsumerRecord[bytes, bytes]]]  # poison ce_id -> records on hub.ingress-dlt
+    parked: int  # rows parked in the registry's outbox
+
+
+def _poison() -> dict[str, Outgoing]:
+    huge_value = _move(34)
+    huge_header = _move(35)
+    return {
+        "value": replace(huge_value, value=huge_value.value + b" " * HUGE),
+        "header": replace(huge_header, headers=[*huge_header.headers, ("x-partner-note", b"n" * HUGE)]),
+    }
+
+
+async def _send_huge(producer: AIOKafkaProducer, record: Outgoing) -> bool:
+    """Publish as a partner whose client allows 2 MB; True if the broker refused it (Apache
+    Kafka, for the ingress topic's max.message.bytes), False if it took it (Tansu)."""
+    try:
+        await _send(producer, record)
+    except MessageSizeTooLargeError:
+        return True
+    return False
+
+
+async def _send(producer: AIOKafkaProducer, record: Outgoing) -> None:
+    await producer.send_and_wait(record.topic, record.value, key=record.key.encode(), headers=record.headers)
+
+
+async def _until_completed(conn: asyncpg.Connection, case_id: str) -> float:
+    """Seconds until ``case_id`` is completed, from now."""
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(120):
+        while await conn.fetchval("SELECT status FROM registry.cases WHERE case_id = $1", case_id) != (
+            "completed"
+        ):
+            await asyncio.sleep(0.1)
+    return asyncio.get_running_loop().time() - started
+
+
+async def _huge_run(hub: Hub) -> HugeRun:
+    settings = hub.settings
+    cases = {"baseline": _move(31), "after-value": _move(32), "after-header": _move(33)}
+    poison = _poison()
+    case_ids = {case.key for case in cases.values()}
+    conn = await asyncpg.connect(settings.database_dsn())
+    agencies = [
+        PartnerClient(settings.bootstrap_servers(), partner, idempotence=settings.kafka_enable_idempotence)
+        for partner in relocation_responders("main")
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        max_request_size=4 * HUGE,
+    )
+    seconds: dict[str, float] = {}
+    refused: dict[str, bool] = {}
+    try:
+        for agency in agencies:
+            await agency.start()
+        tasks = [asyncio.create_task(answer_deliveries(agency, case_ids)) for agency in agencies]
+        await producer.start()
+        for name, before in (("baseline", None), ("after-value", "value"), ("after-header", "header")):
+            if before is not None:
+                refused[before] = await _send_huge(producer, poison[before])
+            await _send(producer, cases[name])
+            seconds[name] = await _until_completed(conn, cases[name].key)
+        dead_letters = await _dead_lettered(conn, poison, refused)
+        parked = await conn.fetchval("SELECT count(*) FROM registry.outbox WHERE parked_at IS NOT NULL")
+        statuses = {
+            r["case_id"]: r["status"]
+            for r in await conn.fetch(
+                "SELECT case_id, status FROM registry.cases WHERE case_id = ANY($1)", list(case_ids)
+            )
+        }
+        deliveries = {
+            topics.delivery_topic(partner): collections.Counter(
+                ((r.key or b"").decode(), header_value(r.headers, "ce_id") or "")
+                for r in await read_all(settings, topics.delivery_topic(partner))
+                if (r.key or b"").decode() in case_ids
+            )
+            for partner in relocation_responders("main")
+        }
+        poison_ids = {record.event_id for record in poison.values()}
+        letters = [
+            r
+            for r in await read_all(settings, dead_letter_topic(topics.INGRESS))
+            if header_value(r.headers, "ce_id") in poison_ids
+        ]
+    finally:
+        await cancel_all(tasks)
+        for agency in agencies:
+            await agency.stop()
+        await producer.stop()
+        await conn.close()
+    return HugeRun(
+        refused_by_broker=refused,
+        seconds=seconds,
+        poison=poison,
+        statuses=statuses,
+        deliveries=deliveries,
+        dead_letters=dead_letters,
+        letters={
+            record.event_id or "": [r for r in letters if header_value(r.headers, "ce_id") == record.event_id]
+            for record in poison.values()
+        },
+        parked=int(parked),
+    )
+
+
+async def _dead_lettered(
+    conn: asyncpg.Connection, poison: dict[str, Outgoing], refused: dict[str, bool]
+) -> dict[str, dict[str, Any]]:
+    """The registry's dead letters of the poison the broker took, once they are published."""
+    wanted = [poison[name].event_id for name in poison if not refused[name]]
+    async with asyncio.timeout(60):
+        while True:
+            rows = await conn.fetch("SELECT * FROM registry.dead_letters WHERE event_id = ANY($1)", wanted)
+            unpublished = await conn.fetchval(
+                "SELECT count(*) FROM registry.outbox"
+                " WHERE published_at IS NULL AND aggregatetype = 'dead-letter'"
+            )
+            if len(rows) == len(wanted) and unpublished == 0:
+                return {row["event_id"]: dict(row) for row in rows}
+            await asyncio.sleep(0.2)
+
+
+def test_a_2_mb_record_on_an_ingress_topic_leaves_the_flow_running(
+    hub: Hub, infrastructure: Infrastructure
+) -> None:
+    """A partner's 2 MB record (a value of 2 MB, then a header of 2 MB) between genuine cases:
+    the next case completes within seconds, every delivery reaches its partner exactly
+    once, nothing stays opened, and the poison is dead-lettered as a reference."""
+    run = asyncio.run(_huge_run(hub))
+    print(
+        "case completion after a report: "
+        + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in run.seconds.items())
+        + f"; refused by the broker: {run.refused_by_broker}"
+    )
+    assert all(seconds < FLOW_BOUND_S for seconds in run.seconds.values()), run.seconds
+    assert set(run.statuses.values()) == {"completed"}
+    assert len(run.statuses) == 3
+    for topic, copies in run.deliveries.items():
+        assert {case for case, _ in copies} == set(run.statuses), topic  # every case reached every agency
+        assert set(copies.values()) == {1}, (topic, copies)  # each delivery exactly once
+    assert run.parked == 0
+    if infrastructure.embedded_broker:
+        assert run.refused_by_broker == {"value": False, "header": False}  # Tansu does not enforce the limit
+    for name, record in run.poison.items():
+        if run.refused_by_broker[name]:
+            continue
+        assert record.event_id is not None
+        row = run.dead_letters[record.event_id]
+        assert (row["error_class"], row["truncated"]) == ("MessageTooLarge", True)
+        assert len(row["payload"]) <= 1024
+        [letter] = run.letters[record.event_id]
+        assert len(letter.value or b"") <= 1024
+        assert header_value(letter.headers, "dlt-original-size") == str(len(record.value))
+        assert header_value(letter.headers, "dlt-original-sha256") == hashlib.sha256(record.value).hexdigest()
+        flag = "dlt-value-truncated" if name == "value" else "dlt-headers-truncated"
+        assert header_value(letter.headers, flag) == "true"
+        assert all(len(value) <= 1024 for _, value in letter.headers)

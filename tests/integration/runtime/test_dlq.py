@@ -411,6 +411,10 @@ async def test_outbox_status_shows_backlog_age_and_published_rows(
         "backlog": 0,
         "oldest_unpublished_s": None,
         "published_awaiting_purge": 0,
+        "retrying": 0,
+        "parked": 0,
+        "oldest_parked_s": None,
+        "park_reasons": [],
     }
     assert before["notifications"]["present"] is False
     async with pool.acquire() as conn, conn.transaction():
@@ -434,7 +438,7 @@ async def test_outbox_status_shows_backlog_age_and_published_rows(
     code, out, _ = await _hub(capsys, "outbox", "status")
     assert code == 0
     [registry_line] = [line for line in out.splitlines() if line.startswith("registry")]
-    assert registry_line.split() == ["registry", "0", "-", "3"]
+    assert registry_line.split() == ["registry", "0", "-", "3", "0", "0"]
 
 
 async def test_a_schema_without_migration_0002_is_one_clear_error(

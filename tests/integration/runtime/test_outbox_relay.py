@@ -16,8 +16,10 @@ from hub.kafka import ensure_topics
 from hub.messages import Transaction
 from hub.outbox import OutboxRelay, outbox_backlog
 from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
+from hub.send_results import SendResult
 from hub.settings import HubSettings
 from hub.telemetry import tracer
+from tests.fixtures.topics import event_ids, read_topic
 from tests.integration.runtime.conftest import SCHEMA
 
 pytestmark = pytest.mark.asyncio
@@ -167,9 +169,9 @@ async def test_published_rows_are_purged_after_retention(pool: asyncpg.Pool) -> 
 class _SlowFirstBatch(InMemoryPublisher):
     """The first batch takes long: a second relay would overtake it, were it allowed to."""
 
-    async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> list[SendResult]:
         await asyncio.sleep(0.5 if not self.sent else 0.01)
-        await super().send_batch(records)
+        return await super().send_batch(records)
 
 
 async def test_two_relays_on_one_table_keep_each_cases_order(pool: asyncpg.Pool) -> None:
@@ -236,3 +238,35 @@ async def test_the_relay_survives_its_database_connections_being_killed(
     stop.set()
     await task
     assert [r.key for r in publisher.sent] == [b"case-before", b"case-after"]
+
+
+async def test_a_topic_new_to_the_producer_does_not_hold_up_rows_for_topics_it_knew_already(
+    pool: asyncpg.Pool, hub_settings: HubSettings
+) -> None:
+    """A partner registered while the hub runs gets a delivery topic the relay's producer has
+    never heard of, next to topics it learnt of when it started but never sent to (the other
+    partners' delivery topics). The first batch with rows for both must publish every row
+    at once, each exactly once: aiokafka used to forget the topics it knew when it first
+    looked up a new one, so the rows queued for known topics waited out the relay's 30 s
+    timeout and the rows already acknowledged were sent again."""
+    known = [f"test.known.{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    await ensure_topics(hub_settings, known)
+    publisher = KafkaPublisher(hub_settings, client_id="test-new-topic")
+    await publisher.start()  # its first metadata names every topic there is
+    new = f"test.new.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(hub_settings, [new])  # created after the producer started
+    async with pool.acquire() as conn, conn.transaction():
+        # The order of the registry's rows for a case: deliveries to known partners, then the new one.
+        to_known = [await _emit(conn, topic, "case-1") for topic in known]
+        to_new = await _emit(conn, new, "case-1")
+    try:
+        started = asyncio.get_running_loop().time()
+        published = await _relay(pool, publisher).publish_batch()
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await publisher.stop()
+    print(f"first batch to two known topics and a new one: {published} rows in {took:.3f}s")
+    assert published == 3
+    assert took < 10  # a generous bound; the stall was the 30 s timeout
+    for topic, envelope in [*zip(known, to_known, strict=True), (new, to_new)]:
+        assert event_ids(await read_topic(hub_settings.bootstrap_servers(), topic)) == {envelope.id: 1}

@@ -136,8 +136,28 @@ def test_outbox_status_table() -> None:
             OutboxStatus("notifications", present=False),
         ]
     ).splitlines()
-    assert table[1].split() == ["identity", "4", "12.3s", "9"]
+    assert table[1].split() == ["identity", "4", "12.3s", "9", "0", "0"]
     assert "never started" in table[2]
+
+
+def test_outbox_status_table_names_parked_rows_and_their_reasons() -> None:
+    reason = "MessageSizeTooLargeError: 2000128 bytes over max_request_size"
+    table = format_status(
+        [
+            OutboxStatus(
+                "registry",
+                present=True,
+                backlog=2,
+                retrying=1,
+                parked=3,
+                oldest_parked_s=61.0,
+                park_reasons=[{"reason": reason, "count": 3}],
+            )
+        ]
+    ).splitlines()
+    assert table[1].split() == ["registry", "2", "-", "0", "1", "3"]
+    assert table[2].startswith("registry: 3 parked, the oldest written 61.0s ago")
+    assert table[3] == f"  3x {reason}"
 
 
 @pytest.mark.parametrize(
