@@ -190,8 +190,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--variant",
         default="main",
-        choices=["main", "rejection", "escalation", "action-required"],
-        help="relocation: Lucerne rejects, never answers (deadline escalates), or first asks the citizen",
+        choices=["main", "rejection", "escalation", "action-required", "intercantonal"],
+        help="relocation: Lucerne rejects, never answers (deadline escalates), or first asks the citizen; "
+        "intercantonal: a move from Lucerne to Zug (two cantons, both tax offices)",
     )
     demo.add_argument("--case", default="relocation", choices=["relocation", "building-permit"])
     demo.set_defaults(func=cmd_demo)
