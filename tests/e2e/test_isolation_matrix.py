@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,7 @@ from hub.demo import (
 from hub.partner import PartnerClient
 from hub.settings import HubSettings
 from hub.topics import delivery_topic
-from tests.e2e.conftest import running_hub
-from tests.e2e.support import cancel_all, read_all
+from tests.e2e.support import Hub, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
 PARTNERS = (
@@ -118,9 +118,14 @@ class Episode:
 
 
 @pytest.fixture(scope="module")
-def hub(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubSettings]:
-    with running_hub(infrastructure, tmp_path_factory) as settings:
-        yield settings
+def running(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with supervised_hub(infrastructure, tmp_path_factory) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def hub(running: Hub) -> HubSettings:
+    return running.settings
 
 
 @pytest.fixture(scope="module")
@@ -536,6 +541,7 @@ def test_a_move_across_cantons_waits_for_both_tax_offices(
 
 
 def test_a_slot_nobody_fills_is_shown_on_the_case_and_to_operations(
+    running: Hub,
     hub: HubSettings,
     scenarios: tuple[dict[str, Case], Any],
     infrastructure: Infrastructure,
@@ -574,6 +580,9 @@ def test_a_slot_nobody_fills_is_shown_on_the_case_and_to_operations(
     assert [(s["slot"], s["jurisdiction"]) for s in unfilled] == [
         ("arrival-municipality", "municipality 1058 (LU)")
     ]
+    registry_port = running.supervisor.processes["registry"].health_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{registry_port}/metrics", timeout=5) as answer:
+        assert 'hub_case_unfilled_slots{service="registry"} 1' in answer.read().decode()
     # Operations: a delivery under their all-cases subscription, and a mail.
     [told] = [r for r in asyncio.run(_received(hub, {case_id}, (OPERATIONS,)))]
     assert told.delivery.event_type_delivered == "ch.lu.hub.case.party-missing.v1"
