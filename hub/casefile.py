@@ -52,21 +52,31 @@ class TimelineStep:
 
 @dataclass(frozen=True)
 class PartyView:
-    """A slot of the case: its role, the jurisdiction it needs, who fills it (None: nobody, and why)."""
+    """A slot of the case: its role, the jurisdiction it needs, who fills it and whether that
+    partner is active. A slot with no partner, or whose partner is suspended since, is
+    unfilled: no active partner fills it (``unfilled_reason`` says why)."""
 
     slot: str
     role: str
     jurisdiction: str | None
     partner_id: str | None
     unfilled_reason: str | None
+    partner_status: str | None = None
 
     @property
     def filled(self) -> bool:
-        return self.partner_id is not None
+        return self.partner_id is not None and self.partner_status == "active"
 
     def as_text(self) -> str:
         who = self.partner_id if self.filled else f"UNFILLED ({self.unfilled_reason})"
         return f"  {self.slot:<24} {self.role:<20} {self.jurisdiction or '-':<24} {who}"
+
+
+def _unfilled_reason(row: asyncpg.Record) -> str | None:
+    """Why no active partner fills the slot: as resolved, or its partner's status since."""
+    if row["partner_id"] is not None and row["partner_status"] != "active":
+        return f"{row['partner_id']} is {row['partner_status'] or 'no longer in the register'}"
+    return str(row["unfilled_reason"]) if row["unfilled_reason"] is not None else None
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,13 @@ async def load_case_view(
     )
 
 
-_PARTY_COLUMNS = "slot, role, jurisdiction_level, bfs_number, canton, partner_id, unfilled_reason"
+_PARTY_COLUMNS = (
+    "p.slot, p.role, p.jurisdiction_level, p.bfs_number, p.canton, p.partner_id, p.unfilled_reason, "
+    "pa.status AS partner_status"
+)
+_PARTIES = "registry.case_parties p LEFT JOIN registry.partners pa USING (partner_id)"
+# The slots no active partner fills: nobody did when the case opened, or its partner is suspended.
+NO_ACTIVE_PARTNER = "(p.partner_id IS NULL OR pa.status IS DISTINCT FROM 'active')"
 
 
 def _party_view(row: asyncpg.Record) -> PartyView:
@@ -171,7 +187,8 @@ def _party_view(row: asyncpg.Record) -> PartyView:
         row["role"],
         _jurisdiction_text(row["jurisdiction_level"], row["bfs_number"], row["canton"]),
         row["partner_id"],
-        row["unfilled_reason"],
+        _unfilled_reason(row),
+        row["partner_status"],
     )
 
 
@@ -183,7 +200,7 @@ def _jurisdiction_text(level: str | None, bfs_number: int | None, canton: str | 
 
 async def _parties(conn: asyncpg.Connection, case_id: str) -> tuple[PartyView, ...]:
     rows = await conn.fetch(
-        f"SELECT {_PARTY_COLUMNS} FROM registry.case_parties WHERE case_id = $1 ORDER BY position", case_id
+        f"SELECT {_PARTY_COLUMNS} FROM {_PARTIES} WHERE p.case_id = $1 ORDER BY p.position", case_id
     )
     return tuple(_party_view(row) for row in rows)
 
@@ -218,8 +235,8 @@ async def load_unfilled_slots(conn: asyncpg.Connection, *, limit: int = 1000) ->
     """Unfilled slots of open cases, oldest case first."""
     rows = await conn.fetch(
         f"SELECT c.case_id, c.case_type, c.status, c.opened_at, {_PARTY_COLUMNS} "
-        "FROM registry.case_parties p JOIN registry.cases c USING (case_id) "
-        "WHERE p.partner_id IS NULL AND c.status IN ('opened', 'in-progress', 'escalated') "
+        f"FROM {_PARTIES} JOIN registry.cases c ON c.case_id = p.case_id "
+        f"WHERE {NO_ACTIVE_PARTNER} AND c.status IN ('opened', 'in-progress', 'escalated') "
         "ORDER BY c.opened_at, c.case_id, p.position LIMIT $1",
         limit,
     )

@@ -145,10 +145,13 @@ async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
 
 
 async def metrics(conn: asyncpg.Connection) -> list[str]:
-    """Open cases' party slots that no active partner fills: each keeps its case from completing."""
+    """Open cases' party slots that no active partner fills (nobody did when the case opened, or
+    its partner is suspended since): each keeps its case from completing."""
     unfilled = await conn.fetchval(
         "SELECT count(*) FROM case_parties p JOIN cases c USING (case_id)"
-        " WHERE p.partner_id IS NULL AND c.status IN ('opened', 'in-progress', 'escalated')"
+        " LEFT JOIN partners pa ON pa.partner_id = p.partner_id"
+        " WHERE (p.partner_id IS NULL OR pa.status IS DISTINCT FROM 'active')"
+        " AND c.status IN ('opened', 'in-progress', 'escalated')"
     )
     return [
         "# HELP hub_case_unfilled_slots Party slots of open cases that no active partner fills.",

@@ -37,7 +37,7 @@ from contracts import (
     TaxRecordUpdated,
 )
 from contracts.catalog import serialize_data
-from contracts.identity import PartnerRegistered
+from contracts.identity import PartnerRegistered, PartnerStatusChanged
 from hub import audit_store, topics
 from hub.casefile import load_case_view, load_unfilled_slots
 from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
@@ -293,6 +293,7 @@ async def test_an_unfilled_slot_is_on_the_case_and_operations_are_told(registry:
         "jurisdiction": "municipality 1058 (LU)",
         "partner_id": None,
         "unfilled_reason": "no active partner with role municipality for municipality 1058 (LU)",
+        "partner_status": None,
         "filled": False,
     }
     assert view.as_json()["unfilled_slots"] == ["arrival-municipality"]
@@ -401,3 +402,40 @@ async def test_a_subscription_must_say_all_cases_to_receive_cases_it_is_no_party
     second = await open_move(registry, KRIENS, LUCERNE, serial=3)
     assert (await recipients_of(registry, second))[statistics] == "all-cases"
     assert delivery_topic(statistics) in await delivery_topics(registry, second)
+
+
+async def _unfilled_slots(registry: Registry, case_id: str) -> list[tuple[str, str | None]]:
+    async with registry.pool.acquire() as conn:
+        return [
+            (s.party.slot, s.party.unfilled_reason)
+            for s in await load_unfilled_slots(conn)
+            if s.case_id == case_id
+        ]
+
+
+async def test_a_suspended_partner_leaves_its_slot_without_an_active_partner_until_reactivated(
+    registry: Registry,
+) -> None:
+    case_id = await open_move(registry, KRIENS, LUCERNE)
+    assert await _unfilled_slots(registry, case_id) == []
+    suspended = PartnerStatusChanged(partner_id=LUCERNE_OFFICE, status="suspended", reason="audit")
+    await registry.from_identity(suspended, topics.IDENTITY_PARTNERS, f"partner:{LUCERNE_OFFICE}")
+    assert await _unfilled_slots(registry, case_id) == [
+        ("arrival-municipality", f"{LUCERNE_OFFICE} is suspended")
+    ]
+    async with registry.pool.acquire() as conn:
+        assert 'hub_case_unfilled_slots{service="registry"} 1' in await bootstrap.metrics(conn)
+    # A new move to Lucerne meanwhile: nobody fills its arrival; reactivated, Lucerne takes it.
+    second = await open_move(registry, KRIENS, LUCERNE, serial=4)
+    assert await _unfilled_slots(registry, second) == [
+        ("arrival-municipality", "no active partner with role municipality for municipality 1061 (LU)")
+    ]
+    active = PartnerStatusChanged(partner_id=LUCERNE_OFFICE, status="active")
+    await registry.from_identity(active, topics.IDENTITY_PARTNERS, f"partner:{LUCERNE_OFFICE}")
+    assert await _unfilled_slots(registry, case_id) == await _unfilled_slots(registry, second) == []
+    assert (
+        await registry.value(
+            "SELECT partner_id FROM case_parties WHERE case_id = $1 AND slot = 'arrival-municipality'", second
+        )
+        == LUCERNE_OFFICE
+    )
