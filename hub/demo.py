@@ -80,8 +80,10 @@ ADDRESSES = {
     ),
     ZUG.bfs_number: Address(street="Bahnhofstrasse", house_number="15", postal_code="6300", town="Zug"),
 }
-# Which move each variant plays: (departure, arrival).
-MOVES = {"intercantonal": (LUCERNE, ZUG)}
+Move = tuple[Municipality, Municipality]  # (departure, arrival)
+MAIN_MOVE: Move = (KRIENS, LUCERNE)
+# Which move each variant plays, if not the main one.
+MOVES: dict[str, Move] = {"intercantonal": (LUCERNE, ZUG)}
 
 
 class DemoTimeout(HubError):
@@ -144,18 +146,22 @@ Responder = Callable[[Delivery], tuple[Contract, ...]]
 """What an agency sends back for a delivery, in order (nothing: an empty tuple)."""
 
 
-def relocation_responders(variant: str) -> dict[str, Responder]:
-    """How each agency answers a move delivery, as the party it is: a residents' office
-    confirms the departure of a move from its municipality and answers the arrival of a
-    move to it (``variant`` changes that answer), a tax office updates its record."""
+def relocation_responders(variant: str, move: Move | None = None) -> dict[str, Responder]:
+    """How the agencies that are parties to ``move`` (by default the variant's) answer its
+    delivery, each as the party it is: a residents' office confirms the departure of a move
+    from its municipality and answers the arrival of a move to it (``variant`` changes that
+    answer), a tax office updates its record."""
     today = dt.date.today()
 
     def tax_office(d: Delivery) -> tuple[Contract, ...]:
         return (TaxRecordUpdated(updated_on=today),) if _delivered_type(d) == MoveReported.event_type else ()
 
+    departure, arrival = move or MOVES.get(variant, MAIN_MOVE)
     return {
-        **{pid: _residents_office(pid, place, variant) for pid, place in RESIDENTS_OFFICES.items()},
-        **{pid: tax_office for pid in TAX_OFFICES.values()},
+        pid: _residents_office(pid, RESIDENTS_OFFICES[pid], variant)
+        if pid in RESIDENTS_OFFICES
+        else tax_office
+        for pid in move_parties(departure, arrival)
     }
 
 
@@ -271,14 +277,13 @@ async def run_demo(
 ) -> CaseView:
     """The relocation case; ``variant`` is main, rejection, escalation, action-required or
     intercantonal (Lucerne to Zug). The agencies that are parties to the move answer."""
-    departure, arrival = MOVES.get(variant, (KRIENS, LUCERNE))
-    responders = relocation_responders(variant)
+    departure, arrival = MOVES.get(variant, MAIN_MOVE)
     return await run_case(
         settings,
         opener=PORTAL,
         opening=move_report(demo_person(), language, departure=departure, arrival=arrival),
         case_id=new_case_id(),
-        responders={pid: responders[pid] for pid in move_parties(departure, arrival)},
+        responders=relocation_responders(variant),
         expected=EXPECTED_STATUS[variant],
         progress=progress,
         timeout_s=timeout_s,

@@ -173,7 +173,7 @@ async def _move_kriens_has_nothing_to_do_with(settings: HubSettings) -> tuple[st
     """Emmen to Lucerne: Emmen and the tax office answer; Kriens, uninvolved, sends Lucerne's
     milestone, a rejection and a request to the citizen; only then does Lucerne register."""
     case_id = new_case_id()
-    responders = relocation_responders("main")
+    responders = relocation_responders("main", (EMMEN, LUCERNE))
     answering = {pid: responders[pid] for pid in (EMMEN_OFFICE, TAX_OFFICE)}
     report = move_report(demo_person(22), departure=EMMEN, arrival=LUCERNE)
     await _play(settings, case_id, report, answering, {"departure-confirmed", "tax-record-updated"})

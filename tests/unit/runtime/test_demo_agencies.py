@@ -52,6 +52,17 @@ def test_the_parties_of_a_move_are_both_municipalities_and_the_tax_offices_it_co
     assert move_parties(EMMEN, LUCERNE) == (EMMEN_OFFICE, LUCERNE_OFFICE, TAX_OFFICE)
 
 
+def test_the_responders_are_the_parties_of_the_variants_move() -> None:
+    assert set(relocation_responders("main")) == {KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE}
+    assert set(relocation_responders("intercantonal")) == {
+        LUCERNE_OFFICE,
+        ZUG_OFFICE,
+        TAX_OFFICE,
+        ZUG_TAX_OFFICE,
+    }
+    assert set(relocation_responders("main", (EMMEN, LUCERNE))) == {EMMEN_OFFICE, LUCERNE_OFFICE, TAX_OFFICE}
+
+
 def test_a_residents_office_answers_the_side_of_the_move_it_is_on() -> None:
     respond = relocation_responders("intercantonal")
     [departed] = respond[LUCERNE_OFFICE](_move_delivered_to(LUCERNE_OFFICE, LUCERNE, ZUG))
@@ -60,7 +71,8 @@ def test_a_residents_office_answers_the_side_of_the_move_it_is_on() -> None:
     [arrived] = respond[ZUG_OFFICE](_move_delivered_to(ZUG_OFFICE, LUCERNE, ZUG))
     assert isinstance(arrived, ArrivalRegistered)
     assert arrived.municipality == ZUG
-    assert respond[KRIENS_OFFICE](_move_delivered_to(KRIENS_OFFICE, LUCERNE, ZUG)) == ()
+    kriens = relocation_responders("main")[KRIENS_OFFICE]
+    assert kriens(_move_delivered_to(KRIENS_OFFICE, LUCERNE, ZUG)) == ()  # not its move: no answer
     assert isinstance(
         respond[ZUG_TAX_OFFICE](_move_delivered_to(ZUG_TAX_OFFICE, LUCERNE, ZUG))[0], TaxRecordUpdated
     )
