@@ -13,7 +13,7 @@ from typing import ClassVar, Self
 from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.base import Contract
-from contracts.ech import ParticipantIdStr, Sector
+from contracts.ech import Jurisdiction, ParticipantIdStr, Sector
 from contracts.identity import (
     KeyAlgorithm,
     PartnerName,
@@ -31,7 +31,11 @@ _PREFIX = "ch.lu.hub.admin."
 
 
 class RegisterPartner(Contract):
-    """Create a partner, or update one (idempotent); a new partner starts active."""
+    """Create a partner, or update one (idempotent); a new partner starts active.
+
+    ``jurisdiction`` says for whom the partner acts: a case's party slots are filled by
+    role and jurisdiction, so it decides which cases the partner sees and may move.
+    """
 
     event_type: ClassVar[str] = _PREFIX + "register-partner.v1"
 
@@ -39,6 +43,7 @@ class RegisterPartner(Contract):
     name: PartnerName
     sector: Sector
     roles: tuple[Role, ...] = Field(min_length=1)
+    jurisdiction: Jurisdiction
     sedex_id: SedexId | None = None
     local_person_id_category: PersonIdCategory | None = None
 

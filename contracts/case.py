@@ -1,5 +1,5 @@
 """Case-level events every case type shares: deliveries to partners, completion,
-rejection and escalation.
+rejection, escalation and a party slot nobody fills.
 
 A partner never receives the event a citizen or another partner sent. It receives a
 ``CaseDelivery``: the original event's data reduced to the fields its subscription
@@ -14,20 +14,25 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AwareDatetime, Field
 
 from contracts.base import Contract, ContractModel
-from contracts.ech import LocalPersonId, ParticipantIdStr, Sex
+from contracts.ech import Jurisdiction, LocalPersonId, ParticipantIdStr, Sex
+from contracts.identity import Role
 
 __all__ = [
     "CaseActionRequired",
     "CaseCompleted",
     "CaseDelivery",
     "CaseEscalated",
+    "CasePartyMissing",
     "CaseRejected",
     "DeliveredPerson",
+    "SlotName",
 ]
 
 _PREFIX = "ch.lu.hub.case."
 CaseType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 EventTypeName = Annotated[str, Field(min_length=1, max_length=200)]
+SlotName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=63)]
+"""A party slot of a case type, as its process definition names it (``arrival-municipality``)."""
 
 
 class DeliveredPerson(ContractModel):
@@ -94,3 +99,21 @@ class CaseEscalated(Contract):
     case_type: CaseType
     deadline: AwareDatetime
     missing_milestones: tuple[str, ...]
+
+
+class CasePartyMissing(Contract):
+    """A party slot of a case that no active partner fills, for the operations team.
+
+    The case cannot complete while a milestone of that slot is missing; the slot is filled
+    as soon as a partner with the role and the jurisdiction is registered or reactivated.
+    """
+
+    event_type: ClassVar[str] = _PREFIX + "party-missing.v1"
+
+    case_type: CaseType
+    slot: SlotName
+    role: Role
+    jurisdiction: Jurisdiction | None = Field(
+        default=None, description="what the slot needs; unset: the opening event names none"
+    )
+    reason: str = Field(min_length=1, max_length=300)

@@ -44,10 +44,11 @@ from contracts.case import (
     CaseCompleted,
     CaseDelivery,
     CaseEscalated,
+    CasePartyMissing,
     CaseRejected,
     DeliveredPerson,
 )
-from contracts.ech import Address, Contact, LocalPersonId, Municipality, Person
+from contracts.ech import Address, Contact, Jurisdiction, LocalPersonId, Municipality, Person
 from contracts.identity import (
     IssuedPseudonym,
     PartnerKeyRegistered,
@@ -134,6 +135,7 @@ FIELDS: Mapping[type[BaseModel], Mapping[str, Classification | None]] = {
     CaseRejected: {"rejected_by": PUB, "reason": CONF},
     CaseActionRequired: {"requested_by": PUB, "action": CONF, "due_on": INT},
     CaseEscalated: {"case_type": INT, "deadline": INT, "missing_milestones": INT},
+    CasePartyMissing: {"case_type": INT, "slot": INT, "role": INT, "jurisdiction": NESTED, "reason": INT},
     # identity
     PseudonymsRequested: {"person": NESTED, "recipients": NESTED, "citizen_pseudonym": INT},
     Recipient: {"partner_id": PUB, "sector": PUB},
@@ -144,10 +146,12 @@ FIELDS: Mapping[type[BaseModel], Mapping[str, Classification | None]] = {
         "name": PUB,
         "sector": PUB,
         "roles": INT,
+        "jurisdiction": NESTED,
         "sedex_id": INT,
         "local_person_id_category": INT,
         "status": INT,
     },
+    Jurisdiction: {"level": INT, "bfs_number": INT, "canton": INT},
     PartnerStatusChanged: {"partner_id": PUB, "status": INT, "reason": INT},
     PartnerKeyRegistered: {**_PARTNER_KEY, "valid_from": INT, "valid_until": INT},
     PartnerKeyRevoked: {"partner_id": PUB, "key_id": PUB, "revoked_at": INT, "reason": INT},
@@ -157,6 +161,7 @@ FIELDS: Mapping[type[BaseModel], Mapping[str, Classification | None]] = {
         "name": PUB,
         "sector": PUB,
         "roles": INT,
+        "jurisdiction": NESTED,
         "sedex_id": INT,
         "local_person_id_category": INT,
     },
@@ -173,6 +178,7 @@ FIELDS: Mapping[type[BaseModel], Mapping[str, Classification | None]] = {
         "fields": INT,
         "retention_days": INT,
         "status": INT,
+        "scope": INT,
     },
     # notifications
     NotificationRequested: {

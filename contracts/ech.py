@@ -9,19 +9,25 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import AfterValidator, EmailStr, Field, model_validator
 
 from contracts._ahvn13 import Ahvn13, ahvn13_check_digit, is_valid_ahvn13
 from contracts.base import ContractModel
 
 __all__ = [
+    "CANTONS",
+    "EMMEN",
     "KRIENS",
     "LUCERNE",
+    "ZUG",
     "Address",
     "Ahvn13",
+    "Canton",
     "Contact",
+    "Jurisdiction",
+    "JurisdictionLevel",
     "Language",
     "LocalPersonId",
     "MemberClass",
@@ -79,6 +85,83 @@ class Municipality(ContractModel):
 
 KRIENS = Municipality(bfs_number=1059, name="Kriens", canton="LU")
 LUCERNE = Municipality(bfs_number=1061, name="Luzern", canton="LU")
+EMMEN = Municipality(bfs_number=1024, name="Emmen", canton="LU")
+ZUG = Municipality(bfs_number=1711, name="Zug", canton="ZG")
+
+# The 26 cantons by their official two-letter abbreviations (eCH-0007 cantonAbbreviation).
+CANTONS = frozenset(
+    [
+        "AG",
+        "AI",
+        "AR",
+        "BE",
+        "BL",
+        "BS",
+        "FR",
+        "GE",
+        "GL",
+        "GR",
+        "JU",
+        "LU",
+        "NE",
+        "NW",
+        "OW",
+        "SG",
+        "SH",
+        "SO",
+        "SZ",
+        "TG",
+        "TI",
+        "UR",
+        "VD",
+        "VS",
+        "ZG",
+        "ZH",
+    ]
+)
+
+
+def _is_canton(value: str) -> str:
+    if value not in CANTONS:
+        raise ValueError(f"{value!r} is not a Swiss canton abbreviation")
+    return value
+
+
+Canton = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_is_canton)]
+"""A canton's two-letter abbreviation (``LU``, ``ZG``)."""
+
+JurisdictionLevel = Literal["municipality", "canton", "federal"]
+
+
+class Jurisdiction(ContractModel):
+    """Where a partner acts for the state: one municipality (its BFS number, eCH-0007, and
+    its canton), one canton, or the Confederation.
+
+    A case's party slots name the jurisdiction they need (the arrival municipality, the
+    tax office of the arrival canton); a partner fills a slot only with the role and the
+    jurisdiction it asks for, so a municipality never acts or reads for another one.
+    """
+
+    level: JurisdictionLevel
+    bfs_number: int | None = Field(default=None, ge=1, le=9999, description="municipality level only")
+    canton: Canton | None = Field(default=None, description="municipality and canton levels")
+
+    @model_validator(mode="after")
+    def _fits_its_level(self) -> Self:
+        wanted = {"municipality": (True, True), "canton": (False, True), "federal": (False, False)}
+        needs_bfs, needs_canton = wanted[self.level]
+        if (self.bfs_number is not None) != needs_bfs:
+            raise ValueError(f"a {self.level} jurisdiction {'needs' if needs_bfs else 'has no'} bfs_number")
+        if (self.canton is not None) != needs_canton:
+            raise ValueError(f"a {self.level} jurisdiction {'needs' if needs_canton else 'has no'} canton")
+        return self
+
+    def __str__(self) -> str:
+        """``municipality 1061 (LU)``, ``canton LU``, ``federal``: how listings and timelines name it."""
+        if self.level == "municipality":
+            return f"municipality {self.bfs_number} ({self.canton})"
+        return f"canton {self.canton}" if self.level == "canton" else "federal"
+
 
 # Liechtenstein shares the Swiss four-digit postal codes.
 _FOUR_DIGIT_POSTAL_CODES = frozenset({"CH", "LI"})

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.base import Contract, ContractModel
-from contracts.ech import LocalPersonId, ParticipantIdStr, Person, Sector
+from contracts.ech import Jurisdiction, LocalPersonId, ParticipantIdStr, Person, Sector
 from contracts.envelope import SIGNING_KEY_ID_PATTERN
 
 __all__ = [
@@ -110,6 +110,7 @@ class PartnerRegistered(Contract):
     name: PartnerName
     sector: Sector
     roles: tuple[Role, ...] = Field(min_length=1)
+    jurisdiction: Jurisdiction
     sedex_id: SedexId | None = None
     local_person_id_category: PersonIdCategory | None = None
     status: PartnerStatus

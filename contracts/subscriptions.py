@@ -9,8 +9,10 @@ from pydantic import Field
 from contracts.base import Contract
 from contracts.ech import ParticipantIdStr
 
-__all__ = ["SetSubscription"]
+__all__ = ["SetSubscription", "SubscriptionScope"]
 
+SubscriptionScope = Literal["party", "all-cases"]
+"""``party``: only cases the partner is a party to; ``all-cases``: every case of the type."""
 FieldPath = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
 
 
@@ -19,6 +21,9 @@ class SetSubscription(Contract):
 
     Only ``approved`` subscriptions route; ``fields`` are the data categories (dotted
     paths into the event's data) the partner may see, under the stated legal basis.
+    By default (``scope="party"``) a partner receives a case's events only if it fills
+    one of the case's party slots; ``all-cases`` (a statistics office, operations) spans
+    every case of the type and must rest on a legal basis that says so.
     """
 
     event_type: ClassVar[str] = "ch.lu.hub.admin.set-subscription.v1"
@@ -32,3 +37,4 @@ class SetSubscription(Contract):
     fields: tuple[FieldPath, ...] = ()
     retention_days: int = Field(ge=1, le=36500)
     status: Literal["requested", "approved", "revoked"] = "requested"
+    scope: SubscriptionScope = "party"

@@ -84,11 +84,14 @@ class AuditEntry:
     reason: str | None = None
     reason_class: str | None = None
     sender_verified: bool | None = None
+    # Delivered and withheld: why this partner may receive the case's data at all, the
+    # slots of the case it fills ("party: arrival-municipality") or "all-cases".
+    basis: str | None = None
 
 
 # Added to the entry after format version 1: part of the canonical form only when set, so
 # entries sealed before they existed keep their seals (and an added value breaks a seal).
-_OPTIONAL_FIELDS = ("reason_class", "sender_verified")
+_OPTIONAL_FIELDS = ("reason_class", "sender_verified", "basis")
 
 
 @dataclass(frozen=True)

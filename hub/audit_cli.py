@@ -121,6 +121,7 @@ def _disclosure_text(sealed: SealedEntry) -> str:
         f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id}  {e.event_type}\n"
         f"  fields: {', '.join(e.fields)}\n"
         f"  legal basis: {e.legal_basis}; purpose: {e.purpose}\n"
+        f"  received as: {e.basis or 'not recorded'}\n"
         f"  case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
     )
 
@@ -140,6 +141,7 @@ def _disclosure_json(sealed: SealedEntry) -> dict[str, Any]:
         "citizen_id": e.citizen_id,
         "legal_basis": e.legal_basis,
         "purpose": e.purpose,
+        "basis": e.basis,
         "case_id": e.case_id,
         "trace_id": e.trace_id,
     }

@@ -1,7 +1,7 @@
 """The audit log's tables: appends under the chain head's lock, and reading the chain back.
 
 SQL is unqualified, like every service's: the connection's search_path names the schema
-(the registry's, where ``audit_log`` and ``audit_head`` live; migrations 0007 and 0010).
+(the registry's, where ``audit_log`` and ``audit_head`` live; migrations 0007, 0010, 0011).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from hub.errors import ConfigurationError
 _COLUMNS = (
     "seq, recorded_at, decision, case_id, case_type, event_id, event_type, trace_id, partner_id, sector, "
     "delivery_event_id, fields, person_pseudonym, citizen_id, legal_basis, purpose, reason, key_id, "
-    "prev_hash, entry_hash, reason_class, sender_verified"
+    "prev_hash, entry_hash, reason_class, sender_verified, basis"
 )
-_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 23))})"
+_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 24))})"
 
 _installed: AuditKey | None = None
 
@@ -90,6 +90,7 @@ def _row(s: SealedEntry) -> tuple[Any, ...]:
         s.entry_hash,
         e.reason_class,
         e.sender_verified,
+        e.basis,
     )
 
 
@@ -112,6 +113,7 @@ def sealed_entry(row: Mapping[str, Any]) -> SealedEntry:
         reason=row["reason"],
         reason_class=row["reason_class"],
         sender_verified=row["sender_verified"],
+        basis=row["basis"],
     )
     return SealedEntry(
         row["seq"], row["recorded_at"], entry, row["key_id"], row["prev_hash"], row["entry_hash"]

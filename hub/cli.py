@@ -124,6 +124,27 @@ def cmd_case_show(args: argparse.Namespace) -> int:
     return asyncio.run(show())
 
 
+def cmd_case_unfilled(args: argparse.Namespace) -> int:
+    """Open cases waiting for a party that no active partner fills, for operations."""
+    from hub.casefile import load_unfilled_slots
+    from hub.cli_database import database_settings, run_on_database
+    from hub.cli_output import print_rows
+
+    slots = run_on_database(
+        database_settings(),
+        lambda conn: load_unfilled_slots(conn, limit=args.limit),
+        no_tables="no registry tables in this database; start the hub once (`hub up`)",
+    )
+    print_rows(
+        slots,
+        as_json=args.json,
+        line=lambda slot: slot.as_text(),
+        jsonable=lambda slot: slot.as_json(),
+        empty="no open case lacks a party",
+    )
+    return 0
+
+
 def cmd_service_run(args: argparse.Namespace) -> int:
     from hub.runner import main
 
@@ -169,8 +190,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--variant",
         default="main",
-        choices=["main", "rejection", "escalation", "action-required"],
-        help="relocation: Lucerne rejects, never answers (deadline escalates), or first asks the citizen",
+        choices=["main", "rejection", "escalation", "action-required", "intercantonal"],
+        help="relocation: Lucerne rejects, never answers (deadline escalates), or first asks the citizen; "
+        "intercantonal: a move from Lucerne to Zug (two cantons, both tax offices)",
     )
     demo.add_argument("--case", default="relocation", choices=["relocation", "building-permit"])
     demo.set_defaults(func=cmd_demo)
@@ -178,10 +200,14 @@ def parser() -> argparse.ArgumentParser:
     case = commands.add_parser("case", help="inspect cases").add_subparsers(
         dest="case_command", required=True
     )
-    show = case.add_parser("show", help="print a case and its timeline")
+    show = case.add_parser("show", help="print a case, its parties and its timeline")
     show.add_argument("case_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_case_show)
+    unfilled = case.add_parser("unfilled", help="open cases with a party slot no active partner fills")
+    unfilled.add_argument("--limit", type=int, default=1000)
+    unfilled.add_argument("--json", action="store_true")
+    unfilled.set_defaults(func=cmd_case_unfilled)
 
     service = commands.add_parser("service", help="run one service").add_subparsers(
         dest="service_command", required=True

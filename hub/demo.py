@@ -2,7 +2,11 @@
 
 The cantonal portal reports a move from Kriens to Lucerne; Kriens, Lucerne and the
 cantonal tax office each receive their delivery and confirm it; the hub completes the
-case and tells the citizen. Partners are real Kafka clients in this process.
+case and tells the citizen. Partners are real Kafka clients in this process, and each
+agency answers as the party it is: a municipality confirms the departure of a move from
+it and registers the arrival of a move to it (``variant`` changes the arrival's answer).
+The intercantonal variant moves from Lucerne to Zug: two municipalities in two cantons
+and both cantons' tax offices.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from collections.abc import Callable
 import asyncpg
 
 from contracts import (
+    EMMEN,
     KRIENS,
     LUCERNE,
+    ZUG,
     Address,
     ArrivalRegistered,
     BuildingProject,
@@ -34,6 +40,7 @@ from contracts import (
     InsuranceOpinionGiven,
     Language,
     MoveReported,
+    Municipality,
     Opinion,
     Parcel,
     Person,
@@ -53,6 +60,30 @@ PORTAL = "CH/CAN/LU/eportal"
 KRIENS_OFFICE = "CH/MUN/1059/einwohnerdienste"
 LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
 TAX_OFFICE = "CH/CAN/LU/steuerverwaltung"
+EMMEN_OFFICE = "CH/MUN/1024/einwohnerdienste"
+ZUG_OFFICE = "CH/MUN/1711/einwohnerdienste"
+ZUG_TAX_OFFICE = "CH/CAN/ZG/steuerverwaltung"
+OPERATIONS = "CH/CAN/LU/ops"
+
+# The residents' offices of the demo's municipalities, and each canton's tax office.
+RESIDENTS_OFFICES = {KRIENS_OFFICE: KRIENS, LUCERNE_OFFICE: LUCERNE, EMMEN_OFFICE: EMMEN, ZUG_OFFICE: ZUG}
+TAX_OFFICES = {"LU": TAX_OFFICE, "ZG": ZUG_TAX_OFFICE}
+ADDRESSES = {
+    KRIENS.bfs_number: Address(
+        street="Schachenstrasse", house_number="12", postal_code="6010", town="Kriens"
+    ),
+    LUCERNE.bfs_number: Address(
+        street="Hertensteinstrasse", house_number="3", postal_code="6004", town="Luzern"
+    ),
+    EMMEN.bfs_number: Address(
+        street="Gerliswilstrasse", house_number="20", postal_code="6020", town="Emmenbrücke"
+    ),
+    ZUG.bfs_number: Address(street="Bahnhofstrasse", house_number="15", postal_code="6300", town="Zug"),
+}
+Move = tuple[Municipality, Municipality]  # (departure, arrival)
+MAIN_MOVE: Move = (KRIENS, LUCERNE)
+# Which move each variant plays, if not the main one.
+MOVES: dict[str, Move] = {"intercantonal": (LUCERNE, ZUG)}
 
 
 class DemoTimeout(HubError):
@@ -70,18 +101,40 @@ def demo_person(serial: int = 1) -> Person:
     )
 
 
-def move_report(person: Person, language: Language = Language.DE) -> MoveReported:
+def move_report(
+    person: Person,
+    language: Language = Language.DE,
+    *,
+    departure: Municipality = KRIENS,
+    arrival: Municipality = LUCERNE,
+) -> MoveReported:
     return MoveReported(
         person=person,
         contact=Contact(email="anna.muster@example.ch", language=language),
-        departure=KRIENS,
-        arrival=LUCERNE,
-        previous_address=Address(
-            street="Schachenstrasse", house_number="12", postal_code="6010", town="Kriens"
-        ),
-        new_address=Address(street="Hertensteinstrasse", house_number="3", postal_code="6004", town="Luzern"),
+        departure=departure,
+        arrival=arrival,
+        previous_address=_address_in(departure),
+        new_address=_address_in(arrival),
         move_date=dt.date.today(),
     )
+
+
+def _address_in(municipality: Municipality) -> Address:
+    known = ADDRESSES.get(municipality.bfs_number)
+    return known or Address(
+        street="Dorfstrasse", house_number="1", postal_code="6000", town=municipality.name
+    )
+
+
+def move_parties(departure: Municipality, arrival: Municipality) -> tuple[str, ...]:
+    """The demo agencies that are parties to a move (as the relocation definition resolves
+    them): both residents' offices, the arrival canton's tax office and, across cantons,
+    the departure canton's too."""
+    offices = {place.bfs_number: pid for pid, place in RESIDENTS_OFFICES.items()}
+    parties = [offices[departure.bfs_number], offices[arrival.bfs_number], TAX_OFFICES[arrival.canton]]
+    if departure.canton != arrival.canton:
+        parties.append(TAX_OFFICES[departure.canton])
+    return tuple(dict.fromkeys(parties))
 
 
 def new_case_id() -> str:
@@ -93,34 +146,69 @@ Responder = Callable[[Delivery], tuple[Contract, ...]]
 """What an agency sends back for a delivery, in order (nothing: an empty tuple)."""
 
 
-def relocation_responders(variant: str) -> dict[str, Responder]:
-    """How each agency answers the move delivery; ``variant`` changes Lucerne's answer."""
+def relocation_responders(variant: str, move: Move | None = None) -> dict[str, Responder]:
+    """How the agencies that are parties to ``move`` (by default the variant's) answer its
+    delivery, each as the party it is: a residents' office confirms the departure of a move
+    from its municipality and answers the arrival of a move to it (``variant`` changes that
+    answer), a tax office updates its record."""
     today = dt.date.today()
 
-    def when_move_delivered(*answers: Contract) -> Responder:
-        return lambda d: answers if _delivered_type(d) == MoveReported.event_type else ()
+    def tax_office(d: Delivery) -> tuple[Contract, ...]:
+        return (TaxRecordUpdated(updated_on=today),) if _delivered_type(d) == MoveReported.event_type else ()
 
-    registered = ArrivalRegistered(municipality=LUCERNE, registered_on=today)
-    lucerne: tuple[Contract, ...] = (registered,)
+    departure, arrival = move or MOVES.get(variant, MAIN_MOVE)
+    return {
+        pid: _residents_office(pid, RESIDENTS_OFFICES[pid], variant)
+        if pid in RESIDENTS_OFFICES
+        else tax_office
+        for pid in move_parties(departure, arrival)
+    }
+
+
+def _residents_office(partner_id: str, place: Municipality, variant: str) -> Responder:
+    today = dt.date.today()
+    departed = DepartureConfirmed(municipality=place, confirmed_on=today)
+    arrived = _arrival_answers(partner_id, place, variant)
+
+    def respond(delivery: Delivery) -> tuple[Contract, ...]:
+        if _delivered_type(delivery) != MoveReported.event_type or not isinstance(
+            delivery.data, CaseDelivery
+        ):
+            return ()
+        data = delivery.data.data
+        answers: tuple[Contract, ...] = ()
+        if _bfs_number(data, "departure") == place.bfs_number:
+            answers += (departed,)
+        if _bfs_number(data, "arrival") == place.bfs_number:
+            answers += arrived
+        return answers
+
+    return respond
+
+
+def _arrival_answers(partner_id: str, place: Municipality, variant: str) -> tuple[Contract, ...]:
+    today = dt.date.today()
+    registered = ArrivalRegistered(municipality=place, registered_on=today)
     if variant == "rejection":
-        lucerne = (
-            CaseRejected(rejected_by=LUCERNE_OFFICE, reason="Die neue Adresse ist keine bewohnbare Wohnung."),
+        return (
+            CaseRejected(rejected_by=partner_id, reason="Die neue Adresse ist keine bewohnbare Wohnung."),
         )
-    elif variant == "escalation":
-        lucerne = ()  # Lucerne never answers: the deadline passes
-    elif variant == "action-required":
-        # Lucerne needs the rental contract first; the citizen is asked, then Lucerne registers.
+    if variant == "escalation":
+        return ()  # the arrival municipality never answers: the deadline passes
+    if variant == "action-required":
+        # The rental contract first; the citizen is asked, then the arrival is registered.
         asked = CaseActionRequired(
-            requested_by=LUCERNE_OFFICE,
+            requested_by=partner_id,
             action="Bitte laden Sie den Mietvertrag der neuen Wohnung im Portal hoch.",
             due_on=today + dt.timedelta(days=10),
         )
-        lucerne = (asked, registered)
-    return {
-        KRIENS_OFFICE: when_move_delivered(DepartureConfirmed(municipality=KRIENS, confirmed_on=today)),
-        LUCERNE_OFFICE: when_move_delivered(*lucerne),
-        TAX_OFFICE: when_move_delivered(TaxRecordUpdated(updated_on=today)),
-    }
+        return (asked, registered)
+    return (registered,)
+
+
+def _bfs_number(data: dict[str, object], side: str) -> object:
+    place = data.get(side)
+    return place.get("bfs_number") if isinstance(place, dict) else None
 
 
 def _delivered_type(delivery: Delivery) -> str | None:
@@ -175,6 +263,7 @@ EXPECTED_STATUS = {
     "rejection": "rejected",
     "escalation": "escalated",
     "action-required": "completed",
+    "intercantonal": "completed",
 }
 
 
@@ -186,11 +275,13 @@ async def run_demo(
     language: Language = Language.DE,
     variant: str = "main",
 ) -> CaseView:
-    """The relocation case; ``variant`` is main, rejection, escalation or action-required."""
+    """The relocation case; ``variant`` is main, rejection, escalation, action-required or
+    intercantonal (Lucerne to Zug). The agencies that are parties to the move answer."""
+    departure, arrival = MOVES.get(variant, MAIN_MOVE)
     return await run_case(
         settings,
         opener=PORTAL,
-        opening=move_report(demo_person(), language),
+        opening=move_report(demo_person(), language, departure=departure, arrival=arrival),
         case_id=new_case_id(),
         responders=relocation_responders(variant),
         expected=EXPECTED_STATUS[variant],

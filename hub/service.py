@@ -73,6 +73,8 @@ class ServiceDefinition:
     dynamic_topics: Callable[[ServiceContext], Awaitable[Sequence[str]]] | None = None
     # The key the relay signs every published event with (the registry: the hub's key).
     signing_key: Callable[[HubSettings], SigningKey] | None = None
+    # The service's own figures for /metrics (Prometheus text lines), read on the same connection.
+    metrics: Callable[[asyncpg.Connection], Awaitable[list[str]]] | None = None
 
     @property
     def schema(self) -> str:
@@ -360,6 +362,7 @@ class ServiceRuntime:
                     backlog = await outbox_backlog(conn)
                     oldest, parked, oldest_parked = await conn.fetchrow(_OUTBOX_AGES)
                     dead = await conn.fetchval("SELECT count(*) FROM dead_letters")
+                    own = await self.definition.metrics(conn) if self.definition.metrics else []
             except Exception as error:  # metrics must answer even while the database is away
                 log.warning("metrics without database figures: %s", error)
             else:
@@ -379,6 +382,7 @@ class ServiceRuntime:
                     "# HELP hub_dead_letters Dead letters recorded by this service.",
                     "# TYPE hub_dead_letters gauge",
                     f'hub_dead_letters{{service="{name}"}} {dead}',
+                    *own,
                 ]
         return "\n".join(lines) + "\n"
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import ValidationError
 
-from contracts import Contract, ParticipantId, Sector
+from contracts import Contract, Jurisdiction, ParticipantId, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.errors import describe_errors
 from contracts.identity import PartnerStatus
@@ -46,6 +46,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--role", dest="roles", action="append", required=True, help="e.g. municipality; repeat")
     add.add_argument("--sedex-id")
     add.add_argument("--local-id-category", help="the eCH-0044 personIdCategory it uses, e.g. CH.LU.1061")
+    where = add.add_argument_group(
+        "jurisdiction (required)",
+        "for whom the partner acts: --municipality BFS --canton XX, --canton XX, or --federal; "
+        "a case's party slots are filled by role and jurisdiction",
+    )
+    where.add_argument("--municipality", type=int, metavar="BFS", help="the municipality's BFS number")
+    where.add_argument("--canton", metavar="XX", help="the canton's abbreviation, e.g. LU")
+    where.add_argument("--federal", action="store_true", help="acts for the Confederation")
     add.set_defaults(func=_register_partner)
     suspend = partner.add_parser("suspend", help="stop pseudonyms and deliveries to a partner")
     suspend.add_argument("partner_id")
@@ -84,10 +92,27 @@ def _register_partner(args: argparse.Namespace) -> int:
         name=args.name,
         sector=args.sector,
         roles=tuple(args.roles),
+        jurisdiction=_jurisdiction(args),
         sedex_id=args.sedex_id,
         local_person_id_category=args.local_id_category,
     )
     return _send(command, args.partner_id)
+
+
+def _jurisdiction(args: argparse.Namespace) -> dict[str, Any]:
+    """``--municipality BFS --canton XX``, ``--canton XX`` or ``--federal``; the contract
+    checks the rest (a known canton, a BFS number in range)."""
+    if args.federal:
+        if args.municipality is not None or args.canton is not None:
+            raise ValueError("--federal names no municipality and no canton")
+        return {"level": "federal"}
+    if args.canton is None:
+        raise ValueError(
+            "a partner needs its jurisdiction: --municipality BFS --canton XX, --canton XX or --federal"
+        )
+    if args.municipality is not None:
+        return {"level": "municipality", "bfs_number": args.municipality, "canton": args.canton}
+    return {"level": "canton", "canton": args.canton}
 
 
 def _suspend(args: argparse.Namespace) -> int:
@@ -119,10 +144,15 @@ def _list_partners(args: argparse.Namespace) -> int:
         _in_identity_schema(partners.all_partners),
         as_json=args.json,
         line=lambda row: (
-            f"{row['partner_id']}  {row['status']}  {row['sector']}  {','.join(row['roles'])}  {row['name']}"
+            f"{row['partner_id']}  {row['status']}  {row['sector']}  {','.join(row['roles'])}  "
+            f"{_jurisdiction_text(row['jurisdiction'])}  {row['name']}"
         ),
     )
     return 0
+
+
+def _jurisdiction_text(jurisdiction: dict[str, Any] | None) -> str:
+    return "no jurisdiction" if jurisdiction is None else str(Jurisdiction.model_validate(jurisdiction))
 
 
 def _reviews(args: argparse.Namespace) -> int:

@@ -17,12 +17,16 @@ def business_process_id(partner_id: str) -> str:
 
 def partner_registered(partner: Partner) -> PartnerRegistered:
     """The event for a stored partner; raises ``ValueError`` for a row the contract refuses
-    (possible only for rows written by hand, bypassing ``RegisterPartner``)."""
+    (possible only for rows written by hand, bypassing ``RegisterPartner``, e.g. without a
+    jurisdiction)."""
+    if partner.jurisdiction is None:
+        raise ValueError(f"partner {partner.partner_id} has no jurisdiction; register it again with one")
     return PartnerRegistered(
         partner_id=partner.partner_id,
         name=partner.name,
         sector=Sector(partner.sector),
         roles=partner.roles,
+        jurisdiction=partner.jurisdiction,
         sedex_id=partner.sedex_id,
         local_person_id_category=partner.local_person_id_category,
         status=partner.status,

@@ -20,6 +20,7 @@ from hub.settings import HubSettings
 from hub.topics import delivery_topic, ingress_topic
 from services.registry import repository as repo
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
+from services.registry.parties import fill_open_slots
 from services.registry.partner_keys import IngressPolicy, verify_partner_event
 
 # The role identity lets administer partners; the same role may change subscriptions.
@@ -52,6 +53,7 @@ async def set_subscription(
         fields=command.fields,
         retention_days=command.retention_days,
         status=command.status,
+        scope=command.scope,
     )
 
 
@@ -80,7 +82,8 @@ CreateTopic = Callable[[str], Awaitable[None]]
 
 
 async def mirror_partner(msg: Incoming[Any], tx: Transaction, *, create_topic: CreateTopic) -> None:
-    """PartnerRegistered from identity: insert or update the routing view.
+    """PartnerRegistered from identity: insert or update the routing view, with the
+    partner's jurisdiction, which decides the case slots it fills.
 
     A partner registered while the hub runs gets its delivery topic now, before the first
     delivery to it sits in the outbox (clusters without topic auto-creation would refuse
@@ -100,8 +103,14 @@ async def mirror_partner(msg: Incoming[Any], tx: Transaction, *, create_topic: C
         status=partner.status,
         local_person_id_category=partner.local_person_id_category,
         sedex_id=partner.sedex_id,
+        jurisdiction=partner.jurisdiction,
     )
+    # A partner new to the register (or now with the jurisdiction an open case needs) takes
+    # the unfilled slots it fits.
+    await fill_open_slots(tx, partner.partner_id)
 
 
 async def mirror_partner_status(msg: Incoming[Any], tx: Transaction) -> None:
     await repo.set_partner_status(tx, msg.data.partner_id, msg.data.status)
+    if msg.data.status == "active":
+        await fill_open_slots(tx, msg.data.partner_id)

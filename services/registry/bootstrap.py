@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import asyncpg
+
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
 from hub import audit_store, topics
@@ -57,7 +59,11 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
     # The topic an event arrived on must be its sender's own (services/registry/ingress.py).
     on_partner_event: Handler = ingress.bound_to_topic(
         functools.partial(
-            handlers.on_partner_event, processes=processes, policy=IngressPolicy.from_settings(ctx.settings)
+            handlers.on_partner_event,
+            processes=processes,
+            policy=IngressPolicy.from_settings(ctx.settings),
+            # Operations are told of a case's party slot that no partner fills.
+            ops_email=ctx.settings.ops_email,
         )
     )
     partner_mirror: dict[str, Handler] = {
@@ -138,6 +144,22 @@ async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
     ]
 
 
+async def metrics(conn: asyncpg.Connection) -> list[str]:
+    """Open cases' party slots that no active partner fills (nobody did when the case opened, or
+    its partner is suspended since): each keeps its case from completing."""
+    unfilled = await conn.fetchval(
+        "SELECT count(*) FROM case_parties p JOIN cases c USING (case_id)"
+        " LEFT JOIN partners pa ON pa.partner_id = p.partner_id"
+        " WHERE (p.partner_id IS NULL OR pa.status IS DISTINCT FROM 'active')"
+        " AND c.status IN ('opened', 'in-progress', 'escalated')"
+    )
+    return [
+        "# HELP hub_case_unfilled_slots Party slots of open cases that no active partner fills.",
+        "# TYPE hub_case_unfilled_slots gauge",
+        f'hub_case_unfilled_slots{{service="{NAME}"}} {unfilled}',
+    ]
+
+
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name=NAME,
@@ -148,4 +170,5 @@ def definition() -> ServiceDefinition:
         dynamic_topics=partner_topics,
         # Everything the registry publishes carries the hub's signature: partners verify deliveries.
         signing_key=hub_signing_key,
+        metrics=metrics,
     )

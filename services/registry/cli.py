@@ -36,6 +36,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     put.add_argument("--field", action="append", default=[], help="a data category (dotted path); repeat")
     put.add_argument("--retention-days", type=int, default=365)
     put.add_argument("--status", choices=["requested", "approved", "revoked"], default="requested")
+    put.add_argument(
+        "--scope",
+        choices=["party", "all-cases"],
+        default="party",
+        help="party (default): only cases the partner is a party to; all-cases: every case of the "
+        "type, which the legal basis must cover (statistics, operations)",
+    )
     put.set_defaults(func=_set)
     listing = subscription.add_parser("list", help="all subscriptions")
     listing.add_argument("--json", action="store_true")
@@ -74,6 +81,7 @@ def _set(args: argparse.Namespace) -> int:
         fields=tuple(args.field),
         retention_days=args.retention_days,
         status=args.status,
+        scope=args.scope,
     )
     envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
     print(f"sent {SetSubscription.event_type} {envelope.id}")
@@ -97,10 +105,10 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> Non
 
 def _list(args: argparse.Namespace) -> int:
     rows = _rows(
-        "SELECT partner_id, event_type, case_type, status, purpose, legal_basis, fields, retention_days "
-        "FROM registry.subscriptions ORDER BY partner_id, event_type"
+        "SELECT partner_id, event_type, case_type, status, scope, purpose, legal_basis, fields, "
+        "retention_days FROM registry.subscriptions ORDER BY partner_id, event_type"
     )
-    _print(rows, args.json, ["partner_id", "event_type", "case_type", "status", "legal_basis"])
+    _print(rows, args.json, ["partner_id", "event_type", "case_type", "status", "scope", "legal_basis"])
     return 0
 
 

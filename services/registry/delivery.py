@@ -2,7 +2,8 @@
 
 Each routing decision is recorded in the audit log in the same transaction as the
 deliveries' outbox rows: a delivery never leaves without its record, and a rolled-back
-delivery leaves no record of something that never happened.
+delivery leaves no record of something that never happened. The record names the basis
+the recipient received on: the case's slots it fills, or its all-cases subscription.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ async def deliver(
     )
     sent = 0
     for subscriber in subscribers:
+        if subscriber.basis is None:
+            # Every recipient comes from ``parties.recipients``, which says why it may receive.
+            raise ValueError(f"no basis to deliver case {case.case_id} to {subscriber.partner_id}")
         issued = (pseudonyms or {}).get(subscriber.partner_id)
         to_partner = dataclasses.replace(
             decided,
@@ -87,6 +91,7 @@ async def deliver(
             sector=subscriber.sector,
             legal_basis=subscriber.legal_basis,
             purpose=subscriber.purpose,
+            basis=subscriber.basis,
         )
         if person_path is not None and issued is None:
             # Identity issued nothing for this partner (suspended, unknown): no delivery.
@@ -122,7 +127,7 @@ async def deliver(
             event_id=envelope.id,
             trace_id=trace_id,
             detail=f"{event_type.split('.')[-2]} delivered to {subscriber.partner_id} "
-            f"({len(delivery.data)} fields; {subscriber.legal_basis})",
+            f"({len(delivery.data)} fields; {subscriber.legal_basis}; {subscriber.basis or 'no basis'})",
         )
         records.append(
             dataclasses.replace(

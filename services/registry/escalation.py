@@ -16,9 +16,12 @@ from contracts import CaseEscalated, Language, NotificationRequested
 from hub import topics
 from hub.messages import Transaction
 from hub.telemetry import context_from_traceparent, current_trace_id, tracer
+from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.delivery import deliver
 from services.registry.domain import CaseStatus, Processes
+from services.registry.parties import recipients
+from services.registry.parties_domain import required_milestones
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,9 @@ class Escalator:
 
     async def _escalate(self, tx: Transaction, case: repo.Case) -> None:
         process = self._processes[case.case_type]
+        parties = await party_repo.parties_of(tx, case.case_id)
         reached = await repo.reached_milestones(tx, case.case_id)
-        missing = tuple(sorted(process.milestone_names - reached))
+        missing = tuple(sorted(required_milestones(process, parties) - reached))
         assert case.deadline_at is not None
         escalated = CaseEscalated(
             case_type=case.case_type, deadline=case.deadline_at, missing_milestones=missing
@@ -65,7 +69,8 @@ class Escalator:
             escalated, topic=topics.OPS, business_process_id=case.case_id, test_delivery=case.test_delivery
         )
         trace_id = current_trace_id()
-        subscribers = await repo.subscribers_of(tx, CaseEscalated.event_type, case.case_type)
+        # Operations receive it under an all-cases subscription; a party only if it subscribed.
+        subscribers = await recipients(tx, CaseEscalated.event_type, case, parties)
         await deliver(
             tx,
             case=case,

@@ -2,10 +2,13 @@
 
 Every partner event is checked against the catalogue (known type, the sender's role may
 publish it) before it touches a case. An opening event opens a case of the process
-that names it; the registry asks identity for the recipients' sector pseudonyms and
-delivers, minimised, to each approved subscription. Milestones, rejections and
-completion follow the process definition; each step lands on the case's timeline
-with the trace id it ran under.
+that names it and resolves the case's parties (``services/registry/parties.py``); the
+registry asks identity for the recipients' sector pseudonyms and delivers, minimised, to
+each approved subscription of a party (or one that spans all cases). Milestones,
+rejections and requests to the citizen are accepted only from the party whose slot the
+definition names for them (``NotAParty`` otherwise, before anything changes); completion
+follows the process definition; each step lands on the case's timeline with the trace id
+it ran under.
 """
 
 from __future__ import annotations
@@ -29,10 +32,27 @@ from hub import topics
 from hub.errors import PermanentError, UnknownCase
 from hub.messages import Incoming, Transaction
 from hub.telemetry import current_trace_headers
+from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.citizen import notify_citizen
 from services.registry.delivery import deliver
-from services.registry.domain import CaseStatus, ProcessDefinition, Processes, get_path, next_status
+from services.registry.domain import (
+    CaseStatus,
+    Milestone,
+    ProcessDefinition,
+    Processes,
+    get_path,
+    next_status,
+)
+from services.registry.parties import recipients, resolve
+from services.registry.parties_domain import (
+    Party,
+    may_reject,
+    may_request_action,
+    milestones_reached,
+    not_a_party,
+    required_milestones,
+)
 from services.registry.partner_keys import IngressPolicy, verify_partner_event
 
 PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
@@ -40,6 +60,11 @@ PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
 class NotAuthorized(PermanentError):
     """The sender may not do this: unknown or suspended partner, or a role without the right."""
+
+
+class NotAParty(NotAuthorized):
+    """The sender has the role, but does not fill the slot of this case that the step needs
+    (another municipality's move, the other side of it): the case stays untouched."""
 
 
 class Notice(TypedDict, total=False):
@@ -79,33 +104,47 @@ async def sender(tx: Transaction, msg: Incoming[Any], *, policy: IngressPolicy) 
 
 
 async def on_partner_event(
-    msg: Incoming[Contract], tx: Transaction, *, processes: Processes, policy: IngressPolicy
+    msg: Incoming[Contract],
+    tx: Transaction,
+    *,
+    processes: Processes,
+    policy: IngressPolicy,
+    ops_email: str,
 ) -> None:
     partner = await sender(tx, msg, policy=policy)
     process = processes.by_opening.get(msg.envelope.type)
     if process is not None:
+        # Opening is a matter of role: the portal opens moves whatever the municipalities.
         if partner.roles and process.opened_by.role not in partner.roles:
             raise NotAuthorized(f"{partner.partner_id} may not open a {process.case_type} case")
-        await open_case(msg, tx, process=process, partner=partner)
+        await open_case(msg, tx, process=process, partner=partner, ops_email=ops_email)
         return
     case = await _case(tx, msg.case_id, for_update=True)
     process = processes[case.case_type]
+    parties = await party_repo.parties_of(tx, case.case_id)
     if isinstance(msg.data, CaseRejected):
-        await reject_case(msg, tx, process=process, case=case, partner=partner)
+        await reject_case(msg, tx, process=process, case=case, partner=partner, parties=parties)
     elif isinstance(msg.data, CaseActionRequired):
-        await request_action(msg, tx, process=process, case=case, partner=partner)
-    elif (milestone := process.milestone_for(msg.envelope.type)) is not None:
-        if milestone.role not in partner.roles:
-            raise NotAuthorized(
-                f"{partner.partner_id} does not have role {milestone.role} for {milestone.name}"
-            )
-        await reach_milestone(msg, tx, process=process, case=case, partner=partner, milestone=milestone.name)
+        await request_action(msg, tx, process=process, case=case, partner=partner, parties=parties)
+    elif process.milestones_of_type(msg.envelope.type):
+        reached = milestones_reached(process, parties, msg.envelope.type, partner.partner_id)
+        if not reached:
+            slots = [m.slot for m in process.milestones_of_type(msg.envelope.type)]
+            raise NotAParty(not_a_party(partner.partner_id, case.case_type, slots, msg.envelope.type))
+        await reach_milestones(
+            msg, tx, process=process, case=case, partner=partner, reached=reached, parties=parties
+        )
     else:
         raise PermanentError(f"{msg.envelope.type} is not part of a {case.case_type} case")
 
 
 async def open_case(
-    msg: Incoming[Contract], tx: Transaction, *, process: ProcessDefinition, partner: repo.Partner
+    msg: Incoming[Contract],
+    tx: Transaction,
+    *,
+    process: ProcessDefinition,
+    partner: repo.Partner,
+    ops_email: str,
 ) -> None:
     data = msg.data.model_dump(mode="json")
     vn = None
@@ -130,7 +169,16 @@ async def open_case(
         raise PermanentError(f"case {msg.case_id} already exists; a new case needs a new business process id")
     case = await _case(tx, msg.case_id)
     await _timeline(tx, msg, partner.partner_id, process.title)
-    subscribers = await repo.subscribers_of(tx, msg.envelope.type, process.case_type)
+    parties = await resolve(
+        tx,
+        process=process,
+        case=case,
+        opener=partner,
+        trace_id=msg.trace_id,
+        event_id=msg.envelope.id,
+        ops_email=ops_email,
+    )
+    subscribers = await recipients(tx, msg.envelope.type, case, parties)
     tells_citizen = process.citizen_contact is not None
     if process.subject_person and (subscribers or tells_citizen):
         person = getattr(msg.data, process.subject_person)
@@ -176,7 +224,8 @@ async def open_case(
         event_type="case-opened",
         event_id=msg.envelope.id,
         trace_id=msg.trace_id,
-        detail=f"{process.case_type}, {len(subscribers)} recipients",
+        detail=f"{process.case_type}, {len(subscribers)} recipients, "
+        f"{sum(p.filled for p in parties)} of {len(parties)} party slots filled",
     )
 
 
@@ -191,7 +240,7 @@ async def deliver_with_pseudonyms(
     event_id, event_type, data = pending
     process = processes[case.case_type]
     # Subscriptions are read again: one revoked since the request gets nothing.
-    subscribers = await repo.subscribers_of(tx, event_type, case.case_type)
+    subscribers = await recipients(tx, event_type, case)
     pseudonyms = {issued.partner_id: issued for issued in msg.data.pseudonyms}
     await deliver(
         tx,
@@ -222,35 +271,42 @@ async def deliver_with_pseudonyms(
         await repo.set_status(tx, case.case_id, CaseStatus.IN_PROGRESS)
 
 
-async def reach_milestone(
+async def reach_milestones(
     msg: Incoming[Contract],
     tx: Transaction,
     *,
     process: ProcessDefinition,
     case: repo.Case,
     partner: repo.Partner,
-    milestone: str,
+    reached: tuple[Milestone, ...],
+    parties: tuple[Party, ...],
 ) -> None:
+    """The milestones the sender's slots reach with this event (one, unless it fills two
+    slots whose milestones share the type); the case completes once every milestone of a
+    slot that applies to it is reached."""
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
-    await repo.add_milestone(tx, case.case_id, milestone, partner.partner_id, msg.envelope.id)
-    await _partner_step(
-        tx,
-        msg,
-        process=process,
-        case=case,
-        partner=partner,
-        detail=milestone,
-        subscribers=await repo.subscribers_of(tx, msg.envelope.type, case.case_type),
-        step=milestone,
-        notice={"milestone": milestone.replace("-", " ")},
-    )
-    reached = await repo.reached_milestones(tx, case.case_id)
-    status = next_status(process, case.status, reached)
+    subscribers = await recipients(tx, msg.envelope.type, case, parties)
+    for milestone in reached:
+        await repo.add_milestone(tx, case.case_id, milestone.name, partner.partner_id, msg.envelope.id)
+        await _partner_step(
+            tx,
+            msg,
+            process=process,
+            case=case,
+            partner=partner,
+            detail=milestone.name,
+            # One event, delivered once, however many milestones it reaches.
+            subscribers=subscribers if milestone is reached[0] else None,
+            step=milestone.name,
+            notice={"milestone": milestone.name.replace("-", " ")},
+        )
+    done = await repo.reached_milestones(tx, case.case_id)
+    status = next_status(required_milestones(process, parties), case.status, done)
     if status is not case.status:
         await repo.set_status(tx, case.case_id, status)
     if status is CaseStatus.COMPLETED:
-        await _complete(msg, tx, process=process, case=case, reached=reached)
+        await _complete(msg, tx, process=process, case=case, reached=done)
 
 
 async def _complete(
@@ -271,7 +327,7 @@ async def _complete(
         case=case,
         event_type=CaseCompleted.event_type,
         data=completed.model_dump(mode="json"),
-        subscribers=await repo.subscribers_of(tx, CaseCompleted.event_type, case.case_type),
+        subscribers=await recipients(tx, CaseCompleted.event_type, case),
         reference_id=case.reported_event_id,
         step="completed",
     )
@@ -293,10 +349,12 @@ async def reject_case(
     process: ProcessDefinition,
     case: repo.Case,
     partner: repo.Partner,
+    parties: tuple[Party, ...],
 ) -> None:
     assert isinstance(msg.data, CaseRejected)
-    if not set(partner.roles) & set(process.rejection_roles):
-        raise NotAuthorized(f"{partner.partner_id} may not reject a {case.case_type} case")
+    if not may_reject(process, parties, partner.partner_id):
+        slots = process.rejection_slots
+        raise NotAParty(not_a_party(partner.partner_id, case.case_type, slots, "a rejection"))
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
     await repo.set_status(tx, case.case_id, CaseStatus.REJECTED)
@@ -311,7 +369,7 @@ async def reject_case(
         confidential=msg.data.reason,
         subscribers=[
             s
-            for s in await repo.subscribers_of(tx, msg.envelope.type, case.case_type)
+            for s in await recipients(tx, msg.envelope.type, case, parties)
             if s.partner_id != partner.partner_id
         ],
         step="rejected",
@@ -326,11 +384,13 @@ async def request_action(
     process: ProcessDefinition,
     case: repo.Case,
     partner: repo.Partner,
+    parties: tuple[Party, ...],
 ) -> None:
-    """A partner working on the case needs the citizen to act; the case stays open."""
+    """A party working on the case needs the citizen to act; the case stays open."""
     assert isinstance(msg.data, CaseActionRequired)
-    if not set(partner.roles) & process.working_roles:
-        raise NotAuthorized(f"{partner.partner_id} has no part in a {case.case_type} case")
+    if not may_request_action(process, parties, partner.partner_id):
+        slots = process.working_slots
+        raise NotAParty(not_a_party(partner.partner_id, case.case_type, slots, "a request to the citizen"))
     if case.status in (CaseStatus.COMPLETED, CaseStatus.REJECTED):
         raise PermanentError(f"case {case.case_id} is already {case.status}")
     # A request to the citizen, not news for the subscribers: nothing is delivered.

@@ -18,7 +18,7 @@ from hub.errors import MessageTooLarge, PermanentError, UnknownCase
 from hub.messages import Transaction
 from hub.service import service_source
 from hub.signing import PublicKey, ReplayRefused, SignatureRefused, check_key_usable
-from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
+from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAParty, NotAuthorized
 from services.registry.partner_keys import find_key
 
 # First match wins: subclasses before PermanentError, which catches the rest (an unknown
@@ -26,6 +26,7 @@ from services.registry.partner_keys import find_key
 REASON_CLASSES: ReasonClasses = (
     (SignatureRefused, "signature"),
     (ReplayRefused, "replay-window"),
+    (NotAParty, "not-a-party"),
     (NotAuthorized, "not-authorized"),
     (ContractError, "contract"),
     (MessageTooLarge, "too-large"),

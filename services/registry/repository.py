@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contracts import contract_for
+from contracts import Jurisdiction, contract_for
 from contracts.classification import merge, split
 from contracts.errors import UnknownEventType
 from hub import vault_store
@@ -25,6 +25,7 @@ from hub.messages import Transaction
 from hub.vault import DataKey, Erased, case_ref
 from hub.vault_master import installed
 from services.registry.domain import CaseStatus
+from services.registry.party_repository import jurisdiction_of
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Partner:
     roles: tuple[str, ...]
     delivery_topic: str
     status: str
+    jurisdiction: Jurisdiction | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Subscriber:
     purpose: str
     legal_basis: str
     fields: tuple[str, ...]
+    scope: str = "party"
+    # Why this partner receives this case's event (the slots it fills, or "all-cases"):
+    # set by ``parties.recipients``, recorded in the delivery's audit entry.
+    basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,8 @@ def _live(key: DataKey | Erased, case_id: str) -> DataKey:
 
 async def partner(tx: Transaction, partner_id: str) -> Partner | None:
     row = await tx.conn.fetchrow(
-        "SELECT partner_id, name, sector, roles, delivery_topic, status FROM partners WHERE partner_id = $1",
+        "SELECT partner_id, name, sector, roles, delivery_topic, status, "
+        "jurisdiction_level, bfs_number, canton FROM partners WHERE partner_id = $1",
         partner_id,
     )
     if row is None:
@@ -145,6 +152,7 @@ async def partner(tx: Transaction, partner_id: str) -> Partner | None:
         tuple(row["roles"]),
         row["delivery_topic"],
         row["status"],
+        jurisdiction_of(row),
     )
 
 
@@ -159,14 +167,16 @@ async def upsert_partner(
     status: str,
     local_person_id_category: str | None,
     sedex_id: str | None,
+    jurisdiction: Jurisdiction,
 ) -> None:
     await tx.conn.execute(
         """
         INSERT INTO partners (partner_id, name, sector, roles, delivery_topic, status,
-                              local_person_id_category, sedex_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                              local_person_id_category, sedex_id, jurisdiction_level, bfs_number, canton)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (partner_id) DO UPDATE SET name = $2, sector = $3, roles = $4, delivery_topic = $5,
-            status = $6, local_person_id_category = $7, sedex_id = $8
+            status = $6, local_person_id_category = $7, sedex_id = $8, jurisdiction_level = $9,
+            bfs_number = $10, canton = $11
         """,
         partner_id,
         name,
@@ -176,6 +186,9 @@ async def upsert_partner(
         status,
         local_person_id_category,
         sedex_id,
+        jurisdiction.level,
+        jurisdiction.bfs_number,
+        jurisdiction.canton,
     )
 
 
@@ -194,11 +207,12 @@ async def catalog_entry(tx: Transaction, event_type: str) -> CatalogEntry | None
     )
 
 
-async def subscribers_of(tx: Transaction, event_type: str, case_type: str) -> list[Subscriber]:
-    """Only approved subscriptions of active partners route."""
+async def subscriptions_to(tx: Transaction, event_type: str, case_type: str) -> list[Subscriber]:
+    """Approved subscriptions of active partners to ``event_type``, of every case. Routing
+    narrows them to a case's parties (``parties.recipients``); nothing delivers from here."""
     rows = await tx.conn.fetch(
         """
-        SELECT p.partner_id, p.sector, p.delivery_topic, s.purpose, s.legal_basis, s.fields
+        SELECT p.partner_id, p.sector, p.delivery_topic, s.purpose, s.legal_basis, s.fields, s.scope
         FROM subscriptions s JOIN partners p USING (partner_id)
         WHERE s.event_type = $1 AND (s.case_type IS NULL OR s.case_type = $2)
           AND s.status = 'approved' AND p.status = 'active'
@@ -215,6 +229,7 @@ async def subscribers_of(tx: Transaction, event_type: str, case_type: str) -> li
             r["purpose"],
             r["legal_basis"],
             tuple(r["fields"]),
+            r["scope"],
         )
         for r in rows
     ]
@@ -232,15 +247,16 @@ async def upsert_subscription(
     fields: tuple[str, ...],
     retention_days: int,
     status: str,
+    scope: str = "party",
 ) -> None:
     await tx.conn.execute(
         """
         INSERT INTO subscriptions (partner_id, event_type, case_type, purpose, legal_basis, legal_basis_url,
-                                   fields, retention_days, status)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   fields, retention_days, status, scope)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT (partner_id, event_type, coalesce(case_type, '')) DO UPDATE SET
             purpose = $4, legal_basis = $5, legal_basis_url = $6, fields = $7, retention_days = $8,
-            status = $9, updated_at = now()
+            status = $9, scope = $10, updated_at = now()
         """,
         partner_id,
         event_type,
@@ -251,6 +267,7 @@ async def upsert_subscription(
         list(fields),
         retention_days,
         status,
+        scope,
     )
 
 

@@ -107,6 +107,10 @@ def test_subject_lists_the_deliveries_to_the_three_agencies(
     assert set(PERSON) <= set(tax["fields"])
     assert "person.sex" not in tax["fields"]
     assert not any(f.startswith("previous_address.") for f in tax["fields"])
+    # Each received the move as the party it is to the case.
+    assert kriens["basis"] == "party: departure-municipality"
+    assert lucerne["basis"] == "party: arrival-municipality"
+    assert tax["basis"] == completions[TAX_OFFICE]["basis"] == "party: arrival-tax-office"
     assert kriens["legal_basis"].startswith("RHG Art. 12")
     assert lucerne["legal_basis"].startswith("RHG Art. 11")
     assert tax["legal_basis"].startswith("StHG Art. 4")
@@ -127,6 +131,7 @@ def test_subject_lists_the_deliveries_to_the_three_agencies(
     assert json.loads(by_ahvn13) == found
     text = hub_cli(capsys, "audit", "subject", "--citizen-id", citizen_id)[1]
     assert f"{TAX_OFFICE}  {MOVE}\n" in text
+    assert "  received as: party: arrival-tax-office\n" in text
     assert demo_person().vn not in text + by_ahvn13
 
 

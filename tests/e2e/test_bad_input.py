@@ -36,6 +36,7 @@ from contracts import (
     DepartureConfirmed,
     Envelope,
     EnvelopeError,
+    Jurisdiction,
     MoveReported,
     Sector,
     UnknownEventType,
@@ -300,7 +301,11 @@ async def _run(hub: Hub, infrastructure: Infrastructure) -> Run:
 async def _register_suspended_partner(settings: HubSettings, conn: asyncpg.Connection) -> None:
     """A portal partner registered and then suspended, as an operator would (hub.admin)."""
     register = RegisterPartner(
-        partner_id=SUSPENDED, name="Gesperrtes Portal", sector=Sector.RESIDENT_REGISTRATION, roles=("portal",)
+        partner_id=SUSPENDED,
+        name="Gesperrtes Portal",
+        sector=Sector.RESIDENT_REGISTRATION,
+        roles=("portal",),
+        jurisdiction=Jurisdiction(level="canton", canton="LU"),
     )
     await publish_admin_command(settings, register, partner_id=SUSPENDED)
     suspend = ChangePartnerStatus(partner_id=SUSPENDED, status="suspended", reason="Zugang entzogen")

@@ -150,6 +150,7 @@ def _subscriptions_are_managed_through_the_cli(tmp_path: Path) -> None:
     assert mine, "the subscription command did not reach the registry"
     assert mine[0]["status"] == "approved"
     assert mine[0]["fields"] == ["completed_at"]
+    assert mine[0]["scope"] == "party"  # only the cases it is a party to, unless it says all-cases
     catalog = subprocess.run(
         [*HUB, "catalog", "list", "--json"], env=_env(tmp_path), capture_output=True, text=True, timeout=60
     )

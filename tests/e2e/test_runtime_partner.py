@@ -3,8 +3,9 @@ its first event.
 
 No restart and no migration: `hub partner register` and `hub subscription set` travel as
 commands on hub.admin; identity announces the partner, the registry mirrors it and
-creates its delivery and ingress topics; the next relocation case reaches it, minimised,
-under its own sector's pseudonym. Its first event, published on its new ingress topic,
+creates its delivery and ingress topics; the next relocation case reaches it (it is no
+party to it, so its subscription spans all cases), minimised, under its own sector's
+pseudonym. Its first event, published on its new ingress topic,
 is read by the registry's pattern subscription, which picks the topic up while running.
 """
 
@@ -52,13 +53,15 @@ def test_a_partner_registered_at_runtime_gets_its_topics_its_first_delivery_and_
     register = [
         *("partner", "register", "--id", STATISTICS, "--name", "LUSTAT Statistik Luzern"),
         # The portal role lets it open a case: its own first event shows its ingress is read.
-        *("--sector", "statistics", "--role", "statistics", "--role", "portal"),
+        *("--sector", "statistics", "--role", "statistics", "--role", "portal", "--canton", "LU"),
     ]
     assert main(register) == 0
     subscribe = [
         *("subscription", "set", STATISTICS, MoveReported.event_type, "--case-type", "relocation"),
         *("--purpose", "migration statistics", "--legal-basis", "StatG LU § 5"),
         *("--field", "arrival", "--field", "move_date", "--retention-days", "30", "--status", "approved"),
+        # Statistics concern every move, not moves it is a party to: the scope says so.
+        *("--scope", "all-cases"),
     ]
     assert main(subscribe) == 0
     asyncio.run(_wait_for_routing(hub_env))
@@ -82,6 +85,15 @@ def test_a_partner_registered_at_runtime_gets_its_topics_its_first_delivery_and_
     assert delivery.subject is not None
     assert delivery.subject.sector_pseudonym.startswith("statistics:")
     assert demo_person().vn not in delivery.model_dump_json()
+    basis = asyncio.run(
+        _fetch(
+            hub_env,
+            "SELECT basis FROM registry.audit_log WHERE case_id = $1 AND partner_id = $2",
+            case.case_id,
+            STATISTICS,
+        )
+    )
+    assert basis == "all-cases"  # recorded as the ground it received the move on
 
     # Its first own event, on its new ingress topic: the registry had been reading by pattern
     # since long before the topic was created, and picks it up while running.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -28,6 +29,7 @@ KRIENS = repo.Subscriber(
     "record the departure",
     "RHG Art. 12",
     ("person.official_name", "previous_address", "move_date"),
+    basis="party: departure-municipality",
 )
 TAX = repo.Subscriber(
     "CH/CAN/LU/steuerverwaltung",
@@ -36,6 +38,7 @@ TAX = repo.Subscriber(
     "assign the tax domicile",
     "StHG Art. 4",
     ("person.first_name", "move_date"),
+    basis="party: arrival-tax-office",
 )
 DATA = {
     "person": {"official_name": "Muster", "first_name": "Anna", "sex": "2", "date_of_birth": "1990-04-17"},
@@ -113,12 +116,14 @@ async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_ro
     ]
     assert (delivered["person_pseudonym"], delivered["citizen_id"]) == ("rr:abc", "citizen-services:c1")
     assert (delivered["legal_basis"], delivered["purpose"]) == ("RHG Art. 12", "record the departure")
+    assert delivered["basis"] == "party: departure-municipality"
     assert (delivered["case_id"], delivered["trace_id"]) == (CASE, TRACE)
     assert withheld["decision"] == Decision.WITHHELD
     assert withheld["partner_id"] == TAX.partner_id
     assert withheld["fields"] == []
     assert withheld["delivery_event_id"] is None
     assert "no pseudonym issued" in withheld["reason"]
+    assert withheld["basis"] == "party: arrival-tax-office"
     assert verdict.intact
     assert verdict.entries == 2
 
@@ -183,3 +188,17 @@ async def test_a_citizens_disclosures_are_found_by_citizen_id_and_through_their_
     assert [(s.seq, s.entry.partner_id) for s in by_citizen] == [(1, KRIENS.partner_id), (3, TAX.partner_id)]
     assert by_case == by_citizen  # withheld (seq 2) is not a disclosure
     assert nobody == []
+
+
+async def test_a_recipient_without_a_basis_gets_nothing_and_nothing_is_recorded(
+    pool: asyncpg.Pool, installed_key: AuditKey
+) -> None:
+    """Every recipient comes through the party rules; one that did not is a bug, never a delivery."""
+    unexplained = dataclasses.replace(KRIENS, basis=None)
+    async with pool.acquire() as conn:
+        case = await open_case(conn)
+        with pytest.raises(ValueError, match="no basis to deliver"):
+            async with conn.transaction():
+                await run_deliver(conn, case, subscribers=[unexplained])
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        assert await audit_rows(conn) == []

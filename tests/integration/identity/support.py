@@ -51,6 +51,9 @@ SEEDED = {
     "CH/CAN/LU/uwe",
     "CH/CAN/LU/gvl",
     OPS,
+    "CH/MUN/1024/einwohnerdienste",
+    "CH/MUN/1711/einwohnerdienste",
+    "CH/CAN/ZG/steuerverwaltung",
 }
 Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from contracts import Envelope, Sector, parse_data
+from contracts import Envelope, Jurisdiction, Sector, parse_data
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from hub import topics
 from hub.cli import main
@@ -62,7 +62,14 @@ def test_partner_list_shows_the_seeded_register(
     tax = next(row for row in rows if row["partner_id"] == TAX_OFFICE)
     assert (tax["member_class"], tax["member_code"], tax["subsystem"]) == ("CAN", "LU", "steuerverwaltung")
     assert (tax["sector"], tax["roles"], tax["status"]) == ("tax", ["tax-office"], "active")
-    assert "CH/CAN/LU/ops  active  statistics  operations  Hub operations" in _hub(capsys, "partner", "list")
+    assert tax["jurisdiction"] == {"level": "canton", "canton": "LU"}
+    zug = next(row for row in rows if row["partner_id"] == "CH/MUN/1711/einwohnerdienste")
+    assert zug["jurisdiction"] == {"level": "municipality", "bfs_number": 1711, "canton": "ZG"}
+    assert all(row["jurisdiction"] is not None for row in rows)  # every seeded partner can fill a slot
+    text = _hub(capsys, "partner", "list")
+    assert "CH/CAN/LU/ops  active  statistics  operations  canton LU  Hub operations" in text
+    zug = "CH/MUN/1711/einwohnerdienste  active  resident-registration  municipality  municipality 1711 (ZG)"
+    assert zug in text
 
 
 def test_person_reviews_lists_open_reviews_by_id_only(
@@ -126,6 +133,7 @@ def test_partner_commands_are_published_to_hub_admin(
         *("partner", "register", "--id", NEW_PARTNER, "--name", "Gemeinde Horw, Einwohnerdienste"),
         *("--sector", "resident-registration", "--role", "municipality", "--role", "portal"),
         *("--local-id-category", "CH.LU.1058", "--sedex-id", "1-1062-1"),
+        *("--municipality", "1062", "--canton", "LU"),
     )
     sent = _hub(capsys, "partner", "suspend", TAX_OFFICE, "--reason", "audit")
     event_id = sent.split()[-1]
@@ -151,6 +159,7 @@ def test_partner_commands_are_published_to_hub_admin(
             name="Gemeinde Horw, Einwohnerdienste",
             sector=Sector.RESIDENT_REGISTRATION,
             roles=("municipality", "portal"),
+            jurisdiction=Jurisdiction(level="municipality", bfs_number=1062, canton="LU"),
             sedex_id="1-1062-1",
             local_person_id_category="CH.LU.1058",
         )

@@ -28,6 +28,7 @@ from tests.integration.identity.support import (
 
 pytestmark = pytest.mark.asyncio
 NEW_PARTNER = "CH/MUN/1062/einwohnerdienste"
+HORW = {"level": "municipality", "bfs_number": 1058, "canton": "LU"}
 
 
 def _register(**changes: Any) -> RegisterPartner:
@@ -36,6 +37,7 @@ def _register(**changes: Any) -> RegisterPartner:
         "name": "Gemeinde Horw, Einwohnerdienste",
         "sector": Sector.RESIDENT_REGISTRATION,
         "roles": ("municipality",),
+        "jurisdiction": HORW,
         "local_person_id_category": "CH.LU.1058",
     }
     return RegisterPartner.model_validate(fields | changes)
@@ -65,6 +67,7 @@ async def test_register_partner_stores_it_and_emits_partner_registered(pool: asy
         "name": "Gemeinde Horw, Einwohnerdienste",
         "sector": "resident-registration",
         "roles": ["municipality"],
+        "jurisdiction": HORW,
         "sedex_id": "1-1062-1",
         "local_person_id_category": "CH.LU.1058",
         "status": "active",
@@ -76,17 +79,24 @@ async def test_register_partner_stores_it_and_emits_partner_registered(pool: asy
         "1062",
         "einwohnerdienste",
     )
+    assert (row["jurisdiction_level"], row["bfs_number"], row["canton"]) == ("municipality", 1058, "LU")
     assert row["announced_at"] is not None
 
 
 async def test_registering_again_updates_the_partner_and_announces_it_again(pool: asyncpg.Pool) -> None:
     await handle(pool, admin.register_partner, incoming(_register(), source=CLI))
-    renamed = _register(name="Gemeinde Horw", roles=("municipality", "portal"))
+    renamed = _register(
+        name="Gemeinde Horw",
+        roles=("municipality", "portal"),
+        jurisdiction={"level": "canton", "canton": "LU"},
+    )
     await handle(pool, admin.register_partner, incoming(renamed, source=CLI))
     events = await outbox(pool, topics.IDENTITY_PARTNERS)
     assert [e.data()["name"] for e in events] == ["Gemeinde Horw, Einwohnerdienste", "Gemeinde Horw"]
+    assert events[-1].data()["jurisdiction"] == {"level": "canton", "bfs_number": None, "canton": "LU"}
     row = await _partner(pool, NEW_PARTNER)
     assert (row["name"], list(row["roles"])) == ("Gemeinde Horw", ["municipality", "portal"])
+    assert (row["jurisdiction_level"], row["bfs_number"], row["canton"]) == ("canton", None, "LU")
 
 
 async def test_suspending_and_activating_emit_status_changes(pool: asyncpg.Pool) -> None:
@@ -145,6 +155,17 @@ async def test_seeded_partners_are_announced_exactly_once(pool: asyncpg.Pool) ->
     assert by_id[LUCERNE_OFFICE]["local_person_id_category"] == "CH.LU.1061"
     assert by_id[OPS]["sector"] == "statistics"
     assert by_id[OPS]["roles"] == ["operations"]
+    assert by_id[OPS]["jurisdiction"] == {"level": "canton", "bfs_number": None, "canton": "LU"}
+    assert by_id[LUCERNE_OFFICE]["jurisdiction"] == {
+        "level": "municipality",
+        "bfs_number": 1061,
+        "canton": "LU",
+    }
+    assert by_id["CH/CAN/ZG/steuerverwaltung"]["jurisdiction"] == {
+        "level": "canton",
+        "bfs_number": None,
+        "canton": "ZG",
+    }
 
 
 async def test_a_partner_registered_by_command_is_not_announced_again(pool: asyncpg.Pool) -> None:
@@ -177,3 +198,16 @@ async def test_a_hand_written_partner_the_contract_refuses_does_not_stop_the_oth
     assert await _announce_all(pool) == len(SEEDED)
     assert "CH/MUN/1058/aaa" not in {e.key for e in await outbox(pool, topics.IDENTITY_PARTNERS)}
     assert (await _partner(pool, "CH/MUN/1058/aaa"))["announced_at"] is None
+
+
+async def test_a_partner_without_a_jurisdiction_is_not_announced(pool: asyncpg.Pool) -> None:
+    """It could fill no slot; announced, the registry would hold a partner it cannot place."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO partners (partner_id, name, sector, roles) "
+            "VALUES ($1, 'Horw', 'resident-registration', '{municipality}')",
+            "CH/MUN/1058/bbb",
+        )
+    assert await _announce_all(pool) == len(SEEDED)
+    assert "CH/MUN/1058/bbb" not in {e.key for e in await outbox(pool, topics.IDENTITY_PARTNERS)}
+    assert (await _partner(pool, "CH/MUN/1058/bbb"))["announced_at"] is None

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from contracts import Contract, Envelope, Sector, SetSubscription
+from contracts import Contract, Envelope, Jurisdiction, Sector, SetSubscription
 from contracts.admin import RegisterPartner
 from contracts.identity import PartnerRegistered
 from hub import topics
@@ -59,6 +59,7 @@ async def test_the_admin_route_handles_partner_commands_and_skips_the_registrys(
         name="Gemeinde Horw",
         sector=Sector.RESIDENT_REGISTRATION,
         roles=("municipality",),
+        jurisdiction=Jurisdiction(level="municipality", bfs_number=1058, canton="LU"),
     )
     assert await processor.process(_record(subscription, CLI, 1)) is Outcome.SKIPPED
     # The CLI signs with the local operator key, which the service trusts by default.
@@ -73,7 +74,11 @@ async def test_a_partner_command_from_a_sender_without_the_right_is_dead_lettere
 ) -> None:
     processor = _admin_processor(pool, hub_settings)
     register = RegisterPartner(
-        partner_id=NEW_PARTNER, name="Gemeinde Horw", sector=Sector.RESIDENT_REGISTRATION, roles=("portal",)
+        partner_id=NEW_PARTNER,
+        name="Gemeinde Horw",
+        sector=Sector.RESIDENT_REGISTRATION,
+        roles=("portal",),
+        jurisdiction=Jurisdiction(level="canton", canton="LU"),
     )
     municipality = f"urn:ch:lu:hub:partner:{KRIENS_OFFICE}"
     assert await processor.process(_record(register, municipality, 3)) is Outcome.DEAD_LETTERED

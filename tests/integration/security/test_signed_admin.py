@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from contracts import Envelope, Sector, SetSubscription, header_value
+from contracts import Envelope, Jurisdiction, Sector, SetSubscription, header_value
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey
 from contracts.identity import PartnerKeyRegistered
 from hub import topics
@@ -62,6 +62,7 @@ REGISTER = RegisterPartner(
     name="Gemeinde Horw, Einwohnerdienste",
     sector=Sector.RESIDENT_REGISTRATION,
     roles=("municipality", "portal"),
+    jurisdiction=Jurisdiction(level="municipality", bfs_number=1058, canton="LU"),
 )
 SUSPEND = ChangePartnerStatus(partner_id=TAX_OFFICE, status="suspended", reason="audit")
 ADD_KEY = RegisterPartnerKey(partner_id=PORTAL, key_id=NEW_KEY.key_id, public_key=NEW_KEY.public.base64)
@@ -302,6 +303,7 @@ async def test_the_same_commands_sent_by_the_cli_are_signed_and_applied(
         [
             *("partner", "register", "--id", NEW_PARTNER, "--name", "Gemeinde Horw, Einwohnerdienste"),
             *("--sector", "resident-registration", "--role", "municipality", "--role", "portal"),
+            *("--municipality", "1058", "--canton", "LU"),
         ],
         ["partner", "suspend", TAX_OFFICE, "--reason", "audit"],
         ["partner", "key", "add", "--partner", PORTAL, "--key-id", NEW_KEY.key_id],

@@ -16,6 +16,7 @@ from contracts import (
     CaseCompleted,
     CaseDelivery,
     CaseEscalated,
+    CasePartyMissing,
     CaseRejected,
     Channel,
     ConsultationRequested,
@@ -27,6 +28,7 @@ from contracts import (
     EnvironmentOpinionGiven,
     InsuranceOpinionGiven,
     IssuedPseudonym,
+    Jurisdiction,
     Language,
     LocalPersonId,
     MoveReported,
@@ -53,6 +55,7 @@ from contracts.identity import (
 )
 
 TAX_OFFICE = "CH/CAN/LU/steuerverwaltung"
+LUCERNE_CANTON = Jurisdiction(level="canton", canton="LU")
 PUBLIC_KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # an Ed25519 public key (RFC 8032, test 1)
 
 
@@ -134,6 +137,13 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
             deadline=datetime(2025, 3, 15, 12, 0, tzinfo=UTC),
             missing_milestones=("arrival-registered",),
         ),
+        CasePartyMissing(
+            case_type="relocation",
+            slot="arrival-municipality",
+            role="municipality",
+            jurisdiction=Jurisdiction(level="municipality", bfs_number=1058, canton="LU"),
+            reason="no active partner with role municipality for municipality 1058 (LU)",
+        ),
         SetSubscription(
             partner_id=TAX_OFFICE,
             subscribed_event_type=MoveReported.event_type,
@@ -156,7 +166,11 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
         ),
         EnvironmentOpinionGiven(opinion=Opinion.APPROVE),
         RegisterPartner(
-            partner_id=TAX_OFFICE, name="Dienststelle Steuern", sector=Sector.TAX, roles=("tax-office",)
+            partner_id=TAX_OFFICE,
+            name="Dienststelle Steuern",
+            sector=Sector.TAX,
+            roles=("tax-office",),
+            jurisdiction=LUCERNE_CANTON,
         ),
         ChangePartnerStatus(partner_id=TAX_OFFICE, status="suspended", reason="key compromised"),
         PartnerRegistered(
@@ -164,6 +178,7 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
             name="Dienststelle Steuern",
             sector=Sector.TAX,
             roles=("tax-office",),
+            jurisdiction=LUCERNE_CANTON,
             status="active",
         ),
         PartnerStatusChanged(partner_id=TAX_OFFICE, status="active"),

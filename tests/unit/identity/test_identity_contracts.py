@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from contracts import CATALOG, PseudonymsIssued, Sector, parse_data, serialize_data
+from contracts import CATALOG, Jurisdiction, PseudonymsIssued, Sector, parse_data, serialize_data
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
-from hub.cli import main
+from hub.cli import main, parser
+from services.identity.cli import _jurisdiction
 
 LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
 
@@ -19,6 +20,7 @@ def _register(**changes: object) -> RegisterPartner:
         "name": "Stadt Luzern, Einwohnerdienste",
         "sector": Sector.RESIDENT_REGISTRATION,
         "roles": ("municipality",),
+        "jurisdiction": {"level": "municipality", "bfs_number": 1061, "canton": "LU"},
         "local_person_id_category": "CH.LU.1061",
     }
     return RegisterPartner.model_validate(fields | changes)
@@ -46,6 +48,13 @@ def test_partner_registered_carries_the_registration_and_a_status() -> None:
         {"roles": ("Tax Office",)},
         {"name": ""},
         {"sector": "police"},
+        {"jurisdiction": None},
+        {"jurisdiction": {"level": "municipality", "canton": "LU"}},
+        {"jurisdiction": {"level": "municipality", "bfs_number": 1061}},
+        {"jurisdiction": {"level": "canton", "canton": "XX"}},
+        {"jurisdiction": {"level": "canton", "canton": "LU", "bfs_number": 1061}},
+        {"jurisdiction": {"level": "federal", "canton": "LU"}},
+        {"jurisdiction": {"level": "region", "canton": "LU"}},
     ],
 )
 def test_register_partner_refuses_what_the_register_cannot_hold(changes: dict[str, object]) -> None:
@@ -86,8 +95,62 @@ def test_cli_refuses_an_invalid_role_in_one_line(capsys: pytest.CaptureFixture[s
         "tax",
         "--role",
         "Bad Role",
+        *("--municipality", "1061", "--canton", "LU"),
     ]
     assert main(argv) == 1
     error = capsys.readouterr().err
     assert error.startswith("hub: error: roles.0: String should match pattern")
+    assert error.count("\n") == 1
+
+
+def test_a_partner_without_a_jurisdiction_cannot_be_registered() -> None:
+    fields = _register().model_dump()
+    del fields["jurisdiction"]
+    with pytest.raises(ValidationError, match="jurisdiction"):
+        RegisterPartner.model_validate(fields)
+    with pytest.raises(ValidationError, match="jurisdiction"):
+        PartnerRegistered.model_validate(fields | {"status": "active"})
+
+
+def test_jurisdictions_name_themselves_as_listings_show_them() -> None:
+    assert str(Jurisdiction(level="municipality", bfs_number=1711, canton="ZG")) == "municipality 1711 (ZG)"
+    assert str(Jurisdiction(level="canton", canton="LU")) == "canton LU"
+    assert str(Jurisdiction(level="federal")) == "federal"
+
+
+REGISTER = ["partner", "register", "--id", LUCERNE_OFFICE, "--name", "X", "--sector", "tax", "--role", "x"]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            ["--municipality", "1711", "--canton", "ZG"],
+            {"level": "municipality", "bfs_number": 1711, "canton": "ZG"},
+        ),
+        (["--canton", "ZG"], {"level": "canton", "canton": "ZG"}),
+        (["--federal"], {"level": "federal"}),
+    ],
+)
+def test_cli_reads_the_jurisdiction_from_its_options(options: list[str], expected: dict[str, object]) -> None:
+    jurisdiction = _jurisdiction(parser().parse_args([*REGISTER, *options]))
+    assert jurisdiction == expected
+    assert Jurisdiction.model_validate(jurisdiction).level == expected["level"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "hub: error: a partner needs its jurisdiction: --municipality BFS --canton XX"),
+        (["--municipality", "1711"], "hub: error: a partner needs its jurisdiction"),
+        (["--federal", "--canton", "LU"], "hub: error: --federal names no municipality and no canton"),
+        (["--canton", "XX"], "hub: error: jurisdiction.canton: Value error, 'XX' is not a Swiss canton"),
+    ],
+)
+def test_cli_refuses_a_missing_or_invalid_jurisdiction_in_one_line(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*REGISTER, *options]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(message), error
     assert error.count("\n") == 1
