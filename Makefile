@@ -23,8 +23,13 @@ demo: $(STAMP)          ## one relocation case end to end on the embedded parts
 up: $(STAMP)            ## the whole hub in the foreground; Ctrl-C stops it
 	$(BIN)/hub up
 
+# The suite mostly waits (consumer groups joining, services starting), not computes: four
+# workers, each with its own embedded broker, PostgreSQL and SMTP sink, share the two cores
+# well. A file's tests stay on one worker, so module-scoped hubs start once.
+TEST_WORKERS ?= 4
+
 test: $(STAMP)          ## unit, integration and end-to-end tests
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
