@@ -81,6 +81,25 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
+def stopped(pid: int) -> bool:
+    """True if every thread of ``pid`` is stopped by a signal (or the process is gone).
+
+    Where /proc cannot tell (not Linux), a sent SIGSTOP is taken as acted upon.
+    """
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for thread in threads:
+        try:
+            stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if stat.rpartition(")")[2].split()[0] not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
 def descendants(pid: int) -> list[int]:
     """All living descendants of ``pid`` (Linux only; empty elsewhere)."""
     found: list[int] = []

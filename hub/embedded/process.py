@@ -27,8 +27,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, TypeVar
 
-from hub.embedded._posix import child_env, descendants, die_with_parent, pid_alive
+from hub.embedded._posix import child_env, descendants, die_with_parent, pid_alive, stopped
 from hub.embedded.errors import EmbeddedError
+
+_PAUSE_TIMEOUT_S = 5.0
 
 __all__ = ["ChildProcess", "child_env", "descendants", "die_with_parent", "pid_alive"]
 
@@ -192,8 +194,23 @@ class ChildProcess:
             time.sleep(0.01)
 
     def pause(self) -> None:
-        """SIGSTOP the process and everything it started (for fault tests)."""
-        self._signal_tree(signal.SIGSTOP)
+        """SIGSTOP the process and everything it started, and return once all of it stopped.
+
+        A stop is acted upon asynchronously, and under load a multi-threaded child (the
+        broker) was seen to let one SIGSTOP pass and go on answering for a second or
+        more; so the signal is repeated until every thread reports itself stopped.
+        """
+        popen = self._popen
+        if popen is None or popen.returncode is not None:
+            return
+        deadline = time.monotonic() + _PAUSE_TIMEOUT_S
+        while True:
+            others = self._signal_tree(signal.SIGSTOP)
+            if all(stopped(pid) for pid in [popen.pid, *others]):
+                return
+            if time.monotonic() >= deadline:
+                raise EmbeddedError(f"{self.name} (pid {popen.pid}) did not stop in {_PAUSE_TIMEOUT_S:g} s")
+            time.sleep(0.01)
 
     def resume(self) -> None:
         self._signal_tree(signal.SIGCONT)
