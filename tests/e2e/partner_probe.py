@@ -51,10 +51,13 @@ REJECTED = TYPE_PREFIX + "case.rejected.v1"
 ACTION_REQUIRED = TYPE_PREFIX + "case.action-required.v1"
 COMPLETED = TYPE_PREFIX + "case.completed.v1"
 DELIVERY = TYPE_PREFIX + "case.delivery.v1"
-DEAD_LETTERS = "hub.ingress-dlt"
+ADMIN = "hub.admin"
+OPERATOR_SOURCE = "urn:ch:lu:hub:admin:cli"
+SET_SUBSCRIPTION = TYPE_PREFIX + "admin.set-subscription.v1"
+REGISTER_KEY = TYPE_PREFIX + "admin.register-partner-key.v1"
 HUGE = 2 * 1024 * 1024
-GROUPS = ("party", "role", "topic", "signature", "control", "format", "oversized", "suspended")
-DEFAULT_GROUPS = ("party", "role", "topic", "signature", "control", "format")
+GROUPS = ("party", "role", "topic", "admin", "signature", "control", "format", "oversized", "suspended")
+DEFAULT_GROUPS = ("party", "role", "topic", "admin", "signature", "control", "format")
 
 
 # --- Signing (docs/partners/signing.md, sections 1 to 3) ---------------------------------------
@@ -119,6 +122,12 @@ def topic_name(prefix: str, partner_id: str) -> str:
     return prefix + re.sub(r"[^a-z0-9-]+", ".", partner_id.lower())
 
 
+def dead_letter_topic(topic: str) -> str:
+    """Where the hub dead-letters a record of ``topic``: every partner's ingress topic shares
+    ``hub.ingress-dlt``, every other topic has its twin ``<topic>-dlt`` (README, "Architecture")."""
+    return "hub.ingress-dlt" if topic.startswith("hub.ingress.") else topic + "-dlt"
+
+
 def header(headers: Sequence[Header], name: str) -> str | None:
     values = [v for n, v in headers if n == name]
     return values[0].decode(errors="replace") if len(values) == 1 else None
@@ -162,7 +171,8 @@ class Expected:
     ``outcome``: refused (dead-lettered to hub.ingress-dlt, listed by ``hub audit refusals``),
     duplicate (dropped by the hub's inbox: no dead letter, no effect) or accepted.
     ``error``: the reason's name (the last part of ``dlt-exception-fqcn``); ``reason_class``:
-    the class ``hub audit refusals`` files it under.
+    the class ``hub audit refusals`` files it under (None: a command on hub.admin, whose
+    refusals are dead letters of the service it was meant for, not partner events).
     """
 
     outcome: str
@@ -363,7 +373,7 @@ class TopicReader:
 
 class Probe:
     """Builds the attempts of the chosen groups, sends each as it is, then watches what a partner
-    can watch (its deliveries) and, with ``--dead-letters``, the hub's dead-letter topic."""
+    can watch (its deliveries) and, with ``--dead-letters``, the hub's dead-letter topics."""
 
     _producer: AIOKafkaProducer  # set by run(), in its event loop
     _mine: TopicReader  # the probe's delivery topic
@@ -562,6 +572,67 @@ class Probe:
             foreign,
             headers,
             value,
+        )
+        return None
+
+    def admin(self) -> None:
+        """Commands on hub.admin (a Kafka ACL keeps partners off it; the hub must refuse them
+        anyway): only the hub's operators and partners with the operations role may send them."""
+        me, o = self.options.partner_id, self.options
+        wide = {
+            "partner_id": me,
+            "subscribed_event_type": MOVE,
+            "case_type": "relocation",
+            "purpose": "every move in the canton",
+            "legal_basis": "none",
+            "fields": ["person.official_name", "person.first_name", "person.date_of_birth", "new_address"],
+            "retention_days": 3650,
+            "status": "approved",
+            "scope": "all-cases",
+        }
+        headers, value = self._event(SET_SUBSCRIPTION, me, wide)
+        self._add(
+            "subscription-for-itself",
+            "admin",
+            "an approved subscription to every move (all-cases), for itself, on hub.admin",
+            Expected("refused", "NotAuthorized", None),
+            headers,
+            value,
+            topic=ADMIN,
+        )
+        headers, value = self._event(SET_SUBSCRIPTION, me, wide)
+        as_operator = replaced(
+            without(headers, "ce_sigkeyid", "ce_signature"), "ce_source", OPERATOR_SOURCE.encode()
+        )
+        headers = sign(as_operator, value, o.key.key, o.key.key_id)
+        self._add(
+            "posing-as-the-operator",
+            "admin",
+            "the same subscription under the operators' CLI source, signed with its own key",
+            Expected("refused", "UnknownSigningKey", None),
+            headers,
+            value,
+            topic=ADMIN,
+        )
+        other = o.other_partner
+        if other is None:
+            return self._skip("admin", "key-for-another-partner needs --other-partner")
+        raw = o.key.key.public_key().public_bytes_raw()
+        planted = {
+            "partner_id": other,
+            "key_id": f"probe-planted-{uuid.uuid4().hex[:8]}",
+            "algorithm": "ed25519",
+            "public_key": base64.b64encode(raw).decode(),
+        }
+        headers, value = self._event(REGISTER_KEY, other, planted)
+        self._add(
+            "key-for-another-partner",
+            "admin",
+            f"its own public key registered for {other}, on hub.admin",
+            Expected("refused", "NotAuthorized", None),
+            headers,
+            value,
+            topic=ADMIN,
         )
         return None
 
@@ -959,26 +1030,27 @@ class Probe:
         )
 
     async def _judge_by_dead_letters(self) -> None:
-        """Reads hub.ingress-dlt (an operator's view) until every attempt expected to be refused
-        has its dead letter, matched by the original topic, partition and offset."""
+        """Reads the dead-letter topics (an operator's view) until every attempt expected to be
+        refused has its dead letter, matched by the original topic, partition and offset."""
         sent = {(a.topic, a.partition, a.offset): a for a in self.attempts if a.offset is not None}
         wanted = {k for k, a in sent.items() if a.expected.outcome == "refused"}
         found: dict[tuple[str, int | None, int | None], ConsumerRecord[bytes, bytes]] = {}
-        reader = TopicReader(self.options.bootstrap, DEAD_LETTERS)
-        await reader.start()
+        readers = [
+            TopicReader(self.options.bootstrap, topic)
+            for topic in sorted({dead_letter_topic(a.topic) for a in sent.values()})
+        ]
+        for reader in readers:
+            await reader.start()
         try:
             deadline = asyncio.get_running_loop().time() + self.options.wait_s
             while not wanted <= found.keys() and asyncio.get_running_loop().time() < deadline:
-                for record in await reader.poll():
-                    origin = _origin(record)
-                    if origin in sent:
-                        found[origin] = record
-            for record in await reader.to_end():  # a dead letter of a record not expected to be refused
-                origin = _origin(record)
-                if origin in sent:
-                    found[origin] = record
+                for reader in readers:
+                    found |= {_origin(r): r for r in await reader.poll(0.2) if _origin(r) in sent}
+            for reader in readers:  # a dead letter of a record not expected to be refused
+                found |= {_origin(r): r for r in await reader.to_end() if _origin(r) in sent}
         finally:
-            await reader.stop()
+            for reader in readers:
+                await reader.stop()
         for origin, attempt in sent.items():
             letter = found.get(origin)
             if attempt.expected.outcome == "accepted" and letter is None:
@@ -1128,7 +1200,9 @@ def parser() -> argparse.ArgumentParser:
         "--only", help=f"comma-separated groups of {', '.join(GROUPS)}; default: {','.join(DEFAULT_GROUPS)}"
     )
     cli.add_argument(
-        "--dead-letters", action="store_true", help=f"judge each attempt by {DEAD_LETTERS} (needs Read on it)"
+        "--dead-letters",
+        action="store_true",
+        help="judge each attempt by its dead letter (needs Read on the *-dlt topics)",
     )
     cli.add_argument(
         "--wait", type=float, default=60.0, help="seconds to wait for a delivery or dead letters"

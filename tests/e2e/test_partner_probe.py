@@ -107,9 +107,10 @@ class Refusal:
 
     error: str
     reason: str
-    reason_class: str
+    reason_class: str | None  # None: not a partner event at ingress, so no audit entry
     sender_verified: bool
     partner: str = PROBE
+    group: str = "hub.registry.ingress"  # the consumer group that refused it
 
 
 NOT_A_PARTY = Refusal("NotAParty", f"{PROBE} is not a party to this relocation case", "not-a-party", True)
@@ -138,6 +139,27 @@ MISUSES = {
     ),
     "borrowed-event-id-claiming-the-opener": Refusal(
         "ForeignIngressTopic", FOREIGN_TOPIC, "not-authorized", False, PORTAL
+    ),
+    "subscription-for-itself": Refusal(
+        "NotAuthorized",
+        f"urn:ch:lu:hub:partner:{PROBE} may not change subscriptions",
+        None,
+        False,
+        group="hub.registry.admin",
+    ),
+    "posing-as-the-operator": Refusal(
+        "UnknownSigningKey",
+        f"is signed with {KEYS['main']}, not a trusted operator key",
+        None,
+        False,
+        group="hub.registry.admin",
+    ),
+    "key-for-another-partner": Refusal(
+        "NotAuthorized",
+        f"urn:ch:lu:hub:partner:{PROBE} may not administer partners",
+        None,
+        False,
+        group="hub.identity.admin",
     ),
     "unsigned": Refusal("UnsignedEvent", f"of {PROBE} is not signed", "signature", False),
     "key-id-without-signature": Refusal("UnsignedEvent", f"of {PROBE} is not signed", "signature", False),
@@ -506,7 +528,8 @@ async def _dead_lettered(pool: asyncpg.Pool, report: dict[str, Any]) -> None:
     ]
     await _until(
         pool,
-        "SELECT count(*) FROM registry.dead_letters d"
+        "SELECT count(*) FROM (SELECT topic, partition, kafka_offset FROM registry.dead_letters"
+        " UNION ALL SELECT topic, partition, kafka_offset FROM identity.dead_letters) d"
         " JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS s(topic, partition, kafka_offset)"
         " USING (topic, partition, kafka_offset)",
         [a["sent"]["topic"] for a in refused],
@@ -514,17 +537,19 @@ async def _dead_lettered(pool: asyncpg.Pool, report: dict[str, Any]) -> None:
         [a["sent"]["offset"] for a in refused],
         wanted=len(refused),
     )
-    await _until(
-        pool,
-        "SELECT count(*) FROM registry.outbox WHERE published_at IS NULL AND aggregatetype = 'dead-letter'",
-        wanted=0,
-    )
+    for schema in ("registry", "identity"):
+        await _until(
+            pool,
+            f"SELECT count(*) FROM {schema}.outbox"
+            " WHERE published_at IS NULL AND aggregatetype = 'dead-letter'",
+            wanted=0,
+        )
 
 
 async def _collect(settings: HubSettings, pool: asyncpg.Pool, run: Run) -> None:
-    run.dead_letters = json.loads(
-        await cli("dlq", "list", "--service", "registry", "--limit", "1000", "--json")
-    )
+    run.dead_letters = json.loads(await cli("dlq", "list", "--limit", "1000", "--json"))
+    run.cli["subscription list after"] = await cli("subscription", "list", "--json")
+    run.cli["kriens keys after"] = await cli("partner", "key", "list", "--partner", KRIENS_OFFICE, "--json")
     run.refusals = json.loads(await cli("audit", "refusals", "--limit", "1000", "--json"))
     run.verdict = json.loads(await cli("audit", "verify", "--json"))
     for name in ("value-2mb", "header-2mb"):
@@ -626,7 +651,10 @@ def _check_refused(run: Run, attempt: dict[str, Any], expected: Refusal) -> None
     assert letter is not None, f"{attempt['name']} was not dead-lettered"
     assert letter["error_class"] == expected.error, letter
     assert expected.reason in letter["error_message"], letter
-    assert letter["consumer_group"] == "hub.registry.ingress"
+    assert letter["consumer_group"] == expected.group
+    if expected.reason_class is None:
+        assert _refusals_of(run, attempt) == []
+        return
     [entry] = _refusals_of(run, attempt)  # sealed into the audit chain, once
     assert entry["reason"].startswith(f"{expected.error}: "), entry
     assert (entry["reason_class"], entry["sender_verified"], entry["partner_id"]) == (
@@ -735,6 +763,17 @@ def test_a_misused_case_is_untouched(run: Run) -> None:
     }
     assert ("arrival-registered", LUCERNE_OFFICE) in milestones
     assert not [m for m in milestones if m[1] == PROBE]
+
+
+def test_no_command_on_hub_admin_changed_a_subscription_or_a_key(run: Run) -> None:
+    """Its own subscription still reaches only its cases; Kriens holds no key of the probe's."""
+    mine = [s for s in json.loads(run.cli["subscription list after"]) if s["partner_id"] == PROBE]
+    assert {s["event_type"]: (s["status"], s["scope"]) for s in mine} == dict.fromkeys(
+        SUBSCRIPTIONS, ("approved", "party")
+    )
+    kriens = [k["key_id"] for k in json.loads(run.cli["kriens keys after"])]
+    assert kriens
+    assert not [k for k in kriens if k.startswith("probe-planted-")]
 
 
 def test_no_misuse_opened_or_moved_a_case(run: Run) -> None:
@@ -892,10 +931,16 @@ def test_a_suspended_probe_is_refused_and_receives_no_new_case(run: Run) -> None
 
 
 def test_the_audit_chain_holds_every_refusal_intact(run: Run) -> None:
+    """One sealed refusal per partner event refused at ingress (commands on hub.admin are the
+    admin services' dead letters only), and `hub audit verify` finds the chain intact."""
     assert run.verdict["intact"] is True
-    mine = [
-        r
-        for r in run.refusals
-        if r["event_id"] in {a["sent"]["event_id"] for a in run.all_attempts().values()}
+    attempts = run.all_attempts()
+    mine = [r for r in run.refusals if r["event_id"] in {a["sent"]["event_id"] for a in attempts.values()}]
+    at_ingress = [
+        a
+        for name, a in attempts.items()
+        if a["expected"]["outcome"] == "refused"
+        and a["sent"]["offset"] is not None  # not refused by the broker already
+        and (name not in MISUSES or MISUSES[name].reason_class is not None)
     ]
-    assert len(mine) >= len(MISUSES) + 2
+    assert len(mine) == len(at_ingress)
