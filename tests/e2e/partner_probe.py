@@ -12,7 +12,7 @@ key and their recipient.
 Each attempt is reported as JSON: what was sent (topic, partition, offset, key, headers, size),
 what the documents say the hub does with it (refused with which reason, dropped as a duplicate,
 accepted) and, with ``--dead-letters`` (a hub without Kafka ACLs, such as ``hub up``), what the
-hub's dead-letter topic says it did. The exit status is 1 if anything the probe could check
+hub's dead-letter topics say it did. The exit status is 1 if anything the probe could check
 went otherwise than expected. Usage: ``python tests/e2e/partner_probe.py --help``.
 """
 

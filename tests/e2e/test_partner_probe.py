@@ -4,8 +4,9 @@ The probe (``partner_probe.py``) is an outside partner's program: it imports not
 hub, is registered through the CLI as an operator registers a new municipality (Meggen, BFS
 1063, party to none of the genuine moves but subscribed to relocations like every
 municipality), and runs as a process of its own. It tries each misuse of the isolation,
-signed-event and bad-input suites, and sends one genuine event: the arrival registration of
-the one move into Meggen, with a JavaScript-style ``ce_time`` and no optional attribute.
+signed-event and bad-input suites, and operator commands on hub.admin, and sends one genuine
+event: the arrival registration of the one move into Meggen, with a JavaScript-style
+``ce_time`` and no optional attribute.
 
 Meanwhile the cantonal portal opens moves from Kriens to Lucerne and the demo agencies answer
 them. Then: every misuse is refused with its reason (``hub dlq list``, ``hub audit refusals``:
