@@ -35,6 +35,9 @@ SIGNATURE_PATTERN = r"^[A-Za-z0-9+/]{86}==$"
 """An Ed25519 signature (64 bytes), standard base64 with padding."""
 
 
+_STATED = ("specversion", "datacontenttype")  # attributes with a default that the wire must state
+
+
 class Action(StrEnum):
     """eCH-0058 action, as words instead of the standard's numeric codes."""
 
@@ -130,13 +133,16 @@ class Envelope(BaseModel):
                 attributes[name] = decoder(raw) if decoder is not None else raw
             except ValueError as error:
                 raise EnvelopeError(f"invalid header {header}: {error}") from None
-        # The model defaults it for producers; on the wire it must be stated.
-        if "datacontenttype" not in attributes:
-            raise EnvelopeError(f"missing header {CONTENT_TYPE_HEADER}")
+        # The model defaults these for producers; on the wire they must be stated (CloudEvents
+        # requires specversion; a JSON body without its content type is a guess).
+        unstated = [f"missing header {header_for(name)}" for name in _STATED if name not in attributes]
         try:
-            return cls.model_validate(attributes)
+            envelope = cls.model_validate(attributes)
         except ValidationError as error:
-            raise EnvelopeError(_describe(error)) from None
+            raise EnvelopeError("; ".join([*unstated, _describe(error)])) from None
+        if unstated:
+            raise EnvelopeError("; ".join(unstated))
+        return envelope
 
 
 def _describe(error: ValidationError) -> str:

@@ -31,6 +31,8 @@ from hub.telemetry import consumer_span, current_trace_id, messaging_attributes
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+# Raises a PermanentError for a record the route refuses on its topic and envelope alone.
+Admission = Callable[[str, Envelope], None]
 # Failures where the same record may succeed later: the database or broker is away.
 _TRANSIENT = (
     TransientError,
@@ -77,6 +79,10 @@ class Route:
     # A regular expression: the route reads every topic it matches, including topics
     # created later (the registry: every partner's own ingress topic).
     pattern: str | None = None
+    # Checked with the record's topic and envelope before anything else, the inbox included:
+    # a record it refuses is dead-lettered with its reason even if its source and id were
+    # seen before, so a copy of another sender's event is never dropped as a mere repeat.
+    admit: Admission | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,8 @@ class MessageProcessor:
     async def _process_once(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
         self._check_size(record)
         envelope = Envelope.from_headers(record.headers)
+        if self._route.admit is not None:
+            self._route.admit(record.topic, envelope)
         data = parse_data(envelope.type, record.value or b"")
         handler = self._route.handlers.get(envelope.type)
         if handler is None and self._route.ignore_unknown_types:

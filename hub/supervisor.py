@@ -66,12 +66,16 @@ class Supervisor:
         self.stack: EmbeddedStack | None = None
         self.endpoints: Endpoints | None = None
         self.processes: dict[str, ServiceProcess] = {}
+        # Only the endpoints file this supervisor wrote is its to remove: one that could not
+        # start (another hub runs in the same state directory) must leave that hub's alone.
+        self._wrote_endpoints = False
 
     def start(self) -> Endpoints:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.endpoints = self._start_infrastructure()
             write_endpoints(self.state_dir, self.endpoints)
+            self._wrote_endpoints = True
             running = self.endpoints.apply(self.settings).model_copy(update={"state_dir": self.state_dir})
             # The hub's key exists before the registry starts (it would create it too), and the
             # partners this process plays trust it.
@@ -187,7 +191,9 @@ class Supervisor:
             self.stack.stop()
             self._progress("stopped embedded infrastructure")
             self.stack = None
-        (self.state_dir / "endpoints.json").unlink(missing_ok=True)
+        if self._wrote_endpoints:
+            (self.state_dir / "endpoints.json").unlink(missing_ok=True)
+            self._wrote_endpoints = False
 
 
 def _require(value: T | None) -> T:

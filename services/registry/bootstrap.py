@@ -56,15 +56,12 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
     # Every delivery is sealed into the audit chain; the key is a file, never in the database.
     audit_store.install(load_audit_key(ctx.settings, create=True))
     processes = _processes(ctx)
-    # The topic an event arrived on must be its sender's own (services/registry/ingress.py).
-    on_partner_event: Handler = ingress.bound_to_topic(
-        functools.partial(
-            handlers.on_partner_event,
-            processes=processes,
-            policy=IngressPolicy.from_settings(ctx.settings),
-            # Operations are told of a case's party slot that no partner fills.
-            ops_email=ctx.settings.ops_email,
-        )
+    on_partner_event: Handler = functools.partial(
+        handlers.on_partner_event,
+        processes=processes,
+        policy=IngressPolicy.from_settings(ctx.settings),
+        # Operations are told of a case's party slot that no partner fills.
+        ops_email=ctx.settings.ops_email,
     )
     partner_mirror: dict[str, Handler] = {
         PartnerKeyRegistered.event_type: partner_keys.mirror_key_registered,
@@ -87,6 +84,8 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             handlers={event_type: on_partner_event for event_type in CATALOG},
             # ... and every refusal is sealed into the audit chain with its dead letter.
             on_refused=refusals.recorder(),
+            # The topic an event arrived on must be its sender's own, before anything else.
+            admit=ingress.admit,
         ),
         Route(
             topic=topics.IDENTITY_RESULTS,

@@ -2,10 +2,11 @@
 
 Every partner publishes on its own ``hub.ingress.<partner>`` (Kafka ACLs let its principal
 write there and nowhere else). The registry refuses an event on such a topic that claims
-any other sender, before anything else is looked at and whether or not signatures are
-required: a correctly signed event of partner A on partner B's topic means A's credentials
-or B's topic are misused, never a routine event. The signature check that follows proves
-the claim; together they are two independent locks (defence in depth).
+any other sender, before anything else is looked at (its inbox of seen event ids included)
+and whether or not signatures are required: a correctly signed event of partner A on
+partner B's topic means A's credentials or B's topic are misused, never a routine event.
+The signature check that follows proves the claim; together they are two independent locks
+(defence in depth).
 
 The shared ``hub.ingress`` (read only with ``HUB_SHARED_INGRESS``) binds no sender: there
 the signature alone proves who sent an event.
@@ -13,11 +14,8 @@ the signature alone proves who sent an event.
 
 from __future__ import annotations
 
-from typing import Any
-
+from contracts import Envelope
 from hub import topics
-from hub.consumer import Handler
-from hub.messages import Incoming, Transaction
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
 
 
@@ -36,11 +34,8 @@ def check_topic_owner(topic: str, source: str) -> None:
         )
 
 
-def bound_to_topic(handler: Handler) -> Handler:
-    """``handler``, called only for events whose ingress topic belongs to their sender."""
-
-    async def handle(msg: Incoming[Any], tx: Transaction) -> None:
-        check_topic_owner(msg.topic, msg.envelope.source)
-        await handler(msg, tx)
-
-    return handle
+def admit(topic: str, envelope: Envelope) -> None:
+    """The ingress route's admission (``hub.consumer.Route.admit``): checked before the inbox,
+    so that a copy of another partner's event, under that partner's source and an id the hub
+    has seen, is refused as what it is rather than dropped as a repeat of the original."""
+    check_topic_owner(topic, envelope.source)

@@ -79,6 +79,7 @@ def _run_up_session(hub: subprocess.Popen[str], tmp_path: Path) -> list[int]:
         assert unknown.stderr.strip() == "hub: error: no case no-such-case"  # one line, no traceback
 
         _subscriptions_are_managed_through_the_cli(tmp_path)
+        _a_second_hub_in_the_same_state_directory_leaves_the_running_one_alone(tmp_path)
 
         hub.send_signal(signal.SIGINT)
         assert hub.wait(timeout=60) == 0
@@ -102,6 +103,22 @@ def test_unknown_commands_are_refused_with_usage(tmp_path: Path, command: list[s
     done = subprocess.run([*HUB, *command], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "usage: hub" in done.stderr
+
+
+def _a_second_hub_in_the_same_state_directory_leaves_the_running_one_alone(tmp_path: Path) -> None:
+    """`hub demo` while `hub up` runs cannot start (the data directory is in use), and must not
+    take the running hub's endpoints file with it: commands would no longer find that hub."""
+    demo = subprocess.run(
+        [*HUB, "demo", "--quiet"], env=_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert demo.returncode == 1
+    assert "in use by a running server" in demo.stderr
+    assert (tmp_path / "endpoints.json").exists()
+    listed = subprocess.run(
+        [*HUB, "partner", "list", "--json"], env=_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)
 
 
 def _subscriptions_are_managed_through_the_cli(tmp_path: Path) -> None:

@@ -103,6 +103,34 @@ async def test_a_signed_event_on_another_partners_ingress_topic_is_refused_and_a
     assert await _cases(pool, report.envelope.businessprocessid) == 1
 
 
+async def test_a_copy_of_a_processed_event_on_another_partners_topic_is_refused_not_dropped(
+    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings
+) -> None:
+    """Kriens learns the id of the portal's move report (a delivery's ``ce_referenceid``) and
+    sends a copy under the portal's source and id on its own topic. The inbox has seen that
+    source and id: had it been asked first, the copy would vanish as a repeat, with no dead
+    letter and nothing in the audit chain. The topic binding is checked before the inbox."""
+    processor = ingress_processor(pool, hub_settings)
+    report = _move(portal_key)
+    assert await processor.process(report.record(1)) is Outcome.PROCESSED  # the genuine report
+
+    copy = report.record(2, topic=topics.ingress_topic(KRIENS_OFFICE))
+    assert await processor.process(copy) is Outcome.DEAD_LETTERED
+    letter = await _row(
+        pool, "SELECT error_class, topic FROM dead_letters WHERE event_id = $1", report.event_id
+    )
+    assert letter == {"error_class": "ForeignIngressTopic", "topic": topics.ingress_topic(KRIENS_OFFICE)}
+    refusal = await _row(
+        pool, "SELECT * FROM audit_log WHERE decision = 'refused' AND event_id = $1", report.event_id
+    )
+    assert refusal is not None
+    assert (refusal["partner_id"], refusal["reason_class"]) == (PORTAL, "not-authorized")
+    assert await _cases(pool, report.envelope.businessprocessid) == 1  # the genuine one only
+
+    # The same copy on the portal's own topic is what the inbox is for: a repeat, dropped.
+    assert await processor.process(report.record(3)) is Outcome.DUPLICATE
+
+
 async def test_the_binding_holds_with_signatures_switched_off(
     pool: asyncpg.Pool, hub_settings: HubSettings
 ) -> None:

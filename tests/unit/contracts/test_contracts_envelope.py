@@ -96,6 +96,19 @@ def test_rejects_missing_business_process_id(envelope: Envelope) -> None:
         Envelope.from_headers(headers)
 
 
+def test_rejects_missing_specversion(envelope: Envelope) -> None:
+    """CloudEvents requires it on the wire; the model's default is for producers only."""
+    headers = replaced(envelope.to_headers(), "ce_specversion", None)
+    with pytest.raises(EnvelopeError, match="missing header ce_specversion"):
+        Envelope.from_headers(headers)
+
+
+def test_names_every_missing_header_at_once(envelope: Envelope) -> None:
+    headers = replaced(replaced(envelope.to_headers(), "ce_specversion", None), "ce_type", None)
+    with pytest.raises(EnvelopeError, match="missing header ce_specversion; missing header ce_type"):
+        Envelope.from_headers(headers)
+
+
 def test_rejects_unsupported_specversion(envelope: Envelope) -> None:
     headers = replaced(envelope.to_headers(), "ce_specversion", b"0.3")
     with pytest.raises(EnvelopeError, match="invalid header ce_specversion"):
