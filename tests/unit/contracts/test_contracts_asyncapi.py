@@ -81,8 +81,9 @@ def test_the_yaml_reads_back_as_the_document() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["1.0", "true", "no", "null", "#/x", "a: b", "x #y", "{p}", "- a", "", " lead", "trail ", "multi\nline",
-     "multi\n\n  indented\nlines", "\nstarts empty", "ends\n", "tab\there", "ünï", 3, 2.5, True, None, [], {}],
+    ["1.0", "true", "no", "null", "#/x", "a: b", "x #y", "{p}", "- a", "", " lead", "trail ",
+     "multi\nline", "multi\n\n  indented\nlines", "\nstarts empty", "ends\n", "tab\there", "ünï",
+     3, 2.5, True, None, [], {}],
 )  # fmt: skip
 def test_the_yaml_writer_keeps_every_scalar_as_it_is(value: Any) -> None:
     data = {"key": value, "list": [value, {"inner": value}], "true": {"nested": value}}
@@ -131,7 +132,8 @@ def test_the_reference_check_finds_references_that_leave_the_tree_or_lead_nowher
         f"{DOCUMENT_NAME}: $ref {SCHEMAS_FOLDER}/missing.json names {SCHEMAS_FOLDER}/missing.json, "
         "which does not exist",
         f"{SCHEMAS_FOLDER}/{name}: $ref #/$defs/Nowhere has no #/$defs/Nowhere in {SCHEMAS_FOLDER}/{name}",
-        f"{SCHEMAS_FOLDER}/{name}: $ref https://example.org/schemas/remarks.json points outside the published tree",
+        f"{SCHEMAS_FOLDER}/{name}: $ref https://example.org/schemas/remarks.json points outside the "
+        "published tree",
     ]  # the reference to another published schema, by its relative name, resolves
 
 
