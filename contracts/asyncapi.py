@@ -107,6 +107,21 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in schema.items() if k != "anyOf"}, **present}
 
 
+def _portable(pattern: str) -> str:
+    """``pattern`` as an ECMA-262 regular expression, the dialect JSON Schema prescribes: a
+    leading ``(?i)`` (Python's flag, unknown there) becomes a class of both cases per letter."""
+    if not pattern.startswith("(?i)"):
+        return pattern
+    body = pattern.removeprefix("(?i)")
+    if "[" in body:
+        raise ValueError(f"cannot make {pattern!r} case-insensitive without (?i)")
+    out, escaped = [], False
+    for char in body:
+        out.append(f"[{char.upper()}{char.lower()}]" if char.isalpha() and not escaped else char)
+        escaped = char == "\\" and not escaped
+    return "".join(out)
+
+
 def _header_property(name: str, model_property: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     schema = _without_null(model_property)
     if "$ref" in schema:
@@ -117,11 +132,13 @@ def _header_property(name: str, model_property: dict[str, Any], defs: dict[str, 
     kept: dict[str, Any] = {
         k: schema[k] for k in ("const", "enum", "pattern", "minLength", "maxLength") if k in schema
     }
+    if "pattern" in kept:
+        kept["pattern"] = _portable(kept["pattern"])
     if schema.get("type") == "boolean":
         kept["enum"] = ["true", "false"]
     if schema.get("format") == "date-time":
         kept["pattern"] = _RFC3339.pattern
-    if "default" in schema and schema["default"] is not None:
+    if "default" in schema and schema["default"] is not None and name not in _REQUIRED_ON_THE_WIRE:
         default = schema["default"]
         written = str(default).lower() if isinstance(default, bool) else default
         kept["description"] = f"{_HEADER_NOTES[name]} Absent: `{written}`."

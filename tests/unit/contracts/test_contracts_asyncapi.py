@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from contracts import CATALOG, ArrivalRegistered, Envelope
+from contracts import CATALOG, ArrivalRegistered, Envelope, EnvelopeError
 from contracts._headers import header_for
 from contracts._refs import reference_problems
 from contracts._yaml import dump
@@ -230,3 +230,34 @@ def test_every_event_a_process_definition_expects_from_a_partner_is_an_ingress_m
         expected |= {milestone["event_type"] for milestone in process["milestones"]}
     assert expected
     assert expected <= set(PARTNER_EVENT_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "accepted"),
+    [("application/json", True), ("Application/JSON; charset=utf-8", True), ("application/jsonx", False),
+     ("text/plain", False)],
+)  # fmt: skip
+def test_header_patterns_are_portable_and_mean_what_the_envelope_accepts(
+    content_type: str, accepted: bool
+) -> None:
+    """JSON Schema patterns are ECMA-262: Python's inline ``(?i)`` is spelt out as letter classes."""
+    pattern = document()["components"]["schemas"]["ingressHeaders"]["properties"]["content-type"]["pattern"]
+    assert not pattern.startswith("(?")
+    assert bool(re.search(pattern, content_type)) is accepted
+    headers = [("ce_id", b"1"), ("ce_source", b"s"), ("ce_type", b"a.b.v1"),
+               ("ce_time", b"2026-12-03T07:23:44Z"), ("ce_businessprocessid", b"c"),
+               ("content-type", content_type.encode())]  # fmt: skip
+    try:
+        Envelope.from_headers(headers)
+    except EnvelopeError:
+        assert not accepted
+    else:
+        assert accepted
+
+
+def test_a_header_required_on_the_wire_is_not_described_as_defaulted() -> None:
+    properties = document()["components"]["schemas"]["ingressHeaders"]["properties"]
+    assert "Absent" not in properties["ce_specversion"]["description"]
+    assert "Absent" not in properties["content-type"]["description"]
+    assert properties["ce_action"]["description"].endswith("Absent: `new`.")
+    assert properties["ce_testdelivery"]["description"].endswith("Absent: `false`.")
