@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +263,15 @@ def test_a_header_required_on_the_wire_is_not_described_as_defaulted() -> None:
     assert "Absent" not in properties["content-type"]["description"]
     assert properties["ce_action"]["description"].endswith("Absent: `new`.")
     assert properties["ce_testdelivery"]["description"].endswith("Absent: `false`.")
+
+
+def test_the_generator_and_the_gate_need_nothing_but_the_contracts_dependencies() -> None:
+    """Partners regenerate and check the published tree with pydantic alone: no YAML library,
+    nothing of the hub's runtime."""
+    script = (
+        "import sys, contracts.asyncapi, contracts.compat, contracts.channels; "
+        "contracts.asyncapi.published_files(); "
+        "print(','.join(m for m in ('yaml', 'faststream', 'aiokafka', 'asyncpg', 'hub') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
