@@ -179,6 +179,7 @@ FIELDS: Mapping[type[BaseModel], Mapping[str, Classification | None]] = {
         "retention_days": INT,
         "status": INT,
         "scope": INT,
+        "slot": INT,
     },
     # notifications
     NotificationRequested: {

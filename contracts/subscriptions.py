@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.base import Contract
+from contracts.case import SlotName
 from contracts.ech import ParticipantIdStr
 
 __all__ = ["SetSubscription", "SubscriptionScope"]
@@ -24,6 +25,13 @@ class SetSubscription(Contract):
     By default (``scope="party"``) a partner receives a case's events only if it fills
     one of the case's party slots; ``all-cases`` (a statistics office, operations) spans
     every case of the type and must rest on a legal basis that says so.
+
+    ``slot`` narrows a ``party`` subscription to the cases in which the partner fills that
+    party slot of ``case_type`` (a municipality records a departure under another purpose
+    and legal basis than an arrival). Without a slot it serves whichever slots the partner
+    fills that no subscription of its own names. A slot means something only within its
+    case type, and an ``all-cases`` subscription does not depend on being a party at all:
+    both combinations are refused.
     """
 
     event_type: ClassVar[str] = "ch.lu.hub.admin.set-subscription.v1"
@@ -38,3 +46,14 @@ class SetSubscription(Contract):
     retention_days: int = Field(ge=1, le=36500)
     status: Literal["requested", "approved", "revoked"] = "requested"
     scope: SubscriptionScope = "party"
+    slot: SlotName | None = None
+
+    @model_validator(mode="after")
+    def _slot_within_a_party_scope(self) -> Self:
+        if self.slot is None:
+            return self
+        if self.scope == "all-cases":
+            raise ValueError("an all-cases subscription spans every case: it cannot name a party slot")
+        if self.case_type is None:
+            raise ValueError(f"slot {self.slot} needs the case type that defines it")
+        return self

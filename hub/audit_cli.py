@@ -105,24 +105,42 @@ def _subject(args: argparse.Namespace) -> int:
         AUDIT_SCHEMA,
         lambda conn: audit_store.disclosures(conn, citizen_id=citizen_id, case_id=args.case_id),
     )
+    shared = _entries_per_delivery(found)
     print_rows(
         found,
         as_json=args.json,
-        line=_disclosure_text,
+        line=lambda sealed: _disclosure_text(sealed, shared),
         jsonable=_disclosure_json,
         empty="no disclosures recorded",
     )
     return 0
 
 
-def _disclosure_text(sealed: SealedEntry) -> str:
+def _entries_per_delivery(found: list[SealedEntry]) -> dict[str, list[int]]:
+    """A delivery made under several subscriptions (a partner filling several slots of the
+    case) has one entry per subscription: the positions of each delivery's entries."""
+    entries: dict[str, list[int]] = {}
+    for sealed in found:
+        if sealed.entry.delivery_event_id is not None:
+            entries.setdefault(sealed.entry.delivery_event_id, []).append(sealed.seq)
+    return entries
+
+
+def _disclosure_text(sealed: SealedEntry, shared: dict[str, list[int]]) -> str:
     e = sealed.entry
+    entries = shared.get(e.delivery_event_id or "", [])
+    together = (
+        f"\n  one delivery under {len(entries)} subscriptions: entries {', '.join(map(str, entries))}"
+        if len(entries) > 1
+        else ""
+    )
     return (
         f"{sealed.recorded_at.isoformat(timespec='seconds')}  {e.partner_id}  {e.event_type}\n"
         f"  fields: {', '.join(e.fields)}\n"
         f"  legal basis: {e.legal_basis}; purpose: {e.purpose}\n"
         f"  received as: {e.basis or 'not recorded'}\n"
-        f"  case {e.case_id}, trace {e.trace_id}, entry {sealed.seq}"
+        f"  case {e.case_id}, trace {e.trace_id}, delivery {e.delivery_event_id}, entry {sealed.seq}"
+        f"{together}"
     )
 
 

@@ -14,34 +14,50 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contracts import SetSubscription
+from hub.errors import PermanentError
 from hub.messages import Incoming, Transaction
 from hub.operator_keys import ADMIN_CLI_SOURCE, CommandPolicy
 from hub.settings import HubSettings
 from hub.topics import delivery_topic, ingress_topic
 from services.registry import repository as repo
+from services.registry.domain import Processes
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
 from services.registry.parties import fill_open_slots
 from services.registry.partner_keys import IngressPolicy, verify_partner_event
+from services.registry.subscriptions_domain import undefined_slot
 
 # The role identity lets administer partners; the same role may change subscriptions.
 OPERATIONS_ROLE = "operations"
 SubscriptionHandler = Callable[[Incoming[SetSubscription], Transaction], Awaitable[None]]
 
 
-def subscription_handler(settings: HubSettings) -> SubscriptionHandler:
-    """``set_subscription`` with the checks of ``settings`` (signatures, replay window, operator keys)."""
+class UnknownSlot(PermanentError):
+    """A subscription names a party slot its case type does not define: it could never apply."""
+
+
+def subscription_handler(settings: HubSettings, processes: Processes) -> SubscriptionHandler:
+    """``set_subscription`` with the checks of ``settings`` (signatures, replay window, operator
+    keys) and the case types' slots."""
     return functools.partial(
         set_subscription,
         operators=CommandPolicy.from_settings(settings),
         partners=IngressPolicy.from_settings(settings),
+        processes=processes,
     )
 
 
 async def set_subscription(
-    msg: Incoming[SetSubscription], tx: Transaction, *, operators: CommandPolicy, partners: IngressPolicy
+    msg: Incoming[SetSubscription],
+    tx: Transaction,
+    *,
+    operators: CommandPolicy,
+    partners: IngressPolicy,
+    processes: Processes,
 ) -> None:
     await authorize(msg, tx, operators=operators, partners=partners)
     command = msg.data
+    if (why := undefined_slot(processes, command.case_type, command.slot)) is not None:
+        raise UnknownSlot(why)
     await repo.upsert_subscription(
         tx,
         partner_id=command.partner_id,
@@ -54,6 +70,7 @@ async def set_subscription(
         retention_days=command.retention_days,
         status=command.status,
         scope=command.scope,
+        slot=command.slot,
     )
 
 

@@ -106,7 +106,7 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             topic=topics.ADMIN,
             group_id="hub.registry.admin",
             # Applied only if a trusted operator or an operations partner provably sent it.
-            handlers={SetSubscription.event_type: admin.subscription_handler(ctx.settings)},
+            handlers={SetSubscription.event_type: admin.subscription_handler(ctx.settings, processes)},
             ignore_unknown_types=True,
         ),
         Route(

@@ -43,6 +43,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="party (default): only cases the partner is a party to; all-cases: every case of the "
         "type, which the legal basis must cover (statistics, operations)",
     )
+    put.add_argument(
+        "--slot",
+        help="the party slot of --case-type this subscription serves, e.g. departure-municipality: it "
+        "applies only to the cases in which the partner fills that slot (without: to any slot it "
+        "fills that none of its subscriptions to the type names); not with --scope all-cases",
+    )
     put.set_defaults(func=_set)
     listing = subscription.add_parser("list", help="all subscriptions")
     listing.add_argument("--json", action="store_true")
@@ -70,8 +76,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _set(args: argparse.Namespace) -> int:
+    command = subscription_command(args)  # refused as typed, before any hub is looked for
     settings = running_hub_settings(HubSettings())
-    command = SetSubscription(
+    envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
+    print(f"sent {SetSubscription.event_type} {envelope.id}")
+    return 0
+
+
+def subscription_command(args: argparse.Namespace) -> SetSubscription:
+    """The command ``hub subscription set`` sends; its contract refuses what cannot be meant
+    (a slot with --scope all-cases, or without --case-type)."""
+    return SetSubscription(
         partner_id=args.partner_id,
         subscribed_event_type=args.event_type,
         case_type=args.case_type,
@@ -82,10 +97,8 @@ def _set(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         status=args.status,
         scope=args.scope,
+        slot=args.slot,
     )
-    envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
-    print(f"sent {SetSubscription.event_type} {envelope.id}")
-    return 0
 
 
 def _rows(sql: str) -> list[dict[str, Any]]:
@@ -103,12 +116,15 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> Non
     print_rows(rows, as_json=as_json, line=lambda row: "  ".join(str(row[c]) for c in columns))
 
 
+SUBSCRIPTIONS_SQL = (
+    "SELECT partner_id, event_type, case_type, slot, status, scope, purpose, legal_basis, fields, "
+    "retention_days FROM registry.subscriptions ORDER BY partner_id, event_type, case_type, slot NULLS FIRST"
+)
+SUBSCRIPTION_COLUMNS = ["partner_id", "event_type", "case_type", "slot", "status", "scope", "legal_basis"]
+
+
 def _list(args: argparse.Namespace) -> int:
-    rows = _rows(
-        "SELECT partner_id, event_type, case_type, status, scope, purpose, legal_basis, fields, "
-        "retention_days FROM registry.subscriptions ORDER BY partner_id, event_type"
-    )
-    _print(rows, args.json, ["partner_id", "event_type", "case_type", "status", "scope", "legal_basis"])
+    _print(_rows(SUBSCRIPTIONS_SQL), args.json, SUBSCRIPTION_COLUMNS)
     return 0
 
 

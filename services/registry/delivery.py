@@ -1,9 +1,12 @@
-"""Building what a partner receives: the event minimised to its subscription.
+"""Building what a partner receives: the event minimised to its subscriptions.
 
 Each routing decision is recorded in the audit log in the same transaction as the
 deliveries' outbox rows: a delivery never leaves without its record, and a rolled-back
-delivery leaves no record of something that never happened. The record names the basis
-the recipient received on: the case's slots it fills, or its all-cases subscription.
+delivery leaves no record of something that never happened. A partner receives one
+delivery per event, under every subscription that applies to the case (one per party slot
+it fills, at most); the log has one entry per such subscription, all naming the same
+delivery event: its purpose, legal basis, the basis it applies on (``party: <slot>`` or
+``all-cases``) and the disclosed fields it accounts for.
 """
 
 from __future__ import annotations
@@ -81,67 +84,101 @@ async def deliver(
     )
     sent = 0
     for subscriber in subscribers:
-        if subscriber.basis is None:
+        if not subscriber.grants:
             # Every recipient comes from ``parties.recipients``, which says why it may receive.
             raise ValueError(f"no basis to deliver case {case.case_id} to {subscriber.partner_id}")
+        to_partner = dataclasses.replace(decided, partner_id=subscriber.partner_id, sector=subscriber.sector)
         issued = (pseudonyms or {}).get(subscriber.partner_id)
-        to_partner = dataclasses.replace(
-            decided,
-            partner_id=subscriber.partner_id,
-            sector=subscriber.sector,
-            legal_basis=subscriber.legal_basis,
-            purpose=subscriber.purpose,
-            basis=subscriber.basis,
-        )
         if person_path is not None and issued is None:
             # Identity issued nothing for this partner (suspended, unknown): no delivery.
-            records.append(
-                dataclasses.replace(
-                    to_partner,
-                    decision=Decision.WITHHELD,
-                    reason="no pseudonym issued: partner suspended or unknown to identity",
-                )
-            )
+            reason = "no pseudonym issued: partner suspended or unknown to identity"
+            records += [
+                dataclasses.replace(entry, decision=Decision.WITHHELD, reason=reason)
+                for entry in _under_each_grant(to_partner, subscriber)
+            ]
             continue
-        delivery = case_delivery(
-            case_type=case.case_type,
+        records += await _send(
+            tx,
+            case=case,
             event_type=event_type,
             data=data,
             subscriber=subscriber,
             person_path=person_path,
             issued=issued,
-        )
-        envelope = await tx.emit(
-            delivery,
-            topic=subscriber.delivery_topic,
-            business_process_id=case.case_id,
-            reference_id=reference_id,
-            subject=issued.pseudonym if issued else None,
-            test_delivery=case.test_delivery,
-        )
-        await repo.add_timeline(
-            tx,
-            case_id=case.case_id,
-            service="registry",
-            event_type=delivery.event_type,
-            event_id=envelope.id,
             trace_id=trace_id,
-            detail=f"{event_type.split('.')[-2]} delivered to {subscriber.partner_id} "
-            f"({len(delivery.data)} fields; {subscriber.legal_basis}; {subscriber.basis or 'no basis'})",
-        )
-        records.append(
-            dataclasses.replace(
-                to_partner,
-                decision=Decision.DELIVERED,
-                delivery_event_id=envelope.id,
-                fields=disclosed_fields(delivery, person_path),
-                person_pseudonym=issued.pseudonym if issued else None,
-            )
+            reference_id=reference_id,
+            decided=to_partner,
         )
         sent += 1
     # Last, so the chain head stays locked only from here to the commit.
     await audit_store.append(tx.conn, audit_store.installed_key(), records)
     return sent
+
+
+async def _send(
+    tx: Transaction,
+    *,
+    case: repo.Case,
+    event_type: str,
+    data: dict[str, Any],
+    subscriber: repo.Subscriber,
+    person_path: str | None,
+    issued: IssuedPseudonym | None,
+    trace_id: str,
+    reference_id: str,
+    decided: AuditEntry,
+) -> list[AuditEntry]:
+    """One delivery to ``subscriber`` in the outbox and on the timeline; its audit entries,
+    one per grant, each naming the disclosed fields its subscription accounts for."""
+
+    def build(recipient: repo.Subscriber) -> CaseDelivery:
+        return case_delivery(
+            case_type=case.case_type,
+            event_type=event_type,
+            data=data,
+            subscriber=recipient,
+            person_path=person_path,
+            issued=issued,
+        )
+
+    delivery = build(subscriber)
+    envelope = await tx.emit(
+        delivery,
+        topic=subscriber.delivery_topic,
+        business_process_id=case.case_id,
+        reference_id=reference_id,
+        subject=issued.pseudonym if issued else None,
+        test_delivery=case.test_delivery,
+    )
+    await repo.add_timeline(
+        tx,
+        case_id=case.case_id,
+        service="registry",
+        event_type=delivery.event_type,
+        event_id=envelope.id,
+        trace_id=trace_id,
+        detail=f"{event_type.split('.')[-2]} delivered to {subscriber.partner_id} "
+        f"({len(delivery.data)} fields; {subscriber.legal_basis}; {subscriber.basis})",
+    )
+    return [
+        dataclasses.replace(
+            entry,
+            decision=Decision.DELIVERED,
+            delivery_event_id=envelope.id,
+            # What a delivery under this grant alone would carry: every disclosed field is
+            # accounted for by at least one entry, and none by a subscription not granting it.
+            fields=disclosed_fields(build(dataclasses.replace(subscriber, grants=(grant,))), person_path),
+            person_pseudonym=issued.pseudonym if issued else None,
+        )
+        for entry, grant in zip(_under_each_grant(decided, subscriber), subscriber.grants, strict=True)
+    ]
+
+
+def _under_each_grant(entry: AuditEntry, subscriber: repo.Subscriber) -> list[AuditEntry]:
+    return [
+        dataclasses.replace(entry, legal_basis=g.legal_basis, purpose=g.purpose, basis=g.basis)
+        for g in subscriber.grants
+    ]
 
 
 def disclosed_fields(delivery: CaseDelivery, person_path: str | None) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ needs, operations get a ``CasePartyMissing`` event (on ``hub.ops`` and delivered
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from contracts import CasePartyMissing, Language, NotificationRequested
@@ -20,7 +19,8 @@ from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.delivery import deliver
 from services.registry.domain import ProcessDefinition
-from services.registry.parties_domain import Candidate, Party, delivery_basis, fill_slot, resolve_parties
+from services.registry.parties_domain import Candidate, Party, fill_slot, resolve_parties
+from services.registry.subscriptions_domain import grants_by_partner
 
 PARTY_MISSING_STEP = "party-unfilled"  # the timeline's name for a slot nobody fills
 PARTY_FILLED_STEP = "party-filled"
@@ -29,16 +29,17 @@ PARTY_FILLED_STEP = "party-filled"
 async def recipients(
     tx: Transaction, event_type: str, case: repo.Case, parties: Sequence[Party] | None = None
 ) -> list[repo.Subscriber]:
-    """The approved subscribers of ``event_type`` that may receive this case's event: its
-    parties, and subscriptions that span all cases; each with the basis it receives on."""
+    """The partners that receive this case's event of ``event_type``, one delivery each: its
+    parties with a subscription for a slot they fill (or one naming no slot), and
+    subscriptions that span all cases; each with the subscriptions it receives under."""
     if parties is None:
         parties = await party_repo.parties_of(tx, case.case_id)
-    found = []
-    for subscriber in await repo.subscriptions_to(tx, event_type, case.case_type):
-        basis = delivery_basis(subscriber.scope, subscriber.partner_id, parties)
-        if basis is not None:
-            found.append(dataclasses.replace(subscriber, basis=basis))
-    return found
+    subscribed = await repo.subscriptions_to(tx, event_type, case.case_type)
+    where = {s.subscription.partner_id: s for s in subscribed}
+    return [
+        repo.Subscriber(partner_id, where[partner_id].sector, where[partner_id].delivery_topic, grants)
+        for partner_id, grants in grants_by_partner((s.subscription for s in subscribed), parties).items()
+    ]
 
 
 async def resolve(

@@ -10,7 +10,8 @@ Everything later reads the stored parties, never the opening event again:
 * a milestone counts only from the partner filling the milestone's slot, a rejection only
   from a rejection slot, a request to the citizen only from a working slot;
 * a delivery reaches a partner only if it fills a slot of the case, or if its subscription
-  spans all cases (``all-cases``); the basis is recorded with the delivery;
+  spans all cases (``all-cases``); which of its subscriptions apply, by the slots it fills,
+  is decided in ``subscriptions_domain``, and the basis is recorded with the delivery;
 * a case completes once every milestone of a slot that applies to it is reached.
 """
 
@@ -24,9 +25,6 @@ from pydantic import ValidationError
 
 from contracts import Jurisdiction
 from services.registry.domain import Milestone, PartySlot, ProcessDefinition, get_path
-
-ALL_CASES = "all-cases"  # a subscription scope: every case of the type, party or not
-PARTY = "party"  # the default scope: only the cases the partner is a party to
 
 
 @dataclass(frozen=True)
@@ -163,12 +161,3 @@ def required_milestones(process: ProcessDefinition, parties: Iterable[Party]) ->
     (an unfilled slot keeps the case open, and its deadline escalates it)."""
     applying = {p.slot for p in parties}
     return frozenset(m.name for m in process.milestones if m.slot in applying)
-
-
-def delivery_basis(scope: str, partner_id: str, parties: Iterable[Party]) -> str | None:
-    """On what basis ``partner_id`` may receive an event of the case under a subscription of
-    ``scope``: ``all-cases``, or ``party: <slots>``; None: it may not."""
-    if scope == ALL_CASES:
-        return ALL_CASES
-    slots = slots_of(parties, partner_id)
-    return f"party: {', '.join(slots)}" if slots else None

@@ -26,6 +26,14 @@ from hub.vault import DataKey, Erased, case_ref
 from hub.vault_master import installed
 from services.registry.domain import CaseStatus
 from services.registry.party_repository import jurisdiction_of
+from services.registry.subscriptions_domain import (
+    PARTY,
+    Grant,
+    Subscription,
+    delivered_basis,
+    delivered_fields,
+    delivered_text,
+)
 
 
 @dataclass(frozen=True)
@@ -47,17 +55,41 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
+class Subscribed:
+    """An approved subscription of an active partner, with where that partner receives."""
+
+    subscription: Subscription
+    sector: str
+    delivery_topic: str
+
+
+@dataclass(frozen=True)
 class Subscriber:
+    """A partner receiving one delivery of a case's event: where it goes, and the
+    subscriptions that apply to the case (``grants``, set by ``parties.recipients``), each
+    recorded in the audit log with the basis it applies on."""
+
     partner_id: str
     sector: str
     delivery_topic: str
-    purpose: str
-    legal_basis: str
-    fields: tuple[str, ...]
-    scope: str = "party"
-    # Why this partner receives this case's event (the slots it fills, or "all-cases"):
-    # set by ``parties.recipients``, recorded in the delivery's audit entry.
-    basis: str | None = None
+    grants: tuple[Grant, ...] = ()
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return delivered_fields(self.grants)
+
+    @property
+    def purpose(self) -> str:
+        return delivered_text(grant.purpose for grant in self.grants)
+
+    @property
+    def legal_basis(self) -> str:
+        return delivered_text(grant.legal_basis for grant in self.grants)
+
+    @property
+    def basis(self) -> str | None:
+        """Why this partner receives the case's event at all; None: no subscription applies."""
+        return delivered_basis(self.grants) if self.grants else None
 
 
 @dataclass(frozen=True)
@@ -207,29 +239,28 @@ async def catalog_entry(tx: Transaction, event_type: str) -> CatalogEntry | None
     )
 
 
-async def subscriptions_to(tx: Transaction, event_type: str, case_type: str) -> list[Subscriber]:
+async def subscriptions_to(tx: Transaction, event_type: str, case_type: str) -> list[Subscribed]:
     """Approved subscriptions of active partners to ``event_type``, of every case. Routing
-    narrows them to a case's parties (``parties.recipients``); nothing delivers from here."""
+    narrows them to a case's parties and their slots (``parties.recipients``); nothing
+    delivers from here."""
     rows = await tx.conn.fetch(
         """
-        SELECT p.partner_id, p.sector, p.delivery_topic, s.purpose, s.legal_basis, s.fields, s.scope
+        SELECT p.partner_id, p.sector, p.delivery_topic, s.purpose, s.legal_basis, s.fields, s.scope, s.slot
         FROM subscriptions s JOIN partners p USING (partner_id)
         WHERE s.event_type = $1 AND (s.case_type IS NULL OR s.case_type = $2)
           AND s.status = 'approved' AND p.status = 'active'
-        ORDER BY p.partner_id
+        ORDER BY p.partner_id, s.id
         """,
         event_type,
         case_type,
     )
     return [
-        Subscriber(
-            r["partner_id"],
+        Subscribed(
+            Subscription(
+                r["partner_id"], r["purpose"], r["legal_basis"], tuple(r["fields"]), r["scope"], r["slot"]
+            ),
             r["sector"],
             r["delivery_topic"],
-            r["purpose"],
-            r["legal_basis"],
-            tuple(r["fields"]),
-            r["scope"],
         )
         for r in rows
     ]
@@ -247,14 +278,17 @@ async def upsert_subscription(
     fields: tuple[str, ...],
     retention_days: int,
     status: str,
-    scope: str = "party",
+    scope: str = PARTY,
+    slot: str | None = None,
 ) -> None:
+    """One subscription per partner, type, case type and slot: a command naming another
+    slot is another subscription, one naming the same replaces it."""
     await tx.conn.execute(
         """
         INSERT INTO subscriptions (partner_id, event_type, case_type, purpose, legal_basis, legal_basis_url,
-                                   fields, retention_days, status, scope)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (partner_id, event_type, coalesce(case_type, '')) DO UPDATE SET
+                                   fields, retention_days, status, scope, slot)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT (partner_id, event_type, coalesce(case_type, ''), coalesce(slot, '')) DO UPDATE SET
             purpose = $4, legal_basis = $5, legal_basis_url = $6, fields = $7, retention_days = $8,
             status = $9, scope = $10, updated_at = now()
         """,
@@ -268,6 +302,7 @@ async def upsert_subscription(
         retention_days,
         status,
         scope,
+        slot,
     )
 
 

@@ -100,9 +100,12 @@ def test_subject_lists_the_deliveries_to_the_three_agencies(
     assert len(found) == 6
     kriens, lucerne, tax = moves[KRIENS_OFFICE], moves[LUCERNE_OFFICE], moves[TAX_OFFICE]
     assert set(PERSON) | {"person.sex", "move_date"} <= set(kriens["fields"])
-    assert any(f.startswith("previous_address.") for f in kriens["fields"])
-    assert not any(f.startswith("new_address.") for f in kriens["fields"])
+    # Kriens records the departure: where the person goes; it has them in its register.
+    assert any(f.startswith("new_address.") for f in kriens["fields"])
+    assert not any(f.startswith("previous_address.") for f in kriens["fields"])
+    # Lucerne registers the arrival: the new address and where the person comes from.
     assert any(f.startswith("new_address.") for f in lucerne["fields"])
+    assert any(f.startswith("previous_address.") for f in lucerne["fields"])
     # The tax office's subscription: no sex, no previous address.
     assert set(PERSON) <= set(tax["fields"])
     assert "person.sex" not in tax["fields"]
@@ -111,8 +114,18 @@ def test_subject_lists_the_deliveries_to_the_three_agencies(
     assert kriens["basis"] == "party: departure-municipality"
     assert lucerne["basis"] == "party: arrival-municipality"
     assert tax["basis"] == completions[TAX_OFFICE]["basis"] == "party: arrival-tax-office"
+    assert (kriens["purpose"], completions[KRIENS_OFFICE]["purpose"]) == (
+        "record the departure",
+        "close the departure file",
+    )
+    assert (lucerne["purpose"], completions[LUCERNE_OFFICE]["purpose"]) == (
+        "register the arrival",
+        "close the arrival file",
+    )
     assert kriens["legal_basis"].startswith("RHG Art. 12")
     assert lucerne["legal_basis"].startswith("RHG Art. 11")
+    assert completions[KRIENS_OFFICE]["basis"] == "party: departure-municipality"
+    assert completions[LUCERNE_OFFICE]["basis"] == "party: arrival-municipality"
     assert tax["legal_basis"].startswith("StHG Art. 4")
     assert tax["purpose"] == "assign the tax domicile"
     assert kriens["person_pseudonym"] == lucerne["person_pseudonym"] != tax["person_pseudonym"]
@@ -132,6 +145,9 @@ def test_subject_lists_the_deliveries_to_the_three_agencies(
     text = hub_cli(capsys, "audit", "subject", "--citizen-id", citizen_id)[1]
     assert f"{TAX_OFFICE}  {MOVE}\n" in text
     assert "  received as: party: arrival-tax-office\n" in text
+    assert f"  legal basis: {kriens['legal_basis']}; purpose: record the departure\n" in text
+    assert f", delivery {kriens['delivery_event_id']}, entry {kriens['seq']}\n" in text
+    assert "one delivery under" not in text  # every party fills one slot of this move
     assert demo_person().vn not in text + by_ahvn13
 
 

@@ -108,7 +108,8 @@ def test_building_permit_runs_end_to_end_from_contracts_and_a_definition(hub: Hu
 
 
 def test_only_approved_subscriptions_route(hub: HubSettings) -> None:
-    """After the tax office's subscription is revoked, a new move reaches Kriens but not it."""
+    """After the tax office's subscription for moves into its canton (its arrival-tax-office
+    slot) is revoked, a new move within the canton reaches Kriens but not it."""
     case_id = f"eumzug-{uuid.uuid4()}"
 
     async def revoke_then_report() -> None:
@@ -127,6 +128,7 @@ def test_only_approved_subscriptions_route(hub: HubSettings) -> None:
                     fields=("move_date",),
                     retention_days=30,
                     status="revoked",
+                    slot="arrival-tax-office",
                 ),
                 business_process_id="admin:subscriptions",
                 topic=topics.ADMIN,
@@ -153,7 +155,8 @@ async def _subscription_status(settings: HubSettings, partner_id: str) -> str | 
     conn = await asyncpg.connect(settings.database_dsn())
     try:
         return await conn.fetchval(
-            "SELECT status FROM registry.subscriptions WHERE partner_id = $1 AND event_type = $2",
+            "SELECT status FROM registry.subscriptions WHERE partner_id = $1 AND event_type = $2"
+            " AND slot = 'arrival-tax-office'",
             partner_id,
             "ch.lu.hub.relocation.move-reported.v1",
         )

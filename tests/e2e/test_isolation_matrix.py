@@ -1,5 +1,6 @@
 """Isolation matrix: every partner receives exactly the cases it is a party to and the types
-its subscriptions allow, minimised, once, and nothing else; only a case's parties move it.
+its subscriptions allow, minimised to the subscriptions of the slots it fills, once, and
+nothing else; only a case's parties move it.
 
 Eleven partners (portal, four municipalities in two cantons, both cantons' tax offices,
 building department, environment office, building insurance, operations) and every event
@@ -9,11 +10,14 @@ action required), a building permit, a move from Lucerne to Zug (two cantons, fo
 parties at work) and the move from Emmen to Lucerne in which Kriens, uninvolved, tries to
 act. Emmen, Zug and the Zug tax office hold the same subscriptions as their counterparts.
 
-The expectation is computed independently of the routing code: each case's parties are
-what the scenario says they are (checked against the registry), and a partner gets a
-(case, type) pair if it is one of them and holds an approved subscription for the type,
-or if its subscription spans all cases. Then a suspended partner receives, and may send,
-nothing; and a slot nobody fills is shown to operations.
+The expectation is computed independently of the routing code: each case's parties and the
+slots they fill are what the scenario says they are (checked against the registry), and a
+partner gets a (case, type) pair if it holds an approved subscription for the type naming a
+slot it fills, or naming none while it fills a slot no subscription of its own names, or
+spanning all cases; the delivery carries the fields, purposes and legal bases of exactly
+those subscriptions (Lucerne records the departure of its move to Zug and registers the
+arrival of the moves from Kriens and Emmen). Then a suspended partner receives, and may
+send, nothing; and a slot nobody fills is shown to operations.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import asyncio
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +60,9 @@ from hub.demo import (
     LUCERNE_OFFICE,
     OPERATIONS,
     PORTAL,
+    RESIDENTS_OFFICES,
     TAX_OFFICE,
+    TAX_OFFICES,
     ZUG_OFFICE,
     ZUG_TAX_OFFICE,
     demo_person,
@@ -100,10 +106,37 @@ class Received:
     delivery: CaseDelivery
 
 
+MOVE = "ch.lu.hub.relocation.move-reported.v1"
+COMPLETED = "ch.lu.hub.case.completed.v1"
+
+
 @dataclass(frozen=True)
 class Case:
     case_type: str
-    parties: frozenset[str]  # as the scenario has them, independently of the registry
+    slots: Mapping[str, tuple[str, ...]]  # partner -> slots, as the scenario has them
+
+    @property
+    def parties(self) -> frozenset[str]:
+        return frozenset(self.slots)
+
+
+def move_slots(departure: Municipality, arrival: Municipality) -> dict[str, tuple[str, ...]]:
+    """Who fills which slot of a move, as the relocation definition describes it: the portal
+    opens it, each side's residents' office, the arrival canton's tax office and, across
+    cantons, the departure canton's."""
+    offices = {place.bfs_number: pid for pid, place in RESIDENTS_OFFICES.items()}
+    filled = [
+        (PORTAL, "opener"),
+        (offices[departure.bfs_number], "departure-municipality"),
+        (offices[arrival.bfs_number], "arrival-municipality"),
+        (TAX_OFFICES[arrival.canton], "arrival-tax-office"),
+    ]
+    if departure.canton != arrival.canton:
+        filled.append((TAX_OFFICES[departure.canton], "departure-tax-office"))
+    slots: dict[str, tuple[str, ...]] = {}
+    for partner, slot in filled:
+        slots[partner] = (*slots.get(partner, ()), slot)
+    return slots
 
 
 @dataclass(frozen=True)
@@ -131,19 +164,24 @@ def hub(running: Hub) -> HubSettings:
 @pytest.fixture(scope="module")
 def scenarios(hub: HubSettings) -> tuple[dict[str, Case], dict[str, Episode]]:
     """Every case, with its parties; and the two cases an uninvolved municipality tried to move."""
-    within = frozenset({PORTAL, *move_parties(KRIENS, LUCERNE)})
+    within = move_slots(KRIENS, LUCERNE)
     cases: dict[str, Case] = {}
     for variant in ("main", "rejection", "action-required"):
         view = asyncio.run(run_demo(hub, variant=variant, **QUIET))
         cases[view.case_id] = Case("relocation", within)
     building = asyncio.run(run_building_permit_demo(hub, progress=lambda _line: None))
     cases[building.case_id] = Case(
-        "building-permit", frozenset({BUILDING_DEPARTMENT, ENVIRONMENT_OFFICE, BUILDING_INSURANCE})
+        "building-permit",
+        {
+            BUILDING_DEPARTMENT: ("opener", "building-department"),
+            ENVIRONMENT_OFFICE: ("environment-office",),
+            BUILDING_INSURANCE: ("building-insurance",),
+        },
     )
     across, held = asyncio.run(_intercantonal_move(hub))
-    cases[across] = Case("relocation", frozenset({PORTAL, *move_parties(LUCERNE, ZUG)}))
+    cases[across] = Case("relocation", move_slots(LUCERNE, ZUG))
     emmen, kriens_tried = asyncio.run(_move_kriens_has_nothing_to_do_with(hub))
-    cases[emmen] = Case("relocation", frozenset({PORTAL, *move_parties(EMMEN, LUCERNE)}))
+    cases[emmen] = Case("relocation", move_slots(EMMEN, LUCERNE))
     main_case = next(iter(cases))
     emmen_tried = asyncio.run(_uninvolved_tries_to_act(hub, EMMEN_OFFICE, EMMEN, main_case))
     return cases, {"held-back": held, "kriens": kriens_tried, "emmen": emmen_tried}
@@ -320,16 +358,43 @@ def received(hub: HubSettings, scenarios: tuple[dict[str, Case], Any]) -> list[R
     return asyncio.run(_received(hub, set(cases), PARTNERS))
 
 
-def _expected(settings: HubSettings, cases: dict[str, Case]) -> set[tuple[str, str, str]]:
-    """(case, partner, event type): a party with an approved subscription, or an all-cases scope,
-    for what happened in each case."""
-    subscriptions = asyncio.run(
+def _subscriptions(settings: HubSettings) -> list[dict[str, Any]]:
+    return asyncio.run(
         _rows(
             settings,
-            "SELECT s.partner_id, s.event_type, s.case_type, s.scope FROM registry.subscriptions s "
-            "JOIN registry.partners p USING (partner_id) WHERE s.status = 'approved' AND p.status = 'active'",
+            "SELECT s.partner_id, s.event_type, s.case_type, s.scope, s.slot, s.purpose, s.legal_basis,"
+            " s.fields FROM registry.subscriptions s JOIN registry.partners p USING (partner_id)"
+            " WHERE s.status = 'approved' AND p.status = 'active' ORDER BY s.id",
         )
     )
+
+
+def _applying(
+    subscriptions: list[dict[str, Any]], case: Case, partner: str, event_type: str
+) -> list[dict[str, Any]]:
+    """The partner's subscriptions that apply to an event of the case: spanning all cases,
+    naming a slot it fills, or naming none while it fills a slot none of them names."""
+    mine = [
+        sub
+        for sub in subscriptions
+        if sub["partner_id"] == partner
+        and sub["event_type"] == event_type
+        and sub["case_type"] in (None, case.case_type)
+    ]
+    filled = set(case.slots.get(partner, ()))
+    named = {sub["slot"] for sub in mine if sub["slot"] is not None}
+    return [
+        sub
+        for sub in mine
+        if sub["scope"] == "all-cases"
+        or (sub["slot"] in filled if sub["slot"] is not None else bool(filled - named))
+    ]
+
+
+def _expected(settings: HubSettings, cases: dict[str, Case]) -> set[tuple[str, str, str]]:
+    """(case, partner, event type): a party with an approved subscription that applies to its
+    slots, or an all-cases scope, for what happened in each case."""
+    subscriptions = _subscriptions(settings)
     happened = asyncio.run(
         _rows(
             settings,
@@ -342,14 +407,12 @@ def _expected(settings: HubSettings, cases: dict[str, Case]) -> set[tuple[str, s
         event_type, case = step["event_type"], cases[step["case_id"]]
         if event_type == CaseDelivery.event_type or step["service"] in ("identity", "notifications"):
             continue
-        for sub in subscriptions:
-            if sub["event_type"] != event_type or sub["case_type"] not in (None, case.case_type):
+        for partner in {sub["partner_id"] for sub in subscriptions}:
+            if not _applying(subscriptions, case, partner, event_type):
                 continue
-            if sub["scope"] != "all-cases" and sub["partner_id"] not in case.parties:
-                continue
-            if event_type.endswith("case.rejected.v1") and sub["partner_id"] == step["service"]:
+            if event_type.endswith("case.rejected.v1") and partner == step["service"]:
                 continue  # the rejecting partner is not told its own news
-            expected.add((step["case_id"], sub["partner_id"], event_type))
+            expected.add((step["case_id"], partner, event_type))
     return expected
 
 
@@ -359,14 +422,18 @@ def test_each_case_has_the_parties_its_scenario_names(
     cases, _ = scenarios
     rows = asyncio.run(
         _rows(
-            hub, "SELECT case_id, partner_id FROM registry.case_parties WHERE case_id = ANY($1)", list(cases)
+            hub,
+            "SELECT case_id, partner_id, slot FROM registry.case_parties WHERE case_id = ANY($1)"
+            " ORDER BY case_id, position",
+            list(cases),
         )
     )
-    resolved: dict[str, set[str]] = {case_id: set() for case_id in cases}
+    resolved: dict[str, dict[str, tuple[str, ...]]] = {case_id: {} for case_id in cases}
     for row in rows:
         assert row["partner_id"] is not None, row  # every slot of these cases is filled
-        resolved[row["case_id"]].add(row["partner_id"])
-    assert resolved == {case_id: set(case.parties) for case_id, case in cases.items()}
+        mine = resolved[row["case_id"]]
+        mine[row["partner_id"]] = (*mine.get(row["partner_id"], ()), row["slot"])
+    assert resolved == {case_id: dict(case.slots) for case_id, case in cases.items()}
 
 
 def test_each_partner_receives_exactly_its_cases_and_subscriptions_once(
@@ -426,26 +493,68 @@ def test_an_uninvolved_municipality_receives_nothing_of_a_case(
     assert OPERATIONS not in by_partner  # no escalation, no missing party in these cases
 
 
-def test_every_delivery_is_minimised_to_its_subscription(hub: HubSettings, received: list[Received]) -> None:
-    fields = {
-        (row["partner_id"], row["event_type"]): set(row["fields"])
-        for row in asyncio.run(
-            _rows(hub, "SELECT partner_id, event_type, fields FROM registry.subscriptions")
-        )
-    }
+def test_every_delivery_is_minimised_to_its_subscription(
+    hub: HubSettings, scenarios: tuple[dict[str, Case], Any], received: list[Received]
+) -> None:
+    """Each delivery carries only the fields of the subscriptions that apply to the slots its
+    recipient fills, and names their purposes and legal bases; never the AHVN13."""
+    cases, _ = scenarios
+    subscriptions = _subscriptions(hub)
     vns = {demo_person(serial).vn for serial in (1, 2, 21, 22)}
     assert received
     for item in received:
-        granted = fields[(item.partner, item.delivery.event_type_delivered)]
+        event_type = item.delivery.event_type_delivered
+        what = (item.partner, item.case_id, event_type)
+        applying = _applying(subscriptions, cases[item.case_id], item.partner, event_type)
+        assert applying, what
+        granted = {name for sub in applying for name in sub["fields"]}
         top_level = {name.split(".")[0] for name in granted}
-        assert set(item.delivery.data) <= top_level, (item.partner, item.delivery.event_type_delivered)
+        assert set(item.delivery.data) <= top_level, what
         assert item.delivery.recipient == item.partner
+        assert item.delivery.purpose == " | ".join(dict.fromkeys(sub["purpose"] for sub in applying)), what
+        assert item.delivery.legal_basis == " | ".join(dict.fromkeys(sub["legal_basis"] for sub in applying))
         if item.delivery.subject is not None:
             shown = {k for k, v in item.delivery.subject.model_dump().items() if v is not None}
             allowed_person = {name.split(".", 1)[1] for name in granted if "." in name}
             assert shown - {"sector_pseudonym", "local_person_id"} <= allowed_person
         dumped = json.dumps(item.delivery.model_dump(mode="json"))
         assert not any(vn in dumped for vn in vns)
+
+
+def test_a_municipality_receives_each_move_under_the_subscription_of_its_side(
+    scenarios: tuple[dict[str, Case], Any], received: list[Received]
+) -> None:
+    """Lucerne is the departure of the move to Zug and the arrival of the moves from Kriens
+    and Emmen: each delivery has that side's purpose, legal basis and fields."""
+    cases, _ = scenarios
+    delivered = {(r.case_id, r.partner, r.delivery.event_type_delivered): r.delivery for r in received}
+    moves = {c for c, case in cases.items() if case.case_type == "relocation"}
+    away = next(c for c in moves if cases[c].slots.get(LUCERNE_OFFICE) == ("departure-municipality",))
+    homes = [c for c in moves if cases[c].slots.get(LUCERNE_OFFICE) == ("arrival-municipality",)]
+    assert len(homes) == 4  # three from Kriens, one from Emmen
+
+    departure = delivered[(away, LUCERNE_OFFICE, MOVE)]
+    assert (departure.purpose, departure.legal_basis.split(";")[0]) == ("record the departure", "RHG Art. 12")
+    assert {"new_address", "arrival", "move_date"} <= set(departure.data)
+    assert "previous_address" not in departure.data  # the person is in its own register already
+    assert delivered[(away, LUCERNE_OFFICE, COMPLETED)].purpose == "close the departure file"
+    for home in homes:
+        arrival = delivered[(home, LUCERNE_OFFICE, MOVE)]
+        assert (arrival.purpose, arrival.legal_basis.split(";")[0]) == ("register the arrival", "RHG Art. 11")
+        assert {"new_address", "previous_address", "departure", "move_date"} <= set(arrival.data)
+        if (home, LUCERNE_OFFICE, COMPLETED) in delivered:
+            assert delivered[(home, LUCERNE_OFFICE, COMPLETED)].purpose == "close the arrival file"
+    # The other sides of the move to Zug, each as what it is to it.
+    zug = delivered[(away, ZUG_OFFICE, MOVE)]
+    assert (zug.purpose, zug.legal_basis.split(";")[0]) == ("register the arrival", "RHG Art. 11")
+    assert "previous_address" in zug.data
+    given_up = delivered[(away, TAX_OFFICE, MOVE)]
+    assert given_up.purpose == "give up the tax domicile"
+    assert given_up.legal_basis.startswith("StHG Art. 4b;")
+    assert "new_address" not in given_up.data
+    taken = delivered[(away, ZUG_TAX_OFFICE, MOVE)]
+    assert (taken.purpose, taken.legal_basis.split(";")[0]) == ("assign the tax domicile", "StHG Art. 4")
+    assert "new_address" in taken.data
 
 
 @pytest.mark.parametrize("who", ["kriens", "emmen"])
@@ -537,7 +646,16 @@ def test_a_move_across_cantons_waits_for_both_tax_offices(
         if r.partner == ZUG_OFFICE and r.delivery.event_type_delivered.endswith("move-reported.v1")
     )
     assert zug.delivery.data["arrival"]["canton"] == "ZG"
-    assert "previous_address" not in zug.delivery.data  # Zug's subscription is Lucerne's: the new address
+    # Zug registers the arrival (where the person comes from); Lucerne records the departure.
+    assert "previous_address" in zug.delivery.data
+    lucerne = next(
+        r
+        for r in mine
+        if r.partner == LUCERNE_OFFICE and r.delivery.event_type_delivered.endswith("move-reported.v1")
+    )
+    assert "previous_address" not in lucerne.delivery.data
+    assert zug.delivery.purpose == "register the arrival"
+    assert lucerne.delivery.purpose == "record the departure"
 
 
 def test_a_slot_nobody_fills_is_shown_on_the_case_and_to_operations(

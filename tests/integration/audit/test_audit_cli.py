@@ -6,6 +6,7 @@ The commands need HUB_DATABASE_URL and the key file under HUB_STATE_DIR, no Kafk
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -163,6 +164,58 @@ def test_subject_lists_the_disclosures_of_a_citizen(chain: str, capsys: pytest.C
     assert run(capsys, "audit", "subject", "--citizen-id", "citizen-services:nobody")[1] == (
         "no disclosures recorded\n"
     )
+
+
+def test_subject_shows_one_delivery_under_two_subscriptions_as_its_two_entries(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A municipality on both sides of a move within it: one delivery, an entry per slot."""
+    lucerne = {"partner_id": "CH/MUN/1061/einwohnerdienste", "sector": "resident-registration"}
+    departure = dataclasses.replace(
+        entry(1),
+        **lucerne,
+        delivery_event_id="dl-within",
+        fields=("new_address.street", "person.sector_pseudonym"),
+        legal_basis="RHG Art. 12",
+        purpose="record the departure",
+        basis="party: departure-municipality",
+    )
+    arrival = dataclasses.replace(
+        departure,
+        fields=("previous_address.street", "person.sector_pseudonym"),
+        legal_basis="RHG Art. 11",
+        purpose="register the arrival",
+        basis="party: arrival-municipality",
+    )
+
+    async def write() -> None:
+        pool = await migrated_registry_pool(cli_env, size=2)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await audit_store.append(conn, KEY, [departure, arrival, entry(3)])
+        finally:
+            await pool.close()
+
+    asyncio.run(write())
+    code, out, _ = run(capsys, "audit", "subject", "--case", "eumzug-1")
+    assert code == 0
+    first, second, other = out.split("\n2")  # each entry starts with its time (20..)
+    assert "  legal basis: RHG Art. 12; purpose: record the departure\n" in first
+    assert "  received as: party: departure-municipality\n" in first
+    assert "  legal basis: RHG Art. 11; purpose: register the arrival\n" in second
+    assert "  received as: party: arrival-municipality\n" in second
+    for text in (first, second):
+        assert "delivery dl-within, entry" in text
+        assert "one delivery under 2 subscriptions: entries 1, 2" in text
+    assert "delivery dl-3, entry 3" in other
+    assert "one delivery under" not in other
+    found = json.loads(run(capsys, "audit", "subject", "--case", "eumzug-1", "--json")[1])
+    assert [(d["delivery_event_id"], d["basis"]) for d in found] == [
+        ("dl-within", "party: departure-municipality"),
+        ("dl-within", "party: arrival-municipality"),
+        ("dl-3", None),
+    ]
+    assert run(capsys, "audit", "verify")[0] == 0
 
 
 def test_subject_refuses_an_invalid_ahvn13_without_echoing_it(

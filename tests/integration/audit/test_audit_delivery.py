@@ -16,6 +16,7 @@ from hub.errors import ConfigurationError
 from hub.messages import Transaction
 from services.registry import repository as repo
 from services.registry.delivery import deliver
+from services.registry.subscriptions_domain import Grant
 
 pytestmark = pytest.mark.asyncio
 
@@ -26,19 +27,27 @@ KRIENS = repo.Subscriber(
     "CH/MUN/1059/einwohnerdienste",
     "resident-registration",
     "hub.delivery.ch.mun.1059.einwohnerdienste",
-    "record the departure",
-    "RHG Art. 12",
-    ("person.official_name", "previous_address", "move_date"),
-    basis="party: departure-municipality",
+    (
+        Grant(
+            "record the departure",
+            "RHG Art. 12",
+            ("person.official_name", "previous_address", "move_date"),
+            ("departure-municipality",),
+        ),
+    ),
 )
 TAX = repo.Subscriber(
     "CH/CAN/LU/steuerverwaltung",
     "tax",
     "hub.delivery.ch.can.lu.steuerverwaltung",
-    "assign the tax domicile",
-    "StHG Art. 4",
-    ("person.first_name", "move_date"),
-    basis="party: arrival-tax-office",
+    (
+        Grant(
+            "assign the tax domicile",
+            "StHG Art. 4",
+            ("person.first_name", "move_date"),
+            ("arrival-tax-office",),
+        ),
+    ),
 )
 DATA = {
     "person": {"official_name": "Muster", "first_name": "Anna", "sex": "2", "date_of_birth": "1990-04-17"},
@@ -194,7 +203,7 @@ async def test_a_recipient_without_a_basis_gets_nothing_and_nothing_is_recorded(
     pool: asyncpg.Pool, installed_key: AuditKey
 ) -> None:
     """Every recipient comes through the party rules; one that did not is a bug, never a delivery."""
-    unexplained = dataclasses.replace(KRIENS, basis=None)
+    unexplained = dataclasses.replace(KRIENS, grants=())
     async with pool.acquire() as conn:
         case = await open_case(conn)
         with pytest.raises(ValueError, match="no basis to deliver"):

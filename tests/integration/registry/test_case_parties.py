@@ -1,6 +1,6 @@
 """Parties of a case on real PostgreSQL, through the registry's own routes: a case reaches only
-its parties, only they can move it, a slot nobody fills is shown and reported, and a partner
-registered later takes it.
+its parties, each under the subscriptions of the slots it fills, only they can move it, a slot
+nobody fills is shown and reported, and a partner registered later takes it.
 
 Records go through the runtime's entrypoint translation as Kafka would hand them over
 (the routes come from the registry's composition root, so every check of the service runs);
@@ -23,6 +23,7 @@ from contracts import (
     EMMEN,
     KRIENS,
     LUCERNE,
+    ZUG,
     ArrivalRegistered,
     CaseActionRequired,
     CaseRejected,
@@ -34,6 +35,7 @@ from contracts import (
     Municipality,
     PseudonymsIssued,
     Sector,
+    SetSubscription,
     TaxRecordUpdated,
 )
 from contracts.catalog import serialize_data
@@ -49,6 +51,8 @@ from hub.demo import (
     OPERATIONS,
     PORTAL,
     TAX_OFFICE,
+    ZUG_OFFICE,
+    ZUG_TAX_OFFICE,
     demo_person,
     move_report,
     new_case_id,
@@ -59,6 +63,7 @@ from hub.settings import HubSettings
 from hub.signing import SigningKey
 from hub.topics import delivery_topic
 from services.registry import bootstrap
+from services.registry.cli import SUBSCRIPTIONS_SQL
 from services.registry.repository import upsert_subscription
 from tests.fixtures.registry import ingress_route, migrated_registry_pool, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
@@ -72,7 +77,7 @@ IDENTITY = "urn:ch:lu:hub:service:identity"
 REGISTRY = "urn:ch:lu:hub:service:registry"
 MOVE = "ch.lu.hub.relocation.move-reported.v1"
 TODAY = "2026-12-01"
-AGENCIES = (PORTAL, KRIENS_OFFICE, LUCERNE_OFFICE, EMMEN_OFFICE, TAX_OFFICE, HORW_OFFICE)
+AGENCIES = (PORTAL, KRIENS_OFFICE, LUCERNE_OFFICE, EMMEN_OFFICE, TAX_OFFICE, HORW_OFFICE, OPERATIONS)
 
 
 @dataclass
@@ -439,3 +444,147 @@ async def test_a_suspended_partner_leaves_its_slot_without_an_active_partner_unt
         )
         == LUCERNE_OFFICE
     )
+
+
+# --- each party under the subscriptions of its slot ---------------------------------------
+
+
+async def disclosures(registry: Registry, case_id: str, partner: str) -> list[dict[str, Any]]:
+    """The audit log's entries of the move's delivery to ``partner``, in chain order."""
+    return await registry.rows(
+        "SELECT delivery_event_id, purpose, legal_basis, basis, fields FROM audit_log"
+        " WHERE case_id = $1 AND partner_id = $2 AND event_type = $3 AND decision = 'delivered' ORDER BY seq",
+        case_id,
+        partner,
+        MOVE,
+    )
+
+
+async def moves_delivered(registry: Registry, case_id: str, partner: str) -> dict[str, dict[str, Any]]:
+    """Event id -> delivery of every move the outbox holds for ``partner`` in the case."""
+    rows = await registry.rows(
+        "SELECT headers, payload FROM outbox WHERE aggregateid = $1 AND topic = $2",
+        case_id,
+        delivery_topic(partner),
+    )
+    found = {}
+    for row in rows:
+        delivery = json.loads(bytes(row["payload"]))
+        if delivery["event_type_delivered"] == MOVE:
+            found[dict(json.loads(row["headers"]))["ce_id"]] = delivery
+    return found
+
+
+def sections(fields: list[str]) -> set[str]:
+    return {name.split(".")[0] for name in fields}
+
+
+async def test_lucerne_receives_a_move_as_the_municipality_it_is_to_that_move(registry: Registry) -> None:
+    """Departure of a move to Zug: recorded under RHG Art. 12 with where the person goes;
+    arrival of a move from Kriens: registered under RHG Art. 11 with where they come from."""
+    away = await open_move(registry, LUCERNE, ZUG, serial=5)
+    [departure] = await disclosures(registry, away, LUCERNE_OFFICE)
+    assert departure["purpose"] == "record the departure"
+    assert departure["legal_basis"].startswith("RHG Art. 12")
+    assert departure["basis"] == "party: departure-municipality"
+    assert {"new_address", "arrival", "move_date", "person"} <= sections(departure["fields"])
+    assert "previous_address" not in sections(departure["fields"])  # already in its own register
+    [(event_id, delivered)] = (await moves_delivered(registry, away, LUCERNE_OFFICE)).items()
+    assert departure["delivery_event_id"] == event_id
+    assert delivered["purpose"] == departure["purpose"]
+    assert delivered["legal_basis"] == departure["legal_basis"]
+    assert "new_address" in delivered["data"]
+    assert "previous_address" not in delivered["data"]
+
+    home = await open_move(registry, KRIENS, LUCERNE, serial=6)
+    [arrival] = await disclosures(registry, home, LUCERNE_OFFICE)
+    assert arrival["purpose"] == "register the arrival"
+    assert arrival["legal_basis"].startswith("RHG Art. 11")
+    assert arrival["basis"] == "party: arrival-municipality"
+    assert {"previous_address", "new_address", "departure", "move_date"} <= sections(arrival["fields"])
+    [(event_id, delivered)] = (await moves_delivered(registry, home, LUCERNE_OFFICE)).items()
+    assert arrival["delivery_event_id"] == event_id
+    assert delivered["purpose"] == arrival["purpose"]
+    assert delivered["legal_basis"] == arrival["legal_basis"]
+    assert "previous_address" in delivered["data"]
+
+    # The other parties of the move to Zug, each as what it is to it; Kriens, with the same
+    # subscriptions as Lucerne, is none.
+    [zug] = await disclosures(registry, away, ZUG_OFFICE)
+    assert (zug["purpose"], zug["basis"]) == ("register the arrival", "party: arrival-municipality")
+    [given_up] = await disclosures(registry, away, TAX_OFFICE)
+    assert given_up["purpose"] == "give up the tax domicile"
+    assert given_up["basis"] == "party: departure-tax-office"
+    assert given_up["legal_basis"].startswith("StHG Art. 4b")
+    assert "new_address" not in sections(given_up["fields"])
+    [taken] = await disclosures(registry, away, ZUG_TAX_OFFICE)
+    assert (taken["purpose"], taken["basis"]) == ("assign the tax domicile", "party: arrival-tax-office")
+    assert await disclosures(registry, away, KRIENS_OFFICE) == []
+    async with registry.pool.acquire() as conn:
+        assert (await audit_store.verify(conn, KEY)).intact
+
+
+async def test_a_municipality_on_both_sides_of_a_move_receives_it_once_under_both_subscriptions(
+    registry: Registry,
+) -> None:
+    case_id = await open_move(registry, LUCERNE, LUCERNE, serial=7)
+    [(event_id, delivered)] = (await moves_delivered(registry, case_id, LUCERNE_OFFICE)).items()
+    assert delivered["purpose"] == "record the departure | register the arrival"
+    assert delivered["legal_basis"].startswith("RHG Art. 12")
+    assert " | RHG Art. 11" in delivered["legal_basis"]
+    # The union of both subscriptions' fields: where the person goes, and where they come from.
+    assert {"previous_address", "new_address", "departure", "arrival"} <= set(delivered["data"])
+    departure, arrival = await disclosures(registry, case_id, LUCERNE_OFFICE)
+    assert departure["delivery_event_id"] == arrival["delivery_event_id"] == event_id
+    assert departure["purpose"] == "record the departure"
+    assert departure["basis"] == "party: departure-municipality"
+    assert arrival["purpose"] == "register the arrival"
+    assert arrival["basis"] == "party: arrival-municipality"
+    assert departure["legal_basis"].startswith("RHG Art. 12")
+    assert arrival["legal_basis"].startswith("RHG Art. 11")
+    # Each entry accounts for what its subscription grants; together, for all that went out.
+    assert "previous_address" not in sections(departure["fields"])
+    assert "previous_address" in sections(arrival["fields"])
+    leaves = {f for f in departure["fields"] + arrival["fields"] if not f.startswith("person.")}
+    assert sections(list(leaves)) == set(delivered["data"])
+    async with registry.pool.acquire() as conn:
+        found = await audit_store.disclosures(conn, case_id=case_id)
+        assert (await audit_store.verify(conn, KEY)).intact
+    mine = [s.entry for s in found if s.entry.partner_id == LUCERNE_OFFICE and s.entry.event_type == MOVE]
+    assert [e.basis for e in mine] == ["party: departure-municipality", "party: arrival-municipality"]
+
+
+async def test_an_operator_sets_a_subscription_for_one_slot_and_a_slot_the_case_type_lacks_is_refused(
+    registry: Registry,
+) -> None:
+    """Operations (an operations partner, with its own key) give Kriens a subscription for its
+    arrivals only; one naming a slot the relocation does not define is dead-lettered."""
+    completed = "ch.lu.hub.case.completed.v1"
+
+    def subscribe(slot: str) -> Crafted:
+        command = SetSubscription(
+            partner_id=KRIENS_OFFICE,
+            subscribed_event_type=completed,
+            case_type="relocation",
+            purpose="welcome the new resident",
+            legal_basis="RHG Art. 11",
+            fields=("completed_at",),
+            retention_days=30,
+            status="approved",
+            slot=slot,
+        )
+        key = registry.keys[OPERATIONS]
+        return craft(command, partner_id=OPERATIONS, case_id="admin:subscriptions", key=key)
+
+    assert await registry.process(topics.ADMIN, subscribe("arrival-municipality")) is Outcome.PROCESSED
+    assert await registry.process(topics.ADMIN, subscribe("arrival-office")) is Outcome.DEAD_LETTERED
+    [refused] = await registry.rows("SELECT error_class, error_message FROM dead_letters")
+    assert refused["error_class"] == "UnknownSlot"
+    assert "no party slot arrival-office" in refused["error_message"]
+    listed = await registry.rows(SUBSCRIPTIONS_SQL)
+    kriens = {
+        r["slot"]: r for r in listed if r["partner_id"] == KRIENS_OFFICE and r["event_type"] == completed
+    }
+    assert set(kriens) == {"departure-municipality", "arrival-municipality"}
+    assert kriens["arrival-municipality"]["purpose"] == "welcome the new resident"  # replaced
+    assert kriens["departure-municipality"]["purpose"] == "close the departure file"  # untouched

@@ -14,6 +14,7 @@ from contracts import (
     Contract,
     NotificationRequested,
     PseudonymsRequested,
+    SetSubscription,
     parse_data,
     serialize_data,
 )
@@ -106,3 +107,29 @@ def test_notification_recipient_must_fit_the_channel(channel: str, recipient: st
             }
         )
     assert recipient not in str(caught.value.errors(include_input=False))
+
+
+def test_a_subscription_may_name_the_slot_it_serves(samples: dict[str, Contract]) -> None:
+    subscription = samples[SetSubscription.event_type].model_dump()
+    assert subscription["slot"] is None  # serves whichever slot the partner fills
+    departure = SetSubscription.model_validate(subscription | {"slot": "departure-tax-office"})
+    assert (departure.slot, departure.scope, departure.case_type) == (
+        "departure-tax-office",
+        "party",
+        "relocation",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"slot": "arrival-tax-office", "scope": "all-cases"}, "an all-cases subscription spans every case"),
+        ({"slot": "arrival-tax-office", "case_type": None}, "needs the case type that defines it"),
+        ({"slot": "Arrival Tax Office"}, "should match pattern"),
+    ],
+)
+def test_a_slot_outside_a_party_scope_of_one_case_type_is_refused(
+    samples: dict[str, Contract], change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SetSubscription.model_validate(samples[SetSubscription.event_type].model_dump() | change)

@@ -1,5 +1,6 @@
 """Who is a party to a case, without I/O: slots resolved from the opening event and the
-register, who may act and receive, and when a case is complete."""
+register, who may act, which subscriptions a party receives under, and when a case is
+complete."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from pydantic import ValidationError
 from contracts import EMMEN, KRIENS, LUCERNE, ZUG, Jurisdiction, Municipality
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.parties_domain import (
-    ALL_CASES,
     Candidate,
     Party,
-    delivery_basis,
     fill_slot,
     may_reject,
     may_request_action,
@@ -24,6 +23,18 @@ from services.registry.parties_domain import (
     resolve_parties,
     slots_of,
     unfilled,
+)
+from services.registry.subscriptions_domain import (
+    ALL_CASES,
+    TEXT_LIMIT,
+    Grant,
+    Subscription,
+    applying,
+    delivered_basis,
+    delivered_fields,
+    delivered_text,
+    grants_by_partner,
+    undefined_slot,
 )
 
 HORW = Municipality(bfs_number=1058, name="Horw", canton="LU")
@@ -289,14 +300,132 @@ def test_a_case_waits_for_the_milestones_of_the_slots_that_apply(processes: Proc
 # --- receiving ---------------------------------------------------------------------------
 
 
-def test_a_partner_receives_on_the_slots_it_fills_or_an_all_cases_scope(processes: Processes) -> None:
-    parties = relocation(processes, LUCERNE, LUCERNE)
-    assert delivery_basis("party", LUCERNE_OFFICE.partner_id, parties) == (
-        "party: departure-municipality, arrival-municipality"
+LUCERNE_ID = LUCERNE_OFFICE.partner_id
+DEPARTURE = Subscription(
+    LUCERNE_ID,
+    "record the departure",
+    "RHG Art. 12",
+    ("person.official_name", "new_address", "move_date"),
+    slot="departure-municipality",
+)
+ARRIVAL = Subscription(
+    LUCERNE_ID,
+    "register the arrival",
+    "RHG Art. 11",
+    ("person.official_name", "previous_address", "new_address", "move_date"),
+    slot="arrival-municipality",
+)
+ANY_SLOT = Subscription(LUCERNE_ID, "keep the register", "RHG Art. 8", ("person.official_name", "move_date"))
+STATISTICS = Subscription("CH/CAN/LU/lustat", "migration statistics", "StatG LU § 5", ("arrival",), ALL_CASES)
+
+
+def grants_of(
+    processes: Processes, subscriptions: tuple[Subscription, ...], move_: tuple[Municipality, Municipality]
+) -> dict[str, tuple[Grant, ...]]:
+    return grants_by_partner(subscriptions, relocation(processes, *move_))
+
+
+def test_a_slot_specific_subscription_applies_only_where_the_partner_fills_its_slot(
+    processes: Processes,
+) -> None:
+    both = (DEPARTURE, ARRIVAL)
+    [as_departure] = grants_of(processes, both, (LUCERNE, ZUG))[LUCERNE_ID]
+    assert (as_departure.purpose, as_departure.legal_basis) == ("record the departure", "RHG Art. 12")
+    assert as_departure.fields == DEPARTURE.fields
+    assert as_departure.basis == "party: departure-municipality"
+    [as_arrival] = grants_of(processes, both, (KRIENS, LUCERNE))[LUCERNE_ID]
+    assert (as_arrival.purpose, as_arrival.legal_basis) == ("register the arrival", "RHG Art. 11")
+    assert as_arrival.basis == "party: arrival-municipality"
+
+
+def test_a_subscription_for_a_slot_the_partner_does_not_fill_gives_nothing(processes: Processes) -> None:
+    # Lucerne is the arrival of a move from Kriens: its departure subscription does not apply.
+    assert grants_of(processes, (DEPARTURE,), (KRIENS, LUCERNE)) == {}
+    assert applying((DEPARTURE,), ("arrival-municipality",)) == ()
+    # ... nor any of its subscriptions to a move it is no party to, slot or not.
+    assert grants_of(processes, (DEPARTURE, ARRIVAL, ANY_SLOT), (KRIENS, EMMEN)) == {}
+
+
+def test_a_subscription_naming_no_slot_serves_every_slot_the_partner_fills(processes: Processes) -> None:
+    [within] = grants_of(processes, (ANY_SLOT,), (LUCERNE, LUCERNE))[LUCERNE_ID]
+    assert within.basis == "party: departure-municipality, arrival-municipality"
+    [as_arrival] = grants_of(processes, (ANY_SLOT,), (KRIENS, LUCERNE))[LUCERNE_ID]
+    assert as_arrival.basis == "party: arrival-municipality"
+    assert (as_arrival.purpose, as_arrival.fields) == (ANY_SLOT.purpose, ANY_SLOT.fields)
+
+
+def test_a_subscription_naming_no_slot_gives_way_to_one_naming_the_slot(processes: Processes) -> None:
+    [as_departure] = grants_of(processes, (ANY_SLOT, DEPARTURE), (LUCERNE, ZUG))[LUCERNE_ID]
+    assert as_departure.purpose == "record the departure"  # not the slot-less one as well
+    [as_arrival] = grants_of(processes, (ANY_SLOT, DEPARTURE), (KRIENS, LUCERNE))[LUCERNE_ID]
+    assert as_arrival.purpose == "keep the register"  # no arrival subscription: the slot-less one
+    # Both sides of a move within Lucerne: each slot is served by one subscription only.
+    within = grants_of(processes, (ANY_SLOT, DEPARTURE), (LUCERNE, LUCERNE))[LUCERNE_ID]
+    assert [(g.purpose, g.basis) for g in within] == [
+        ("record the departure", "party: departure-municipality"),
+        ("keep the register", "party: arrival-municipality"),
+    ]
+
+
+def test_a_partner_filling_two_slots_is_served_once_under_both_subscriptions(processes: Processes) -> None:
+    # Listed arrival first: the grants follow the case's slots, departure first.
+    grants = grants_of(processes, (ARRIVAL, DEPARTURE), (LUCERNE, LUCERNE))[LUCERNE_ID]
+    assert [g.basis for g in grants] == ["party: departure-municipality", "party: arrival-municipality"]
+    assert delivered_fields(grants) == (
+        "person.official_name",
+        "new_address",
+        "move_date",
+        "previous_address",
     )
-    assert delivery_basis("party", LU_TAX.partner_id, parties) == "party: arrival-tax-office"
-    assert delivery_basis("party", KRIENS_OFFICE.partner_id, parties) is None
-    assert delivery_basis(ALL_CASES, "CH/CAN/LU/lustat", parties) == ALL_CASES
+    assert delivered_text(g.purpose for g in grants) == "record the departure | register the arrival"
+    assert delivered_text(g.legal_basis for g in grants) == "RHG Art. 12 | RHG Art. 11"
+    assert delivered_basis(grants) == "party: departure-municipality, arrival-municipality"
+
+
+def test_an_all_cases_subscription_applies_to_every_case_party_or_not(processes: Processes) -> None:
+    for move_ in ((KRIENS, LUCERNE), (EMMEN, ZUG)):
+        [grant] = grants_of(processes, (STATISTICS,), move_)[STATISTICS.partner_id]
+        assert (grant.basis, grant.slots) == (ALL_CASES, ())
+    # A party with an all-cases subscription too receives once, under both, all-cases last.
+    everywhere = Subscription(LUCERNE_ID, "statistics", "StatG LU § 5", ("arrival",), ALL_CASES)
+    grants = grants_of(processes, (everywhere, ARRIVAL), (KRIENS, LUCERNE))[LUCERNE_ID]
+    assert [g.basis for g in grants] == ["party: arrival-municipality", ALL_CASES]
+    assert delivered_basis(grants) == f"party: arrival-municipality; {ALL_CASES}"
+    assert grants_of(processes, (everywhere, ARRIVAL), (LUCERNE, ZUG))[LUCERNE_ID] == (
+        Grant("statistics", "StatG LU § 5", ("arrival",)),
+    )
+
+
+def test_each_partner_is_routed_on_the_slots_it_fills(processes: Processes) -> None:
+    tax = Subscription(LU_TAX.partner_id, "assign the tax domicile", "StHG Art. 4", ("move_date",))
+    kriens = Subscription(KRIENS_OFFICE.partner_id, "record the departure", "RHG Art. 12", ("move_date",))
+    routed = grants_of(processes, (tax, kriens, DEPARTURE, ARRIVAL), (KRIENS, LUCERNE))
+    assert {partner: [g.basis for g in grants] for partner, grants in routed.items()} == {
+        LU_TAX.partner_id: ["party: arrival-tax-office"],
+        KRIENS_OFFICE.partner_id: ["party: departure-municipality"],
+        LUCERNE_ID: ["party: arrival-municipality"],
+    }
+
+
+def test_a_delivery_too_long_for_every_purpose_is_cut_visibly() -> None:
+    long = "x" * 300
+    text = delivered_text([long, "y" * 300, long])
+    assert len(text) == TEXT_LIMIT
+    assert text.startswith(long + " | ")
+    assert text.endswith("…")
+    assert delivered_text(["record the departure"] * 2) == "record the departure"
+
+
+def test_a_subscription_may_name_only_a_slot_its_case_type_defines(processes: Processes) -> None:
+    assert undefined_slot(processes, "relocation", "departure-tax-office") is None
+    assert undefined_slot(processes, None, None) is None
+    assert undefined_slot(processes, "relocation", "departure-office") == (
+        "the relocation case type has no party slot departure-office; its slots: opener, "
+        "departure-municipality, arrival-municipality, arrival-tax-office, departure-tax-office"
+    )
+    assert undefined_slot(processes, "naturalisation", "opener") == (
+        "slot opener belongs to no known case type (naturalisation given)"
+    )
 
 
 # --- the definitions ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from services.registry.domain import (
     next_status,
 )
 from services.registry.repository import Subscriber
+from services.registry.subscriptions_domain import Grant
 
 MOVE = {
     "person": {"official_name": "Muster", "first_name": "Anna", "sex": "2", "date_of_birth": "1990-04-17"},
@@ -109,9 +110,7 @@ def test_delivery_carries_the_pseudonym_and_only_granted_fields() -> None:
         "CH/CAN/LU/steuerverwaltung",
         "tax",
         "hub.delivery.x",
-        "tax domicile",
-        "StHG Art. 4",
-        ("person.official_name", "move_date"),
+        (Grant("tax domicile", "StHG Art. 4", ("person.official_name", "move_date")),),
     )
     issued = IssuedPseudonym(partner_id=subscriber.partner_id, sector=Sector.TAX, pseudonym="tax:abc")
     delivery = case_delivery(
