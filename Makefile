@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo up test unit integration e2e lint deploy-check bench chaos schemas lock clean
+.PHONY: demo up test unit integration e2e lint deploy-check contracts-check partner-docs bench chaos schemas lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -60,6 +60,28 @@ $(DEPLOY_STAMP): deploy/check/requirements.txt deploy/check/package.json deploy/
 deploy-check: $(DEPLOY_STAMP)  ## render the Kubernetes manifests, validate them and the Dockerfile
 	$(DEPLOY_VENV)/bin/python -m deploy.check --node-modules $(DEPLOY_VENV)/node_modules
 
+# The contracts' published form (docs/partners: the AsyncAPI document and the JSON Schemas)
+# is generated and committed; the check regenerates it in memory and compares, resolves
+# every $ref inside the tree, validates the document with the AsyncAPI Initiative's parser
+# (pinned by tools/asyncapi/package-lock.json, installed here from npm), and compares the
+# contracts with the snapshots of every published version (docs/partners/versioning.md).
+ASYNCAPI_TOOLS := .asyncapi-tools
+ASYNCAPI_STAMP := $(ASYNCAPI_TOOLS)/.installed-$(shell cat tools/asyncapi/package-lock.json tools/asyncapi/validate.mjs | cksum | cut -d' ' -f1)
+
+$(ASYNCAPI_STAMP): tools/asyncapi/package.json tools/asyncapi/package-lock.json tools/asyncapi/validate.mjs
+	@mkdir -p $(ASYNCAPI_TOOLS)
+	cp tools/asyncapi/package.json tools/asyncapi/package-lock.json tools/asyncapi/validate.mjs $(ASYNCAPI_TOOLS)/
+	npm ci --prefix $(ASYNCAPI_TOOLS) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@rm -f $(ASYNCAPI_TOOLS)/.installed-* && touch $@
+
+contracts-check: $(STAMP) $(ASYNCAPI_STAMP)  ## published AsyncAPI + schemas current and valid; no breaking contract change
+	$(BIN)/python -m contracts.asyncapi docs/partners --check
+	node $(ASYNCAPI_TOOLS)/validate.mjs docs/partners/asyncapi.yaml
+	$(BIN)/python -m contracts.compat --check
+
+partner-docs: $(STAMP)  ## regenerate docs/partners/asyncapi.yaml and docs/partners/schemas/ from the contracts
+	$(BIN)/python -m contracts.asyncapi docs/partners
+
 bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
 	$(BIN)/hub bench
 
@@ -77,4 +99,4 @@ lock:                   ## refresh requirements.lock and requirements-runtime.lo
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) .hub build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) $(ASYNCAPI_TOOLS) .hub build .pytest_cache .mypy_cache .ruff_cache

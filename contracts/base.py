@@ -12,13 +12,19 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["EVENT_TYPE_PATTERN", "SCHEMA_URN_PREFIX", "Contract", "ContractModel"]
+__all__ = ["EVENT_TYPE_PATTERN", "SCHEMA_BASE_URI", "SCHEMA_URN_PREFIX", "Contract", "ContractModel"]
 
 # Reverse-DNS, lowercase, hyphenated segments, ending in the major version.
 # The version lives in the type (not in a separate attribute) so that routing
 # and the catalogue need only one key.
 EVENT_TYPE_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9]+(?:-[a-z0-9]+)*)+\.v[0-9]+$"
 
+# Where the JSON Schemas are published: ``<SCHEMA_BASE_URI><event type>.json`` is the file
+# ``docs/partners/schemas/<event type>.json``, so a schema's ``$id`` (and an event's
+# ``dataschema``) names a document a partner can fetch, and relative references resolve.
+SCHEMA_BASE_URI = "https://hub.stadtluzern.ch/schemas/"
+# The form ``dataschema`` took before the schemas were published. The hub never reads an
+# incoming ``dataschema``, so events that still carry it are accepted as before.
 SCHEMA_URN_PREFIX = "urn:ch:lu:hub:schema:"
 
 _CLOSED_AND_FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -51,5 +57,6 @@ class Contract(BaseModel):
 
     @classmethod
     def dataschema(cls) -> str:
-        """The CloudEvents ``dataschema`` URI; it changes with every version."""
-        return f"{SCHEMA_URN_PREFIX}{cls.event_type}"
+        """The CloudEvents ``dataschema`` URI, the ``$id`` of the published JSON Schema; it
+        changes with every version."""
+        return f"{SCHEMA_BASE_URI}{cls.event_type}.json"

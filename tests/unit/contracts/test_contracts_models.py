@@ -54,7 +54,7 @@ def test_event_type_is_versioned_and_names_its_schema(event_type: str) -> None:
     contract = CATALOG[event_type]
     assert re.fullmatch(EVENT_TYPE_PATTERN, event_type)
     assert contract.event_type == event_type
-    assert contract.dataschema() == f"urn:ch:lu:hub:schema:{event_type}"
+    assert contract.dataschema() == f"https://hub.stadtluzern.ch/schemas/{event_type}.json"
 
 
 def test_refuses_to_define_a_contract_with_an_unversioned_event_type() -> None:
