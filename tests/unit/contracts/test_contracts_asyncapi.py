@@ -246,7 +246,7 @@ def test_header_patterns_are_portable_and_mean_what_the_envelope_accepts(
     pattern = document()["components"]["schemas"]["ingressHeaders"]["properties"]["content-type"]["pattern"]
     assert not pattern.startswith("(?")
     assert bool(re.search(pattern, content_type)) is accepted
-    headers = [("ce_id", b"1"), ("ce_source", b"s"), ("ce_type", b"a.b.v1"),
+    headers = [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_source", b"s"), ("ce_type", b"a.b.v1"),
                ("ce_time", b"2026-12-03T07:23:44Z"), ("ce_businessprocessid", b"c"),
                ("content-type", content_type.encode())]  # fmt: skip
     try:
