@@ -464,7 +464,7 @@ def test_a_partner_refuses_deliveries_the_hub_did_not_sign(hub: HubSettings, run
         if r.key == run.case.case_id.encode() and b"sector_pseudonym" in r.value
     ]
     headers, value, key = list(genuine.headers), genuine.value, run.case.case_id.encode()
-    tampered = value.replace(b"Schachenstrasse", b"Bahnhofstrasse")
+    tampered = value.replace(b"Hertensteinstrasse", b"Bahnhofstrasse")
     unsigned = [(n, v) for n, v in headers if n not in ("ce_sigkeyid", "ce_signature")]
     assert tampered != value
 
@@ -664,7 +664,7 @@ def test_a_plain_client_verifies_the_hubs_deliveries_with_its_own_code(
         assert plain_partner.verifies(record.headers, record.value, hub_key, shown["key_id"])
         assert record.key == plain_partner.header(record.headers, "ce_businessprocessid").encode()
         assert json.loads(record.value)["recipient"] == KRIENS_OFFICE
-        moved = record.value.replace(b"Schachenstrasse", b"Bahnhofstrasse")
+        moved = record.value.replace(b"Hertensteinstrasse", b"Bahnhofstrasse")
         assert moved != record.value
         assert not plain_partner.verifies(record.headers, moved, hub_key, shown["key_id"])
         renamed = [(n, b"hub-0000000000000000" if n == "ce_sigkeyid" else v) for n, v in record.headers]
