@@ -5,7 +5,7 @@ Identity owns the partner register; every change is announced on
 follows the register and never sees a change that was rolled back.
 
 Who sent a command is proven before any handler runs (``verified``): a trusted
-operator's signature for the CLI's source (``hub.operator_keys``), the partner's own
+operator's signature for the CLI's source (``hub.security.operator_keys``), the partner's own
 registered key for an operations partner, as the registry checks partner events.
 """
 
@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from contracts.admin import ChangePartnerStatus, RegisterPartner
-from hub.messages import Incoming, Transaction
-from hub.operator_keys import CommandPolicy
-from hub.settings import HubSettings
-from hub.signing import verify_signed_by
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import CommandPolicy
+from hub.security.signing import verify_signed_by
 from services.identity import partner_key_repository as partner_keys
 from services.identity import partner_repository as partners
 from services.identity.domain import ADMIN_CLI_SOURCE, may_administer, partner_of_source

@@ -3,7 +3,7 @@
 The CLI does not write identity's or the registry's tables for partner and subscription
 changes: the command travels as a CloudEvent, so the change is validated, deduplicated
 and announced by the service exactly as a command from any other operator system. Each
-command is signed with the operator's key (``hub.operator_keys``): the services apply
+command is signed with the operator's key (``hub.security.operator_keys``): the services apply
 only commands a trusted operator signed.
 """
 
@@ -16,13 +16,13 @@ from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
 from contracts import Contract, Envelope
-from hub import topics
 from hub.errors import BrokerUnavailable
-from hub.kafka import client_config
-from hub.operator_keys import ADMIN_CLI_SOURCE, operator_signing_key
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.telemetry import current_trace_headers, messaging_attributes, tracer
+from hub.runtime import topics
+from hub.runtime.kafka import client_config
+from hub.runtime.settings import HubSettings
+from hub.runtime.telemetry import current_trace_headers, messaging_attributes, tracer
+from hub.security.operator_keys import ADMIN_CLI_SOURCE, operator_signing_key
+from hub.security.signing import SigningKey
 from services.identity.partner_events import business_process_id
 
 

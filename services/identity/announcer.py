@@ -12,8 +12,8 @@ import logging
 
 import asyncpg
 
-from hub.messages import Transaction
-from hub.telemetry import tracer
+from hub.runtime.messages import Transaction
+from hub.runtime.telemetry import tracer
 from services.identity import partner_repository as partners
 from services.identity.partner_events import announce_registered
 

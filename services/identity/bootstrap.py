@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from contracts import PseudonymsRequested
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey, RevokePartnerKey
-from hub import topics
-from hub.consumer import Route
-from hub.service import ServiceContext, ServiceDefinition, Worker
-from hub.vault_legacy import legacy_sealer
+from hub.runtime import topics
+from hub.runtime.consumer import Route
+from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
+from hub.vault.legacy import legacy_sealer
 from services.identity import admin, handlers, partner_keys, sealing
 from services.identity.announcer import PartnerAnnouncer
 from services.identity.keys import load_pseudonym_secret

@@ -18,12 +18,12 @@ from contracts import Contract, Jurisdiction, ParticipantId, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.errors import describe_errors
 from contracts.identity import PartnerStatus
-from hub.cli_database import run_on_database
-from hub.cli_output import print_rows
-from hub.endpoints import running_hub_settings
+from hub.cli.database import run_on_database
+from hub.cli.output import print_rows
 from hub.errors import HubError
-from hub.messages import Transaction
-from hub.settings import HubSettings
+from hub.runtime.endpoints import running_hub_settings
+from hub.runtime.messages import Transaction
+from hub.runtime.settings import HubSettings
 from services.identity import erase
 from services.identity import key_repository as keys
 from services.identity import partner_repository as partners

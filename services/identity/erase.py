@@ -3,7 +3,7 @@
 The person is found by AHVN13 (``--ahvn13``) or by their citizen id (``--citizen-id``,
 the citizen-services pseudonym citizens and operators see). What happens, per store:
 
-* **vault**: every data key of the person's ring is destroyed (``hub.vault_store.destroy``);
+* **vault**: every data key of the person's ring is destroyed (``hub.vault.store.destroy``);
 * **registry**: their cases' details, pending deliveries and timeline texts (a rejection
   reason, an action asked of them) were sealed under those keys: unreadable from now on;
   a timeline text still in clear (written before migration 0009) is cut to its summary;
@@ -11,12 +11,12 @@ the citizen-services pseudonym citizens and operators see). What happens, per st
   their channel preference and opt-out (keyed by citizen id, in clear) are deleted;
 * **identity**: what could still find them (blind indexes, local ids) is dropped;
 * **outbox** (every service): the rows of their cases are deleted, and dead letters of
-  their cases purged (``hub.vault_purge``). A row the relay has not published yet is
+  their cases purged (``hub.vault.purge``). A row the relay has not published yet is
   waited for (``--wait-relay``, outside the transaction so the relay is never blocked);
   still unpublished after the wait, the erasure is refused and nothing changes, unless
   ``--force`` deletes it (the partner then never receives that event; the count is reported);
 * **Kafka**: not reachable record by record; the topics the hub creates expire records
-  after ``HUB_KAFKA_RETENTION_HOURS`` (``hub/topics.py``).
+  after ``HUB_KAFKA_RETENTION_HOURS`` (``hub/runtime/topics.py``).
 
 Everything but the wait runs in one transaction: either the person is erased or nothing
 changed. Kept on purpose: pseudonyms and case ids (the audit chain and the partners refer
@@ -38,14 +38,14 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Ahvn13
-from hub import vault_store
-from hub.endpoints import running_hub_settings
 from hub.errors import HubError
-from hub.messages import Transaction
-from hub.settings import HubSettings
-from hub.vault import Erased, citizen_ref
-from hub.vault_master import installed, installed_as, load_master_key
-from hub.vault_purge import Purged, purge_case_copies, unpublished_copies
+from hub.runtime.endpoints import running_hub_settings
+from hub.runtime.messages import Transaction
+from hub.runtime.settings import HubSettings
+from hub.vault import store as vault_store
+from hub.vault.crypto import Erased, citizen_ref
+from hub.vault.master import installed, installed_as, load_master_key
+from hub.vault.purge import Purged, purge_case_copies, unpublished_copies
 from services import SERVICE_NAMES
 from services.identity import repository as repo
 from services.identity.domain import ADMIN_CLI_SOURCE

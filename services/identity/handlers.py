@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 
 from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested, Sector
-from hub import topics, vault_store
-from hub.messages import Incoming, Transaction
-from hub.vault import case_ref
+from hub.runtime import topics
+from hub.runtime.messages import Incoming, Transaction
+from hub.vault import store as vault_store
+from hub.vault.crypto import case_ref
 from services.identity import key_repository as keys
 from services.identity import partner_repository as partners
 from services.identity import repository as repo

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from hub.messages import Transaction
+from hub.runtime.messages import Transaction
 
 
 async def current_version(tx: Transaction, sector: str) -> int:

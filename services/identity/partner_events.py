@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from contracts import Sector
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
-from hub import topics
-from hub.messages import Transaction
+from hub.runtime import topics
+from hub.runtime.messages import Transaction
 from services.identity import partner_repository as partners
 from services.identity.partner_repository import Partner
 

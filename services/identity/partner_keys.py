@@ -11,9 +11,9 @@ import datetime as dt
 
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub import topics
 from hub.errors import PermanentError
-from hub.messages import Incoming, Transaction
+from hub.runtime import topics
+from hub.runtime.messages import Incoming, Transaction
 from services.identity import partner_key_repository as keys
 from services.identity import partner_repository as partners
 from services.identity.admin import authorize

@@ -12,10 +12,10 @@ import datetime as dt
 from pathlib import Path
 
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
-from hub.cli_output import print_rows
+from hub.cli.output import print_rows
 from hub.errors import HubError
-from hub.signing import encode_public_key
-from hub.signing_keys import load_public_key
+from hub.security.key_files import load_public_key
+from hub.security.signing import encode_public_key
 from services.identity import partner_key_repository as keys
 from services.identity.cli import _contract, _in_identity_schema, _partner_id, _send
 

@@ -22,11 +22,11 @@ from typing import Any
 import asyncpg
 
 from contracts import LocalPersonId, Person
-from hub import vault_store
 from hub.errors import PermanentError, TransientError
-from hub.messages import Transaction
-from hub.vault import DataKey, Erased, MasterKey, citizen_ref
-from hub.vault_master import installed
+from hub.runtime.messages import Transaction
+from hub.vault import store as vault_store
+from hub.vault.crypto import DataKey, Erased, MasterKey, citizen_ref
+from hub.vault.master import installed
 from services.identity.domain import PseudonymBasis
 
 CITIZEN_SECTOR = "citizen-services"

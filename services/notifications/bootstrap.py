@@ -7,10 +7,10 @@ import functools
 from collections.abc import Sequence
 
 from contracts import Channel, NotificationRequested
-from hub import topics
-from hub.consumer import Route
-from hub.service import ServiceContext, ServiceDefinition, Worker
-from hub.vault_legacy import legacy_sealer
+from hub.runtime import topics
+from hub.runtime.consumer import Route
+from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
+from hub.vault.legacy import legacy_sealer
 from services.notifications import handlers, sealing
 from services.notifications.channels import (
     ChannelAdapter,

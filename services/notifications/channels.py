@@ -14,7 +14,7 @@ from typing import Protocol
 
 import asyncpg
 
-from hub.telemetry import current_trace_headers
+from hub.runtime.telemetry import current_trace_headers
 from services.notifications import citizens, webhook_endpoints
 from services.notifications.email_sender import EmailSender
 from services.notifications.errors import PermanentDeliveryError, TemporaryDeliveryError

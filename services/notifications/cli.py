@@ -19,13 +19,13 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Channel, ParticipantIdStr
-from hub.cli_output import print_rows
-from hub.db import create_pool
-from hub.endpoints import running_hub_settings
-from hub.migrations import apply_migrations, load_migrations
-from hub.settings import HubSettings
-from hub.vault_master import installed_as, load_master_key
-from hub.vault_schema import migrate_vault
+from hub.cli.output import print_rows
+from hub.runtime.db import create_pool
+from hub.runtime.endpoints import running_hub_settings
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.settings import HubSettings
+from hub.vault.master import installed_as, load_master_key
+from hub.vault.schema import migrate_vault
 from services.notifications import citizens, webhook_endpoints
 
 NAME = "notifications"  # not imported from bootstrap: that would load Kafka clients for every `hub` call
@@ -88,7 +88,7 @@ async def _connection() -> AsyncIterator[asyncpg.Connection]:
     try:
         async with pool.acquire() as conn:
             # The service may never have run against this database; its tables are needed now.
-            migrations = load_migrations("hub-runtime", "hub.sql") + load_migrations(
+            migrations = load_migrations("hub-runtime", "hub.runtime.sql") + load_migrations(
                 NAME, "services.notifications.migrations"
             )
             await apply_migrations(conn, migrations)

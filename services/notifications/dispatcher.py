@@ -18,8 +18,8 @@ import asyncpg
 from opentelemetry.trace import SpanKind
 
 from contracts import Channel, DeliveryStatus
-from hub.messages import Transaction
-from hub.telemetry import context_from_traceparent, tracer
+from hub.runtime.messages import Transaction
+from hub.runtime.telemetry import context_from_traceparent, tracer
 from services.notifications import repository as repo
 from services.notifications.channels import ChannelAdapter
 from services.notifications.domain import retry_delay

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from contracts import Channel, Contract, DeliveryStatus, NotificationRequested
 from hub.errors import PermanentError
-from hub.messages import Incoming, Transaction
-from hub.telemetry import current_trace_headers
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.telemetry import current_trace_headers
 from services.notifications import citizens, webhook_endpoints
 from services.notifications import repository as repo
 from services.notifications.domain import (

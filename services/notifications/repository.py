@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 
 from contracts import DeliveryStatus
-from hub import vault_store
-from hub.vault import ERASED_TEXT, Erased, TamperedCiphertext, case_ref
-from hub.vault_master import installed
+from hub.vault import store as vault_store
+from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext, case_ref
+from hub.vault.master import installed
 
 ERASED_REASON = "erased"
 TAMPERED_REASON = "tampered"

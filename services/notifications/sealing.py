@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from hub import vault_store
-from hub.vault import Erased, case_ref, citizen_ref
-from hub.vault_master import installed
+from hub.vault import store as vault_store
+from hub.vault.crypto import Erased, case_ref, citizen_ref
+from hub.vault.master import installed
 from services.notifications.citizens import inbox_context
 from services.notifications.repository import sealed_context
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.settings import ENV_PREFIX
+from hub.runtime.settings import ENV_PREFIX
 
 # Values people paste from examples; a provider would reject them anyway, but later and obscurely.
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "token", "xxx", "todo"})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from contracts import Channel, DeliveryStatus, NotificationStatusChanged
-from hub import topics
-from hub.messages import Transaction
+from hub.runtime import topics
+from hub.runtime.messages import Transaction
 from services.notifications import repository as repo
 
 

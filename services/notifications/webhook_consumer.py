@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalog import CATALOG
-from hub.consumer import MessageProcessor, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.errors import TransientError
-from hub.kafka import client_config, ensure_topics
-from hub.settings import HubSettings
+from hub.runtime.consumer import MessageProcessor, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
+from hub.runtime.kafka import client_config, ensure_topics
+from hub.runtime.settings import HubSettings
 from services.notifications import handlers, webhook_endpoints
 
 log = logging.getLogger(__name__)

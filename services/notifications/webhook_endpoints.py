@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from hub.topics import delivery_topic
+from hub.runtime.topics import delivery_topic
 
 MIN_SECRET_LENGTH = 16  # characters; HMAC-SHA256 keys shorter than this are guessable
 

@@ -3,7 +3,7 @@
 Partners belong to the identity service; the registry mirrors what routing needs from
 identity's partner events. Subscriptions belong to the registry and change through
 ``SetSubscription`` commands on ``hub.admin`` (the CLI publishes them), applied only if a
-trusted operator signed them (``hub.operator_keys``) or an active operations partner did,
+trusted operator signed them (``hub.security.operator_keys``) or an active operations partner did,
 with its own registered key.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 from contracts import SetSubscription
 from hub.errors import PermanentError
-from hub.messages import Incoming, Transaction
-from hub.operator_keys import ADMIN_CLI_SOURCE, CommandPolicy
-from hub.settings import HubSettings
-from hub.topics import delivery_topic, ingress_topic
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic, ingress_topic
+from hub.security.operator_keys import ADMIN_CLI_SOURCE, CommandPolicy
 from services.registry import repository as repo
 from services.registry.domain import Processes
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized

@@ -9,13 +9,14 @@ import asyncpg
 
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub import audit_store, topics
-from hub.audit_key import load_audit_key
-from hub.consumer import Handler, Route
-from hub.kafka import ensure_topics
-from hub.service import ServiceContext, ServiceDefinition, Worker
-from hub.signing_keys import hub_signing_key
-from hub.vault_legacy import legacy_sealer
+from hub.audit import store as audit_store
+from hub.audit.key import load_audit_key
+from hub.runtime import topics
+from hub.runtime.consumer import Handler, Route
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
+from hub.security.key_files import hub_signing_key
+from hub.vault.legacy import legacy_sealer
 from services.registry import admin, handlers, ingress, partner_keys, refusals, sealing
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator

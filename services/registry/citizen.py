@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import NotificationRequested
-from hub import topics
-from hub.messages import Transaction
+from hub.runtime import topics
+from hub.runtime.messages import Transaction
 from services.registry.domain import ProcessDefinition, get_path
 
 MANDATORY_STEPS = frozenset({"received", "action-required", "completed", "rejected"})

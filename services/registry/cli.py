@@ -14,11 +14,11 @@ from typing import Any
 import asyncpg
 
 from contracts import SetSubscription
-from hub.acls import DEFAULT_STRIMZI_CLUSTER
-from hub.cli_database import run_on_database
-from hub.cli_output import print_rows
-from hub.endpoints import running_hub_settings
-from hub.settings import HubSettings
+from hub.cli.database import run_on_database
+from hub.cli.output import print_rows
+from hub.runtime.endpoints import running_hub_settings
+from hub.runtime.settings import HubSettings
+from hub.security.acls import DEFAULT_STRIMZI_CLUSTER
 from services.identity.admin_publisher import publish_admin_command
 
 
@@ -138,7 +138,7 @@ def _catalog(args: argparse.Namespace) -> int:
 
 
 def _acls(args: argparse.Namespace) -> int:
-    from hub.acls import kafka_acls_commands, partner_acls, service_acls, strimzi_users
+    from hub.security.acls import kafka_acls_commands, partner_acls, service_acls, strimzi_users
     from services import SERVICE_NAMES
 
     partners = _rows(

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from contracts import CaseDelivery, DeliveredPerson, IssuedPseudonym
-from hub import audit_store
-from hub.audit import AuditEntry, Decision
-from hub.messages import Transaction
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditEntry, Decision
+from hub.runtime.messages import Transaction
 from services.registry import repository as repo
 from services.registry.domain import allowed_person_fields, get_path, minimize
 

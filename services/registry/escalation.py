@@ -13,9 +13,9 @@ import logging
 import asyncpg
 
 from contracts import CaseEscalated, Language, NotificationRequested
-from hub import topics
-from hub.messages import Transaction
-from hub.telemetry import context_from_traceparent, current_trace_id, tracer
+from hub.runtime import topics
+from hub.runtime.messages import Transaction
+from hub.runtime.telemetry import context_from_traceparent, current_trace_id, tracer
 from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.delivery import deliver

@@ -28,10 +28,10 @@ from contracts import (
     Recipient,
     Sector,
 )
-from hub import topics
 from hub.errors import PermanentError, UnknownCase
-from hub.messages import Incoming, Transaction
-from hub.telemetry import current_trace_headers
+from hub.runtime import topics
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.telemetry import current_trace_headers
 from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.citizen import notify_citizen

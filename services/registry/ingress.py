@@ -15,7 +15,7 @@ the signature alone proves who sent an event.
 from __future__ import annotations
 
 from contracts import Envelope
-from hub import topics
+from hub.runtime import topics
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
 
 
@@ -35,7 +35,7 @@ def check_topic_owner(topic: str, source: str) -> None:
 
 
 def admit(topic: str, envelope: Envelope) -> None:
-    """The ingress route's admission (``hub.consumer.Route.admit``): checked before the inbox,
+    """The ingress route's admission (``hub.runtime.consumer.Route.admit``): checked before the inbox,
     so that a copy of another partner's event, under that partner's source and an id the hub
     has seen, is refused as what it is rather than dropped as a repeat of the original."""
     check_topic_owner(topic, envelope.source)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contracts import CasePartyMissing, Language, NotificationRequested
-from hub import topics
-from hub.messages import Transaction
+from hub.runtime import topics
+from hub.runtime.messages import Transaction
 from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.delivery import deliver

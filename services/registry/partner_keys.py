@@ -4,7 +4,7 @@ The mirror follows identity's ``PartnerKeyRegistered`` / ``PartnerKeyRevoked``. 
 partner event on its ingress topic is accepted only if it is signed (unless signatures
 are switched off), with a registered key of its sender, inside that key's window and not
 revoked, keyed by the case id it signs, and if its time lies inside the replay window
-(for an event an operator redrove, the time of the redrive: hub.redrive_attestation).
+(for an event an operator redrove, the time of the redrive: hub.security.redrive_attestation).
 Each refusal is a ``PermanentError`` subclass with the reason: the consumer dead-letters
 and records it, and the event never reaches routing.
 """
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub.messages import Incoming, Transaction
-from hub.operator_keys import TrustedKeys, trusted_operator_keys
-from hub.redrive_attestation import attested_redrive
-from hub.settings import HubSettings
-from hub.signing import check_freshness, check_record_key, verify_signed_by
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import TrustedKeys, trusted_operator_keys
+from hub.security.redrive_attestation import attested_redrive
+from hub.security.signing import check_freshness, check_record_key, verify_signed_by
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class IngressPolicy:
     require_signatures: bool
     max_age_s: float
     max_future_skew_s: float
-    # The operator keys whose redrive attestations move the window (hub.redrive_attestation).
+    # The operator keys whose redrive attestations move the window (hub.security.redrive_attestation).
     trusted_operators: Callable[[], TrustedKeys] = dict
 
     @classmethod

@@ -1,6 +1,6 @@
 """Which ingress refusals the registry seals into the audit chain, and whether the sender was proven.
 
-The ingress route's dead letters pass through ``recorder()`` (hub/audit_refusals.py). Every
+The ingress route's dead letters pass through ``recorder()`` (hub/audit/refusals.py). Every
 refusal of the event itself is recorded; a failure of the hub (a bug that used up its
 retries) is not a decision about the event and stays in ``dead_letters`` only.
 """
@@ -13,11 +13,11 @@ from aiokafka import ConsumerRecord
 from asyncpg import Connection
 
 from contracts import ContractError, Envelope
-from hub.audit_refusals import ReasonClasses, RefusalRecorder
+from hub.audit.refusals import ReasonClasses, RefusalRecorder
 from hub.errors import MessageTooLarge, PermanentError, UnknownCase
-from hub.messages import Transaction
-from hub.service import service_source
-from hub.signing import PublicKey, ReplayRefused, SignatureRefused, check_key_usable
+from hub.runtime.messages import Transaction
+from hub.runtime.service import service_source
+from hub.security.signing import PublicKey, ReplayRefused, SignatureRefused, check_key_usable
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAParty, NotAuthorized
 from services.registry.partner_keys import find_key
 

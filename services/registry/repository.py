@@ -18,12 +18,12 @@ from typing import Any
 from contracts import Jurisdiction, contract_for
 from contracts.classification import merge, split
 from contracts.errors import UnknownEventType
-from hub import vault_store
-from hub.casefile import timeline_context
+from hub.cli.casefile import timeline_context
 from hub.errors import PermanentError
-from hub.messages import Transaction
-from hub.vault import DataKey, Erased, case_ref
-from hub.vault_master import installed
+from hub.runtime.messages import Transaction
+from hub.vault import store as vault_store
+from hub.vault.crypto import DataKey, Erased, case_ref
+from hub.vault.master import installed
 from services.registry.domain import CaseStatus
 from services.registry.party_repository import jurisdiction_of
 from services.registry.subscriptions_domain import (

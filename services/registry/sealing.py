@@ -4,7 +4,7 @@ before 0009, get sealed at start.
 Such a case never learnt its person's subject reference (the AHVN13 was not kept), so it
 is sealed under the key of its citizen id if identity told it one, else under a key of
 its own. Identity binds the same citizen reference to the person's key, which makes the
-two keys one ring (``hub.vault_store.bind``), so erasing the person reaches these too.
+two keys one ring (``hub.vault.store.bind``), so erasing the person reaches these too.
 A timeline text is sealed under its case's key, after the case (same batch call).
 """
 
@@ -14,11 +14,11 @@ import json
 
 import asyncpg
 
-from hub import vault_store
-from hub.casefile import timeline_context
-from hub.vault import Erased, case_ref, citizen_ref
-from hub.vault_legacy import SealBatch
-from hub.vault_master import installed
+from hub.cli.casefile import timeline_context
+from hub.vault import store as vault_store
+from hub.vault.crypto import Erased, case_ref, citizen_ref
+from hub.vault.legacy import SealBatch
+from hub.vault.master import installed
 from services.registry.domain import Processes
 from services.registry.repository import details_context, halves, pending_context
 

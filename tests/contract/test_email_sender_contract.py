@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from hub.embedded.ports import free_port
+from hub.local.embedded.ports import free_port
 from services.notifications.email_sender import (
     EmailSender,
     InMemoryEmailSender,

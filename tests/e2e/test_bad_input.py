@@ -44,13 +44,13 @@ from contracts import (
 )
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.catalog import serialize_data
-from hub import topics
-from hub.deadletter import dead_letter_topic
-from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
 from hub.errors import MessageTooLarge, UnknownCase
-from hub.kafka import ensure_topics
-from hub.partner import PARTNER_SOURCE_PREFIX, PartnerClient, sign_as
-from hub.settings import HubSettings
+from hub.local.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.settings import HubSettings
+from partner.client import PARTNER_SOURCE_PREFIX, PartnerClient, sign_as
 from services.identity.admin_publisher import publish_admin_command
 from services.registry.handlers import NotAuthorized
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub

@@ -12,8 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import KRIENS, DepartureConfirmed, Language, SetSubscription
-from hub import topics
-from hub.demo import (
+from hub.local.demo import (
     BUILDING_DEPARTMENT,
     BUILDING_INSURANCE,
     ENVIRONMENT_OFFICE,
@@ -26,9 +25,10 @@ from hub.demo import (
     run_building_permit_demo,
     run_demo,
 )
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.runtime import topics
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from partner.client import PartnerClient
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
 

@@ -1,6 +1,6 @@
 """Crypto-shredding with the services as processes: `hub person erase` after two relocation cases.
 
-Two citizens move; the operator erases one of them by AHVN13 (``hub.cli.main`` with the
+Two citizens move; the operator erases one of them by AHVN13 (``hub.cli.main.main`` with the
 hub's HUB_DATABASE_URL and HUB_STATE_DIR, as in a shell). That citizen's case details,
 notifications, inbox and identity record are unreadable afterwards, the other's are
 intact, and the hub goes on: the erased citizen can even move again, as a new person.
@@ -20,12 +20,12 @@ import asyncpg
 import pytest
 
 from contracts import Contact, MoveReported
-from hub.casefile import CaseView
-from hub.cli import main
-from hub.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
-from hub.messages import Transaction
-from hub.settings import HubSettings
-from hub.vault import ERASED_TEXT, Erased
+from hub.cli.casefile import CaseView
+from hub.cli.main import main
+from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
+from hub.runtime.messages import Transaction
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import ERASED_TEXT, Erased
 from services.identity import repository as persons
 from services.notifications import citizens
 from services.notifications import repository as notices
@@ -57,7 +57,7 @@ BRUNO = _report(62, "Birrer", "Balthasar", "balthasar.birrer@example.ch")
 
 
 CARLA = _report(63, "Cavelti", "Cordula", "cordula.cavelti@example.ch")
-REJECTION_REASON = "Die neue Adresse ist keine bewohnbare Wohnung."  # Lucerne's, in hub/demo.py
+REJECTION_REASON = "Die neue Adresse ist keine bewohnbare Wohnung."  # Lucerne's, in hub/local/demo.py
 
 
 def _relocate(settings: HubSettings, report: MoveReported, variant: str = "main") -> CaseView:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.demo import run_demo
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.local.demo import run_demo
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
 from tests.e2e.conftest import running_hub
 from tests.e2e.test_case_variants import _values
 from tests.fixtures.infrastructure import Infrastructure

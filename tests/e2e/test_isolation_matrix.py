@@ -50,8 +50,8 @@ from contracts import (
     TaxRecordUpdated,
     parse_data,
 )
-from hub.cli import main
-from hub.demo import (
+from hub.cli.main import main
+from hub.local.demo import (
     BUILDING_DEPARTMENT,
     BUILDING_INSURANCE,
     EMMEN_OFFICE,
@@ -74,9 +74,9 @@ from hub.demo import (
     run_building_permit_demo,
     run_demo,
 )
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from partner.client import PartnerClient
 from tests.e2e.support import Hub, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 

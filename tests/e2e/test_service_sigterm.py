@@ -23,12 +23,12 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from contracts import CaseCompleted, MoveReported
-from hub import topics
-from hub.deadletter import dead_letter_topic
-from hub.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders
-from hub.partner import PartnerClient
-from hub.supervisor import Supervisor
-from hub.topics import delivery_topic
+from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.local.supervisor import Supervisor
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from hub.runtime.topics import delivery_topic
+from partner.client import PartnerClient
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure
 

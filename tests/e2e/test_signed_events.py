@@ -37,18 +37,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from contracts import Envelope, header_value
-from hub import topics
-from hub.casefile import CaseView
-from hub.cli import main
-from hub.deadletter import dead_letter_topic
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id, run_demo
-from hub.kafka import ensure_topics
-from hub.keyring import process_keyring
-from hub.partner import PartnerClient, RefusedDelivery
-from hub.settings import HubSettings
-from hub.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
-from hub.signing_keys import public_pem
-from hub.topics import delivery_topic
+from hub.cli.casefile import CaseView
+from hub.cli.main import main
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id, run_demo
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from hub.security.key_files import public_pem
+from hub.security.keyring import process_keyring
+from hub.security.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
+from partner.client import PartnerClient, RefusedDelivery
 from tests.e2e import plain_partner
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure

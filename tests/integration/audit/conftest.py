@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub import audit_store
-from hub.audit import AuditKey
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditKey
 from tests.fixtures.registry import migrated_registry_pool
 
 KEY = AuditKey(bytes(range(100, 132)))

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 
 from contracts import IssuedPseudonym, Sector
-from hub import audit_store
-from hub.audit import AuditKey, Decision
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditKey, Decision
 from hub.errors import ConfigurationError
-from hub.messages import Transaction
+from hub.runtime.messages import Transaction
 from services.registry import repository as repo
 from services.registry.delivery import deliver
 from services.registry.subscriptions_domain import Grant

@@ -21,17 +21,17 @@ import pytest_asyncio
 from aiokafka import ConsumerRecord
 
 from contracts.catalog import serialize_data
-from hub import audit_store
-from hub.audit import AuditKey
-from hub.audit_refusals import RefusalRecorder
-from hub.consumer import MessageProcessor, Outcome, RetryLater, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
-from hub.demo import PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditKey
+from hub.audit.refusals import RefusalRecorder
 from hub.errors import ConfigurationError, DatabaseUnavailable
-from hub.messages import Incoming, Transaction
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.local.demo import PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryLater, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.signing import SigningKey
 from services.registry import bootstrap, refusals
 from tests.fixtures.registry import ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft

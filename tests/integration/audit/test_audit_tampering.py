@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub import audit_store
-from hub.audit import AuditEntry, Decision, Problem, Verdict
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditEntry, Decision, Problem, Verdict
 from tests.integration.audit.conftest import KEY
 
 pytestmark = pytest.mark.asyncio

@@ -24,12 +24,12 @@ from contracts import (
     ahvn13_check_digit,
     parse_data,
 )
-from hub import vault_store
-from hub.db import create_pool
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.vault_master import installed
-from hub.vault_schema import migrate_vault
+from hub.runtime.db import create_pool
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.vault import store as vault_store
+from hub.vault.master import installed
+from hub.vault.schema import migrate_vault
 from services.identity import handlers
 from services.identity import repository as identity_repo
 
@@ -63,7 +63,7 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
     async with pool.acquire() as conn:
         await apply_migrations(
             conn,
-            load_migrations("hub-runtime", "hub.sql")
+            load_migrations("hub-runtime", "hub.runtime.sql")
             + load_migrations("identity", "services.identity.migrations"),
         )
         await migrate_vault(conn)  # the per-person data keys (hub/vault.py)

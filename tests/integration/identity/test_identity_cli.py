@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import Envelope, Jurisdiction, Sector, parse_data
 from contracts.admin import ChangePartnerStatus, RegisterPartner
-from hub import topics
-from hub.cli import main
-from hub.kafka import ensure_topics
-from hub.settings import HubSettings
+from hub.cli.main import main
+from hub.runtime import topics
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.settings import HubSettings
 from tests.fixtures.infrastructure import point_cli_at
 from tests.integration.identity.support import SEEDED, TAX_OFFICE, issue, migrated_pool, person
 

@@ -10,8 +10,8 @@ import pytest
 
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub import topics
-from hub.signing import SigningKey
+from hub.runtime import topics
+from hub.security.signing import SigningKey
 from services.identity import partner_keys
 from services.identity.errors import NotAuthorized, UnknownPartner
 from services.identity.partner_keys import KeyConflict, UnknownKey

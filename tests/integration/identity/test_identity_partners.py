@@ -10,7 +10,7 @@ import pytest
 from contracts import Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
-from hub import topics
+from hub.runtime import topics
 from services.identity import admin
 from services.identity.announcer import PartnerAnnouncer
 from services.identity.errors import NotAuthorized, UnknownPartner

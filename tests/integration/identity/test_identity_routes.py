@@ -9,13 +9,13 @@ from aiokafka import ConsumerRecord
 from contracts import Contract, Envelope, Jurisdiction, Sector, SetSubscription
 from contracts.admin import RegisterPartner
 from contracts.identity import PartnerRegistered
-from hub import topics
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
-from hub.operator_keys import operator_signing_key
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import operator_signing_key
+from hub.security.signing import SigningKey
 from services.identity import bootstrap
 from tests.fixtures.records import consumer_record
 from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox

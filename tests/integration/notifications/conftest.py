@@ -10,11 +10,11 @@ import asyncpg
 import pytest_asyncio
 
 from contracts import Contract, Envelope, Language, NotificationRequested
-from hub.db import create_pool
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.telemetry import current_trace_id
-from hub.vault_schema import migrate_vault
+from hub.runtime.db import create_pool
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.telemetry import current_trace_id
+from hub.vault.schema import migrate_vault
 from services.notifications import handlers
 from tests.fixtures.sms_provider import sms_provider
 from tests.integration.notifications.webhook_receiver import webhook_receiver
@@ -43,7 +43,7 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
     async with pool.acquire() as conn:
         await apply_migrations(
             conn,
-            load_migrations("hub-runtime", "hub.sql")
+            load_migrations("hub-runtime", "hub.runtime.sql")
             + load_migrations("notifications", "services.notifications.migrations"),
         )
         await migrate_vault(conn)  # the per-person data keys (hub/vault.py)

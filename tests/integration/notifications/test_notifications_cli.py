@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contracts import Channel
-from hub.cli import main
+from hub.cli.main import main
 from services.notifications import citizens
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher

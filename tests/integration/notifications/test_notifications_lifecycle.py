@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from contracts import Channel
-from hub.telemetry import tracer
+from hub.runtime.telemetry import tracer
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender

@@ -13,9 +13,9 @@ import pytest_asyncio
 
 from contracts import Channel, MoveReported
 from contracts.case import CaseDelivery
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from partner.client import PartnerClient
 from services.notifications import handlers, webhook_endpoints
 from services.notifications.channels import WebhookChannel
 from services.notifications.dispatcher import Dispatcher
@@ -57,7 +57,7 @@ async def add_webhook(pool: asyncpg.Pool, url: str) -> None:
 async def forward(
     pool: asyncpg.Pool, *, topic: str = delivery_topic(PARTNER), test_delivery: bool = False
 ) -> str:
-    from hub.messages import Transaction
+    from hub.runtime.messages import Transaction
 
     msg = incoming(DELIVERY, topic=topic, test_delivery=test_delivery)
     async with pool.acquire() as conn, conn.transaction():

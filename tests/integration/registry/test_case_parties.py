@@ -40,11 +40,9 @@ from contracts import (
 )
 from contracts.catalog import serialize_data
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
-from hub import audit_store, topics
-from hub.casefile import load_case_view, load_unfilled_slots
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
-from hub.demo import (
+from hub.audit import store as audit_store
+from hub.cli.casefile import load_case_view, load_unfilled_slots
+from hub.local.demo import (
     EMMEN_OFFICE,
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
@@ -57,11 +55,14 @@ from hub.demo import (
     move_report,
     new_case_id,
 )
-from hub.messages import Transaction
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.topics import delivery_topic
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.messages import Transaction
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from hub.security.signing import SigningKey
 from services.registry import bootstrap
 from services.registry.cli import SUBSCRIPTIONS_SQL
 from services.registry.repository import upsert_subscription

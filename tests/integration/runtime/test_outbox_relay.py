@@ -12,13 +12,13 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import BrokerUnavailable
-from hub.kafka import ensure_topics
-from hub.messages import Transaction
-from hub.outbox import OutboxRelay, outbox_backlog
-from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
-from hub.send_results import SendResult
-from hub.settings import HubSettings
-from hub.telemetry import tracer
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Transaction
+from hub.runtime.outbox import OutboxRelay, outbox_backlog
+from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
+from hub.runtime.send_results import SendResult
+from hub.runtime.settings import HubSettings
+from hub.runtime.telemetry import tracer
 from tests.fixtures.topics import event_ids, read_topic
 from tests.integration.runtime.conftest import SCHEMA
 

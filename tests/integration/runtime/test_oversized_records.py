@@ -25,12 +25,12 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from contracts import KRIENS, DepartureConfirmed, Envelope, header_value
-from hub import cli
-from hub.consumer import Route
-from hub.messages import Incoming, Transaction
-from hub.outbox import write_event
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.cli import main as cli
+from hub.runtime.consumer import Route
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.outbox import write_event
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 from tests.fixtures.topics import create_topic, event_ids, read_topic
 
 pytestmark = pytest.mark.asyncio

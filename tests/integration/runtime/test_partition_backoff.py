@@ -18,12 +18,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub.consumer import Route
 from hub.errors import TransientError
-from hub.health import HealthServer
-from hub.messages import Incoming, Transaction
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.runtime.consumer import Route
+from hub.runtime.health import HealthServer
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 PATIENCE = 200  # attempts before the failing record gives up failing (a bound, not a goal)

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest_asyncio
 
-from hub import audit_store
-from hub.settings import HubSettings
-from hub.vault_master import installed_as, load_master_key
+from hub.audit import store as audit_store
+from hub.runtime.settings import HubSettings
+from hub.vault.master import installed_as, load_master_key
 from tests.fixtures.registry import migrated_registry_pool
 
 

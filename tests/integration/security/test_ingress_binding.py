@@ -17,12 +17,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub import topics
-from hub.consumer import Outcome, Route
-from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.local.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
+from hub.runtime import topics
+from hub.runtime.consumer import Outcome, Route
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.signing import SigningKey
 from services.registry import bootstrap
 from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft

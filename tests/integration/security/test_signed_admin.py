@@ -27,19 +27,19 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from contracts import Envelope, Jurisdiction, Sector, SetSubscription, header_value
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey
 from contracts.identity import PartnerKeyRegistered
-from hub import topics
-from hub.cli import main
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy
-from hub.deadletter import DeadLetterWriter
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE
-from hub.kafka import ensure_topics
-from hub.messages import Incoming, Transaction
-from hub.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
-from hub.partner import PARTNER_SOURCE_PREFIX
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.signing_keys import create_private_key, public_pem
+from hub.cli.main import main
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.key_files import create_private_key, public_pem
+from hub.security.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
+from hub.security.signing import SigningKey
+from partner.client import PARTNER_SOURCE_PREFIX
 from services.identity import bootstrap as identity_bootstrap
 from services.registry import bootstrap as registry_bootstrap
 from services.registry import partner_keys as registry_partner_keys

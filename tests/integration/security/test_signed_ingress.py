@@ -20,12 +20,12 @@ import pytest_asyncio
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub import topics
-from hub.consumer import Outcome
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
-from hub.messages import Incoming, Transaction
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
+from hub.runtime import topics
+from hub.runtime.consumer import Outcome
+from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.settings import HubSettings
+from hub.security.signing import SigningKey
 from services.registry import partner_keys
 from tests.fixtures.registry import ingress_processor
 from tests.fixtures.signing import Crafted, craft

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 
 from contracts import Channel
-from hub import vault_master
-from hub.casefile import SEALED_TEXT, load_case_view
-from hub.cli import main
-from hub.kafka import ensure_topics
-from hub.messages import Transaction
-from hub.outbox import OutboxRelay
-from hub.publisher import KafkaPublisher
-from hub.settings import HubSettings
-from hub.vault import ERASED_TEXT, MasterKey
+from hub.cli.casefile import SEALED_TEXT, load_case_view
+from hub.cli.main import main
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Transaction
+from hub.runtime.outbox import OutboxRelay
+from hub.runtime.publisher import KafkaPublisher
+from hub.runtime.settings import HubSettings
+from hub.vault import master as vault_master
+from hub.vault.crypto import ERASED_TEXT, MasterKey
 from services.identity.erase import Erasure, RelayBacklog, erase_person
 from services.notifications import citizens
 from services.registry import repository as registry

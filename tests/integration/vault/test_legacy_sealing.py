@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from hub.messages import Transaction
-from hub.vault import Erased
+from hub.runtime.messages import Transaction
+from hub.vault.crypto import Erased
 from services.identity import repository as persons
 from services.identity import sealing as identity_sealing
 from services.identity.erase import erase_person

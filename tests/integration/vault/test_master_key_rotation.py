@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 
-from hub import cli, vault, vault_rotate, vault_store
-from hub.messages import Transaction
-from hub.vault import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
-from hub.vault_master import installed, installed_as, load_ring
+from hub.cli import main as cli
+from hub.runtime.messages import Transaction
+from hub.vault import crypto as vault
+from hub.vault import rotate as vault_rotate
+from hub.vault import store as vault_store
+from hub.vault.crypto import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
+from hub.vault.master import installed, installed_as, load_ring
 from services.identity import repository as persons
 from services.notifications import citizens
 from services.registry import repository as registry

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from contracts import PseudonymsRequested
-from hub.casefile import load_case_view
-from hub.messages import Transaction
-from hub.vault import ERASED_TEXT, Erased, TamperedCiphertext
+from hub.cli.casefile import load_case_view
+from hub.runtime.messages import Transaction
+from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
 from services.identity import repository as persons
 from services.identity.erase import Erasure, NothingToErase, erase_person

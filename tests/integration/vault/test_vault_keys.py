@@ -7,11 +7,20 @@ import uuid
 
 import pytest
 
-from hub import vault_store
 from hub.errors import ConfigurationError
-from hub.vault import DataKey, Erased, MasterKey, TamperedCiphertext, case_ref, citizen_ref, seal, tombstone
-from hub.vault_master import installed
-from hub.vault_schema import migrate_vault
+from hub.vault import store as vault_store
+from hub.vault.crypto import (
+    DataKey,
+    Erased,
+    MasterKey,
+    TamperedCiphertext,
+    case_ref,
+    citizen_ref,
+    seal,
+    tombstone,
+)
+from hub.vault.master import installed
+from hub.vault.schema import migrate_vault
 from tests.integration.vault.support import Pools
 
 pytestmark = pytest.mark.asyncio

@@ -11,18 +11,18 @@ import pytest
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from contracts.catalog import serialize_data
-from hub.keyring import Keyring, process_keyring
-from hub.outbox import sign_headers
-from hub.partner import PARTNER_SOURCE_PREFIX, sign_record, verify_delivery
-from hub.settings import HubSettings
-from hub.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey, UnsignedEvent
-from hub.signing_keys import (
+from hub.runtime.outbox import sign_headers
+from hub.runtime.settings import HubSettings
+from hub.security.key_files import (
     create_private_key,
     hub_signing_key,
     load_private_key,
     load_public_key,
     public_pem,
 )
+from hub.security.keyring import Keyring, process_keyring
+from hub.security.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey, UnsignedEvent
+from partner.client import PARTNER_SOURCE_PREFIX, sign_record, verify_delivery
 
 DATA = DepartureConfirmed(municipality=KRIENS, confirmed_on=dt.date(2026, 3, 1))
 VALUE = serialize_data(DATA)

@@ -15,9 +15,9 @@ from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram512
 
 from hub.errors import ConfigurationError
-from hub.kafka import client_config
-from hub.kafka_security import aiokafka_security, faststream_security
-from hub.settings import HubSettings
+from hub.runtime.kafka import client_config
+from hub.runtime.kafka_security import aiokafka_security, faststream_security
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.unit
 BROKERS = "kafka-0.hub.svc:9093"

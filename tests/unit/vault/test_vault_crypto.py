@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hub.errors import ConfigurationError
-from hub.settings import HubSettings
-from hub.vault import (
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import (
     ERASED_TEXT,
     HEADER_BYTES,
     VERSION,
@@ -23,7 +23,7 @@ from hub.vault import (
     tombstone,
     unseal,
 )
-from hub.vault_master import installed, installed_as, load_master_key, master_key_path
+from hub.vault.master import installed, installed_as, load_master_key, master_key_path
 
 CONTEXT = "registry.cases.details_sealed:eumzug-1"
 SECRET = bytes(range(32))

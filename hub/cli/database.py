@@ -1,0 +1,51 @@
+"""How ``hub`` commands reach the hub's database: one connection for one piece of work.
+
+A command runs outside any service, once: it connects, does its work and closes. Database
+errors become one line for the operator (``hub: error: …``), not a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from hub.errors import HubError
+from hub.runtime.endpoints import running_hub_settings
+from hub.runtime.settings import HubSettings
+
+T = TypeVar("T")
+
+
+def database_settings() -> HubSettings:
+    """Only the database is needed: HUB_DATABASE_URL, else the running hub's endpoints."""
+    settings = HubSettings()
+    return settings if settings.database_url is not None else running_hub_settings(settings)
+
+
+def run_on_database(
+    settings: HubSettings,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    no_tables: str,
+    server_settings: dict[str, str] | None = None,
+) -> T:
+    """``work`` on a connection of its own (``server_settings``: search path, application
+    name). ``no_tables`` is what the operator is told when a table is missing: the service
+    that creates it has never run against this database."""
+
+    async def run() -> T:
+        conn = await asyncpg.connect(settings.database_dsn(), server_settings=server_settings)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(run())
+    except asyncpg.UndefinedTableError:
+        raise HubError(no_tables) from None
+    except asyncpg.PostgresError as error:
+        raise HubError(f"database: {error}") from None
