@@ -215,7 +215,7 @@ def _refusal_json(sealed: SealedEntry) -> dict[str, Any]:
 
 def _citizen_id_of(settings: HubSettings, ahvn13: str) -> str:
     """Identity's own lookups: the AHVN13 stays in identity's tables and is never echoed."""
-    from hub.runtime.messages import Transaction
+    from hub.runtime.outbox import Transaction
     from services.identity import key_repository, repository
 
     try:

@@ -63,7 +63,8 @@ from hub.errors import HubError
 from hub.runtime.consumer import Outcome, Route
 from hub.runtime.kafka import client_config, ensure_topics
 from hub.runtime.logs import configure_logging
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.runtime.settings import HubSettings
 from hub.runtime.telemetry import setup_tracing

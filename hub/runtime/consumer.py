@@ -25,12 +25,17 @@ from hub.errors import MessageTooLarge, PermanentError, TransientError, Unroutab
 from hub.runtime import inbox
 from hub.runtime.deadletter import DeadLetterWriter, RefusalHook
 from hub.runtime.deadletter_reference import record_size
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Emitter, Incoming
+from hub.runtime.outbox import OutboxEmitter, Transaction
 from hub.runtime.telemetry import consumer_span, current_trace_id, messaging_attributes
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+# A handler gets the event and its service's unit of work (typed repositories and emit()).
+Handler = Callable[[Incoming[Any], Any], Awaitable[None]]
+# Builds a service's unit of work over the transaction the runtime opened: its adapter
+# binds the repositories to the connection, and events go out through the emitter.
+UnitOfWorkFactory = Callable[[asyncpg.Connection, Emitter], object]
 # Raises a PermanentError for a record the route refuses on its topic and envelope alone.
 Admission = Callable[[str, Envelope], None]
 # Failures where the same record may succeed later: the database or broker is away.
@@ -83,6 +88,13 @@ class Route:
     # a record it refuses is dead-lettered with its reason even if its source and id were
     # seen before, so a copy of another sender's event is never dropped as a mere repeat.
     admit: Admission | None = None
+    # The service's unit of work for each record; None hands the handler a Transaction.
+    unit_of_work: UnitOfWorkFactory | None = None
+
+    def work_in(self, conn: asyncpg.Connection, *, source: str) -> object:
+        if self.unit_of_work is None:
+            return Transaction(conn, source=source)
+        return self.unit_of_work(conn, OutboxEmitter(conn, source=source))
 
 
 @dataclass(frozen=True)
@@ -235,7 +247,7 @@ class MessageProcessor:
                 if not await inbox.claim(conn, self._route.group_id, envelope):
                     span.set_attribute("hub.duplicate", True)
                     return Outcome.DUPLICATE
-                await handler(incoming, Transaction(conn, source=self._source))
+                await handler(incoming, self._route.work_in(conn, source=self._source))
         return Outcome.PROCESSED
 
     def _check_size(self, record: ConsumerRecord[bytes, bytes]) -> None:

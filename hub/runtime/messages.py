@@ -1,15 +1,17 @@
-"""What handlers see: an incoming event and the transaction their effect runs in."""
+"""What handlers see: an incoming event, and the emitter their events go out through.
+
+Nothing here does I/O. A service's unit of work carries an ``Emitter``; the runtime's
+emitter writes outbox rows in the handler's transaction (``hub.runtime.outbox``), and a
+test's ``RecordingEmitter`` keeps them in a list, so a handler runs the same either way.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import asyncpg
-
 from contracts import Action, Contract, Envelope
-from contracts.catalog import serialize_data
-from hub.runtime.outbox import write_event
 
 C = TypeVar("C", bound=Contract)
 
@@ -37,16 +39,26 @@ class Incoming(Generic[C]):
         return self.envelope.businessprocessid
 
 
-class Transaction:
-    """The handler's unit of work: its state change and the events it emits commit together.
+AnyIncoming = Incoming[Any]
 
-    ``emit`` writes to the outbox; nothing reaches Kafka unless the transaction commits.
-    """
 
-    def __init__(self, conn: asyncpg.Connection, *, source: str) -> None:
-        self.conn = conn
+@dataclass(frozen=True)
+class Emitted:
+    """An event a handler emitted: where it goes, under which key, and what it carries."""
+
+    topic: str
+    key: str
+    envelope: Envelope
+    data: Contract
+
+
+class Emitter(ABC):
+    """Where a handler's events go. They leave only if the unit of work they belong to
+    commits: the runtime's emitter writes outbox rows in the handler's transaction."""
+
+    def __init__(self, *, source: str) -> None:
         self.source = source
-        self.emitted: list[Envelope] = []
+        self.emitted: list[Emitted] = []
 
     async def emit(
         self,
@@ -69,15 +81,24 @@ class Transaction:
             action=action,
             test_delivery=test_delivery,
         )
-        await write_event(
-            self.conn,
-            topic=topic,
-            key=key or business_process_id,
-            envelope=envelope,
-            payload=serialize_data(data),
-        )
-        self.emitted.append(envelope)
+        emitted = Emitted(topic=topic, key=key or business_process_id, envelope=envelope, data=data)
+        await self._write(emitted)
+        self.emitted.append(emitted)
         return envelope
 
+    @abstractmethod
+    async def _write(self, emitted: Emitted) -> None:
+        """Keep the event so that it leaves if, and only if, the unit of work commits."""
 
-AnyIncoming = Incoming[Any]
+
+class RecordingEmitter(Emitter):
+    """An emitter that only records: what a handler emitted, for a unit test to read."""
+
+    async def _write(self, emitted: Emitted) -> None:
+        return None
+
+    def of_type(self, data_type: type[C]) -> list[C]:
+        return [e.data for e in self.emitted if isinstance(e.data, data_type)]
+
+    def on_topic(self, topic: str) -> list[Emitted]:
+        return [e for e in self.emitted if e.topic == topic]

@@ -20,7 +20,9 @@ import asyncpg
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from contracts import Envelope, EnvelopeError
+from contracts.catalog import serialize_data
 from hub.errors import BrokerUnavailable
+from hub.runtime.messages import Emitted, Emitter
 from hub.runtime.outbox_waves import PassResult, publish_in_case_order
 from hub.runtime.publisher import OutgoingRecord, Publisher
 from hub.runtime.send_results import SendResult
@@ -72,6 +74,33 @@ async def write_event(
         trace_headers.get("traceparent"),
         trace_headers.get("tracestate"),
     )
+
+
+class OutboxEmitter(Emitter):
+    """Emits into the outbox, in the transaction ``conn`` is in: an event leaves only if
+    that transaction commits, and the relay publishes it afterwards."""
+
+    def __init__(self, conn: asyncpg.Connection, *, source: str) -> None:
+        super().__init__(source=source)
+        self._conn = conn
+
+    async def _write(self, emitted: Emitted) -> None:
+        await write_event(
+            self._conn,
+            topic=emitted.topic,
+            key=emitted.key,
+            envelope=emitted.envelope,
+            payload=serialize_data(emitted.data),
+        )
+
+
+class Transaction(OutboxEmitter):
+    """An outbox emitter that also lends its connection, for code that has no unit of work
+    of its own yet."""
+
+    def __init__(self, conn: asyncpg.Connection, *, source: str) -> None:
+        super().__init__(conn, source=source)
+        self.conn = conn
 
 
 def sign_headers(key: SigningKey, headers: dict[str, str], payload: bytes) -> dict[str, str]:

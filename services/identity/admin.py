@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from contracts.admin import ChangePartnerStatus, RegisterPartner
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.security.operator_keys import CommandPolicy
 from hub.security.signing import verify_signed_by

@@ -12,7 +12,7 @@ import logging
 
 import asyncpg
 
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.telemetry import tracer
 from services.identity import partner_repository as partners
 from services.identity.partner_events import announce_registered

@@ -22,7 +22,7 @@ from hub.cli.database import run_on_database
 from hub.cli.output import print_rows
 from hub.errors import HubError
 from hub.runtime.endpoints import running_hub_settings
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from services.identity import erase
 from services.identity import key_repository as keys

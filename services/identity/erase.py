@@ -40,7 +40,7 @@ from pydantic import TypeAdapter, ValidationError
 from contracts import Ahvn13
 from hub.errors import HubError
 from hub.runtime.endpoints import running_hub_settings
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.vault import store as vault_store
 from hub.vault.crypto import Erased, citizen_ref

@@ -13,7 +13,8 @@ import logging
 
 from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested, Sector
 from hub.runtime import topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.vault import store as vault_store
 from hub.vault.crypto import case_ref
 from services.identity import key_repository as keys

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 
 
 async def current_version(tx: Transaction, sector: str) -> int:

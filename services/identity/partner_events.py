@@ -6,7 +6,7 @@ from __future__ import annotations
 from contracts import Sector
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
 from hub.runtime import topics
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.identity import partner_repository as partners
 from services.identity.partner_repository import Partner
 

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 
 _COLUMNS = "key_id, partner_id, algorithm, public_key, valid_from, valid_until, revoked_at, revocation_reason"
 

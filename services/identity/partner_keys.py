@@ -13,7 +13,8 @@ from contracts.admin import RegisterPartnerKey, RevokePartnerKey
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
 from hub.errors import PermanentError
 from hub.runtime import topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from services.identity import partner_key_repository as keys
 from services.identity import partner_repository as partners
 from services.identity.admin import authorize

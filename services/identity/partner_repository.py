@@ -9,7 +9,7 @@ from typing import Any
 from contracts.admin import RegisterPartner
 from contracts.ech import Jurisdiction
 from contracts.identity import PartnerStatus
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 
 _COLUMNS = (
     "partner_id, name, sector, roles, sedex_id, local_person_id_category, status, announced_at, "

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from contracts import Person
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.identity import repository as repo
 from services.identity.domain import (
     Candidates,

@@ -23,7 +23,7 @@ import asyncpg
 
 from contracts import LocalPersonId, Person
 from hub.errors import PermanentError, TransientError
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.vault import store as vault_store
 from hub.vault.crypto import DataKey, Erased, MasterKey, citizen_ref
 from hub.vault.master import installed

@@ -18,7 +18,7 @@ import asyncpg
 from opentelemetry.trace import SpanKind
 
 from contracts import Channel, DeliveryStatus
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.telemetry import context_from_traceparent, tracer
 from services.notifications import repository as repo
 from services.notifications.channels import ChannelAdapter

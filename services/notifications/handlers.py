@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from contracts import Channel, Contract, DeliveryStatus, NotificationRequested
 from hub.errors import PermanentError
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.telemetry import current_trace_headers
 from services.notifications import citizens, webhook_endpoints
 from services.notifications import repository as repo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts import Channel, DeliveryStatus, NotificationStatusChanged
 from hub.runtime import topics
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.notifications import repository as repo
 
 

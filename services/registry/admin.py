@@ -15,7 +15,8 @@ from typing import Any
 
 from contracts import SetSubscription
 from hub.errors import PermanentError
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic, ingress_topic
 from hub.security.operator_keys import ADMIN_CLI_SOURCE, CommandPolicy

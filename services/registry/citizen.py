@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts import NotificationRequested
 from hub.runtime import topics
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.registry.domain import ProcessDefinition, get_path
 
 MANDATORY_STEPS = frozenset({"received", "action-required", "completed", "rejected"})

@@ -18,7 +18,7 @@ from typing import Any
 from contracts import CaseDelivery, DeliveredPerson, IssuedPseudonym
 from hub.audit import store as audit_store
 from hub.audit.chain import AuditEntry, Decision
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.registry import repository as repo
 from services.registry.domain import allowed_person_fields, get_path, minimize
 

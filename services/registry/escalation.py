@@ -14,7 +14,7 @@ import asyncpg
 
 from contracts import CaseEscalated, Language, NotificationRequested
 from hub.runtime import topics
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.telemetry import context_from_traceparent, current_trace_id, tracer
 from services.registry import party_repository as party_repo
 from services.registry import repository as repo

@@ -30,7 +30,8 @@ from contracts import (
 )
 from hub.errors import PermanentError, UnknownCase
 from hub.runtime import topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.telemetry import current_trace_headers
 from services.registry import party_repository as party_repo
 from services.registry import repository as repo

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from contracts import CasePartyMissing, Language, NotificationRequested
 from hub.runtime import topics
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.registry import party_repository as party_repo
 from services.registry import repository as repo
 from services.registry.delivery import deliver

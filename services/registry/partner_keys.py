@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.security.operator_keys import TrustedKeys, trusted_operator_keys
 from hub.security.redrive_attestation import attested_redrive

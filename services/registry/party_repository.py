@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import Jurisdiction
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.registry.parties_domain import Candidate, Party
 
 OPEN_STATUSES = ("opened", "in-progress", "escalated")

@@ -15,7 +15,7 @@ from asyncpg import Connection
 from contracts import ContractError, Envelope
 from hub.audit.refusals import ReasonClasses, RefusalRecorder
 from hub.errors import MessageTooLarge, PermanentError, UnknownCase
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import service_source
 from hub.security.signing import PublicKey, ReplayRefused, SignatureRefused, check_key_usable
 from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAParty, NotAuthorized

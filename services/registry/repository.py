@@ -20,7 +20,7 @@ from contracts.classification import merge, split
 from contracts.errors import UnknownEventType
 from hub.cli.casefile import timeline_context
 from hub.errors import PermanentError
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.vault import store as vault_store
 from hub.vault.crypto import DataKey, Erased, case_ref
 from hub.vault.master import installed

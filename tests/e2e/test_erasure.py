@@ -23,7 +23,7 @@ from contracts import Contact, MoveReported
 from hub.cli.casefile import CaseView
 from hub.cli.main import main
 from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import ERASED_TEXT, Erased
 from services.identity import repository as persons

@@ -13,7 +13,7 @@ from contracts import IssuedPseudonym, Sector
 from hub.audit import store as audit_store
 from hub.audit.chain import AuditKey, Decision
 from hub.errors import ConfigurationError
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.registry import repository as repo
 from services.registry.delivery import deliver
 from services.registry.subscriptions_domain import Grant
@@ -105,7 +105,7 @@ async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_ro
         case = await open_case(conn)
         async with conn.transaction():
             tx = await run_deliver(conn, case, citizen_id="citizen-services:c1")
-        [delivery] = tx.emitted
+        [delivery] = [emitted.envelope for emitted in tx.emitted]
         outbox = await conn.fetch("SELECT topic, headers FROM outbox")
         rows = await audit_rows(conn)
         verdict = await audit_store.verify(conn, installed_key)

@@ -28,7 +28,8 @@ from hub.errors import ConfigurationError, DatabaseUnavailable
 from hub.local.demo import PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
 from hub.runtime.consumer import MessageProcessor, Outcome, RetryLater, RetryPolicy, Route
 from hub.runtime.deadletter import DeadLetterWriter
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey

@@ -25,8 +25,9 @@ from contracts import (
     parse_data,
 )
 from hub.runtime.db import create_pool
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import Transaction
 from hub.vault import store as vault_store
 from hub.vault.master import installed
 from hub.vault.schema import migrate_vault
@@ -103,7 +104,7 @@ async def handle(pool: asyncpg.Pool, handler: Handler, msg: Incoming[Any]) -> li
     async with pool.acquire() as conn, conn.transaction():
         tx = Transaction(conn, source=IDENTITY)
         await handler(msg, tx)
-    return tx.emitted
+    return [emitted.envelope for emitted in tx.emitted]
 
 
 def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequested:

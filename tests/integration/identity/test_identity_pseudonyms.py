@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from contracts import LocalPersonId, Person, Sector
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.identity import key_repository as keys
 from services.identity import repository as repo
 from services.identity import sealing

@@ -16,7 +16,8 @@ import pytest
 
 from contracts import LocalPersonId, Person, PseudonymsIssued, PseudonymsRequested, Recipient, Sector
 from hub.errors import TransientError
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.vault.crypto import Erased
 from services.identity import handlers
 from services.identity import repository as repo

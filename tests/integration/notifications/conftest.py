@@ -11,8 +11,9 @@ import pytest_asyncio
 
 from contracts import Contract, Envelope, Language, NotificationRequested
 from hub.runtime.db import create_pool
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import Transaction
 from hub.runtime.telemetry import current_trace_id
 from hub.vault.schema import migrate_vault
 from services.notifications import handlers

@@ -57,7 +57,7 @@ async def add_webhook(pool: asyncpg.Pool, url: str) -> None:
 async def forward(
     pool: asyncpg.Pool, *, topic: str = delivery_topic(PARTNER), test_delivery: bool = False
 ) -> str:
-    from hub.runtime.messages import Transaction
+    from hub.runtime.outbox import Transaction
 
     msg = incoming(DELIVERY, topic=topic, test_delivery=test_delivery)
     async with pool.acquire() as conn, conn.transaction():

@@ -58,7 +58,7 @@ from hub.local.demo import (
 from hub.runtime import topics
 from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.runtime.deadletter import DeadLetterWriter
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic

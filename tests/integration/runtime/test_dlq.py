@@ -30,9 +30,9 @@ from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.runtime.db import create_pool
 from hub.runtime.deadletter import DeadLetterWriter
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
-from hub.runtime.outbox import OutboxRelay
+from hub.runtime.outbox import OutboxRelay, Transaction
 from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher
 from hub.runtime.settings import HubSettings
 from hub.security.operator_keys import trusted_operator_keys

@@ -25,8 +25,9 @@ from hub.runtime import topics
 from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.runtime.db import create_pool
 from hub.runtime.deadletter import DeadLetterWriter
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from tests.fixtures.records import consumer_record
 

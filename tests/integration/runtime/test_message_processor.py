@@ -14,7 +14,8 @@ from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import DatabaseUnavailable
 from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.runtime.deadletter import DeadLetterWriter
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from tests.fixtures.records import consumer_record
 
 pytestmark = pytest.mark.asyncio

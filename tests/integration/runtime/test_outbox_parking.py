@@ -27,9 +27,8 @@ from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.cli import main as cli
 from hub.runtime.db import create_pool
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Transaction
 from hub.runtime.migrations import apply_migrations, load_migrations
-from hub.runtime.outbox import OutboxRelay, outbox_backlog, write_event
+from hub.runtime.outbox import OutboxRelay, Transaction, outbox_backlog, write_event
 from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, Publisher
 from hub.runtime.settings import HubSettings
 from tests.fixtures.topics import create_topic, event_ids, read_topic

@@ -13,8 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import BrokerUnavailable
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Transaction
-from hub.runtime.outbox import OutboxRelay, outbox_backlog
+from hub.runtime.outbox import OutboxRelay, Transaction, outbox_backlog
 from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
 from hub.runtime.send_results import SendResult
 from hub.runtime.settings import HubSettings

@@ -27,8 +27,8 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from contracts import KRIENS, DepartureConfirmed, Envelope, header_value
 from hub.cli import main as cli
 from hub.runtime.consumer import Route
-from hub.runtime.messages import Incoming, Transaction
-from hub.runtime.outbox import write_event
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction, write_event
 from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.runtime.settings import HubSettings
 from tests.fixtures.topics import create_topic, event_ids, read_topic

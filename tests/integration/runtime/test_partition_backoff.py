@@ -21,7 +21,8 @@ from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import TransientError
 from hub.runtime.consumer import Route
 from hub.runtime.health import HealthServer
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.runtime.settings import HubSettings
 

@@ -23,7 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.runtime.consumer import Route
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import PATTERN_METADATA_MAX_AGE_MS, ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.runtime.settings import HubSettings
 

@@ -29,7 +29,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from contracts import KRIENS, DepartureConfirmed, Envelope, TaxRecordUpdated, header_value
 from hub.runtime.consumer import Outcome, Route
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
 from hub.runtime.settings import HubSettings
 

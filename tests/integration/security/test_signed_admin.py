@@ -33,7 +33,8 @@ from hub.runtime import topics
 from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy
 from hub.runtime.deadletter import DeadLetterWriter
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, public_pem

@@ -23,7 +23,8 @@ from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
 from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
 from hub.runtime import topics
 from hub.runtime.consumer import Outcome
-from hub.runtime.messages import Incoming, Transaction
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
 from services.registry import partner_keys

@@ -31,7 +31,7 @@ from contracts import (
     Sex,
     parse_data,
 )
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from services.identity import handlers as identity_handlers
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher

@@ -20,8 +20,7 @@ from contracts import Channel
 from hub.cli.casefile import SEALED_TEXT, load_case_view
 from hub.cli.main import main
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.messages import Transaction
-from hub.runtime.outbox import OutboxRelay
+from hub.runtime.outbox import OutboxRelay, Transaction
 from hub.runtime.publisher import KafkaPublisher
 from hub.runtime.settings import HubSettings
 from hub.vault import master as vault_master

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.vault.crypto import Erased
 from services.identity import repository as persons
 from services.identity import sealing as identity_sealing

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hub.cli import main as cli
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.vault import crypto as vault
 from hub.vault import rotate as vault_rotate
 from hub.vault import store as vault_store

@@ -14,7 +14,7 @@ import pytest
 
 from contracts import PseudonymsRequested
 from hub.cli.casefile import load_case_view
-from hub.runtime.messages import Transaction
+from hub.runtime.outbox import Transaction
 from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
 from services.identity import repository as persons
