@@ -30,6 +30,7 @@ from hub.runtime.outbox import OutboxRelay, outbox_backlog
 from hub.runtime.publisher import KafkaPublisher, Publisher
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
+from hub.vault.crypto import MasterKey
 from hub.vault.master import install as install_master_key
 from hub.vault.master import load_master_key
 from hub.vault.schema import migrate_vault
@@ -53,6 +54,9 @@ class ServiceContext:
     name: str
     settings: HubSettings
     pool: asyncpg.Pool
+    # The vault's master key ring, loaded once at start: the adapters that seal and open
+    # personal data get it from here, never from a process global.
+    master_key: MasterKey
 
     @property
     def source(self) -> str:
@@ -185,9 +189,10 @@ class ServiceRuntime:
         async with pool.acquire() as conn:
             applied = await apply_migrations(conn, migrations)
             applied += await migrate_vault(conn)  # the shared per-person keys (hub/vault.py)
-        install_master_key(load_master_key(s, create=True))
+        master_key = load_master_key(s, create=True)
+        install_master_key(master_key)
         log.info("%s: %d migrations applied", d.name, len(applied))
-        ctx = ServiceContext(d.name, s, self.pool)
+        ctx = ServiceContext(d.name, s, self.pool, master_key)
         routes = list(d.routes(ctx))
         extra = await d.dynamic_topics(ctx) if d.dynamic_topics else ()
         # A pattern names no topic to create: the topics it matches come and go with partners.

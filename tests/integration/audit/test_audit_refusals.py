@@ -33,6 +33,7 @@ from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
+from hub.vault import master as vault_master
 from services.registry import bootstrap, refusals
 from tests.fixtures.registry import ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
@@ -50,7 +51,9 @@ async def registry_routes(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[l
     """The registry's routes as its composition root builds them (which installs the key)."""
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "audit.key").write_text(KEY.secret.hex())
-    ctx = ServiceContext("registry", HubSettings(state_dir=tmp_path, audit_key_file=None), pool)
+    ctx = ServiceContext(
+        "registry", HubSettings(state_dir=tmp_path, audit_key_file=None), pool, vault_master.installed()
+    )
     yield list(bootstrap.routes(ctx))
     audit_store.install(None)
 

@@ -16,6 +16,7 @@ from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.operator_keys import operator_signing_key
 from hub.security.signing import SigningKey
+from hub.vault import master as vault_master
 from services.identity import bootstrap
 from tests.fixtures.records import consumer_record
 from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox
@@ -34,7 +35,7 @@ def _record(
 
 
 def _admin_processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
-    routes = bootstrap.routes(ServiceContext(bootstrap.NAME, settings, pool))
+    routes = bootstrap.routes(ServiceContext(bootstrap.NAME, settings, pool, vault_master.installed()))
     [route] = [r for r in routes if r.topic == topics.ADMIN]
     assert isinstance(route, Route)
     assert route.group_id == "hub.identity.admin"
@@ -93,6 +94,6 @@ async def test_identity_declares_the_partner_topic_and_its_announcer(
 ) -> None:
     definition = bootstrap.definition()
     assert topics.IDENTITY_PARTNERS in definition.topics
-    workers = definition.workers(ServiceContext(bootstrap.NAME, hub_settings, pool))
+    workers = definition.workers(ServiceContext(bootstrap.NAME, hub_settings, pool, vault_master.installed()))
     # The announcer, and the sealer of persons stored before encryption at rest (it ends when done).
     assert [getattr(worker, "__name__", "") for worker in workers] == ["run", "seal_legacy_rows"]

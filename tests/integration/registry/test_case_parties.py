@@ -63,6 +63,7 @@ from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from hub.security.signing import SigningKey
+from hub.vault import master as vault_master
 from services.registry import bootstrap
 from services.registry.cli import SUBSCRIPTIONS_SQL
 from services.registry.repository import upsert_subscription
@@ -126,7 +127,7 @@ async def registry(hub_settings: HubSettings, tmp_path: Path) -> AsyncIterator[R
     (tmp_path / "secrets").mkdir(exist_ok=True)
     (tmp_path / "secrets" / "audit.key").write_text(KEY.secret.hex())
     settings = hub_settings.model_copy(update={"state_dir": tmp_path, "audit_key_file": None})
-    routes = list(bootstrap.routes(ServiceContext("registry", settings, pool)))
+    routes = list(bootstrap.routes(ServiceContext("registry", settings, pool, vault_master.installed())))
     by_topic = {route.topic: route for route in routes}
     by_topic[topics.INGRESS] = ingress_route(routes)
     keys = {

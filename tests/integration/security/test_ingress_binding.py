@@ -23,6 +23,7 @@ from hub.runtime.consumer import Outcome, Route
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
+from hub.vault import master as vault_master
 from services.registry import bootstrap
 from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
@@ -32,7 +33,9 @@ GROUP = "hub.registry.ingress"
 
 
 def _ingress(pool: asyncpg.Pool, settings: HubSettings) -> Route:
-    return ingress_route(list(bootstrap.routes(ServiceContext("registry", settings, pool))))
+    return ingress_route(
+        list(bootstrap.routes(ServiceContext("registry", settings, pool, vault_master.installed())))
+    )
 
 
 @pytest_asyncio.fixture
@@ -152,7 +155,7 @@ async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_top
     assert closed.pattern is not None
     assert re.match(closed.pattern, topics.INGRESS) is None  # the registry does not read it
     assert re.match(closed.pattern, topics.ingress_topic(PORTAL)) is not None
-    ctx = ServiceContext("registry", hub_settings, pool)
+    ctx = ServiceContext("registry", hub_settings, pool, vault_master.installed())
     created = set(await bootstrap.partner_topics(ctx))
     assert topics.ingress_topic(PORTAL) in created
     assert topics.ingress_topic(KRIENS_OFFICE) in created
@@ -163,7 +166,9 @@ async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_top
     assert opened.pattern is not None
     assert re.match(opened.pattern, topics.INGRESS) is not None
     assert re.match(opened.pattern, "hub.ingress-dlt") is None
-    assert topics.INGRESS in set(await bootstrap.partner_topics(ServiceContext("registry", shared, pool)))
+    assert topics.INGRESS in set(
+        await bootstrap.partner_topics(ServiceContext("registry", shared, pool, vault_master.installed()))
+    )
     # On the shared topic the signature alone proves the sender: any partner may write there.
     report = _move(portal_key)
     assert (

@@ -40,6 +40,7 @@ from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, public_pem
 from hub.security.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
 from hub.security.signing import SigningKey
+from hub.vault import master as vault_master
 from partner.client import PARTNER_SOURCE_PREFIX
 from services.identity import bootstrap as identity_bootstrap
 from services.registry import bootstrap as registry_bootstrap
@@ -113,7 +114,11 @@ class Hub:
 def _admin_processor(
     pool: asyncpg.Pool, routes: Callable[[ServiceContext], Sequence[Any]], settings: HubSettings, name: str
 ) -> MessageProcessor:
-    [route] = [r for r in routes(ServiceContext(name, settings, pool)) if r.topic == topics.ADMIN]
+    [route] = [
+        r
+        for r in routes(ServiceContext(name, settings, pool, vault_master.installed()))
+        if r.topic == topics.ADMIN
+    ]
     return MessageProcessor(
         pool,
         route,
