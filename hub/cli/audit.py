@@ -240,6 +240,6 @@ def _in_schema(settings: HubSettings, schema: str, work: Callable[[asyncpg.Conne
     return run_on_database(
         settings,
         work,
-        server_settings={"search_path": f'"{schema}"'},
+        schema=schema,
         no_tables=f"no {schema} tables in this database; start the hub once (`hub up`)",
     )

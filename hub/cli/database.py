@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import asyncpg
 
-from hub.errors import HubError
+from hub.errors import DatabaseError, DatabaseUnavailable, HubError, SchemaMissing
+from hub.runtime.db import connect
 from hub.runtime.endpoints import running_hub_settings
 from hub.runtime.settings import HubSettings
 
@@ -30,14 +31,15 @@ def run_on_database(
     work: Callable[[asyncpg.Connection], Awaitable[T]],
     *,
     no_tables: str,
-    server_settings: dict[str, str] | None = None,
+    schema: str | None = None,
+    application_name: str = "hub-cli",
 ) -> T:
-    """``work`` on a connection of its own (``server_settings``: search path, application
-    name). ``no_tables`` is what the operator is told when a table is missing: the service
-    that creates it has never run against this database."""
+    """``work`` on a connection of its own (``schema`` its search path, if given).
+    ``no_tables`` is what the operator is told when a table is missing: the service that
+    creates it has never run against this database."""
 
     async def run() -> T:
-        conn = await asyncpg.connect(settings.database_dsn(), server_settings=server_settings)
+        conn = await connect(settings.database_dsn(), schema=schema, application_name=application_name)
         try:
             return await work(conn)
         finally:
@@ -45,7 +47,7 @@ def run_on_database(
 
     try:
         return asyncio.run(run())
-    except asyncpg.UndefinedTableError:
+    except SchemaMissing:
         raise HubError(no_tables) from None
-    except asyncpg.PostgresError as error:
+    except (DatabaseError, DatabaseUnavailable) as error:
         raise HubError(f"database: {error}") from None

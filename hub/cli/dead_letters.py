@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.errors import ConfigurationError
+from hub.errors import ConfigurationError, SchemaMissing
 from hub.security.redrive_attestation import HEADER as REDRIVE_HEADER
 from hub.security.redrive_attestation import attest
 from hub.security.signing import SigningKey
@@ -239,9 +239,7 @@ def _summary(service: str, row: Any) -> DeadLetter:
     )
 
 
-def _unmigrated(
-    service: str, error: asyncpg.UndefinedColumnError, migration: str = "0002"
-) -> ConfigurationError:
+def _unmigrated(service: str, error: SchemaMissing, migration: str = "0002") -> ConfigurationError:
     return ConfigurationError(
         f"{service}: dead_letters lacks the columns of migration hub-runtime {migration} ({error}); "
         "start the service once to migrate"
@@ -264,7 +262,7 @@ async def list_dead_letters(
                 *params,
                 limit,
             )
-        except asyncpg.UndefinedColumnError as error:
+        except SchemaMissing as error:
             raise _unmigrated(service, error) from error
         found += [_summary(service, row) for row in rows]
     found.sort(key=lambda d: (d.recorded_at, d.id), reverse=True)
@@ -283,7 +281,7 @@ async def show_dead_letter(
             f' FROM "{service}".dead_letters WHERE id = $1',
             dead_letter_id,
         )
-    except asyncpg.UndefinedColumnError as error:
+    except SchemaMissing as error:
         raise _unmigrated(service, error, "0004") from error
     if row is None:
         return None
@@ -342,7 +340,7 @@ async def redrive(
                     " ORDER BY id FOR UPDATE",
                     *params,
                 )
-            except asyncpg.UndefinedColumnError as error:
+            except SchemaMissing as error:
                 raise _unmigrated(service, error, "0004") from error
             for row in rows:
                 why = _cannot_redrive(row)
@@ -428,7 +426,7 @@ async def purge(conn: asyncpg.Connection, selection: Selection) -> dict[str, int
                 f" WHERE purged_at IS NULL AND {condition}",
                 *params,
             )
-        except asyncpg.UndefinedColumnError as error:
+        except SchemaMissing as error:
             raise _unmigrated(service, error) from error
         purged[service] = int(status.split()[-1])
     return purged

@@ -19,6 +19,8 @@ import asyncpg
 
 from hub.cli import dead_letters as dlq
 from hub.cli.output import aligned, print_json, print_table
+from hub.errors import DatabaseError, DatabaseUnavailable
+from hub.runtime.db import connect
 from hub.runtime.endpoints import running_hub_settings
 from hub.runtime.settings import HubSettings
 from hub.security.operator_keys import operator_signing_key
@@ -31,12 +33,12 @@ async def operator_connection() -> AsyncIterator[asyncpg.Connection]:
     """One connection to the running hub's database; database errors become one line."""
     settings = running_hub_settings(HubSettings())
     try:
-        conn = await asyncpg.connect(settings.database_dsn(), server_settings={"application_name": "hub-cli"})
-    except asyncpg.PostgresError as error:
+        conn = await connect(settings.database_dsn(), application_name="hub-cli")
+    except DatabaseUnavailable as error:
         raise RuntimeError(f"database: {error}") from error
     try:
         yield conn
-    except asyncpg.PostgresError as error:
+    except DatabaseError as error:
         raise RuntimeError(f"database: {error}") from error
     finally:
         await conn.close()

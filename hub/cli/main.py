@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 
 
@@ -101,7 +102,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_case_show(args: argparse.Namespace) -> int:
-    import asyncpg
 
     from hub.cli.casefile import load_case_view, reader_master_key
     from hub.runtime.endpoints import running_hub_settings
@@ -109,7 +109,7 @@ def cmd_case_show(args: argparse.Namespace) -> int:
     settings = running_hub_settings(HubSettings())
 
     async def show() -> int:
-        conn = await asyncpg.connect(settings.database_dsn())
+        conn = await connect(settings.database_dsn(), application_name="hub-cli")
         try:
             # Timeline texts about the person are sealed: the hub's master key opens them.
             view = await load_case_view(conn, args.case_id, master=reader_master_key(settings))

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.errors import ConfigurationError
+from hub.errors import ConfigurationError, SchemaMissing
 
 _PARKED = """
     SELECT o.seq, o.topic, o.aggregateid, o.type, o.headers, length(o.payload) AS payload_bytes,
@@ -214,7 +214,7 @@ async def _wake_relay(conn: asyncpg.Connection, service: str) -> None:
     await conn.execute("SELECT pg_notify($1, '')", f"outbox_{service}")
 
 
-def unmigrated(service: str, error: asyncpg.UndefinedColumnError | asyncpg.UndefinedTableError) -> Exception:
+def unmigrated(service: str, error: SchemaMissing) -> Exception:
     return ConfigurationError(
         f"{service}: its outbox lacks the columns of migration hub-runtime 0003 ({error}); "
         "start the service once to migrate"
@@ -224,19 +224,19 @@ def unmigrated(service: str, error: asyncpg.UndefinedColumnError | asyncpg.Undef
 async def _fetch(conn: asyncpg.Connection, service: str, query: str, *args: Any) -> list[Any]:
     try:
         return list(await conn.fetch(query, *args))
-    except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError) as error:
+    except SchemaMissing as error:
         raise unmigrated(service, error) from error
 
 
 async def _fetchrow(conn: asyncpg.Connection, service: str, query: str, *args: Any) -> Any:
     try:
         return await conn.fetchrow(query, *args)
-    except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError) as error:
+    except SchemaMissing as error:
         raise unmigrated(service, error) from error
 
 
 async def _execute(conn: asyncpg.Connection, service: str, query: str, *args: Any) -> str:
     try:
         return str(await conn.execute(query, *args))
-    except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError) as error:
+    except SchemaMissing as error:
         raise unmigrated(service, error) from error

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from hub.cli.outbox_parked import unmigrated
+from hub.errors import SchemaMissing
 
 _FIGURES = """
     SELECT count(*) FILTER (WHERE waiting) AS backlog,
@@ -76,7 +77,7 @@ async def _status(conn: asyncpg.Connection, service: str) -> OutboxStatus:
     try:
         row = await conn.fetchrow(_FIGURES.format(schema=schema))
         reasons = await conn.fetch(_REASONS.format(schema=schema)) if row["parked"] else []
-    except asyncpg.UndefinedColumnError as error:
+    except SchemaMissing as error:
         raise unmigrated(service, error) from error
     return OutboxStatus(
         service,

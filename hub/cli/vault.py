@@ -127,7 +127,7 @@ def _run(work: Callable[[asyncpg.Connection, Path], Awaitable[T]]) -> T:
     return run_on_database(
         settings,
         lambda conn: work(conn, base),
-        server_settings={"application_name": "hub-vault"},
+        application_name="hub-vault",
         no_tables="no vault tables in this database; start the hub once (`hub up`)",
     )
 

@@ -50,6 +50,7 @@ from contracts import (
 )
 from hub.cli.casefile import CaseView, load_case_view, reader_master_key
 from hub.errors import HubError
+from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey
 from partner.client import Delivery, PartnerClient, RefusedDelivery
@@ -306,7 +307,7 @@ async def run_case(
     idempotence = settings.kafka_enable_idempotence
     agencies = {pid: PartnerClient(bootstrap, pid, idempotence=idempotence) for pid in responders}
     opener_client = PartnerClient(bootstrap, opener, idempotence=idempotence)
-    conn = await asyncpg.connect(settings.database_dsn())
+    conn = await connect(settings.database_dsn(), application_name="hub-demo")
     tasks: list[asyncio.Task[None]] = []
     try:
         for client in (*agencies.values(), opener_client):

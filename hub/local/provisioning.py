@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.admin import RegisterPartnerKey
 from hub.errors import ConfigurationError
+from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, hub_signing_key, load_private_key
 from hub.security.keyring import process_keyring
@@ -56,7 +57,7 @@ async def _provision(settings: HubSettings, progress: Callable[[str], None]) -> 
     # Imported here: the hub runtime does not depend on a service, only this set-up step does.
     from services.identity.admin_publisher import publish_admin_commands
 
-    conn = await asyncpg.connect(settings.database_dsn())
+    conn = await connect(settings.database_dsn(), application_name="hub-provisioning")
     try:
         partner_ids = [row[0] for row in await conn.fetch("SELECT partner_id FROM identity.partners")]
         usable, refused = await _mirrored_key_ids(conn)

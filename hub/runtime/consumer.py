@@ -23,6 +23,7 @@ from contracts import ContractError, Envelope
 from contracts.catalog import parse_data
 from hub.errors import MessageTooLarge, PermanentError, TransientError, UnroutableEvent
 from hub.runtime import inbox
+from hub.runtime.db import translate
 from hub.runtime.deadletter import DeadLetterWriter, RefusalHook
 from hub.runtime.deadletter_reference import record_size
 from hub.runtime.messages import Emitter, Incoming
@@ -38,24 +39,13 @@ Handler = Callable[[Incoming[Any], Any], Awaitable[None]]
 UnitOfWorkFactory = Callable[[asyncpg.Connection, Emitter], object]
 # Raises a PermanentError for a record the route refuses on its topic and envelope alone.
 Admission = Callable[[str, Envelope], None]
+
+
 # Failures where the same record may succeed later: the database or broker is away.
-_TRANSIENT = (
-    TransientError,
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    # A connection lost mid-operation (database restart) can leave asyncpg's protocol
-    # in a state it reports as "cannot switch to state N": the database, not the record.
-    asyncpg.exceptions.InternalClientError,
-)
+def _transient(error: BaseException) -> bool:
+    return isinstance(translate(error), TransientError) or isinstance(error, OSError | TimeoutError)
+
+
 _MAX_TRACKED = 10_000
 
 
@@ -154,9 +144,9 @@ class MessageProcessor:
             except (PermanentError, ContractError) as error:
                 await self._dead_letter(record, error, attempt)
                 outcome = Outcome.DEAD_LETTERED
-            except _TRANSIENT:
-                raise
-            except Exception as error:  # a bug or an unforeseen failure: retry, then give up
+            except Exception as error:
+                if _transient(error):
+                    raise  # a bug or an unforeseen failure: retry, then give up
                 # Counted apart from transient retries: a record that waited out a database
                 # restart has not used up its budget for unexpected failures.
                 unexpected = self._unexpected.get(key, 0) + 1
@@ -166,7 +156,9 @@ class MessageProcessor:
                 log.exception("giving up on %s", _where(record))
                 await self._dead_letter(record, error, attempt)
                 outcome = Outcome.DEAD_LETTERED
-        except _TRANSIENT as error:  # also when recording a dead letter met the outage
+        except Exception as error:  # also when recording a dead letter met the outage
+            if not _transient(error):
+                raise
             return self._retry_later(record, error, attempt)
         self._unexpected.pop(key, None)
         self.counts[outcome] += 1

@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from contracts import Envelope, EnvelopeError
 from contracts.catalog import serialize_data
 from hub.errors import BrokerUnavailable
+from hub.runtime.db import DATABASE_FAILURES
 from hub.runtime.messages import Emitted, Emitter
 from hub.runtime.outbox_waves import PassResult, publish_in_case_order
 from hub.runtime.publisher import OutgoingRecord, Publisher
@@ -37,14 +38,7 @@ from hub.security.signing import SignatureRefused, SigningKey
 log = logging.getLogger(__name__)
 
 # What a broker outage or a database restart raises; the relay backs off and tries again.
-RELAY_TRANSIENT: tuple[type[BaseException], ...] = (
-    BrokerUnavailable,
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,  # "connection is closed", "released back to the pool"
-    asyncpg.exceptions.InternalClientError,  # "cannot switch to state N" after a lost connection
-)
+RELAY_TRANSIENT: tuple[type[BaseException], ...] = (BrokerUnavailable, TimeoutError, *DATABASE_FAILURES)
 
 
 def aggregate_type(event_type: str) -> str:
@@ -401,7 +395,7 @@ class OutboxRelay:
 def _alive(connection: asyncpg.Connection) -> bool:
     try:
         return not connection.is_closed()
-    except asyncpg.InterfaceError:  # a proxy the pool took back after the connection died
+    except DATABASE_FAILURES:  # a proxy the pool took back after the connection died
         return False
 
 

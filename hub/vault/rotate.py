@@ -20,7 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
-from hub.errors import HubError
+from hub.errors import DatabaseConflict, HubError
 from hub.vault.crypto import MasterKey, TamperedCiphertext
 from hub.vault.master import add_pending_version, ensure_index_root, load_ring, promote, retire_version
 
@@ -222,7 +222,7 @@ async def _batch_with_retries(
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             return await _batch(conn, master, after, size, done)
-        except asyncpg.TransactionRollbackError:  # deadlock or serialization failure
+        except DatabaseConflict:  # deadlock or serialization failure
             if attempt == _ATTEMPTS:
                 raise
     raise AssertionError("unreachable")

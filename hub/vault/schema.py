@@ -12,6 +12,7 @@ import contextlib
 
 import asyncpg
 
+from hub.errors import UniqueViolation
 from hub.runtime.migrations import Migration, apply_migrations, load_migrations
 
 SCHEMA = "vault"
@@ -20,7 +21,7 @@ SCHEMA = "vault"
 async def migrate_vault(conn: asyncpg.Connection) -> list[Migration]:
     """Apply what is missing of ``hub/vault_sql``; the connection's search path is restored."""
     # Another service may create it at the same moment: IF NOT EXISTS is not atomic.
-    with contextlib.suppress(asyncpg.UniqueViolationError):
+    with contextlib.suppress(UniqueViolation):
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     search_path = await conn.fetchval("SELECT current_setting('search_path')")
     await conn.execute("SELECT set_config('search_path', $1, false)", SCHEMA)

@@ -203,6 +203,6 @@ def _in_identity_schema(work: Callable[[Transaction], Awaitable[T]]) -> T:
     return run_on_database(
         running_hub_settings(HubSettings()),
         in_transaction,
-        server_settings={"search_path": f'"{NAME}"'},
+        schema=NAME,
         no_tables="the identity service has not created its tables in this database; run `hub up`",
     )

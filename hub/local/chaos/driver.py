@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import asyncpg
-
 from hub.local.chaos.agencies import Agencies, stream
 from hub.local.chaos.faults import Fault, FaultInjector, plan_faults
 from hub.local.chaos.kafka_io import InsistentProducer
 from hub.local.chaos.scenario import CITIZEN_TEMPLATES, NOTICE_CHANNELS, Stream, build_stream
 from hub.local.chaos.verify import Observed, Tally, describe, observe, tally
 from hub.local.supervisor import Supervisor
+from hub.runtime.db import DATABASE_FAILURES, connect
 from hub.runtime.settings import HubSettings
 from services import SERVICE_NAMES
 
@@ -227,7 +226,7 @@ async def _settle(
         agencies.check()
         try:
             figures: Figures | None = await _figures(dsn, case_ids)
-        except (OSError, asyncpg.PostgresError) as error:
+        except DATABASE_FAILURES as error:
             progress(f"cannot read progress: {error}")
             figures = last
         if figures is not None and figures != last:
@@ -246,7 +245,7 @@ async def _settle(
 
 
 async def _figures(dsn: str, case_ids: list[str]) -> Figures:
-    conn = await asyncpg.connect(dsn, timeout=5)
+    conn = await connect(dsn, application_name="hub-chaos", connect_timeout_s=5)
     try:
         completed = await conn.fetchval(
             "SELECT count(*) FROM registry.cases WHERE case_id = ANY($1) AND status = 'completed'", case_ids

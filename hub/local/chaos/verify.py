@@ -25,6 +25,7 @@ from contracts import CaseDelivery
 from hub.local.chaos.kafka_io import ReadRecord, list_topics, read_topic
 from hub.local.chaos.scenario import AGENCIES, CITIZEN_TEMPLATES, DELIVERED_TYPES, NOTICE_CHANNELS, Stream
 from hub.local.embedded.smtp import SmtpSink
+from hub.runtime.db import connect
 from hub.runtime.deadletter import DLT_SUFFIX
 from hub.runtime.topics import delivery_topic
 from services import SERVICE_NAMES
@@ -83,7 +84,7 @@ class Tally:
 async def observe(dsn: str, bootstrap_servers: str, smtp: SmtpSink, stream: Stream) -> Observed:
     seen = Observed()
     case_ids = [case.case_id for case in stream.cases]
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn, application_name="hub-chaos")
     try:
         await _observe_database(conn, case_ids, seen)
     finally:

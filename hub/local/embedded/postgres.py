@@ -7,7 +7,6 @@ child: it dies with the hub and its exit is noticed at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -208,17 +207,20 @@ def _cluster_version(pgdata: Path) -> int | None:
 
 async def _wait_and_create_database(port: int, process: ChildProcess, deadline: float) -> None:
     """Connect until the server accepts connections, then create the hub database if missing."""
-    import asyncpg
+    from hub.errors import DatabaseError, DatabaseUnavailable
+    from hub.runtime.db import connect
 
     while True:
         if not process.running:
             raise process.failure(f"{process.name} exited during start-up")
         try:
-            connection = await asyncpg.connect(
-                host=HOST, port=port, user="postgres", database="postgres", ssl=False, timeout=2
+            connection = await connect(
+                f"postgresql://postgres@{HOST}:{port}/postgres?sslmode=disable",
+                application_name="hub-embedded",
+                connect_timeout_s=2,
             )
             break
-        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        except (TimeoutError, DatabaseUnavailable) as error:
             # e.g. "the database system is starting up" while recovering after a crash
             if time.monotonic() > deadline:
                 raise process.failure(
@@ -227,8 +229,11 @@ async def _wait_and_create_database(port: int, process: ChildProcess, deadline: 
             await asyncio.sleep(0.05)
     try:
         if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
-            # Another process may create it at the same moment.
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            try:
                 await connection.execute(f'CREATE DATABASE "{DATABASE}"')
+            except DatabaseError as error:
+                # Another process may create it at the same moment (42P04: duplicate database).
+                if error.sqlstate != "42P04":
+                    raise
     finally:
         await connection.close()

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import BrokerUnavailable
+from hub.runtime.db import DATABASE_FAILURES
 from hub.runtime.kafka import ensure_topics
 from hub.runtime.outbox import OutboxRelay, Transaction, outbox_backlog
 from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
@@ -229,7 +230,7 @@ async def test_the_relay_survives_its_database_connections_being_killed(
                 async with pool.acquire() as conn, conn.transaction():
                     await _emit(conn, "t", "case-after")
                 break
-            except (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError):
+            except DATABASE_FAILURES:
                 await asyncio.sleep(0.1)
         while len(publisher.sent) < 2:
             assert not task.done(), "the relay ended"

@@ -8,6 +8,7 @@ through the hub counts too, not only what they name themselves.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -173,3 +174,14 @@ def test_the_cycle_check_sees_a_cycle() -> None:
 def test_hub_keeps_at_most_fifteen_top_level_modules() -> None:
     top_level = [p for p in (ROOT / "hub").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()]
     assert len(top_level) <= 15, sorted(p.name for p in top_level)
+
+
+def test_asyncpg_exceptions_are_named_in_one_place() -> None:
+    """``hub.runtime.db`` translates them; everything else catches the hub's own."""
+    pattern = re.compile(r"asyncpg\.(exceptions\b|[A-Za-z]*(Error|Exception)\b)")
+    naming = sorted(
+        module_name(path)
+        for path in source_files()
+        if pattern.search(path.read_text()) and module_name(path) != "hub.runtime.db"
+    )
+    assert naming == []
