@@ -22,7 +22,7 @@ from contracts.catalog import serialize_data
 from hub.errors import ConfigurationError
 from hub.runtime import topics
 from hub.runtime.telemetry import consumer_span, current_trace_headers, messaging_attributes, tracer
-from hub.security.keyring import process_keyring
+from hub.security.keyring import Keyring
 from hub.security.signing import (
     Headers,
     MisroutedRecord,
@@ -57,18 +57,18 @@ class RefusedDelivery:
     error: SignatureRefused
 
 
-def sign_as(partner_id: str, headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
-    """``headers`` signed with ``partner_id``'s key from this process's keyring.
+def sign_as(keyring: Keyring, partner_id: str, headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
+    """``headers`` signed with ``partner_id``'s key from ``keyring``.
 
     For code that builds its own records (load and fault tests) instead of ``publish``.
     """
-    key = process_keyring().signing_key(partner_id)
+    key = keyring.signing_key(partner_id)
     if key is None:
-        raise ConfigurationError(f"no signing key for {partner_id} in this process")
+        raise ConfigurationError(f"no signing key for {partner_id} in the keyring")
     return key.sign_headers(headers, value)
 
 
-def sign_record(headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
+def sign_record(keyring: Keyring, headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
     """A hand-built record's headers, signed for the partner its ``ce_source`` names.
 
     For load and fault tests that build records before the supervisor provisions keys and
@@ -81,7 +81,7 @@ def sign_record(headers: Headers, value: bytes) -> list[tuple[str, bytes]]:
         return list(headers)
     if not envelope.source.startswith(PARTNER_SOURCE_PREFIX):
         return list(headers)
-    key = process_keyring().signing_key(envelope.source.removeprefix(PARTNER_SOURCE_PREFIX))
+    key = keyring.signing_key(envelope.source.removeprefix(PARTNER_SOURCE_PREFIX))
     if key is None:
         return list(headers)
     return key.sign_headers(headers, value)
@@ -107,9 +107,8 @@ class PartnerClient:
     """One partner's connection to the hub.
 
     ``signing_key`` signs everything it publishes; ``hub_keys`` (key id -> public key)
-    are the hub keys whose deliveries it accepts. Left out, both come from this
-    process's keyring (``hub.security.keyring``), where the supervisor puts the demo partners'
-    keys; a partner without a key publishes unsigned, which the hub refuses.
+    are the hub keys whose deliveries it accepts. A partner without a key publishes
+    unsigned, which the hub refuses; without hub keys it accepts no delivery.
     """
 
     def __init__(
@@ -124,9 +123,8 @@ class PartnerClient:
         self.partner_id = partner_id
         self.source = PARTNER_SOURCE_PREFIX + partner_id
         self._bootstrap = bootstrap_servers
-        keyring = process_keyring()
-        self.signing_key = signing_key if signing_key is not None else keyring.signing_key(partner_id)
-        self.hub_keys = hub_keys if hub_keys is not None else keyring.hub_keys
+        self.signing_key = signing_key
+        self.hub_keys: Mapping[str, PublicKey] = hub_keys if hub_keys is not None else {}
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",

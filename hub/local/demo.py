@@ -50,6 +50,7 @@ from contracts import (
 )
 from hub.cli.casefile import CaseView, load_case_view, reader_master_key
 from hub.errors import HubError
+from hub.local.provisioning import local_keyring, local_partner
 from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey
@@ -303,10 +304,9 @@ async def run_case(
     timeout_s: float,
 ) -> CaseView:
     """Partners play one case: ``opener`` publishes, the others answer their deliveries."""
-    bootstrap = settings.bootstrap_servers()
-    idempotence = settings.kafka_enable_idempotence
-    agencies = {pid: PartnerClient(bootstrap, pid, idempotence=idempotence) for pid in responders}
-    opener_client = PartnerClient(bootstrap, opener, idempotence=idempotence)
+    keyring = local_keyring(settings)
+    agencies = {pid: local_partner(settings, pid, keyring=keyring) for pid in responders}
+    opener_client = local_partner(settings, opener, keyring=keyring)
     conn = await connect(settings.database_dsn(), application_name="hub-demo")
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +26,9 @@ from hub.errors import ConfigurationError
 from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, hub_signing_key, load_private_key
-from hub.security.keyring import process_keyring
+from hub.security.keyring import Keyring
 from hub.security.signing import SigningKey, fingerprint
+from partner.client import PartnerClient
 
 PARTNER_KEYS_DIR = "partner-keys"
 MIRROR_TIMEOUT_S = 60.0
@@ -41,11 +43,35 @@ def partner_key_file(state_dir: Path, partner_id: str) -> Path:
     return state_dir / PARTNER_KEYS_DIR / f"{partner_slug(partner_id)}.key"
 
 
-def trust_hub_key(settings: HubSettings) -> SigningKey:
-    """Create the hub's key if it does not exist (before the registry starts) and trust it here."""
-    key = hub_signing_key(settings)
-    process_keyring().trust_hub_key(key.public)
-    return key
+def create_hub_key(settings: HubSettings) -> SigningKey:
+    """Create the hub's key if it does not exist, before the registry starts (it would too)."""
+    return hub_signing_key(settings)
+
+
+def local_keyring(settings: HubSettings) -> Keyring:
+    """The keys of the partners the local tooling plays on the hub at ``settings``: each
+    partner's key file (``provision_partner_keys`` wrote them) and the hub's public key."""
+    keyring = Keyring()
+    keyring.trust_hub_key(hub_signing_key(settings).public)
+    folder = settings.state_dir / PARTNER_KEYS_DIR
+    for path in sorted(folder.glob("*.key")) if folder.is_dir() else ():
+        partner_id = _partner_of_key_file(path)
+        if partner_id is not None:
+            keyring.set_signing_key(partner_id, _named(partner_id, load_private_key(path)))
+    return keyring
+
+
+def local_partner(settings: HubSettings, partner_id: str, *, keyring: Keyring | None = None) -> PartnerClient:
+    """A client for a partner the local tooling plays, with its key and the hub's (from
+    ``keyring``, else read from the hub's state directory)."""
+    keys = keyring if keyring is not None else local_keyring(settings)
+    return PartnerClient(
+        settings.bootstrap_servers(),
+        partner_id,
+        idempotence=settings.kafka_enable_idempotence,
+        signing_key=keys.signing_key(partner_id),
+        hub_keys=keys.hub_keys,
+    )
 
 
 def provision_partner_keys(settings: HubSettings, progress: Callable[[str], None]) -> int:
@@ -80,21 +106,14 @@ async def _provision(settings: HubSettings, progress: Callable[[str], None]) -> 
         await _wait_until_mirrored(conn, {key.key_id for key in keys.values()})
     finally:
         await conn.close()
-    for pid, key in keys.items():
-        process_keyring().set_signing_key(pid, key)
+    _write_partner_ids(settings.state_dir, keys)
     progress(f"{len(keys)} partner keys ready ({len(commands)} registered now)")
     return len(commands)
 
 
 def _partner_key(state_dir: Path, partner_id: str, refused: set[str]) -> SigningKey:
-    """The key this process already plays the partner with, else its key file's, else a new one.
-
-    One partner keeps one key across the hubs a test session starts; a key this hub's
-    register revoked or let expire is replaced by a new one.
-    """
-    key = process_keyring().signing_key(partner_id)
-    if key is not None and key.key_id not in refused:
-        return key
+    """The key in the partner's key file, else a new one; a key this hub's register revoked
+    or let expire is replaced by a new one."""
     path = partner_key_file(state_dir, partner_id)
     if path.exists():
         key = _named(partner_id, load_private_key(path))
@@ -103,6 +122,24 @@ def _partner_key(state_dir: Path, partner_id: str, refused: set[str]) -> Signing
         path.unlink()
         path.with_name(path.name + ".pub").unlink(missing_ok=True)
     return _named(partner_id, create_private_key(path))
+
+
+# Which partner each key file belongs to: a file name is the partner's slug, which does not
+# give the partner id back ("/" and "." both become ".").
+PARTNER_IDS_FILE = "partners.json"
+
+
+def _write_partner_ids(state_dir: Path, keys: dict[str, SigningKey]) -> None:
+    path = state_dir / PARTNER_KEYS_DIR / PARTNER_IDS_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known |= {partner_slug(pid): pid for pid in keys}
+    path.write_text(json.dumps(known, indent=2, sort_keys=True))
+
+
+def _partner_of_key_file(path: Path) -> str | None:
+    ids = path.parent / PARTNER_IDS_FILE
+    known: dict[str, str] = json.loads(ids.read_text()) if ids.exists() else {}
+    return known.get(path.name.removesuffix(".key"))
 
 
 def _named(partner_id: str, private_key: Ed25519PrivateKey) -> SigningKey:

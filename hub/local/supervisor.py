@@ -21,7 +21,7 @@ from hub.errors import ConfigurationError
 from hub.local.embedded.ports import free_port
 from hub.local.embedded.process import die_with_parent
 from hub.local.embedded.stack import EmbeddedStack
-from hub.local.provisioning import provision_partner_keys, trust_hub_key
+from hub.local.provisioning import create_hub_key, provision_partner_keys
 from hub.runtime.endpoints import Endpoints, write_endpoints
 from hub.runtime.settings import HubSettings
 
@@ -76,10 +76,9 @@ class Supervisor:
             self.endpoints = self._start_infrastructure()
             write_endpoints(self.state_dir, self.endpoints)
             self._wrote_endpoints = True
-            running = self.endpoints.apply(self.settings).model_copy(update={"state_dir": self.state_dir})
-            # The hub's key exists before the registry starts (it would create it too), and the
-            # partners this process plays trust it.
-            trust_hub_key(running)
+            running = self.running_settings()
+            # The hub's key exists before the registry starts (it would create it too).
+            create_hub_key(running)
             for name in self.services:
                 self.start_service(name)
             self.wait_until_ready()
@@ -90,6 +89,11 @@ class Supervisor:
             self.stop()
             raise
         return self.endpoints
+
+    def running_settings(self) -> HubSettings:
+        """The settings of the hub this supervisor started: its endpoints and state directory."""
+        assert self.endpoints is not None, "started"
+        return self.endpoints.apply(self.settings).model_copy(update={"state_dir": self.state_dir})
 
     def _start_infrastructure(self) -> Endpoints:
         s = self.settings

@@ -1,9 +1,9 @@
-"""The keys of the partners this process plays, and the hub keys it trusts.
+"""The keys of the partners a process plays, and the hub keys it trusts.
 
 A real partner holds one private key and the hub's public key, and passes both to its
-``PartnerClient``. The demo and the tests play every partner in one process against
-hubs the supervisor started: the supervisor puts each partner's key and each hub's
-public key here, and a ``PartnerClient`` created without keys takes them from here.
+``PartnerClient``. The demo, the chaos run and the tests play every partner against a hub
+the supervisor started: ``hub.local.provisioning.local_keyring`` reads that hub's partner
+key files and its public key into one of these, which they pass to each client.
 """
 
 from __future__ import annotations
@@ -38,10 +38,3 @@ class Keyring:
     def hub_keys(self) -> Mapping[str, PublicKey]:
         """A live read-only view: keys trusted later are seen by clients created earlier."""
         return MappingProxyType(self._hub_keys)
-
-
-_PROCESS_KEYRING = Keyring()
-
-
-def process_keyring() -> Keyring:
-    return _PROCESS_KEYRING

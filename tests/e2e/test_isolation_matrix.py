@@ -74,6 +74,7 @@ from hub.local.demo import (
     run_building_permit_demo,
     run_demo,
 )
+from hub.local.provisioning import local_partner
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from partner.client import PartnerClient
@@ -281,7 +282,7 @@ async def _state(settings: HubSettings, case_id: str) -> dict[str, Any]:
 
 
 def _client(settings: HubSettings, partner: str) -> PartnerClient:
-    return PartnerClient(settings.bootstrap_servers(), partner, idempotence=settings.kafka_enable_idempotence)
+    return local_partner(settings, partner)
 
 
 async def _publish(settings: HubSettings, partner: str, event: Contract, case_id: str) -> str:

@@ -59,6 +59,7 @@ from hub.local.demo import (
     move_report,
     new_case_id,
 )
+from hub.local.provisioning import local_partner
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from partner.client import PartnerClient
@@ -404,9 +405,7 @@ class Genuine:
         self._serial = 100
 
     def _client(self, partner: str) -> PartnerClient:
-        return PartnerClient(
-            self.settings.bootstrap_servers(), partner, idempotence=self.settings.kafka_enable_idempotence
-        )
+        return local_partner(self.settings, partner)
 
     async def start(self) -> None:
         for client in self._clients.values():

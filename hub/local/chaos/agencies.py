@@ -20,25 +20,30 @@ from hub.local.chaos.kafka_io import InsistentProducer
 from hub.local.chaos.scenario import AGENCIES, Draft
 from hub.local.demo import relocation_responders
 from hub.runtime import topics
-from hub.security.keyring import process_keyring
+from hub.security.keyring import Keyring
 from hub.security.signing import SignatureRefused
 from partner.client import PARTNER_SOURCE_PREFIX, Delivery, verify_delivery
 
 
-async def stream(producer: InsistentProducer, drafts: Sequence[Draft], *, rate_per_s: float) -> None:
+async def stream(
+    producer: InsistentProducer, drafts: Sequence[Draft], keyring: Keyring, *, rate_per_s: float
+) -> None:
     """Sign and send ``drafts`` on their senders' ingress topics at a steady rate, as moves are reported."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     for index, draft in enumerate(drafts):
         await asyncio.sleep(max(0.0, started + index / rate_per_s - loop.time()))
-        await producer.send(topics.ingress_topic(draft.sender), draft.signed())
+        await producer.send(topics.ingress_topic(draft.sender), draft.signed(keyring))
 
 
 class Agencies:
     """Kriens, Lucerne and the tax office: each reads its delivery topic and confirms moves."""
 
-    def __init__(self, bootstrap_servers: str, producer: InsistentProducer, case_ids: set[str]) -> None:
+    def __init__(
+        self, bootstrap_servers: str, producer: InsistentProducer, case_ids: set[str], keyring: Keyring
+    ) -> None:
         self._bootstrap = bootstrap_servers
+        self._keyring = keyring
         self._producer = producer
         self._case_ids = case_ids
         self._responders = relocation_responders("main")
@@ -85,7 +90,7 @@ class Agencies:
         if envelope.businessprocessid not in self._case_ids:
             return
         try:
-            verify_delivery(headers, value, process_keyring().hub_keys)
+            verify_delivery(headers, value, self._keyring.hub_keys)
         except SignatureRefused as error:
             self.seen[f"refused: {type(error).__name__}"] += 1
             return
@@ -115,5 +120,6 @@ class Agencies:
             )
             # Signed once: a resend carries the same id and signature, which the hub drops as a copy.
             await self._producer.send(
-                topics.ingress_topic(partner), Draft(partner, reply, serialize_data(answer)).signed()
+                topics.ingress_topic(partner),
+                Draft(partner, reply, serialize_data(answer)).signed(self._keyring),
             )

@@ -21,6 +21,7 @@ from hub.local.chaos.faults import Fault, FaultInjector, plan_faults
 from hub.local.chaos.kafka_io import InsistentProducer
 from hub.local.chaos.scenario import CITIZEN_TEMPLATES, NOTICE_CHANNELS, Stream, build_stream
 from hub.local.chaos.verify import Observed, Tally, describe, observe, tally
+from hub.local.provisioning import local_keyring
 from hub.local.supervisor import Supervisor
 from hub.runtime.db import DATABASE_FAILURES, connect
 from hub.runtime.settings import HubSettings
@@ -153,7 +154,9 @@ async def drive(
     assert supervisor.stack.smtp is not None, "embedded"
     bootstrap, dsn = supervisor.endpoints.bootstrap_servers, supervisor.endpoints.database_url
     producer = InsistentProducer(bootstrap)
-    agencies = Agencies(bootstrap, producer, {case.case_id for case in cases.cases})
+    # The partners' keys, as the supervisor provisioned them for this hub.
+    keyring = local_keyring(supervisor.running_settings())
+    agencies = Agencies(bootstrap, producer, {case.case_id for case in cases.cases}, keyring)
     injector = FaultInjector(supervisor, progress=progress)
     await producer.start()
     await agencies.start()
@@ -161,7 +164,7 @@ async def drive(
     try:
         started = time.monotonic()
         await asyncio.gather(
-            stream(producer, cases.order, rate_per_s=config.rate_per_s),
+            stream(producer, cases.order, keyring, rate_per_s=config.rate_per_s),
             injector.run(plan),
         )
         stream_s = time.monotonic() - started

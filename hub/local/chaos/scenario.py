@@ -26,6 +26,7 @@ from contracts import (
 )
 from contracts.catalog import serialize_data
 from hub.local.demo import KRIENS_OFFICE, LUCERNE_OFFICE, PORTAL, TAX_OFFICE, move_report
+from hub.security.keyring import Keyring
 from partner.client import PARTNER_SOURCE_PREFIX, sign_as
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -72,9 +73,9 @@ class Draft:
     def event_id(self) -> str:
         return self.envelope.id
 
-    def signed(self) -> Record:
-        """Signed with the sender's key from this process's keyring (``hub.security.keyring``)."""
-        headers = sign_as(self.sender, self.envelope.to_headers(), self.value)
+    def signed(self, keyring: Keyring) -> Record:
+        """Signed with the sender's key from ``keyring``."""
+        headers = sign_as(keyring, self.sender, self.envelope.to_headers(), self.value)
         return Record(self.envelope.businessprocessid.encode(), self.value, tuple(headers))
 
 
