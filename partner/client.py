@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 from contracts import Action, Contract, Envelope, EnvelopeError, parse_data
 from contracts.case import CaseDelivery
 from contracts.catalog import serialize_data
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.errors import ConfigurationError
 from hub.runtime import topics
 from hub.runtime.telemetry import consumer_span, current_trace_headers, messaging_attributes, tracer
@@ -36,8 +37,6 @@ from hub.security.signing import (
 )
 
 log = logging.getLogger(__name__)
-
-PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,12 @@ from hub.runtime.settings import HubSettings
 T = TypeVar("T")
 
 
+def running_hub() -> HubSettings:
+    """The hub an operator command works on: the environment's Kafka and PostgreSQL if both
+    are set, else the endpoints of the ``hub up`` running in the state directory."""
+    return running_hub_settings(HubSettings())
+
+
 def database_settings() -> HubSettings:
     """Only the database is needed: HUB_DATABASE_URL, else the running hub's endpoints."""
     settings = HubSettings()

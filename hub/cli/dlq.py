@@ -18,11 +18,10 @@ from typing import TypeVar
 import asyncpg
 
 from hub.cli import dead_letters as dlq
+from hub.cli.database import running_hub
 from hub.cli.output import aligned, print_json, print_table
 from hub.errors import DatabaseError, DatabaseUnavailable
 from hub.runtime.db import connect
-from hub.runtime.endpoints import running_hub_settings
-from hub.runtime.settings import HubSettings
 from hub.security.operator_keys import operator_signing_key
 
 T = TypeVar("T")
@@ -31,7 +30,7 @@ T = TypeVar("T")
 @asynccontextmanager
 async def operator_connection() -> AsyncIterator[asyncpg.Connection]:
     """One connection to the running hub's database; database errors become one line."""
-    settings = running_hub_settings(HubSettings())
+    settings = running_hub()
     try:
         conn = await connect(settings.database_dsn(), application_name="hub-cli")
     except DatabaseUnavailable as error:
@@ -200,7 +199,7 @@ def _redrive(args: argparse.Namespace) -> int:
     chosen = selection(args)
     _require_narrowed(chosen, args, "redrive")
     # The operator's key attests the redrive: the registry then accepts an old partner event.
-    operator = operator_signing_key(running_hub_settings(HubSettings()))
+    operator = operator_signing_key(running_hub())
     report = _run(
         lambda conn: dlq.redrive(
             conn, chosen, include_redriven=args.include_redriven, dry_run=args.dry_run, attest_with=operator

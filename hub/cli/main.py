@@ -104,9 +104,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_case_show(args: argparse.Namespace) -> int:
 
     from hub.cli.casefile import load_case_view, reader_master_key
-    from hub.runtime.endpoints import running_hub_settings
+    from hub.cli.database import running_hub
 
-    settings = running_hub_settings(HubSettings())
+    settings = running_hub()
 
     async def show() -> int:
         conn = await connect(settings.database_dsn(), application_name="hub-cli")

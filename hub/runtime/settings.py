@@ -118,7 +118,7 @@ class HubSettings(BaseSettings):
     )
     escalation_check_interval_s: float = Field(5.0, gt=0)
     require_signatures: bool = Field(
-        True, description="Refuse partner events at ingress without a valid signature (issue 5)."
+        True, description="Refuse partner events at ingress without a valid signature."
     )
     shared_ingress: bool = Field(
         False,

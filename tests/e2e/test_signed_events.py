@@ -1,4 +1,4 @@
-"""Signed events and replay protection with the services as processes (issue 5, items 1 and 2).
+"""Signed events and replay protection with the services as processes.
 
 One run against a running hub: the attacks (unsigned, forged, tampered, replayed under a
 new id and with a stale time, from the future, unknown key, another partner's key,

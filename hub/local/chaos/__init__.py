@@ -1,4 +1,4 @@
-"""The chaos suite (issue 4): relocation cases through the whole hub while services are
+"""The chaos suite: relocation cases through the whole hub while services are
 SIGKILLed, the broker is frozen and PostgreSQL restarts; then count what was lost,
 duplicated and dead-lettered.
 
