@@ -22,11 +22,11 @@ import asyncpg
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
 
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.audit import store as audit_store
 from hub.audit.chain import AuditEntry, Decision
 from hub.runtime.deadletter import text_header
 from hub.runtime.telemetry import extract_context
-from partner.client import PARTNER_SOURCE_PREFIX
 
 ReasonClasses = Sequence[tuple[type[BaseException], str]]
 SenderCheck = Callable[[asyncpg.Connection, ConsumerRecord[bytes, bytes], BaseException], Awaitable[bool]]

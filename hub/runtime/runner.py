@@ -27,11 +27,13 @@ async def run_service(name: str, settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.request_stop)
-    health = HealthServer(runtime.readiness, metrics=runtime.metrics, port=settings.health_port or 0)
+    health = HealthServer(
+        runtime.readiness, metrics=runtime.metrics, host=settings.health_host, port=settings.health_port or 0
+    )
     try:
         await runtime.start()
         await health.start()
-        log.info("%s ready; health on 127.0.0.1:%d", name, health.port)
+        log.info("%s ready; health on %s:%d", name, settings.health_host, health.port)
         await runtime.wait()
     finally:
         await health.stop()
@@ -41,5 +43,5 @@ async def run_service(name: str, settings: HubSettings) -> None:
 
 def main(name: str) -> None:
     settings = HubSettings()
-    configure_logging(settings.log_level, service=name)
+    configure_logging(settings.log_level, service=name, json_lines=settings.log_format == "json")
     asyncio.run(run_service(name, settings))

@@ -152,6 +152,15 @@ class HubSettings(BaseSettings):
         "before the hub is reported up. Off where partners hold their own keys.",
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one readable line per event; json: one JSON object per line, with the "
+        "trace and span ids of the work it belongs to (for a log collector).",
+    )
+    health_host: str = Field(
+        "127.0.0.1",
+        description="Address the health and metrics server binds; 0.0.0.0 in a pod, so probes reach it.",
+    )
     health_port: int | None = Field(None, description="HTTP port for liveness/readiness.")
 
     @model_validator(mode="after")

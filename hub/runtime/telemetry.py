@@ -78,9 +78,17 @@ def span_to_dict(span: ReadableSpan) -> dict[str, object]:
     }
 
 
+def service_resource(service_name: str, environ: Mapping[str, str]) -> Resource:
+    """The service's resource: ``OTEL_SERVICE_NAME`` (and ``OTEL_RESOURCE_ATTRIBUTES``) as the
+    OpenTelemetry convention has it, the hub's name for the service where none is set."""
+    if environ.get("OTEL_SERVICE_NAME"):
+        return Resource.create({})
+    return Resource.create({"service.name": service_name})
+
+
 def setup_tracing(service_name: str, settings: HubSettings) -> TracerProvider:
     """Install the process-wide tracer provider; exporters follow the settings."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(resource=service_resource(service_name, os.environ))
     exporter = choose_exporter(settings, os.environ)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))

@@ -16,13 +16,14 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import CaseDelivery, Envelope, MoveReported, parse_data
 from contracts.catalog import serialize_data
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.local.chaos.kafka_io import InsistentProducer
 from hub.local.chaos.scenario import AGENCIES, Draft
 from hub.local.demo import relocation_responders
 from hub.runtime import topics
 from hub.security.keyring import Keyring
 from hub.security.signing import SignatureRefused
-from partner.client import PARTNER_SOURCE_PREFIX, Delivery, verify_delivery
+from partner.client import Delivery, verify_delivery
 
 
 async def stream(

@@ -25,9 +25,10 @@ from contracts import (
     ahvn13_check_digit,
 )
 from contracts.catalog import serialize_data
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.local.demo import KRIENS_OFFICE, LUCERNE_OFFICE, PORTAL, TAX_OFFICE, move_report
 from hub.security.keyring import Keyring
-from partner.client import PARTNER_SOURCE_PREFIX, sign_as
+from partner.client import sign_as
 
 Headers = tuple[tuple[str, bytes], ...]
 

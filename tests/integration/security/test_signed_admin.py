@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from contracts import Envelope, Jurisdiction, Sector, SetSubscription, header_value
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from contracts.identity import PartnerKeyRegistered
 from hub.cli.main import main
 from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE
@@ -41,7 +42,6 @@ from hub.security.key_files import create_private_key, public_pem
 from hub.security.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
 from hub.security.signing import SigningKey
 from hub.vault import master as vault_master
-from partner.client import PARTNER_SOURCE_PREFIX
 from services.identity import bootstrap as identity_bootstrap
 from services.registry import bootstrap as registry_bootstrap
 from services.registry import partner_keys as registry_partner_keys
