@@ -12,12 +12,16 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.errors import HubError
 from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
+
+if TYPE_CHECKING:
+    from hub.cli.casefile import CaseView
 
 
 def _progress(line: str) -> None:
@@ -62,43 +66,61 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from contracts import Language
-    from hub.local.demo import run_building_permit_demo, run_demo
     from hub.local.supervisor import Supervisor
-    from hub.runtime.telemetry import setup_tracing
+    from hub.runtime.endpoints import read_endpoints
 
     settings = HubSettings()
     progress = _progress if not args.quiet else _quiet
-    extra_env = {}
-    if args.variant == "escalation":
-        # A deadline of seconds instead of weeks, so the escalation is seen in the demo.
-        extra_env = {"HUB_CASE_DEADLINE_S": "4", "HUB_ESCALATION_CHECK_INTERVAL_S": "1"}
-    supervisor = Supervisor(settings, progress=progress, extra_env=extra_env)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    endpoints = supervisor.start()
-    try:
-        running = endpoints.apply(settings)
-        provider = setup_tracing("partners", running)
-        if args.case == "building-permit":
-            view = asyncio.run(run_building_permit_demo(running, progress=progress, timeout_s=args.timeout))
-        else:
-            view = asyncio.run(
-                run_demo(
-                    running,
-                    progress=progress,
-                    timeout_s=args.timeout,
-                    language=Language(args.language),
-                    variant=args.variant,
-                )
+    up = read_endpoints(settings.state_dir) if settings.kafka_bootstrap_servers is None else None
+    if up is not None:
+        # A hub is up in this state directory: the case runs there and stays there, for
+        # `hub case show`, `hub audit verify` and `hub audit subject` to read afterwards.
+        if args.variant == "escalation":
+            raise HubError(
+                "the escalation variant needs a hub started with a deadline of seconds; "
+                "run it without `hub up` running, or start `hub up` with HUB_CASE_DEADLINE_S=4"
             )
-        provider.shutdown()
-    finally:
-        supervisor.stop()
+        progress(f"running the case on the hub that is up (hub up, pid {up.supervisor_pid}); it stays there")
+        view = _play_demo(args, up.apply(settings), progress)
+    else:
+        extra_env = {}
+        if args.variant == "escalation":
+            # A deadline of seconds instead of weeks, so the escalation is seen in the demo.
+            extra_env = {"HUB_CASE_DEADLINE_S": "4", "HUB_ESCALATION_CHECK_INTERVAL_S": "1"}
+        supervisor = Supervisor(settings, progress=progress, extra_env=extra_env)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        endpoints = supervisor.start()
+        try:
+            view = _play_demo(args, endpoints.apply(settings), progress)
+        finally:
+            supervisor.stop()
     if args.json:
         print(json.dumps(view.as_json(), indent=2))
     else:
         print(view.as_text())
     return 0
+
+
+def _play_demo(args: argparse.Namespace, running: HubSettings, progress: Callable[[str], None]) -> CaseView:
+    from contracts import Language
+    from hub.local.demo import run_building_permit_demo, run_demo
+    from hub.runtime.telemetry import setup_tracing
+
+    provider = setup_tracing("partners", running)
+    try:
+        if args.case == "building-permit":
+            return asyncio.run(run_building_permit_demo(running, progress=progress, timeout_s=args.timeout))
+        return asyncio.run(
+            run_demo(
+                running,
+                progress=progress,
+                timeout_s=args.timeout,
+                language=Language(args.language),
+                variant=args.variant,
+            )
+        )
+    finally:
+        provider.shutdown()
 
 
 def cmd_case_show(args: argparse.Namespace) -> int:
