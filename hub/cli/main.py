@@ -250,6 +250,9 @@ def parser() -> argparse.ArgumentParser:
 
     signing_cli.register(commands)
     _register_operations_commands(commands)
+    from hub.cli import database as database_cli
+
+    database_cli.register(commands)
     _register_audit_commands(commands)
     _register_service_commands(commands)
     return root

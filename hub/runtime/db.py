@@ -27,6 +27,7 @@ from hub.errors import (
     SchemaMissing,
     UniqueViolation,
 )
+from hub.runtime.schemas import create_schema
 
 T = TypeVar("T")
 
@@ -129,11 +130,7 @@ async def create_pool(dsn: str, schema: str, *, size: int) -> asyncpg.Pool:
     """Open a pool whose connections see only ``schema`` (and public for extensions)."""
     admin = await connect(dsn)
     try:
-        await admin.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    except UniqueViolation:
-        # Two replicas starting at once: IF NOT EXISTS does not cover a concurrent CREATE,
-        # the slower one trips over the catalogue's unique index. The schema exists: go on.
-        pass
+        await create_schema(admin, schema)
     finally:
         await admin.close()
     pool = await asyncpg.create_pool(

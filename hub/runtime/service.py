@@ -25,15 +25,14 @@ from hub.runtime.db import create_pool
 from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.runtime.kafka import ensure_topics
 from hub.runtime.kafka_security import faststream_security
-from hub.runtime.migrations import apply_migrations, load_migrations
 from hub.runtime.outbox import OutboxRelay, outbox_backlog
 from hub.runtime.publisher import KafkaPublisher, Publisher
+from hub.runtime.schemas import SchemaPlan, migrate, require_migrated, service_migrations
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
 from hub.vault.crypto import MasterKey
 from hub.vault.master import install as install_master_key
 from hub.vault.master import load_master_key
-from hub.vault.schema import migrate_vault
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +78,17 @@ class ServiceDefinition:
     signing_key: Callable[[HubSettings], SigningKey] | None = None
     # The service's own figures for /metrics (Prometheus text lines), read on the same connection.
     metrics: Callable[[asyncpg.Connection], Awaitable[list[str]]] | None = None
+    # Tables of its schema the service's role may add to and read, never change (``hub.runtime.schemas``).
+    append_only_tables: tuple[str, ...] = ()
 
     @property
     def schema(self) -> str:
         return self.name
+
+    def schema_plan(self) -> SchemaPlan:
+        return SchemaPlan(
+            self.schema, service_migrations(self.name, self.migrations_package), self.append_only_tables
+        )
 
 
 async def _raw_body(message: Any) -> bytes:
@@ -183,12 +189,12 @@ class ServiceRuntime:
             "PostgreSQL", lambda: create_pool(s.database_dsn(), d.schema, size=s.database_pool_size), deadline
         )
         self.pool = pool
-        migrations = load_migrations("hub-runtime", "hub.runtime.sql") + load_migrations(
-            d.name, d.migrations_package
-        )
         async with pool.acquire() as conn:
-            applied = await apply_migrations(conn, migrations)
-            applied += await migrate_vault(conn)  # the shared per-person keys (hub/vault.py)
+            if s.migrate_on_start:
+                applied = await migrate(conn, d.schema_plan())  # with the vault's shared keys
+            else:
+                await require_migrated(conn, d.schema_plan())
+                applied = []
         master_key = load_master_key(s, create=True)
         install_master_key(master_key)
         log.info("%s: %d migrations applied", d.name, len(applied))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -27,6 +28,16 @@ TracesExporter = Literal["none", "console", "jsonl", "otlp"]
 # dead letter kept whole. Generous on purpose: the limits below are compared with it.
 RECORD_OVERHEAD_BYTES = 4 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` for its user, unless the URL names a password itself."""
+    parts = urlsplit(url)
+    if parts.password is not None or parts.username is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class HubSettings(BaseSettings):
@@ -61,6 +72,11 @@ class HubSettings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL URL; unset starts the embedded PostgreSQL."
+    )
+    database_password: SecretStr | None = Field(
+        None,
+        description="The password of HUB_DATABASE_URL's role, when the URL carries none (a mounted "
+        "secret file, hub_database_password, as CloudNativePG's managed roles provide it).",
     )
     database_pool_size: int = Field(10, ge=1)
     smtp_host: str = "127.0.0.1"
@@ -151,6 +167,12 @@ class HubSettings(BaseSettings):
         description="hub up / hub demo: key pairs for every registered partner under state_dir, registered "
         "before the hub is reported up. Off where partners hold their own keys.",
     )
+    migrate_on_start: bool = Field(
+        True,
+        description="Each service migrates its schema when it starts (one role for everything, as "
+        "locally). Off in production: `hub db migrate` migrates as the owner, services run as "
+        "their own roles and refuse a schema that is behind.",
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field(
         "text",
@@ -211,7 +233,10 @@ class HubSettings(BaseSettings):
     def database_dsn(self) -> str:
         if self.database_url is None:
             raise RuntimeError("HUB_DATABASE_URL is not set and no embedded PostgreSQL was started")
-        return self.database_url.get_secret_value()
+        url = self.database_url.get_secret_value()
+        if self.database_password is None:
+            return url
+        return with_password(url, self.database_password.get_secret_value())
 
     def bootstrap_servers(self) -> str:
         if self.kafka_bootstrap_servers is None:

@@ -18,14 +18,19 @@ from hub.runtime.migrations import Migration, apply_migrations, load_migrations
 SCHEMA = "vault"
 
 
+def vault_migrations() -> list[Migration]:
+    return load_migrations("hub-vault", "hub.vault.sql")
+
+
 async def migrate_vault(conn: asyncpg.Connection) -> list[Migration]:
-    """Apply what is missing of ``hub/vault_sql``; the connection's search path is restored."""
-    # Another service may create it at the same moment: IF NOT EXISTS is not atomic.
-    with contextlib.suppress(UniqueViolation):
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    """Apply what is missing of ``hub/vault/sql``; the connection's search path is restored."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", SCHEMA):
+        # Another service may create it at the same moment: IF NOT EXISTS is not atomic.
+        with contextlib.suppress(UniqueViolation):
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     search_path = await conn.fetchval("SELECT current_setting('search_path')")
     await conn.execute("SELECT set_config('search_path', $1, false)", SCHEMA)
     try:
-        return await apply_migrations(conn, load_migrations("hub-vault", "hub.vault.sql"))
+        return await apply_migrations(conn, vault_migrations())
     finally:
         await conn.execute("SELECT set_config('search_path', $1, false)", search_path)

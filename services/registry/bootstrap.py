@@ -171,4 +171,6 @@ def definition() -> ServiceDefinition:
         # Everything the registry publishes carries the hub's signature: partners verify deliveries.
         signing_key=hub_signing_key,
         metrics=metrics,
+        # The audit chain: the registry's role appends and reads, never rewrites.
+        append_only_tables=("audit_log",),
     )
