@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import hub_key_path, hub_signing_key, public_pem
 from hub.security.operator_keys import operator_key_path, operator_signing_key
+from hub.security.secrets import create_secrets
 from hub.security.signing import SigningKey
 
 
@@ -32,6 +34,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     operator.add_argument("--json", action="store_true", help="key id, base64 key and PEM as one object")
     operator.add_argument("--out", type=Path, help="also write the PEM to this file (for the trusted set)")
     operator.set_defaults(func=_operator)
+    secrets = commands.add_parser("secrets", help="the hub's secrets as files").add_subparsers(
+        dest="secrets_command", required=True
+    )
+    create = secrets.add_parser(
+        "create",
+        help="write a new vault master key, pseudonym secret, audit key and hub signing key into "
+        "DIR (mode 0600), to be mounted for the services; refuses to overwrite any",
+    )
+    create.add_argument("directory", type=Path, metavar="DIR")
+    create.set_defaults(func=_create_secrets)
+
+
+def _create_secrets(args: argparse.Namespace) -> int:
+    written = create_secrets(args.directory)
+    for path in written:
+        print(path)
+    print(
+        "Mount them for the services that need them: HUB_MASTER_KEY_FILE (every service), "
+        "HUB_PSEUDONYM_KEY_FILE (identity), HUB_AUDIT_KEY_FILE and HUB_SIGNING_KEY_FILE (registry). "
+        "Keep a copy offline: without the master key, sealed personal data cannot be read.",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -527,7 +527,8 @@ def main(*, events: int, payload_bytes: int) -> int:
     logging.getLogger("hub.broker.bench").setLevel(logging.ERROR)
     with (
         tempfile.TemporaryDirectory(prefix="hub-bench-") as state,
-        _infrastructure(HubSettings(), Path(state)) as (settings, broker, database),
+        # A throwaway state directory: its keys are made there, as hub up makes them.
+        _infrastructure(HubSettings(local_secrets=True), Path(state)) as (settings, broker, database),
     ):
         exporter = DiscardingExporter()
         provider = _measured_tracing(settings, exporter)

@@ -125,6 +125,8 @@ class Supervisor:
         logs.mkdir(exist_ok=True)
         port = free_port()
         env = {
+            # Its services share this state directory, and the keys created there on first use.
+            "HUB_LOCAL_SECRETS": "true",
             **os.environ,
             **self.endpoints.child_environment(),
             "HUB_STATE_DIR": str(self.state_dir),

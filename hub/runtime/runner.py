@@ -15,6 +15,7 @@ from hub.runtime.logs import configure_logging
 from hub.runtime.service import ServiceRuntime
 from hub.runtime.settings import HubSettings
 from hub.runtime.telemetry import setup_tracing
+from hub.security.secrets import require_secrets
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,11 @@ log = logging.getLogger(__name__)
 async def run_service(name: str, settings: HubSettings) -> None:
     from services import load_definition
 
+    definition = load_definition(name)
+    # Refused before anything starts (the runtime checks again for services run in-process).
+    require_secrets(settings, definition.secrets(settings))
     provider = setup_tracing(name, settings)
-    runtime = ServiceRuntime(load_definition(name), settings)
+    runtime = ServiceRuntime(definition, settings)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.request_stop)

@@ -29,6 +29,7 @@ from hub.runtime.outbox import OutboxRelay, outbox_backlog
 from hub.runtime.publisher import KafkaPublisher, Publisher
 from hub.runtime.schemas import SchemaPlan, migrate, require_migrated, service_migrations
 from hub.runtime.settings import HubSettings
+from hub.security.secrets import SecretFile, master_key_secret, require_secrets
 from hub.security.signing import SigningKey
 from hub.vault.crypto import MasterKey
 from hub.vault.master import install as install_master_key
@@ -80,6 +81,9 @@ class ServiceDefinition:
     metrics: Callable[[asyncpg.Connection], Awaitable[list[str]]] | None = None
     # Tables of its schema the service's role may add to and read, never change (``hub.runtime.schemas``).
     append_only_tables: tuple[str, ...] = ()
+    # The secrets the service cannot start without (``hub.security.secrets``): the vault's
+    # master key for every service; the registry and identity add their own.
+    secrets: Callable[[HubSettings], Sequence[SecretFile]] = field(default=lambda s: (master_key_secret(s),))
 
     @property
     def schema(self) -> str:
@@ -184,6 +188,8 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         d, s = self.definition, self.settings
+        # Before anything connects: a replica that invented a key would disagree with the others.
+        require_secrets(s, d.secrets(s))
         deadline = asyncio.get_running_loop().time() + s.startup_wait_s
         pool: asyncpg.Pool = await self._once_reachable(
             "PostgreSQL", lambda: create_pool(s.database_dsn(), d.schema, size=s.database_pool_size), deadline
@@ -195,7 +201,7 @@ class ServiceRuntime:
             else:
                 await require_migrated(conn, d.schema_plan())
                 applied = []
-        master_key = load_master_key(s, create=True)
+        master_key = load_master_key(s, create=s.local_secrets)
         install_master_key(master_key)
         log.info("%s: %d migrations applied", d.name, len(applied))
         ctx = ServiceContext(d.name, s, self.pool, master_key)

@@ -167,6 +167,11 @@ class HubSettings(BaseSettings):
         description="hub up / hub demo: key pairs for every registered partner under state_dir, registered "
         "before the hub is reported up. Off where partners hold their own keys.",
     )
+    local_secrets: bool = Field(
+        False,
+        description="Create a missing key under state_dir on first use: hub up and hub demo set it "
+        "for the services they start. Off, a service refuses to start without its secrets.",
+    )
     migrate_on_start: bool = Field(
         True,
         description="Each service migrates its schema when it starts (one role for everything, as "

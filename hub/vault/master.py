@@ -116,7 +116,7 @@ def read_ring(base: Path) -> tuple[list[MasterVersion], bytes | None]:
 
 def load_master_key(settings: HubSettings, *, create: bool) -> MasterKey:
     path = master_key_path(settings)
-    if not _ring_exists(path):
+    if not ring_exists(path):
         if not create or settings.master_key_file is not None:
             raise ConfigurationError(f"no vault master key at {path} (HUB_MASTER_KEY_FILE)")
         _create_atomically(path, exclusive=False)
@@ -181,7 +181,7 @@ def ensure_index_root(base: Path) -> Path:
     return index
 
 
-def _ring_exists(base: Path) -> bool:
+def ring_exists(base: Path) -> bool:
     # Retired files count: a ring whose versions are all retired is an error to report,
     # never a reason to start a fresh key that unwraps nothing.
     return base.exists() or bool(ring_files(base)) or index_path(base).exists()

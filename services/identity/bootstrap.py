@@ -10,6 +10,7 @@ from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartne
 from hub.runtime import topics
 from hub.runtime.consumer import Route
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
+from hub.security.secrets import master_key_secret, pseudonym_secret
 from hub.vault.legacy import legacy_sealer
 from services.identity import admin, handlers, partner_keys, sealing
 from services.identity.announcer import PartnerAnnouncer
@@ -58,4 +59,5 @@ def definition() -> ServiceDefinition:
         topics=(topics.IDENTITY_RESULTS, topics.IDENTITY_PARTNERS),
         routes=routes,
         workers=workers,
+        secrets=lambda s: (master_key_secret(s), pseudonym_secret(s)),
     )

@@ -16,6 +16,7 @@ from hub.runtime.consumer import Handler, Route
 from hub.runtime.kafka import ensure_topics
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
 from hub.security.key_files import hub_signing_key
+from hub.security.secrets import audit_key_secret, hub_signing_secret, master_key_secret
 from hub.vault.legacy import legacy_sealer
 from services.registry import admin, handlers, ingress, partner_keys, refusals, sealing
 from services.registry.domain import ProcessDefinition, Processes, load_processes
@@ -173,4 +174,5 @@ def definition() -> ServiceDefinition:
         metrics=metrics,
         # The audit chain: the registry's role appends and reads, never rewrites.
         append_only_tables=("audit_log",),
+        secrets=lambda s: (master_key_secret(s), audit_key_secret(s), hub_signing_secret(s)),
     )
