@@ -12,6 +12,7 @@ import asyncio
 import enum
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from hub.runtime.db import translate
 from hub.runtime.deadletter import DeadLetterWriter, RefusalHook
 from hub.runtime.deadletter_reference import record_size
 from hub.runtime.messages import Emitter, Incoming
+from hub.runtime.metrics import ServiceMetrics
 from hub.runtime.outbox import OutboxEmitter, Transaction
 from hub.runtime.telemetry import consumer_span, current_trace_id, messaging_attributes
 
@@ -117,8 +119,14 @@ class MessageProcessor:
         source: str,
         retry: RetryPolicy,
         max_message_bytes: int | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
+        # When each unfinished record was first tried, for the processing-time histogram.
+        self._first_tried: dict[tuple[str, int, int], float] = {}
+        # The last offset finished per partition: the consumer lag's starting point.
+        self.finished_offsets: dict[tuple[str, int], int] = {}
         self._route = route
         self._dead_letters = dead_letters
         self._source = source
@@ -138,6 +146,9 @@ class MessageProcessor:
         so one failing partition does not hold up the others.
         """
         key = (record.topic, record.partition, record.offset)
+        if len(self._first_tried) >= _MAX_TRACKED:  # records of revoked partitions never finish here
+            self._first_tried.clear()
+        first_tried = self._first_tried.setdefault(key, time.monotonic())
         try:
             try:
                 outcome = await self._process_once(record)
@@ -161,7 +172,14 @@ class MessageProcessor:
                 raise
             return self._retry_later(record, error, attempt)
         self._unexpected.pop(key, None)
+        self._first_tried.pop(key, None)
         self.counts[outcome] += 1
+        self.finished_offsets[(record.topic, record.partition)] = record.offset
+        if self._metrics is not None:
+            route = self._route.topic
+            self._metrics.record_finished(
+                route, self._route.group_id, outcome.value, time.monotonic() - first_tried
+            )
         return outcome
 
     async def _dead_letter(
@@ -170,6 +188,8 @@ class MessageProcessor:
         await self._dead_letters.write(
             record, self._route.group_id, error, attempts=attempt, on_refused=self._route.on_refused
         )
+        if self._metrics is not None:
+            self._metrics.dead_lettered(record.topic, type(error).__name__)
 
     def _track_unexpected(self, key: tuple[str, int, int], count: int) -> None:
         if len(self._unexpected) >= _MAX_TRACKED:  # records of revoked partitions never finish here

@@ -25,6 +25,7 @@ from hub.runtime.db import create_pool
 from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.runtime.kafka import ensure_topics
 from hub.runtime.kafka_security import faststream_security
+from hub.runtime.metrics import ServiceMetrics
 from hub.runtime.outbox import OutboxRelay, outbox_backlog
 from hub.runtime.publisher import KafkaPublisher, Publisher
 from hub.runtime.schemas import SchemaPlan, migrate, require_migrated, service_migrations
@@ -185,6 +186,7 @@ class ServiceRuntime:
         self.processors: list[MessageProcessor] = []
         self.relay: OutboxRelay | None = None
         self._memberships: list[GroupMembership] = []
+        self.service_metrics = ServiceMetrics(definition.name)
 
     async def start(self) -> None:
         d, s = self.definition, self.settings
@@ -279,6 +281,7 @@ class ServiceRuntime:
                 source=ctx.source,
                 retry=retry,
                 max_message_bytes=s.max_message_bytes,
+                metrics=self.service_metrics,
             )
             self.processors.append(processor)
             self._subscribe(broker, route, processor)
@@ -364,17 +367,10 @@ class ServiceRuntime:
         return checks
 
     async def metrics(self) -> str:
-        """Prometheus text format: records per outcome, outbox backlog, dead letters."""
-        name = self.definition.name
-        lines = [
-            "# HELP hub_consumer_records_total Records a subscriber finished, by outcome.",
-            "# TYPE hub_consumer_records_total counter",
-        ]
-        for processor in self.processors:
-            group = processor.route.group_id
-            for outcome, count in processor.counts.items():
-                labels = f'service="{name}",group="{group}",outcome="{outcome.value}"'
-                lines.append(f"hub_consumer_records_total{{{labels}}} {count}")
+        """Prometheus text format (``hub.runtime.metrics``): what the processors observed, the
+        consumer lag, the outbox and dead letters as the database has them, and the service's own."""
+        own: list[str] = []
+        self.service_metrics.set_lag(self._consumer_lag())
         if self.pool is not None:
             try:
                 async with self.pool.acquire(timeout=2) as conn:
@@ -385,25 +381,32 @@ class ServiceRuntime:
             except Exception as error:  # metrics must answer even while the database is away
                 log.warning("metrics without database figures: %s", error)
             else:
-                lines += [
-                    "# HELP hub_outbox_backlog Outbox rows not yet published to Kafka (parked ones apart).",
-                    "# TYPE hub_outbox_backlog gauge",
-                    f'hub_outbox_backlog{{service="{name}"}} {backlog}',
-                    "# HELP hub_outbox_oldest_unpublished_seconds Age of the oldest row still to publish.",
-                    "# TYPE hub_outbox_oldest_unpublished_seconds gauge",
-                    f'hub_outbox_oldest_unpublished_seconds{{service="{name}"}} {float(oldest):.3f}',
-                    "# HELP hub_outbox_parked Outbox rows the broker refused for good (hub outbox parked).",
-                    "# TYPE hub_outbox_parked gauge",
-                    f'hub_outbox_parked{{service="{name}"}} {parked}',
-                    "# HELP hub_outbox_oldest_parked_seconds Age of the oldest parked row.",
-                    "# TYPE hub_outbox_oldest_parked_seconds gauge",
-                    f'hub_outbox_oldest_parked_seconds{{service="{name}"}} {float(oldest_parked):.3f}',
-                    "# HELP hub_dead_letters Dead letters recorded by this service.",
-                    "# TYPE hub_dead_letters gauge",
-                    f'hub_dead_letters{{service="{name}"}} {dead}',
-                    *own,
-                ]
-        return "\n".join(lines) + "\n"
+                self.service_metrics.set_outbox(
+                    backlog=backlog,
+                    oldest_s=float(oldest),
+                    parked=parked,
+                    oldest_parked_s=float(oldest_parked),
+                )
+                self.service_metrics.set_stored_dead_letters(dead)
+        return self.service_metrics.render(own)
+
+    def _consumer_lag(self) -> dict[tuple[str, str, int], int]:
+        """Per assigned partition: the partition's end as last fetched, minus the next record
+        to finish. A partition nothing was fetched from yet counts from its committed start."""
+        lags: dict[tuple[str, str, int], int] = {}
+        subscribers = list(self._broker.subscribers) if self._broker else []
+        for subscriber, processor in zip(subscribers, self.processors, strict=False):
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            for partition in consumer.assignment():
+                end = consumer.highwater(partition)
+                if end is None:
+                    continue
+                last = processor.finished_offsets.get((partition.topic, partition.partition))
+                done = last + 1 if last is not None else consumer.last_stable_offset(partition) or end
+                lags[(processor.route.group_id, partition.topic, partition.partition)] = max(0, end - done)
+        return lags
 
     async def wait(self) -> None:
         await self._stop.wait()

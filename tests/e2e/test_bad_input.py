@@ -372,7 +372,7 @@ def _get(port: int, path: str) -> str:
 
 
 def _metric(metrics: str, outcome: str) -> int:
-    prefix = f'hub_consumer_records_total{{service="registry",group="{GROUP}",outcome="{outcome}"}} '
+    prefix = f'hub_consumer_records_total{{group="{GROUP}",outcome="{outcome}",service="registry"}} '
     values = [line.removeprefix(prefix) for line in metrics.splitlines() if line.startswith(prefix)]
     assert len(values) == 1, f"no {outcome} counter in {metrics!r}"
     return int(float(values[0]))

@@ -206,13 +206,15 @@ async def test_oversized_records_are_dead_lettered_as_references_and_the_other_c
     answered = event_ids(await read_topic(hub_settings.bootstrap_servers(), service.out))
     assert len(answered) == 3
     assert set(answered.values()) == {1}
-    assert f'hub_dead_letters{{service="{SERVICE}"}} 2' in metrics
-    assert f'hub_outbox_parked{{service="{SERVICE}"}} 1' in metrics
-    assert f'hub_outbox_backlog{{service="{SERVICE}"}} 1' in metrics
+    assert f'hub_dead_letters_stored{{service="{SERVICE}"}} 2.0' in metrics
+    assert f'hub_outbox_parked{{service="{SERVICE}"}} 1.0' in metrics
+    assert f'hub_outbox_backlog{{service="{SERVICE}"}} 1.0' in metrics
     group = runtime.processors[0].route.group_id
-    counter = f'hub_consumer_records_total{{service="{SERVICE}",group="{group}"'
-    assert f'{counter},outcome="dead-lettered"}} 2' in metrics
-    assert f'{counter},outcome="processed"}} 5' in metrics
+    counter = f'hub_consumer_records_total{{group="{group}"'
+    assert f'{counter},outcome="dead-lettered",service="{SERVICE}"}} 2.0' in metrics
+    assert f'{counter},outcome="processed",service="{SERVICE}"}} 5.0' in metrics
+    dead = f'hub_dead_letters_total{{reason="MessageTooLarge",service="{SERVICE}",topic="{service.ingress}"}}'
+    assert f"{dead} 2.0" in metrics
 
     # An operator sees what was kept, and cannot redrive a reference.
     dead_id = str(value_row["id"])
