@@ -40,6 +40,19 @@ _DUE = (DeliveryStatus.CREATED, DeliveryStatus.TEMPORARY_FAILURE)
 
 
 @dataclass
+class ManualClock:
+    """A clock that moves only when told to: retries and leases without waiting."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
 class _Notice:
     new: NewNotification
     # (time, unit): as PostgreSQL's now(), the start of the unit of work that stored it.
