@@ -1,7 +1,7 @@
 """What the notifications service needs of its stores, as handlers and workers see them.
 
 No connection appears here: the PostgreSQL adapter binds these to a transaction
-(``adapters/postgres``), the in-memory one to dicts (``adapters/memory.py``), and one
+(``adapters/postgres``), the in-memory one to dicts (``adapters/memory``), and one
 contract suite runs against both (``tests/contract/notifications``). Recipient, subject
 and body are personal data: the adapters seal them under the data key of the case's
 person, so reading a notice of an erased person yields ``unreadable`` instead of them.

@@ -1,30 +1,15 @@
-"""The notifications service in memory: the same ports as PostgreSQL, on dicts and lists.
-
-For unit tests of handlers and workers, and as the reference the contract suite holds the
-PostgreSQL adapter to. Nothing is sealed here; what the vault does is modelled by
-``MemoryStore.erase_case``: from then on the case's notices and inbox messages read as
-erased, as they do once the vault has destroyed their person's key. Time comes from
-``clock`` (seconds), so a test can move it on instead of sleeping.
-"""
+"""The four stores of notifications on a ``MemoryStore``."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import datetime as dt
-import itertools
-import time
-from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from contracts import Channel, DeliveryStatus
-from hub.errors import DatabaseUnavailable
-from hub.runtime.messages import Emitter, RecordingEmitter
 from hub.runtime.topics import delivery_topic
-from services.erasure import StoreReport
+from services.notifications.adapters.memory.store import DUE, InboxRow, MemoryStore, NoticeRow
 from services.notifications.domain import (
     ERASED_REASON,
-    UNREADABLE_AFTER_ERASURE,
     UNREADABLE_TEXT,
     InboxMessage,
     NewInboxMessage,
@@ -36,77 +21,13 @@ from services.notifications.domain import (
     check_webhook,
 )
 
-_DUE = (DeliveryStatus.CREATED, DeliveryStatus.TEMPORARY_FAILURE)
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to: retries and leases without waiting."""
-
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class _Notice:
-    new: NewNotification
-    # (time, unit): as PostgreSQL's now(), the start of the unit of work that stored it.
-    created: tuple[float, int]
-    status: DeliveryStatus = DeliveryStatus.CREATED
-    attempts: int = 0
-    last_error: str | None = None
-    next_attempt_at: float = 0.0
-    updated_at: float = 0.0
-
-
-@dataclass
-class _InboxRow:
-    message: NewInboxMessage
-    delivered: tuple[float, int]
-
-
-@dataclass
-class _State:
-    notices: dict[str, _Notice] = field(default_factory=dict)
-    history: list[tuple[str, str, str | None]] = field(default_factory=list)
-    preferences: dict[str, Preference] = field(default_factory=dict)
-    inbox: dict[str, _InboxRow] = field(default_factory=dict)
-    webhooks: dict[str, WebhookEndpoint] = field(default_factory=dict)
-
-
-@dataclass
-class MemoryStore:
-    """The service's tables. ``unavailable`` makes opening a unit of work fail as a lost database would."""
-
-    clock: Callable[[], float] = time.time
-    unavailable: bool = False
-    state: _State = field(default_factory=_State)
-    erased_cases: set[str] = field(default_factory=set)
-    _units: itertools.count[int] = field(default_factory=itertools.count)
-    _due_listeners: list[Callable[[], None]] = field(default_factory=list)
-
-    def erase_case(self, case_id: str) -> None:
-        """What destroying the data key of the case's person does to what is sealed under it."""
-        self.erased_cases.add(case_id)
-
-    def next_unit(self) -> int:
-        return next(self._units)
-
-    def when(self, created: tuple[float, int]) -> dt.datetime:
-        return dt.datetime.fromtimestamp(created[0], dt.UTC)
-
 
 class MemoryNotifications:
     def __init__(self, store: MemoryStore, unit: int) -> None:
         self._store, self._unit = store, unit
         self._started = store.clock()
 
-    def _readable(self, row: _Notice) -> dict[str, str | None]:
+    def _readable(self, row: NoticeRow) -> dict[str, str | None]:
         if row.new.case_id in self._store.erased_cases:
             text = UNREADABLE_TEXT[ERASED_REASON]
             return {"recipient": text, "subject": text, "body": text, "unreadable": ERASED_REASON}
@@ -119,7 +40,7 @@ class MemoryNotifications:
         notices = self._store.state.notices
         if new.notification_id in notices:
             return False
-        notices[new.notification_id] = _Notice(
+        notices[new.notification_id] = NoticeRow(
             new, (self._started, self._unit), next_attempt_at=self._started, updated_at=self._started
         )
         self._add_history(new.notification_id, DeliveryStatus.CREATED, None)
@@ -129,7 +50,7 @@ class MemoryNotifications:
 
     async def claim_due(self, limit: int) -> list[Pending]:
         now = self._store.clock()
-        due = [r for r in self._store.state.notices.values() if r.status in _DUE and r.next_attempt_at <= now]
+        due = [r for r in self._store.state.notices.values() if r.status in DUE and r.next_attempt_at <= now]
         claimed = sorted(due, key=lambda r: r.next_attempt_at)[:limit]
         for row in claimed:
             row.status, row.attempts, row.updated_at = DeliveryStatus.SENDING, row.attempts + 1, now
@@ -137,7 +58,7 @@ class MemoryNotifications:
         in_order = sorted(claimed, key=lambda r: (r.created, r.new.notification_id))
         return [self._pending(row) for row in in_order]
 
-    def _pending(self, row: _Notice) -> Pending:
+    def _pending(self, row: NoticeRow) -> Pending:
         new = row.new
         fields = self._readable(row)
         return Pending(
@@ -238,7 +159,7 @@ class MemoryInbox:
 
     async def store(self, message: NewInboxMessage) -> None:
         self._store.state.inbox.setdefault(
-            message.notification_id, _InboxRow(message, (self._started, self._unit))
+            message.notification_id, InboxRow(message, (self._started, self._unit))
         )
 
     async def of(self, citizen_id: str) -> list[InboxMessage]:
@@ -249,7 +170,7 @@ class MemoryInbox:
         rows.sort(key=lambda r: r.delivered, reverse=True)  # stable: newest first, then by id
         return [self._message(row) for row in rows]
 
-    def _message(self, row: _InboxRow) -> InboxMessage:
+    def _message(self, row: InboxRow) -> InboxMessage:
         message = row.message
         erased = message.case_id in self._store.erased_cases
         text = UNREADABLE_TEXT[ERASED_REASON]
@@ -288,72 +209,3 @@ class MemoryWebhooks:
 
     async def topics(self) -> set[str]:
         return {w.topic for w in self._store.state.webhooks.values()}
-
-
-class MemoryUnitOfWork:
-    """The stores of ``store`` and ``emitter``; a handler's test reads both afterwards."""
-
-    def __init__(self, store: MemoryStore, emitter: Emitter) -> None:
-        unit = store.next_unit()
-        self.notifications = MemoryNotifications(store, unit)
-        self.preferences = MemoryPreferences(store)
-        self.inbox = MemoryInbox(store, unit)
-        self.webhooks = MemoryWebhooks(store)
-        self.emitter = emitter
-
-
-class MemoryUnitsOfWork:
-    """Units of work for workers: each rolls the store back if its block raises, and its
-    events join ``emitter`` only if it commits."""
-
-    def __init__(self, store: MemoryStore, emitter: RecordingEmitter) -> None:
-        self.store, self.emitter = store, emitter
-
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[MemoryUnitOfWork]:
-        if self.store.unavailable:
-            raise DatabaseUnavailable("the in-memory store is set unavailable")
-        before = copy.deepcopy(self.store.state)
-        unit = MemoryUnitOfWork(self.store, RecordingEmitter(source=self.emitter.source))
-        try:
-            yield unit
-        except BaseException:
-            self.store.state = before
-            raise
-        self.emitter.emitted.extend(unit.emitter.emitted)
-
-    @contextlib.asynccontextmanager
-    async def on_due(self, wake: Callable[[], None]) -> AsyncIterator[None]:
-        if self.store.unavailable:
-            raise DatabaseUnavailable("the in-memory store is set unavailable")
-        self.store._due_listeners.append(wake)
-        try:
-            yield
-        finally:
-            self.store._due_listeners.remove(wake)
-
-
-class MemoryNotificationsErasure:
-    """notifications' part of an erasure, on the in-memory store (``services.erasure``)."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-
-    async def citizen_ids_of_cases(self, case_ids: Collection[str]) -> set[str]:
-        state = self._store.state
-        of_notices = {r.new.citizen_id for r in state.notices.values() if r.new.case_id in case_ids}
-        of_inbox = {r.message.citizen_id for r in state.inbox.values() if r.message.case_id in case_ids}
-        return {c for c in of_notices | of_inbox if c is not None}
-
-    async def erase(self, *, case_ids: Collection[str], citizen_ids: Collection[str]) -> list[StoreReport]:
-        state = self._store.state
-        notices = sum(1 for r in state.notices.values() if r.new.case_id in case_ids)
-        inbox = sum(1 for r in state.inbox.values() if r.message.case_id in case_ids)
-        forgotten = [c for c in citizen_ids if c in state.preferences]
-        for citizen_id in forgotten:
-            del state.preferences[citizen_id]
-        return [
-            StoreReport("notifications.notifications", UNREADABLE_AFTER_ERASURE, notices),
-            StoreReport("notifications.inbox_messages", UNREADABLE_AFTER_ERASURE, inbox),
-            StoreReport("notifications.citizen_preferences", "deleted", len(forgotten)),
-        ]
