@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalog import CATALOG
 from hub.errors import TransientError
-from hub.runtime.consumer import MessageProcessor, RetryPolicy, Route
+from hub.runtime.consumer import MessageProcessor, RetryPolicy, Route, UnitOfWorkFactory
 from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.runtime.kafka import client_config, ensure_topics
 from hub.runtime.settings import HubSettings
-from services.notifications import handlers, webhook_endpoints
+from services.notifications import handlers
+from services.notifications.ports import UnitsOfWork
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +40,20 @@ class WebhookConsumer:
         pool: asyncpg.Pool,
         settings: HubSettings,
         *,
+        units: UnitsOfWork,
+        unit_of_work: UnitOfWorkFactory,
         source: str,
         refresh_interval_s: float,
     ) -> None:
-        self._pool, self._settings, self._refresh_interval_s = pool, settings, refresh_interval_s
+        """``pool`` is the runtime's (records are handled in its transactions, with units of work
+        from ``unit_of_work``); ``units`` reads which partners have a webhook."""
+        self._units, self._settings, self._refresh_interval_s = units, settings, refresh_interval_s
         # Whatever a partner may receive on its topic is forwarded: every catalogued type.
         route = Route(
             topic="hub.delivery.* (partners with a webhook)",
             group_id=GROUP_ID,
             handlers=dict.fromkeys(CATALOG, handlers.forward_to_webhook),
+            unit_of_work=unit_of_work,
         )
         retry = RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
         dead_letters = DeadLetterWriter(pool, max_stored_bytes=settings.dead_letter_max_stored_bytes)
@@ -74,8 +83,8 @@ class WebhookConsumer:
 
     async def _refresh(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
-                topics = frozenset(await webhook_endpoints.webhook_topics(conn))
+            async with self._units.begin() as uow:
+                topics = frozenset(await uow.webhooks.topics())
             if topics == self._topics:
                 return
             if topics:
@@ -87,7 +96,7 @@ class WebhookConsumer:
                 consumer.unsubscribe()
             self._topics = topics
             log.info("webhook deliveries: reading %d partner topics", len(topics))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError, TransientError) as error:
+        except (OSError, KafkaError, TransientError) as error:  # the database or the broker is away
             log.warning("cannot refresh the webhook subscriptions (will retry): %s", error)
 
     async def _started_consumer(self) -> AIOKafkaConsumer:

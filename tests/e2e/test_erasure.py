@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import asyncpg
@@ -26,9 +27,9 @@ from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, reloca
 from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import ERASED_TEXT, Erased
+from hub.vault.master import load_master_key
 from services.identity import repository as persons
-from services.notifications import citizens
-from services.notifications import repository as notices
+from services.notifications.adapters.postgres import PostgresRepositories
 from services.registry import repository as registry
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
@@ -261,20 +262,11 @@ async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, 
                 "SELECT count(*) FROM outbox WHERE aggregateid = $1 AND published_at IS NOT NULL", case_id
             )
         async with _schema(settings, "notifications") as conn:
-            rows = await conn.fetch(
-                "SELECT notification_id, recipient, subject, body, sealed FROM notifications "
-                "WHERE case_id = $1",
-                case_id,
-            )
-            found["notices"][case_id] = await notices.opened(
-                conn,
-                rows,
-                context=lambda row: notices.sealed_context(row["notification_id"]),
-                fields=("recipient", "subject", "body"),
-            )
+            stores = PostgresRepositories(conn, load_master_key(settings, create=False))
+            found["notices"][case_id] = [asdict(n) for n in await stores.notifications.of_case(case_id)]
             assert case.citizen_id is not None
             found["inbox"][case_id] = [
-                m for m in await citizens.inbox_of(conn, case.citizen_id) if m.case_id == case_id
+                m for m in await stores.inbox.of(case.citizen_id) if m.case_id == case_id
             ]
         async with _schema(settings, "identity") as conn:
             # The newest person with that citizen id: one who came back after an erasure is new.

@@ -10,12 +10,11 @@ import pytest
 
 from contracts import Channel
 from hub.cli.main import main
-from services.notifications import citizens
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.domain import Preference
 from services.notifications.email_sender import InMemoryEmailSender
-from tests.integration.notifications.conftest import SOURCE, accept, incoming, migrated_pool, request
+from tests.integration.notifications.conftest import accept, incoming, migrated_pool, request, units
 
 CITIZEN = "citizen-42"
 PARTNER = "CH/MUN/1059/einwohnerdienste"
@@ -41,14 +40,14 @@ def test_inbox_list_shows_a_citizens_delivered_messages(
     async def deliver_one() -> None:
         pool = await migrated_pool(hub_env)
         try:
-            async with pool.acquire() as conn:
-                await citizens.prefer_channel(conn, CITIZEN, Channel.INBOX)
+            async with units(pool).begin() as uow:
+                await uow.preferences.prefer_channel(CITIZEN, Channel.INBOX)
             await accept(pool, incoming(request("eumzug-9:received", citizen_id=CITIZEN)))
             channels: dict[Channel, ChannelAdapter] = {
                 Channel.EMAIL: EmailChannel(InMemoryEmailSender(), from_address="noreply@hub.stadtluzern.ch"),
-                Channel.INBOX: InboxChannel(pool),
+                Channel.INBOX: InboxChannel(units(pool)),
             }
-            await Dispatcher(pool, channels, source=SOURCE).dispatch_due()
+            await Dispatcher(units(pool), channels).dispatch_due()
         finally:
             await pool.close()
 
@@ -71,8 +70,8 @@ def test_preference_and_opt_out_commands_are_stored(hub_env: str, capsys: pytest
 async def _preference(database_url: str) -> Preference | None:
     pool = await migrated_pool(database_url)
     try:
-        async with pool.acquire() as conn:
-            return await citizens.preference_of(conn, CITIZEN)
+        async with units(pool).begin() as uow:
+            return await uow.preferences.preference_of(CITIZEN)
     finally:
         await pool.close()
 

@@ -13,7 +13,7 @@ from hub.runtime.telemetry import tracer
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
-from tests.integration.notifications.conftest import SOURCE, accept, history, incoming, request, status_events
+from tests.integration.notifications.conftest import accept, history, incoming, request, status_events, units
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,12 +25,11 @@ def dispatcher(
 ) -> Dispatcher:
     channels: Mapping[Channel, ChannelAdapter] = {
         Channel.EMAIL: EmailChannel(email, from_address="noreply@hub.stadtluzern.ch"),
-        Channel.INBOX: InboxChannel(pool),
+        Channel.INBOX: InboxChannel(units(pool)),
     }
     return Dispatcher(
-        pool,
+        units(pool),
         channels,
-        source=SOURCE,
         max_attempts=max_attempts,
         backoff_initial_s=backoff_s,
         backoff_max_s=backoff_s * 4,
@@ -117,34 +116,14 @@ async def test_the_last_failed_attempt_ends_as_a_technical_failure(pool: asyncpg
     assert await worker.dispatch_due() == 0
 
 
-async def test_a_test_delivery_sends_nothing_and_is_reported_delivered(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    await accept(pool, incoming(request(ID, citizen_id="citizen-1"), test_delivery=True))
-    assert await dispatcher(pool, email).dispatch_due() == 2  # the email and its inbox copy
-    assert email.sent == []
-    async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM inbox_messages") == 0
-    assert await history(pool, ID) == ["created", "sending", "delivered"]
-    [event] = await status_events(pool, ID)
-    assert event["detail"] == "test delivery: nothing sent"
-
-
-async def test_a_repeated_request_queues_nothing_new(pool: asyncpg.Pool) -> None:
-    await accept(pool, incoming(request(ID)))
-    await accept(pool, incoming(request(ID)))
-    assert await history(pool, ID) == ["created"]
-
-
 async def test_a_notice_left_in_sending_by_a_dead_dispatcher_is_sent_after_its_lease(
     pool: asyncpg.Pool,
 ) -> None:
     """A dispatcher killed between claiming and recording leaves the row in 'sending'; a
     running dispatcher takes it up again once the lease has expired, not only at start."""
-    from services.notifications import repository as repo
-
     await accept(pool, incoming(request(ID)))
-    async with pool.acquire() as conn, conn.transaction():
-        [claimed] = await repo.claim_due(conn, 10)  # ...and then the process died
+    async with units(pool).begin() as uow:
+        [claimed] = await uow.notifications.claim_due(10)  # ...and then the process died
     assert claimed.notification_id == ID
     email = InMemoryEmailSender()
     running = dispatcher(pool, email)

@@ -16,12 +16,21 @@ from contracts.case import CaseDelivery
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from partner.client import PartnerClient
-from services.notifications import handlers, webhook_endpoints
+from services.notifications import handlers
+from services.notifications.adapters.postgres import unit_of_work_factory
 from services.notifications.channels import WebhookChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.webhook_consumer import WebhookConsumer
 from services.notifications.webhook_poster import HttpWebhookPoster
-from tests.integration.notifications.conftest import SOURCE, history, incoming, status_events
+from tests.integration.notifications.conftest import (
+    SOURCE,
+    handle,
+    history,
+    incoming,
+    master_key,
+    status_events,
+    units,
+)
 from tests.integration.notifications.webhook_receiver import SECRET, WebhookReceiver
 
 pytestmark = pytest.mark.asyncio
@@ -45,23 +54,21 @@ async def poster() -> AsyncIterator[HttpWebhookPoster]:
 
 
 def dispatcher(pool: asyncpg.Pool, poster: HttpWebhookPoster) -> Dispatcher:
-    channels = {Channel.WEBHOOK: WebhookChannel(pool, poster)}
-    return Dispatcher(pool, channels, source=SOURCE, backoff_initial_s=0.05, backoff_max_s=0.1)
+    channels = {Channel.WEBHOOK: WebhookChannel(units(pool), poster)}
+    return Dispatcher(units(pool), channels, backoff_initial_s=0.05, backoff_max_s=0.1)
 
 
 async def add_webhook(pool: asyncpg.Pool, url: str) -> None:
-    async with pool.acquire() as conn:
-        await webhook_endpoints.put_webhook(conn, PARTNER, url, SECRET.decode())
+    async with units(pool).begin() as uow:
+        await uow.webhooks.put(PARTNER, url, SECRET.decode())
 
 
 async def forward(
     pool: asyncpg.Pool, *, topic: str = delivery_topic(PARTNER), test_delivery: bool = False
 ) -> str:
-    from hub.runtime.outbox import Transaction
-
     msg = incoming(DELIVERY, topic=topic, test_delivery=test_delivery)
-    async with pool.acquire() as conn, conn.transaction():
-        await handlers.forward_to_webhook(msg, Transaction(conn, source=SOURCE))
+    await handle(pool, handlers.forward_to_webhook, msg)
+    async with pool.acquire() as conn:
         found: str | None = await conn.fetchval(
             "SELECT notification_id FROM notifications WHERE channel = 'webhook'"
         )
@@ -129,7 +136,14 @@ async def test_deliveries_on_the_partners_kafka_topic_reach_its_webhook(
 ) -> None:
     """The whole path: Kafka topic -> webhook consumer -> queued -> dispatcher -> signed POST."""
     stop = asyncio.Event()
-    consumer = WebhookConsumer(pool, hub_settings, source=SOURCE, refresh_interval_s=0.2)
+    consumer = WebhookConsumer(
+        pool,
+        hub_settings,
+        units=units(pool),
+        unit_of_work=unit_of_work_factory(master_key()),
+        source=SOURCE,
+        refresh_interval_s=0.2,
+    )
     worker = dispatcher(pool, poster)
     tasks = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(worker.run(stop))]
     registry = PartnerClient(hub_settings.bootstrap_servers(), "CH/CAN/LU/hub-registry-test")

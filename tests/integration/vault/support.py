@@ -194,9 +194,9 @@ async def dispatch(pools: Pools) -> InMemoryEmailSender:
     sender = InMemoryEmailSender()
     channels: dict[Channel, ChannelAdapter] = {
         Channel.EMAIL: EmailChannel(sender, from_address="noreply@hub.stadtluzern.ch"),
-        Channel.INBOX: InboxChannel(pools.notifications),
+        Channel.INBOX: InboxChannel(notifications.units(pools.notifications)),
     }
-    await Dispatcher(pools.notifications, channels, source=notifications.SOURCE).dispatch_due()
+    await Dispatcher(notifications.units(pools.notifications), channels).dispatch_due()
     return sender
 
 

@@ -26,11 +26,11 @@ from hub.runtime.settings import HubSettings
 from hub.vault import master as vault_master
 from hub.vault.crypto import ERASED_TEXT, MasterKey
 from services.identity.erase import Erasure, RelayBacklog, erase_person
-from services.notifications import citizens
 from services.registry import repository as registry
 from services.registry import sealing as registry_sealing
 from services.registry.domain import load_processes
 from tests.fixtures.infrastructure import point_cli_at
+from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, published, store
 
@@ -160,10 +160,10 @@ async def test_timeline_texts_stored_in_clear_are_sealed_at_start(pools: Pools) 
 
 async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(pools: Pools) -> None:
     anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
-    async with pools.notifications.acquire() as conn:
+    async with notifications_units(pools.notifications).begin() as uow:
         for citizen in (anna, bruno):
-            await citizens.prefer_channel(conn, citizen.citizen_id, Channel.INBOX)
-            await citizens.set_opted_out(conn, citizen.citizen_id, True)
+            await uow.preferences.prefer_channel(citizen.citizen_id, Channel.INBOX)
+            await uow.preferences.set_opted_out(citizen.citizen_id, True)
     await published(pools)
 
     erasure = await _erase(pools, vn=anna.person.vn)
@@ -172,9 +172,9 @@ async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(p
     assert {(s.store, s.done): s.rows for s in erasure.stores}[
         ("notifications.citizen_preferences", "deleted")
     ] == 1
-    async with pools.notifications.acquire() as conn:
-        assert await citizens.preference_of(conn, anna.citizen_id) is None
-        kept = await citizens.preference_of(conn, bruno.citizen_id)
+    async with notifications_units(pools.notifications).begin() as uow:
+        assert await uow.preferences.preference_of(anna.citizen_id) is None
+        kept = await uow.preferences.preference_of(bruno.citizen_id)
     assert kept is not None
     assert (kept.channel, kept.opted_out) == (Channel.INBOX, True)
 

@@ -2,7 +2,7 @@
 
 The rows are written as the services wrote them before their sealing migrations (plain
 columns, nothing sealed); each service's sealer then seals them. The citizen id ties the
-three services' keys into one ring, so erasing the person reaches all of them.
+services' keys into one ring, so erasing the person reaches all of them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from hub.vault.crypto import Erased
 from services.identity import repository as persons
 from services.identity import sealing as identity_sealing
 from services.identity.erase import erase_person
-from services.notifications import citizens
-from services.notifications import sealing as notifications_sealing
 from services.registry import repository as registry
 from services.registry import sealing as registry_sealing
 from services.registry.domain import load_processes
@@ -38,9 +36,6 @@ async def test_legacy_rows_are_read_sealed_and_erased_with_their_person(pools: P
     async with pools.registry.acquire() as conn, conn.transaction():
         # The case and its pending delivery.
         assert await registry_sealing.seal_batch(load_processes())(conn) == 2
-    async with pools.notifications.acquire() as conn, conn.transaction():
-        # The email, its inbox copy and the inbox message.
-        assert await notifications_sealing.seal_batch(conn) == 3
     async with pools.identity.acquire() as conn, conn.transaction():
         assert await identity_sealing.seal_batch(conn) == 1
         assert await identity_sealing.seal_batch(conn) == 0  # done
@@ -56,21 +51,15 @@ async def test_legacy_rows_are_read_sealed_and_erased_with_their_person(pools: P
         tx = Transaction(conn, source="test")
         assert await persons.person_by_vn(tx, ANNA.person.vn) == person_id
         assert await persons.local_ids_of(tx, person_id) == [ANNA.person.local_person_id]
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, CITIZEN)
-        assert message.body == "Guten Tag Annelies Zwygart"
 
     async with pools.identity.acquire() as conn, conn.transaction():
         erasure = await erase_person(conn, citizen_id=CITIZEN)
     assert erasure.persons == 1
-    # The person's key (identity) and the case's (registry, notifications): one ring via the citizen id.
+    # The person's key (identity) and the case's (registry): one ring via the citizen id.
     assert erasure.keys == 2
     assert (await _case(pools, case_id)).erased
     async with pools.identity.acquire() as conn:
         assert isinstance(await persons.person_record(Transaction(conn, source="test"), person_id), Erased)
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, CITIZEN)
-        assert message.erased
 
 
 async def _case(pools: Pools, case_id: str) -> registry.Case:
@@ -81,7 +70,7 @@ async def _case(pools: Pools, case_id: str) -> registry.Case:
 
 
 async def _legacy_rows(pools: Pools) -> tuple[str, uuid.UUID]:
-    """As written before registry 0008, identity 0004 and notifications 0003."""
+    """As written before registry 0008 and identity 0004."""
     case_id, person_id, person = f"eumzug-{uuid.uuid4()}", uuid.uuid4(), ANNA.person
     details = ANNA.model_dump(mode="json")
     details["person"].pop("vn")
@@ -123,28 +112,5 @@ async def _legacy_rows(pools: Pools) -> tuple[str, uuid.UUID]:
             "VALUES ($1, 'citizen-services', $2, 1)",
             person_id,
             CITIZEN,
-        )
-    async with pools.notifications.acquire() as conn:
-        for notification_id, channel, recipient in (
-            ("n1", "email", ANNA.contact.email),
-            ("n1:inbox", "inbox", CITIZEN),
-        ):
-            await conn.execute(
-                "INSERT INTO notifications (notification_id, case_id, channel, recipient, language, "
-                "template, template_version, subject, body, status, citizen_id) "
-                "VALUES ($1, $2, $3, $4, 'de', 'relocation.received', 1, 'Umzug', $5, 'delivered', $6)",
-                notification_id,
-                case_id,
-                channel,
-                recipient,
-                "Guten Tag Annelies Zwygart",
-                CITIZEN,
-            )
-        await conn.execute(
-            "INSERT INTO inbox_messages (notification_id, citizen_id, case_id, template, language, subject, "
-            "body) VALUES ('n1:inbox', $1, $2, 'relocation.received', 'de', 'Umzug', $3)",
-            CITIZEN,
-            case_id,
-            "Guten Tag Annelies Zwygart",
         )
     return case_id, person_id

@@ -24,8 +24,8 @@ from hub.vault import store as vault_store
 from hub.vault.crypto import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
 from hub.vault.master import installed, installed_as, load_ring
 from services.identity import repository as persons
-from services.notifications import citizens
 from services.registry import repository as registry
+from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, store
 
 pytestmark = pytest.mark.asyncio
@@ -81,8 +81,8 @@ async def _reads(pools: Pools, citizen: Citizen) -> tuple[Any, ...]:
         tx = Transaction(conn, source="test")
         person_id = await persons.person_by_vn(tx, citizen.person.vn)
         record = None if person_id is None else await persons.person_record(tx, person_id)
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, citizen.citizen_id)
+    async with notifications_units(pools.notifications).begin() as uow:
+        [message] = await uow.inbox.of(citizen.citizen_id)
     return (
         ERASED if case.erased else case.details["person"]["first_name"],
         ERASED if isinstance(record, Erased) else None if record is None else record["first_name"],

@@ -19,11 +19,11 @@ from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
 from services.identity import repository as persons
 from services.identity.erase import Erasure, NothingToErase, erase_person
-from services.notifications import citizens
-from services.notifications import repository as notices
+from services.notifications.domain import ERASED_REASON, TAMPERED_REASON
 from services.registry import repository as registry
 from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import history
+from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import (
     ANNA,
@@ -70,7 +70,7 @@ async def test_erasing_one_person_makes_all_of_theirs_unreadable_and_leaves_the_
     async with pools.notifications.acquire() as conn:
         assert (
             await conn.fetchval("SELECT last_error FROM notifications WHERE notification_id = $1", waiting)
-            == notices.ERASED_REASON
+            == ERASED_REASON
         )
     with pytest.raises(NothingToErase):  # nothing is left to recognise the person by
         await _erase(pools, vn=anna.person.vn)
@@ -133,7 +133,7 @@ async def test_a_tampered_notice_is_failed_alone_and_the_others_are_sent(pools: 
         reason = await conn.fetchval(
             "SELECT last_error FROM notifications WHERE notification_id = $1", anna_notice
         )
-    assert reason == notices.TAMPERED_REASON
+    assert reason == TAMPERED_REASON
 
 
 async def _erase(pools: Pools, *, vn: str | None = None, citizen_id: str | None = None) -> Erasure:
@@ -173,20 +173,15 @@ async def _everything_erased(pools: Pools, citizen: Citizen) -> None:
         )
         assert isinstance(await persons.person_record(tx, person_id), Erased)
         assert await persons.local_ids_of(tx, person_id) == []
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, citizen.citizen_id)
+    async with notifications_units(pools.notifications).begin() as uow:
+        [message] = await uow.inbox.of(citizen.citizen_id)
         assert message.erased
         assert message.subject == message.body == ERASED_TEXT
-        rows = await conn.fetch(
-            "SELECT notification_id, recipient, subject, body, sealed FROM notifications "
-            "WHERE case_id = $1 AND notification_id LIKE '%:received%'",
-            citizen.case_id,
-        )
-        opened = await notices.opened(
-            conn, rows, context=lambda r: notices.sealed_context(r["notification_id"]), fields=("recipient",)
-        )
-        assert len(rows) == 2  # the email and its inbox copy
-        assert all(item["unreadable"] == "erased" and item["recipient"] == ERASED_TEXT for item in opened)
+        received = [
+            n for n in await uow.notifications.of_case(citizen.case_id) if ":received" in n.notification_id
+        ]
+        assert len(received) == 2  # the email and its inbox copy
+        assert all(n.unreadable == "erased" and n.recipient == ERASED_TEXT for n in received)
 
 
 async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
@@ -216,7 +211,7 @@ async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
         }
         assert await persons.local_ids_of(tx, person_id) == [citizen.person.local_person_id]
         assert [p for p, *_ in await persons.names_born_on(tx, citizen.person.date_of_birth)] == [person_id]
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, citizen.citizen_id)
+    async with notifications_units(pools.notifications).begin() as uow:
+        [message] = await uow.inbox.of(citizen.citizen_id)
         assert not message.erased
         assert citizen.person.first_name in message.body
