@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
-
+from hub.errors import DatabaseError, DatabaseUnavailable
 from hub.runtime.db import create_pool
 from hub.runtime.migrations import apply_migrations, load_migrations
 from hub.runtime.settings import HubSettings
@@ -34,7 +33,7 @@ async def command_repositories(
             await apply_migrations(conn, migrations)
             await migrate_vault(conn)
             yield PostgresRepositories(conn, master)
-    except asyncpg.PostgresError as error:
+    except (DatabaseError, DatabaseUnavailable) as error:
         raise RuntimeError(f"database: {error}") from error
     finally:
         await pool.close()

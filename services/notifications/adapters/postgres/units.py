@@ -14,19 +14,13 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from hub.errors import DatabaseUnavailable
+from hub.runtime.db import DATABASE_FAILURES
 from hub.runtime.messages import Emitter
 from hub.vault.crypto import MasterKey
 from services.notifications.adapters.postgres.citizens import PostgresInbox, PostgresPreferences
 from services.notifications.adapters.postgres.notifications import PostgresNotifications
 from services.notifications.adapters.postgres.webhooks import PostgresWebhooks
 
-# What a lost or restarting database raises; a worker waits and tries again.
-DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,  # "cannot switch to state N" after a lost connection
-)
 # The trigger on notifications notifies this channel when notices are queued (migration 0001).
 DUE_CHANNEL = "notifications_due"
 
@@ -78,7 +72,7 @@ class PostgresUnitsOfWork:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 yield PostgresUnitOfWork(conn, self._master, emitter=self._emitter(conn))
-        except DATABASE_AWAY as error:
+        except DATABASE_FAILURES as error:
             raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
 
     @contextlib.asynccontextmanager
@@ -93,14 +87,14 @@ class PostgresUnitsOfWork:
             except BaseException:
                 await self._pool.release(listener)
                 raise
-        except DATABASE_AWAY as error:
+        except DATABASE_FAILURES as error:
             raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
         try:
             yield
         finally:
             # A connection going back to the pool with a listener still attached is an error to
             # asyncpg; and a dead connection (database restarted) must not fail the worker here.
-            with contextlib.suppress(*DATABASE_AWAY):
+            with contextlib.suppress(*DATABASE_FAILURES):
                 await listener.remove_listener(DUE_CHANNEL, notified)
-            with contextlib.suppress(*DATABASE_AWAY):
+            with contextlib.suppress(*DATABASE_FAILURES):
                 await self._pool.release(listener)
