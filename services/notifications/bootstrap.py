@@ -64,7 +64,12 @@ def definition(
     def workers(ctx: ServiceContext) -> Sequence[Worker]:
         if ctx.settings.smtp_port is None:
             raise RuntimeError("HUB_SMTP_PORT is not set and no SMTP sink was started")
-        email = sender or SmtpEmailSender(ctx.settings.smtp_host, ctx.settings.smtp_port)
+        email = sender or SmtpEmailSender(
+            ctx.settings.smtp_host,
+            ctx.settings.smtp_port,
+            account=own.smtp_account(),
+            connections=own.smtp_connections,
+        )
         units = PostgresUnitsOfWork(
             ctx.pool, master=ctx.master_key, emitter=functools.partial(OutboxEmitter, source=ctx.source)
         )
@@ -95,7 +100,7 @@ def definition(
             try:
                 await dispatcher.run(stop)
             finally:
-                for adapter in (sms_sender, poster):
+                for adapter in (sms_sender, poster, email):
                     aclose = getattr(adapter, "aclose", None)
                     if aclose is not None:  # the HTTP adapters hold connection pools
                         await aclose()
