@@ -7,6 +7,7 @@ key file (the same one the registry seals with); ``subject`` and ``refusals`` on
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -15,13 +16,23 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Ahvn13, Sector
+from contracts.audit import AuditHeadAnchored
 from hub.audit import store as audit_store
+from hub.audit.anchor import latest_anchor
 from hub.audit.chain import SealedEntry, Verdict
 from hub.audit.key import load_audit_key
 from hub.cli.database import database_settings, run_on_database
 from hub.cli.output import print_json, print_rows
 from hub.errors import HubError
 from hub.runtime.settings import HubSettings
+from hub.security.key_files import (
+    HUB_KEY_PREFIX,
+    derived_key_id,
+    hub_key_path,
+    hub_signing_key,
+    load_public_key,
+)
+from hub.security.signing import PublicKey
 
 T = TypeVar("T")
 AUDIT_SCHEMA = "registry"  # the registry routes and discloses, so the log is in its schema
@@ -38,6 +49,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=[],
         metavar="SEQ:HASH",
         help="a seal noted earlier (e.g. from --json); catches entries cut off the end; repeat",
+    )
+    verify.add_argument(
+        "--no-published-anchor",
+        action="store_true",
+        help="do not read the latest head the registry published on hub.audit.heads (read by default)",
     )
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=_verify)
@@ -61,6 +77,13 @@ def _verify(args: argparse.Namespace) -> int:
     anchors = dict(_anchor(value) for value in args.anchor)
     settings = database_settings()
     key = load_audit_key(settings, create=False)
+    if not args.no_published_anchor:
+        published = _published_anchor(settings)
+        if published is not None:
+            anchors.setdefault(published.seq, published.entry_hash)
+            if not args.json:
+                when = published.anchored_at.isoformat(timespec="seconds")
+                print(f"published anchor: entry {published.seq} at {when}")
     verdict = _in_schema(settings, AUDIT_SCHEMA, lambda conn: audit_store.verify(conn, key, anchors=anchors))
     if args.json:
         print_json(_verdict_json(verdict))
@@ -70,6 +93,22 @@ def _verify(args: argparse.Namespace) -> int:
         broken = verdict.broken
         print(f"audit chain broken at entry {broken.seq} ({broken.problem.value}): {broken.detail}")
     return 0 if verdict.intact else 1
+
+
+def _published_anchor(settings: HubSettings) -> AuditHeadAnchored | None:
+    """The furthest head the registry published and the hub's key signed, if Kafka is known."""
+    if settings.kafka_bootstrap_servers is None:
+        return None
+    path = hub_key_path(settings)
+    public_file = path.with_name(path.name + ".pub")
+    if public_file.exists():
+        public = load_public_key(public_file)
+        hub_key = PublicKey(derived_key_id(public, HUB_KEY_PREFIX), public)
+    elif path.exists():
+        hub_key = hub_signing_key(settings).public
+    else:
+        raise HubError(f"no hub key at {path} (or {public_file}) to check the published anchors with")
+    return asyncio.run(latest_anchor(settings, hub_key))
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, Any]:

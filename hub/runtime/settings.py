@@ -133,6 +133,12 @@ class HubSettings(BaseSettings):
         None, gt=0, description="Overrides every case type's deadline; for test environments and demos."
     )
     escalation_check_interval_s: float = Field(5.0, gt=0)
+    audit_anchor_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the registry publishes the audit chain's head on hub.audit.heads "
+        "(when it moved): a cut chain is detected back to the last anchor.",
+    )
     require_signatures: bool = Field(
         True, description="Refuse partner events at ingress without a valid signature."
     )

@@ -35,12 +35,14 @@ NOTIFICATION_STATUS = "hub.notification.status"
 ADMIN = "hub.admin"  # operator commands (partners, subscriptions); read by identity and registry
 IDENTITY_PARTNERS = "hub.identity.partners"  # partner registrations and status, keyed by partner id
 OPS = "hub.ops"  # escalations and other events for the operations team
+AUDIT_HEADS = "hub.audit.heads"  # the audit chain's head as the registry published it
 DELIVERY_PREFIX = "hub.delivery."
 _DEAD_LETTER_SUFFIX = "-dlt"  # hub.runtime.deadletter.DLT_SUFFIX (not imported: that module loads aiokafka)
 # Operator commands and the partner register name agencies, their keys and subscriptions,
 # never a citizen; every other topic (including ones the hub does not know, e.g. a partner's
 # delivery topic created at runtime) is treated as personal.
-WITHOUT_PERSONAL_DATA = frozenset({ADMIN, IDENTITY_PARTNERS})
+# The audit chain's published heads (a number and a seal) are kept as long as the log itself.
+WITHOUT_PERSONAL_DATA = frozenset({ADMIN, IDENTITY_PARTNERS, AUDIT_HEADS})
 
 
 def carries_personal_data(topic: str) -> bool:

@@ -10,10 +10,12 @@ import asyncpg
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
 from hub.audit import store as audit_store
+from hub.audit.anchor import HeadAnchor
 from hub.audit.key import load_audit_key
 from hub.runtime import topics
 from hub.runtime.consumer import Handler, Route
 from hub.runtime.kafka import ensure_topics
+from hub.runtime.outbox import OutboxEmitter
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
 from hub.security.key_files import hub_signing_key
 from hub.security.secrets import audit_key_secret, hub_signing_secret, master_key_secret
@@ -128,7 +130,13 @@ def workers(ctx: ServiceContext) -> Sequence[Worker]:
         interval_s=ctx.settings.escalation_check_interval_s,
     )
     sealer = legacy_sealer(ctx.pool, sealing.seal_batch(_processes(ctx)), what="cases")
-    return (escalator.run, sealer)
+    # The chain's head, published for operations to keep outside the database.
+    anchor = HeadAnchor(
+        ctx.pool,
+        functools.partial(OutboxEmitter, source=ctx.source),
+        interval_s=ctx.settings.audit_anchor_interval_s,
+    )
+    return (escalator.run, sealer, anchor.run)
 
 
 async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
@@ -165,7 +173,7 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name=NAME,
         migrations_package="services.registry.migrations",
-        topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS),
+        topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS, topics.AUDIT_HEADS),
         routes=routes,
         workers=workers,
         dynamic_topics=partner_topics,
