@@ -58,6 +58,9 @@ class ServiceContext:
     # The vault's master key ring, loaded once at start: the adapters that seal and open
     # personal data get it from here, never from a process global.
     master_key: MasterKey
+    # The process's /metrics registry, for the service's own counters and histograms; the
+    # runtime always sets it (None only where a test builds a context without a runtime).
+    metrics: ServiceMetrics | None = None
 
     @property
     def source(self) -> str:
@@ -206,7 +209,7 @@ class ServiceRuntime:
         master_key = load_master_key(s, create=s.local_secrets)
         install_master_key(master_key)
         log.info("%s: %d migrations applied", d.name, len(applied))
-        ctx = ServiceContext(d.name, s, self.pool, master_key)
+        ctx = ServiceContext(d.name, s, self.pool, master_key, self.service_metrics)
         routes = list(d.routes(ctx))
         extra = await d.dynamic_topics(ctx) if d.dynamic_topics else ()
         # A pattern names no topic to create: the topics it matches come and go with partners.

@@ -80,9 +80,21 @@ def definition(
         }
         if sms_sender is not None:
             channels[Channel.SMS] = SmsChannel(sms_sender)
+        outcomes = (
+            ctx.metrics.counter(
+                "hub_notifications",
+                "Notification outcomes by channel and delivery status.",
+                ["channel", "status"],
+            )
+            if ctx.metrics is not None
+            else None
+        )
         dispatcher = Dispatcher(
             units,
             channels,
+            on_outcome=(lambda channel, status: outcomes.labels(channel, status.value).inc())
+            if outcomes is not None
+            else None,
             max_attempts=own.notification_max_attempts,
             backoff_initial_s=own.notification_backoff_initial_s,
             backoff_max_s=own.notification_backoff_max_s,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from opentelemetry.trace import SpanKind
 
@@ -43,8 +43,11 @@ class Dispatcher:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         poll_interval_s: float = 1.0,
+        on_outcome: Callable[[str, DeliveryStatus], None] | None = None,
     ) -> None:
         self._units, self._channels = units, channels
+        # Told each outcome once it is recorded (the notifications metric).
+        self._on_outcome = on_outcome
         self._batch_size, self._max_attempts = batch_size, max_attempts
         self._backoff_initial_s, self._backoff_max_s = backoff_initial_s, backoff_max_s
         self._poll_interval_s = poll_interval_s
@@ -109,6 +112,8 @@ class Dispatcher:
             while True:
                 try:
                     await self._record(item, status, detail, retry_in)
+                    if self._on_outcome is not None:
+                        self._on_outcome(item.channel, status)
                     return
                 except DatabaseUnavailable as error:
                     if asyncio.get_running_loop().time() + delay > deadline:

@@ -311,3 +311,19 @@ async def test_an_email_message_carries_the_notice() -> None:
     assert mail["Content-Language"] == ""
     with pytest.raises(PermanentDeliveryError):
         await EmailChannel(InMemoryEmailSender(refused={EMAIL}), from_address=FROM).deliver(item)
+
+
+async def test_each_recorded_outcome_is_counted_once_by_channel_and_status() -> None:
+    """What hub_notifications_total counts: outcomes once they are recorded, not attempts."""
+    hub, senders = Hub(), Senders()
+    senders.email.refused.add(EMAIL)
+    outcomes: list[tuple[str, str]] = []
+    await accept(hub, "eumzug-1:refused")
+    await accept(hub, "eumzug-2:test", test_delivery=True)
+    counting = Dispatcher(
+        hub.units,
+        {Channel.EMAIL: EmailChannel(senders.email, from_address=FROM)},
+        on_outcome=lambda channel, status: outcomes.append((channel, status.value)),
+    )
+    assert await counting.dispatch_due() == 2
+    assert sorted(outcomes) == [("email", "delivered"), ("email", "permanent-failure")]
