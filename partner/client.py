@@ -118,7 +118,10 @@ class PartnerClient:
         idempotence: bool = False,
         signing_key: SigningKey | None = None,
         hub_keys: Mapping[str, PublicKey] | None = None,
+        topic_prefix: str = topics.HUB_PREFIX,
     ) -> None:
+        # The hub's HUB_TOPIC_PREFIX: "<prefix>.ingress.<partner>", "<prefix>.delivery.<partner>".
+        self.prefix = topic_prefix
         self.partner_id = partner_id
         self.source = PARTNER_SOURCE_PREFIX + partner_id
         self._bootstrap = bootstrap_servers
@@ -152,7 +155,11 @@ class PartnerClient:
     ) -> Envelope:
         """Sign and send ``data``; by default to this partner's own ingress topic, the only one
         its Kafka principal may write and the only one whose events the registry accepts as its."""
-        topic = topic if topic is not None else topics.ingress_topic(self.partner_id)
+        topic = (
+            topic
+            if topic is not None
+            else topics.on_cluster(topics.ingress_topic(self.partner_id), self.prefix)
+        )
         envelope = Envelope.new(
             data,
             source=self.source,
@@ -205,7 +212,7 @@ class PartnerClient:
         """
         if not self.hub_keys:
             raise ConfigurationError(f"{self.partner_id} trusts no hub key: cannot verify deliveries")
-        topic = topics.delivery_topic(self.partner_id)
+        topic = topics.on_cluster(topics.delivery_topic(self.partner_id), self.prefix)
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=self._bootstrap,

@@ -85,11 +85,12 @@ async def latest_anchor(settings: HubSettings, hub_key: PublicKey) -> AuditHeadA
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topics.AUDIT_HEADS)
+        topic = topics.on_cluster(topics.AUDIT_HEADS, settings.topic_prefix)
+        partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
             await consumer.topics()  # the first metadata request may not have named it yet
-            partitions = consumer.partitions_for_topic(topics.AUDIT_HEADS) or set()
-        assigned = [TopicPartition(topics.AUDIT_HEADS, p) for p in sorted(partitions)]
+            partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not assigned:
             return None
         consumer.assign(assigned)

@@ -71,6 +71,7 @@ def local_partner(settings: HubSettings, partner_id: str, *, keyring: Keyring | 
         idempotence=settings.kafka_enable_idempotence,
         signing_key=keys.signing_key(partner_id),
         hub_keys=keys.hub_keys,
+        topic_prefix=settings.topic_prefix,
     )
 
 

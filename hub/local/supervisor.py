@@ -130,6 +130,7 @@ class Supervisor:
             **os.environ,
             **self.endpoints.child_environment(),
             "HUB_STATE_DIR": str(self.state_dir),
+            "HUB_TOPIC_PREFIX": self.settings.topic_prefix,
             "HUB_HEALTH_PORT": str(port),
             "HUB_KAFKA_ENABLE_IDEMPOTENCE": str(
                 self.endpoints.apply(self.settings).kafka_enable_idempotence

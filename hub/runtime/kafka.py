@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from hub.errors import BrokerUnavailable
 from hub.runtime.kafka_security import aiokafka_security
 from hub.runtime.settings import RECORD_OVERHEAD_BYTES, HubSettings
-from hub.runtime.topics import topic_config
+from hub.runtime.topics import on_cluster, topic_config
 
 
 def client_config(settings: HubSettings, *, client_id: str) -> dict[str, Any]:
@@ -52,12 +52,13 @@ async def ensure_topics(settings: HubSettings, topics: Iterable[str]) -> None:
         raise BrokerUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers()}: {error}") from error
     try:
         existing = set(await admin.list_topics())
-        wanted = sorted(set(topics) - existing)
+        prefix = settings.topic_prefix
+        wanted = sorted(name for name in set(topics) if on_cluster(name, prefix) not in existing)
         if not wanted:
             return
         new_topics = [
             NewTopic(
-                name,
+                on_cluster(name, prefix),
                 num_partitions=settings.kafka_topic_partitions,
                 replication_factor=settings.kafka_replication_factor,
                 # Erasure cannot reach a record in Kafka; retention bounds how long it stays.

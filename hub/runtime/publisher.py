@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -22,6 +22,7 @@ from hub.errors import BrokerUnavailable
 from hub.runtime.kafka import producer_config
 from hub.runtime.send_results import ACKNOWLEDGED, SendResult, failed, illegal_topic, transient
 from hub.runtime.settings import HubSettings
+from hub.runtime.topics import HUB_PREFIX, on_cluster
 
 # How long a batch waits for partitions of a topic it has not sent to before; a topic that
 # does not exist yet fails its records (to be retried) instead of holding up the others.
@@ -66,6 +67,7 @@ class KafkaPublisher:
         metadata_wait_s: float = METADATA_WAIT_S,
     ) -> None:
         self._producer = AIOKafkaProducer(**producer_config(settings, client_id=client_id))
+        self._prefix = settings.topic_prefix
         self._ack_timeout_s = ack_timeout_s
         self._metadata_wait_s = metadata_wait_s
         self._running = False
@@ -99,6 +101,8 @@ class KafkaPublisher:
             # aiokafka would wait for metadata forever on a stopped producer.
             raise BrokerUnavailable("Kafka producer is not running")
         deadline = asyncio.get_running_loop().time() + self._ack_timeout_s
+        if self._prefix != HUB_PREFIX:
+            records = [replace(record, topic=on_cluster(record.topic, self._prefix)) for record in records]
         topic_failures = await self._prepare_topics({record.topic for record in records})
         results: list[SendResult] = [ACKNOWLEDGED] * len(records)
         pending: dict[int, asyncio.Future[Any]] = {}

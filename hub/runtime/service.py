@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from hub.errors import BrokerUnavailable, DatabaseUnavailable
+from hub.runtime import topics
 from hub.runtime.consumer import MessageProcessor, RetryLater, RetryPolicy, Route
 from hub.runtime.db import create_pool
 from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
@@ -295,10 +296,12 @@ class ServiceRuntime:
         membership = GroupMembership()
         self._memberships.append(membership)
 
+        prefix = self.settings.topic_prefix
+
         @broker.subscriber(
-            *([] if route.pattern else [route.topic]),
-            pattern=route.pattern,
-            group_id=route.group_id,
+            *([] if route.pattern else [topics.on_cluster(route.topic, prefix)]),
+            pattern=topics.pattern_on_cluster(route.pattern, prefix) if route.pattern else None,
+            group_id=topics.on_cluster(route.group_id, prefix),
             ack_policy=AckPolicy.MANUAL,  # we commit ourselves, after the effect is durable
             auto_offset_reset="earliest",
             session_timeout_ms=10_000,
@@ -312,8 +315,14 @@ class ServiceRuntime:
             assert not isinstance(record, tuple)
             consumer: AIOKafkaConsumer = message.consumer
             partition = TopicPartition(record.topic, record.partition)
+            # The hub's code sees its own names; positions and commits stay the cluster's.
+            named = (
+                record
+                if prefix == topics.HUB_PREFIX
+                else replace(record, topic=topics.in_hub(record.topic, prefix))
+            )
             try:
-                result = await processor.attempt(record, retrying.next_attempt(partition, record.offset))
+                result = await processor.attempt(named, retrying.next_attempt(partition, record.offset))
             except BaseException:
                 # Interrupted (shutdown): rewind, so no later commit of this partition can
                 # pass over the record.
@@ -406,7 +415,8 @@ class ServiceRuntime:
                 end = consumer.highwater(partition)
                 if end is None:
                     continue
-                last = processor.finished_offsets.get((partition.topic, partition.partition))
+                hub_name = topics.in_hub(partition.topic, self.settings.topic_prefix)
+                last = processor.finished_offsets.get((hub_name, partition.partition))
                 done = last + 1 if last is not None else consumer.last_stable_offset(partition) or end
                 lags[(processor.route.group_id, partition.topic, partition.partition)] = max(0, end - done)
         return lags

@@ -63,6 +63,12 @@ class HubSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics the hub creates.")
+    topic_prefix: str = Field(
+        "hub",
+        pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)*$",
+        description="First part of every topic and consumer group name (<prefix>.ingress.<partner>, "
+        "<prefix>.registry.ingress): one environment per prefix on a shared Kafka cluster.",
+    )
     kafka_replication_factor: int = Field(1, ge=1, description="Replication of topics the hub creates.")
     kafka_retention_hours: float = Field(
         168,

@@ -77,6 +77,36 @@ def topic_config(
     return config
 
 
+# The hub's code names its topics and consumer groups "hub.…" throughout; on the cluster
+# they carry the hub's prefix (HUB_TOPIC_PREFIX), so that several hubs (production, test,
+# a developer's) share one Kafka cluster without reading each other's records. The runtime
+# translates where it meets Kafka: creating topics, publishing, subscribing, reading.
+HUB_PREFIX = "hub"
+PREFIX_PATTERN = r"^[a-z0-9-]+(\.[a-z0-9-]+)*$"
+
+
+def on_cluster(name: str, prefix: str) -> str:
+    """'hub.admin' -> '<prefix>.admin': a hub topic or group name as the cluster knows it."""
+    if prefix == HUB_PREFIX or not name.startswith((HUB_PREFIX + ".", HUB_PREFIX + "-")):
+        return name
+    return prefix + name[len(HUB_PREFIX) :]
+
+
+def in_hub(name: str, prefix: str) -> str:
+    """The inverse of ``on_cluster``: '<prefix>.admin' -> 'hub.admin'."""
+    if prefix == HUB_PREFIX or not name.startswith((prefix + ".", prefix + "-")):
+        return name
+    return HUB_PREFIX + name[len(prefix) :]
+
+
+def pattern_on_cluster(pattern: str, prefix: str) -> str:
+    """A route's pattern (they all begin with ``hub\\.``) for the topics on the cluster."""
+    start = re.escape(HUB_PREFIX + ".")
+    if prefix == HUB_PREFIX or not pattern.startswith(start):
+        return pattern
+    return re.escape(prefix + ".") + pattern[len(start) :]
+
+
 def partner_slug(partner_id: str) -> str:
     """'CH/MUN/1061/einwohnerdienste' -> 'ch.mun.1061.einwohnerdienste' (a valid topic name part)."""
     return re.sub(r"[^a-z0-9-]+", ".", partner_id.lower()).strip(".")

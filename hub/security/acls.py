@@ -47,13 +47,17 @@ def partner_group(partner_id: str) -> str:
     return f"partner.{partner_id}"
 
 
-def partner_acls(partner_id: str, delivery_topic: str | None = None) -> list[AclBinding]:
+def partner_acls(
+    partner_id: str, delivery_topic: str | None = None, *, prefix: str = topics.HUB_PREFIX
+) -> list[AclBinding]:
+    """A partner's rights, on the topics of the hub whose HUB_TOPIC_PREFIX is ``prefix``."""
     principal = partner_principal(partner_id)
-    delivery = delivery_topic or topics.delivery_topic(partner_id)
+    delivery = topics.on_cluster(delivery_topic or topics.delivery_topic(partner_id), prefix)
+    ingress = topics.on_cluster(topics.ingress_topic(partner_id), prefix)
     return sorted(
         [
-            AclBinding(principal, "topic", topics.ingress_topic(partner_id), "literal", "Write"),
-            AclBinding(principal, "topic", topics.ingress_topic(partner_id), "literal", "Describe"),
+            AclBinding(principal, "topic", ingress, "literal", "Write"),
+            AclBinding(principal, "topic", ingress, "literal", "Describe"),
             AclBinding(principal, "topic", delivery, "literal", "Read"),
             AclBinding(principal, "topic", delivery, "literal", "Describe"),
             AclBinding(principal, "group", partner_group(partner_id), "literal", "Read"),
@@ -61,22 +65,28 @@ def partner_acls(partner_id: str, delivery_topic: str | None = None) -> list[Acl
     )
 
 
-def service_acls(service: str) -> list[AclBinding]:
+def service_acls(service: str, *, prefix: str = topics.HUB_PREFIX) -> list[AclBinding]:
     """A hub service reads and writes the hub's topics (it creates them at start) and uses
-    only consumer groups named after itself."""
+    only consumer groups named after itself; on a shared cluster, those of its own prefix."""
     principal = SERVICE_PRINCIPAL_PREFIX + service
     # The registry's pattern subscription reads (and must describe, to see them) the partner
     # ingress topics; "hub." covers them today, stated apart so a narrower "hub." keeps them.
     ingress = (
-        [AclBinding(principal, "topic", topics.INGRESS_PREFIX, "prefixed", op) for op in ("Read", "Describe")]
+        [
+            AclBinding(principal, "topic", topics.on_cluster(topics.INGRESS_PREFIX, prefix), "prefixed", op)
+            for op in ("Read", "Describe")
+        ]
         if service == "registry"
         else []
     )
     return sorted(
         [
-            *(AclBinding(principal, "topic", "hub.", "prefixed", op) for op in ("Read", "Write", "Describe")),
-            AclBinding(principal, "topic", "hub.", "prefixed", "Create"),
-            AclBinding(principal, "group", f"hub.{service}.", "prefixed", "Read"),
+            *(
+                AclBinding(principal, "topic", f"{prefix}.", "prefixed", op)
+                for op in ("Read", "Write", "Describe")
+            ),
+            AclBinding(principal, "topic", f"{prefix}.", "prefixed", "Create"),
+            AclBinding(principal, "group", f"{prefix}.{service}.", "prefixed", "Read"),
             *ingress,
         ]
     )

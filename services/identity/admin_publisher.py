@@ -63,12 +63,15 @@ async def _publish(
     )
     await producer.start()
     try:
-        return [await _send(producer, command, partner_id, key) for command, partner_id in commands]
+        admin = topics.on_cluster(topics.ADMIN, settings.topic_prefix)
+        return [await _send(producer, admin, command, partner_id, key) for command, partner_id in commands]
     finally:
         await producer.stop()
 
 
-async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, key: SigningKey) -> Envelope:
+async def _send(
+    producer: AIOKafkaProducer, admin: str, command: Contract, partner_id: str, key: SigningKey
+) -> Envelope:
     value = command.model_dump_json().encode()
     # The signature covers these exact bytes and every ce_* header, trace headers aside.
     unsigned = Envelope.new(
@@ -90,5 +93,5 @@ async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, 
     ):
         headers = signed_headers + [(k, v.encode()) for k, v in current_trace_headers().items()]
         # Keyed by partner: a partner's commands stay in order on one partition.
-        await producer.send_and_wait(topics.ADMIN, value, key=partner_id.encode(), headers=headers)
+        await producer.send_and_wait(admin, value, key=partner_id.encode(), headers=headers)
     return envelope

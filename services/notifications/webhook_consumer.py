@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +24,7 @@ from hub.runtime.consumer import MessageProcessor, RetryPolicy, Route, UnitOfWor
 from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.runtime.kafka import client_config, ensure_topics
 from hub.runtime.settings import HubSettings
+from hub.runtime.topics import in_hub, on_cluster
 from services.notifications import handlers
 from services.notifications.ports import UnitsOfWork
 
@@ -91,7 +93,8 @@ class WebhookConsumer:
                 await ensure_topics(self._settings, {*topics, *map(dead_letter_topic, topics)})
             consumer = await self._started_consumer()
             if topics:
-                consumer.subscribe(topics=sorted(topics))
+                prefix = self._settings.topic_prefix
+                consumer.subscribe(topics=sorted(on_cluster(topic, prefix) for topic in topics))
             else:
                 consumer.unsubscribe()
             self._topics = topics
@@ -104,7 +107,7 @@ class WebhookConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
                 **client_config(self._settings, client_id="hub-notifications-webhooks"),
-                group_id=GROUP_ID,
+                group_id=on_cluster(GROUP_ID, self._settings.topic_prefix),
                 enable_auto_commit=False,  # committed per record, after its effect is durable
                 auto_offset_reset="earliest",
                 session_timeout_ms=10_000,
@@ -118,7 +121,9 @@ class WebhookConsumer:
         batches = await consumer.getmany(timeout_ms=500, max_records=100)
         for partition, records in batches.items():
             for record in records:
-                await self._processor.process(record, stop)
+                # The hub's code sees its own topic names; positions stay the cluster's.
+                named = replace(record, topic=in_hub(record.topic, self._settings.topic_prefix))
+                await self._processor.process(named, stop)
                 await self._commit(consumer, partition, record.offset + 1)
 
     async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
