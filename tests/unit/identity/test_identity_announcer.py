@@ -89,4 +89,3 @@ async def test_the_worker_outlives_a_database_outage_and_announces_once_it_is_ba
     stop.set()
     await asyncio.wait_for(worker, 1)
     assert len(emitter.emitted) == len(PARTNERS)
-
