@@ -94,7 +94,9 @@ class MemoryPersons:
         return [local_id for _, local_id in found]
 
     async def bind_citizen(self, person_id: uuid.UUID, citizen_id: str) -> None:
-        stored = self._store.state.persons[person_id]
+        stored = self._store.state.persons.get(person_id)
+        if stored is None:
+            raise PermanentError(f"person {person_id} has no data key")
         if not stored.destroyed:
             self._store.state.citizen_keys.setdefault(citizen_id, stored.key_id)
 

@@ -8,9 +8,10 @@ through blind indexes under the same key.
 from __future__ import annotations
 
 from services.identity.adapters.postgres.commands import run_command
-from services.identity.adapters.postgres.erasure import SCHEMA, IdentityErasure, erasure_connection
+from services.identity.adapters.postgres.erasure import IdentityErasure, erasure_connection
 from services.identity.adapters.postgres.units import (
     DATABASE_AWAY,
+    SCHEMA,
     PostgresRepositories,
     PostgresUnitOfWork,
     PostgresUnitsOfWork,

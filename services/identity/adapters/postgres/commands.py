@@ -10,8 +10,7 @@ import asyncpg
 from hub.cli.database import run_on_database
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey
-from services.identity.adapters.postgres.erasure import SCHEMA
-from services.identity.adapters.postgres.units import PostgresRepositories
+from services.identity.adapters.postgres.units import SCHEMA, PostgresRepositories
 from services.identity.ports import Repositories
 
 T = TypeVar("T")

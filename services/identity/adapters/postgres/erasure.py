@@ -21,10 +21,9 @@ from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey, citizen_ref
 from services.erasure import StoreReport
 from services.identity.adapters.postgres.persons import PostgresPersons
+from services.identity.adapters.postgres.units import SCHEMA
 from services.identity.domain import CITIZEN_SECTOR
 from services.identity.ports import ErasureSubject
-
-SCHEMA = "identity"
 
 
 class IdentityErasure:

@@ -21,6 +21,8 @@ from services.identity.adapters.postgres.partners import PostgresPartnerKeys, Po
 from services.identity.adapters.postgres.persons import PostgresMatchReviews, PostgresPersons
 from services.identity.adapters.postgres.pseudonyms import PostgresPseudonyms
 
+SCHEMA = "identity"  # the service's tables; bootstrap.NAME names the service the same
+
 # What a lost or restarting database raises; a worker waits and tries again.
 DATABASE_AWAY: tuple[type[BaseException], ...] = (
     OSError,
