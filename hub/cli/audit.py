@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
-from contracts import Ahvn13, Sector
+from contracts import Ahvn13
 from contracts.audit import AuditHeadAnchored
 from hub.audit import store as audit_store
 from hub.audit.anchor import latest_anchor
@@ -253,21 +253,24 @@ def _refusal_json(sealed: SealedEntry) -> dict[str, Any]:
 
 
 def _citizen_id_of(settings: HubSettings, ahvn13: str) -> str:
-    """Identity's own lookups: the AHVN13 stays in identity's tables and is never echoed."""
-    from hub.runtime.outbox import Transaction
-    from services.identity import key_repository, repository
+    """Identity's own lookups: the AHVN13 stays in identity's tables and is never echoed.
+    It is found through its blind index, so this takes the vault's master key."""
+    from hub.vault.master import load_master_key
+    from services.identity.adapters.postgres import PostgresRepositories
+    from services.identity.domain import CITIZEN_SECTOR
 
     try:
         vn = TypeAdapter(Ahvn13).validate_python(ahvn13)
     except ValidationError:
         raise ValueError("--ahvn13 is not a valid AHVN13") from None
+    master = load_master_key(settings, create=False)
 
     async def lookup(conn: asyncpg.Connection) -> str | None:
-        tx = Transaction(conn, source="urn:ch:lu:hub:cli:audit")
-        person_id = await repository.person_by_vn(tx, vn)
+        identity = PostgresRepositories(conn, master)
+        person_id = await identity.persons.by_vn(vn)
         if person_id is None:
             return None
-        return await key_repository.issued_pseudonym(tx, person_id, Sector.CITIZEN_SERVICES.value)
+        return await identity.pseudonyms.issued(person_id, CITIZEN_SECTOR)
 
     citizen_id = _in_schema(settings, IDENTITY_SCHEMA, lookup)
     if citizen_id is None:

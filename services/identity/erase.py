@@ -29,30 +29,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Ahvn13
 from hub.errors import HubError
 from hub.runtime.endpoints import running_hub_settings
-from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.vault import store as vault_store
-from hub.vault.crypto import Erased, citizen_ref
-from hub.vault.master import installed, installed_as, load_master_key
+from hub.vault.master import load_master_key
 from hub.vault.purge import Purged, purge_case_copies, unpublished_copies
 from services import SERVICE_NAMES
-from services.identity import repository as repo
-from services.identity.domain import ADMIN_CLI_SOURCE
+from services.erasure import PersonErasure, StoreReport
+from services.identity.adapters.postgres import IdentityErasure, erasure_connection
 
 # The other services' tables are reached from this one transaction, named with their schema.
 from services.notifications.citizens import forget_preferences
 from services.registry.sealing import strip_clear_timeline
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from hub.vault.crypto import MasterKey
 
 _AHVN13: TypeAdapter[str] = TypeAdapter(Ahvn13)
 Unpublished = Literal["refuse", "delete"]
@@ -71,13 +72,6 @@ class RelayBacklog(HubError):
         self.case_ids, self.waiting = tuple(case_ids), waiting
         rows = ", ".join(f"{count} in {schema}" for schema, count in sorted(waiting.items()))
         super().__init__(f"outbox rows of the person's cases are not published yet ({rows})")
-
-
-@dataclass(frozen=True)
-class StoreReport:
-    store: str  # schema.table, or "kafka"
-    done: str  # what happened to the person's data there
-    rows: int | None = None  # rows concerned, where the hub can count them
 
 
 @dataclass(frozen=True)
@@ -126,12 +120,13 @@ def _erase(args: argparse.Namespace) -> int:
     if args.wait_relay < 0:
         raise ValueError("--wait-relay: must not be negative")
     settings = running_hub_settings(HubSettings())
-    with installed_as(load_master_key(settings, create=False)):
-        done = asyncio.run(
-            _erase_when_published(
-                settings, vn=vn, citizen_id=args.citizen_id, wait_s=args.wait_relay, force=args.force
-            )
+    # The command's own composition root: the vault's master key is loaded here and handed on.
+    master = load_master_key(settings, create=False)
+    done = asyncio.run(
+        _erase_when_published(
+            settings, master, vn=vn, citizen_id=args.citizen_id, wait_s=args.wait_relay, force=args.force
         )
+    )
     kafka = StoreReport(
         "kafka",
         f"not reachable record by record: topics the hub creates expire records after "
@@ -154,22 +149,26 @@ def _erase(args: argparse.Namespace) -> int:
 
 
 async def _erase_when_published(
-    settings: HubSettings, *, vn: str | None, citizen_id: str | None, wait_s: float, force: bool
+    settings: HubSettings,
+    master: MasterKey,
+    *,
+    vn: str | None,
+    citizen_id: str | None,
+    wait_s: float,
+    force: bool,
 ) -> Erasure:
     """Tries the erasure; while outbox rows of the person's cases wait for their relay, it
     rolls back, waits for them with no transaction open (a relay publishing them must not
     wait for us, nor we for it while holding the person's keys) and tries again."""
-    from services.identity.bootstrap import NAME
-
-    conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{NAME}"'})
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
     unpublished: Unpublished = "refuse"
-    try:
+    async with erasure_connection(settings) as conn:
+        deadline = asyncio.get_running_loop().time() + wait_s
         while True:
             try:
                 async with conn.transaction():
-                    return await erase_person(conn, vn=vn, citizen_id=citizen_id, unpublished=unpublished)
+                    return await erase_person(
+                        conn, master, vn=vn, citizen_id=citizen_id, unpublished=unpublished
+                    )
             except RelayBacklog as backlog:
                 waiting = await _wait_for_relays(conn, backlog.case_ids, deadline)
                 if not waiting:
@@ -182,10 +181,6 @@ async def _erase_when_published(
                         "(--wait-relay), or delete them with --force"
                     ) from None
                 unpublished = "delete"
-    except asyncpg.UndefinedTableError:
-        raise HubError("the hub's services have not created their tables in this database") from None
-    finally:
-        await conn.close()
 
 
 async def _wait_for_relays(
@@ -202,6 +197,7 @@ async def _wait_for_relays(
 
 async def erase_person(
     conn: asyncpg.Connection,
+    master: MasterKey,
     *,
     vn: str | None = None,
     citizen_id: str | None = None,
@@ -214,64 +210,42 @@ async def erase_person(
     ``RelayBacklog`` if outbox rows of their cases are unpublished and ``unpublished`` is
     "refuse" (the caller's transaction must then roll back); "delete" deletes them.
     """
-    tx = Transaction(conn, source=ADMIN_CLI_SOURCE)
-    master = installed()
-    refs: list[str] = []
-    person_ids: set[uuid.UUID] = set()
-    citizen_ids: set[str] = set()
-    if vn is not None:
-        # Also reaches cases identity has not seen yet: the registry keyed them by this reference.
-        refs.append(master.subject_ref(vn))
-        if (found := await repo.person_by_vn(tx, vn)) is not None:
-            person_ids.add(found)
-    if citizen_id is not None:
-        refs.append(citizen_ref(citizen_id))
-        citizen_ids.add(citizen_id)
-        if (found := await repo.person_by_citizen_id(conn, citizen_id)) is not None:
-            person_ids.add(found)
-    key_ids: list[uuid.UUID] = []
-    for person_id in person_ids:
-        citizen_ids.update(await repo.citizen_ids_of(conn, person_id))
-        if (person_vn := await _vn(tx, person_id)) is not None:
-            refs.append(master.subject_ref(person_vn))
-        if (
-            key_id := await conn.fetchval("SELECT key_id FROM persons WHERE person_id = $1", person_id)
-        ) is not None:
-            key_ids.append(key_id)
-    refs += [citizen_ref(c) for c in citizen_ids]
-    destroyed = await vault_store.destroy(conn, refs=refs, key_ids=key_ids)
-    if not person_ids and destroyed.keys == 0:
+    identity = IdentityErasure(conn, master)
+    services: tuple[PersonErasure, ...] = (identity, OtherServicesErasure(conn))
+    subject = await identity.locate(vn=vn, citizen_id=citizen_id)
+    destroyed = await vault_store.destroy(conn, refs=subject.refs, key_ids=subject.key_ids)
+    if not subject.person_ids and destroyed.keys == 0:
         raise NothingToErase("no such person is stored in the hub (never, or erased already)")
-    for person_id in person_ids:
-        await repo.forget(conn, person_id)
     cases = list(destroyed.case_ids)
-    # A case's citizen id reaches preferences identity no longer links to the person.
-    citizen_ids.update(await _citizen_ids_of_cases(conn, cases))
-    preferences = await forget_preferences(conn, citizen_ids)
-    stripped = await strip_clear_timeline(conn, cases, schema="registry")
+    # A case's citizen id reaches data identity no longer links to the person.
+    citizen_ids = set(subject.citizen_ids)
+    for service in services:
+        citizen_ids |= await service.citizen_ids_of_cases(cases)
+    reports = [
+        report
+        for service in services
+        for report in await service.erase(case_ids=cases, citizen_ids=citizen_ids)
+    ]
     purged = await purge_case_copies(conn, SERVICE_NAMES, cases, unpublished=unpublished == "delete")
     if unpublished == "refuse" and (waiting := await unpublished_copies(conn, SERVICE_NAMES, cases)):
         raise RelayBacklog(cases, waiting)
-    stores = (
-        StoreReport("vault.data_keys", "destroyed", destroyed.keys),
-        StoreReport("identity.persons", "record unreadable, lookups and local ids deleted", len(person_ids)),
-        *await _unreadable(conn, cases),
-        StoreReport("registry.timeline", "texts left in clear cut to their summary", stripped),
-        StoreReport("notifications.citizen_preferences", "deleted", preferences),
-        *_purge_reports(purged),
-    )
     return Erasure(
-        persons=len(person_ids),
+        persons=len(subject.person_ids),
         keys=destroyed.keys,
         cases=destroyed.case_ids,
         outbox_rows=sum(purged.outbox_rows.values()),
         dead_letters=sum(purged.dead_letters.values()),
         unpublished_outbox_rows=sum(purged.unpublished_rows.values()),
-        citizen_preferences=preferences,
-        stores=stores,
+        citizen_preferences=sum(r.rows or 0 for r in reports if r.store == PREFERENCES_STORE),
+        stores=(
+            StoreReport("vault.data_keys", "destroyed", destroyed.keys),
+            *reports,
+            *_purge_reports(purged),
+        ),
     )
 
 
+PREFERENCES_STORE = "notifications.citizen_preferences"
 # Rows sealed under the person's keys, by the case they belong to (the count is what the
 # destroyed keys made unreadable).
 _SEALED_BY_CASE = (
@@ -283,18 +257,46 @@ _SEALED_BY_CASE = (
 )
 
 
-async def _unreadable(conn: asyncpg.Connection, cases: list[str]) -> list[StoreReport]:
-    reports = []
-    for schema, table, column in _SEALED_BY_CASE:
-        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".{table}'):
-            continue
-        count = await conn.fetchval(
-            f'SELECT count(*) FROM "{schema}".{table} '
-            f"WHERE case_id = ANY($1::text[]) AND {column} IS NOT NULL",
-            cases,
+class OtherServicesErasure:
+    """The registry's and notifications' parts of an erasure (``services.erasure.PersonErasure``),
+    on this command's connection with their schemas named: it stands in for the erasure
+    adapters of those services until this command is given theirs."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def citizen_ids_of_cases(self, case_ids: Collection[str]) -> set[str]:
+        """The citizen ids the registry keeps for these cases."""
+        if not case_ids or not await self._conn.fetchval("SELECT to_regclass('registry.cases') IS NOT NULL"):
+            return set()
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT citizen_id FROM registry.cases "
+            "WHERE case_id = ANY($1::text[]) AND citizen_id IS NOT NULL",
+            list(case_ids),
         )
-        reports.append(StoreReport(f"{schema}.{table}", "unreadable (sealed under a destroyed key)", count))
-    return reports
+        return {row["citizen_id"] for row in rows}
+
+    async def erase(self, *, case_ids: Collection[str], citizen_ids: Collection[str]) -> list[StoreReport]:
+        """Sealed rows counted as unreadable, timeline texts left in clear cut to their
+        summary, channel preferences and opt-outs deleted."""
+        cases = list(case_ids)
+        reports = []
+        for schema, table, column in _SEALED_BY_CASE:
+            if not await self._conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".{table}'):
+                continue
+            count = await self._conn.fetchval(
+                f'SELECT count(*) FROM "{schema}".{table} '
+                f"WHERE case_id = ANY($1::text[]) AND {column} IS NOT NULL",
+                cases,
+            )
+            reports.append(
+                StoreReport(f"{schema}.{table}", "unreadable (sealed under a destroyed key)", count)
+            )
+        stripped = await strip_clear_timeline(self._conn, cases, schema="registry")
+        reports.append(StoreReport("registry.timeline", "texts left in clear cut to their summary", stripped))
+        preferences = await forget_preferences(self._conn, citizen_ids)
+        reports.append(StoreReport(PREFERENCES_STORE, "deleted", preferences))
+        return reports
 
 
 def _purge_reports(purged: Purged) -> list[StoreReport]:
@@ -313,26 +315,3 @@ def _purge_reports(purged: Purged) -> list[StoreReport]:
             StoreReport(f"{schema}.dead_letters", "contents purged", purged.dead_letters.get(schema, 0))
         )
     return reports
-
-
-async def _citizen_ids_of_cases(conn: asyncpg.Connection, cases: list[str]) -> list[str]:
-    if not cases or not await conn.fetchval("SELECT to_regclass('registry.cases') IS NOT NULL"):
-        return []
-    rows = await conn.fetch(
-        "SELECT DISTINCT citizen_id FROM registry.cases "
-        "WHERE case_id = ANY($1::text[]) AND citizen_id IS NOT NULL",
-        cases,
-    )
-    return [row["citizen_id"] for row in rows]
-
-
-async def _vn(tx: Transaction, person_id: uuid.UUID) -> str | None:
-    """The AHVN13 the person's subject reference derives from, read before the key goes."""
-    record = await repo.person_record(tx, person_id)
-    if isinstance(record, dict):
-        vn: str = record["vn"]
-        return vn
-    if isinstance(record, Erased):
-        return None
-    legacy: str | None = await tx.conn.fetchval("SELECT vn FROM persons WHERE person_id = $1", person_id)
-    return legacy

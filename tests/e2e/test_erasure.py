@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from contracts import Contact, MoveReported
+from contracts import Contact, MoveReported, Person
 from hub.cli.casefile import CaseView
 from hub.cli.main import main
 from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
@@ -28,7 +28,7 @@ from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import ERASED_TEXT, Erased
 from hub.vault.master import load_master_key
-from services.identity import repository as persons
+from services.identity.adapters.postgres import PostgresRepositories as IdentityRepositories
 from services.notifications.adapters.postgres import PostgresRepositories
 from services.registry import repository as registry
 from tests.e2e.conftest import running_hub
@@ -253,6 +253,7 @@ async def _citizen_id(settings: HubSettings, case_id: str) -> str:
 async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, Any]]:
     """What each service holds of each case, read through its repository with the master key."""
     found: dict[str, dict[str, Any]] = {"case": {}, "notices": {}, "inbox": {}, "person": {}, "outbox": {}}
+    master = load_master_key(settings, create=False)
     for case_id in case_ids:
         async with _schema(settings, "registry") as conn:
             case = await registry.load_case(Transaction(conn, source="test"), case_id)
@@ -275,8 +276,9 @@ async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, 
                 "ORDER BY first_issued_at DESC LIMIT 1",
                 case.citizen_id,
             )
-            found["person"][case_id] = await persons.person_record(
-                Transaction(conn, source="test"), person_id
+            record = await IdentityRepositories(conn, master).persons.record(person_id)
+            found["person"][case_id] = (
+                record.model_dump(mode="json") if isinstance(record, Person) else record
             )
     return found
 

@@ -27,12 +27,16 @@ from contracts import (
 from hub.runtime.db import create_pool
 from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
-from hub.runtime.outbox import Transaction
+from hub.runtime.outbox import OutboxEmitter
+from hub.runtime.settings import HubSettings
 from hub.vault import store as vault_store
-from hub.vault.master import installed
+from hub.vault.crypto import MasterKey
+from hub.vault.master import load_master_key
 from hub.vault.schema import migrate_vault
 from services.identity import handlers
-from services.identity import repository as identity_repo
+from services.identity.adapters.postgres import PostgresUnitOfWork
+from services.identity.adapters.postgres.persons import record_context, sealed_record, vn_index
+from services.identity.ports import UnitOfWork
 
 SECRET = bytes(range(32))
 IDENTITY = "urn:ch:lu:hub:service:identity"
@@ -56,7 +60,12 @@ SEEDED = {
     "CH/MUN/1711/einwohnerdienste",
     "CH/CAN/ZG/steuerverwaltung",
 }
-Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+Handler = Callable[[Incoming[Any], UnitOfWork], Awaitable[None]]
+
+
+def master_key() -> MasterKey:
+    """The session's vault master key (``tests/fixtures/vault.py``), as a service loads it."""
+    return load_master_key(HubSettings(), create=False)
 
 
 async def migrated_pool(database_url: str) -> asyncpg.Pool:
@@ -101,10 +110,11 @@ def incoming(data: Contract, *, source: str = REGISTRY, case_id: str = "eumzug-1
 
 async def handle(pool: asyncpg.Pool, handler: Handler, msg: Incoming[Any]) -> list[Envelope]:
     """The handler in one transaction, as the consumer runs it; returns what it emitted."""
+    master = master_key()
     async with pool.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=IDENTITY)
-        await handler(msg, tx)
-    return [emitted.envelope for emitted in tx.emitted]
+        emitter = OutboxEmitter(conn, source=IDENTITY)
+        await handler(msg, PostgresUnitOfWork(conn, master, emitter=emitter))
+    return [emitted.envelope for emitted in emitter.emitted]
 
 
 def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequested:
@@ -116,8 +126,8 @@ def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequest
 async def issue(pool: asyncpg.Pool, someone: Person, *partners: tuple[str, Sector]) -> PseudonymsIssued:
     """Ask for pseudonyms and read the answer back from the outbox, as the registry would get it."""
 
-    async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction) -> None:
-        await handlers.issue_pseudonyms(msg, tx, secret=SECRET)
+    async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], uow: UnitOfWork) -> None:
+        await handlers.issue_pseudonyms(msg, uow, secret=SECRET)
 
     [envelope] = await handle(pool, issue_pseudonyms, incoming(request(someone, *partners)))
     [row] = [r for r in await outbox(pool) if r.event_id == envelope.id]
@@ -160,46 +170,22 @@ async def outbox(pool: asyncpg.Pool, topic: str | None = None) -> list[OutboxRow
 
 
 async def sealed_without_seed(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
-    """A person as ``insert_person`` stored them before seeds: sealed record, no seed."""
-    master, person_id = installed(), uuid.uuid4()
+    """A person as the adapter stored them before seeds: sealed record, no seed."""
+    master, person_id = master_key(), uuid.uuid4()
     async with pool.acquire() as conn:
         key = await vault_store.key_for(conn, master, master.subject_ref(someone.vn))
-        record = {
-            "vn": someone.vn,
-            "official_name": someone.official_name,
-            "first_name": someone.first_name,
-            "sex": someone.sex.value,
-            "date_of_birth": someone.date_of_birth.isoformat(),
-        }
         await conn.execute(
             "INSERT INTO persons (person_id, key_id, record, vn_index) VALUES ($1, $2, $3, $4)",
             person_id,
             key.key_id,
-            vault_store.seal_json(key, record, identity_repo.record_context(person_id)),
-            identity_repo.vn_index(master, someone.vn),
-        )
-    return person_id
-
-
-async def plain_person(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
-    """A person as stored before migration 0004: plain columns, nothing sealed."""
-    person_id = uuid.uuid4()
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO persons (person_id, vn, official_name, first_name, sex, date_of_birth) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            person_id,
-            someone.vn,
-            someone.official_name,
-            someone.first_name,
-            someone.sex.value,
-            someone.date_of_birth,
+            vault_store.seal_json(key, sealed_record(someone, None), record_context(person_id)),
+            vn_index(master, someone.vn),
         )
     return person_id
 
 
 async def issued_before(pool: asyncpg.Pool, person_id: uuid.UUID, sector: str, pseudonym: str) -> None:
-    """A pseudonym issued earlier, stored as ``key_repository.record_pseudonym`` stores one."""
+    """A pseudonym issued earlier, stored as the adapter's ``Pseudonyms.record`` stores one."""
     async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO issued_pseudonyms (person_id, sector, pseudonym, key_version) "

@@ -17,14 +17,13 @@ import pytest
 from contracts import LocalPersonId, Person, PseudonymsIssued, PseudonymsRequested, Recipient, Sector
 from hub.errors import TransientError
 from hub.runtime.messages import Incoming
-from hub.runtime.outbox import Transaction
 from hub.vault.crypto import Erased
 from services.identity import handlers
-from services.identity import repository as repo
+from services.identity.adapters.postgres import IdentityErasure, PostgresRepositories
 from services.identity.domain import sector_pseudonym
 from services.identity.erase import erase_person
+from services.identity.ports import UnitOfWork
 from tests.integration.identity.support import (
-    IDENTITY,
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
     PORTAL,
@@ -33,6 +32,7 @@ from tests.integration.identity.support import (
     handle,
     incoming,
     issued_before,
+    master_key,
     outbox,
     person,
     sealed_without_seed,
@@ -71,8 +71,8 @@ async def _ask(pool: asyncpg.Pool, someone: Person, case_id: str) -> Known:
         citizen_pseudonym=True,
     )
 
-    async def issue(msg: Incoming[PseudonymsRequested], tx: Transaction) -> None:
-        await handlers.issue_pseudonyms(msg, tx, secret=SECRET)
+    async def issue(msg: Incoming[PseudonymsRequested], uow: UnitOfWork) -> None:
+        await handlers.issue_pseudonyms(msg, uow, secret=SECRET)
 
     [envelope] = await handle(pool, issue, incoming(requested, case_id=case_id))
     [row] = [r for r in await outbox(pool) if r.event_id == envelope.id]
@@ -85,7 +85,7 @@ async def _ask(pool: asyncpg.Pool, someone: Person, case_id: str) -> Known:
 
 async def _erase(pool: asyncpg.Pool, vn: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        erasure = await erase_person(conn, vn=vn)
+        erasure = await erase_person(conn, master_key(), vn=vn)
     assert erasure.persons == 1
 
 
@@ -124,8 +124,9 @@ async def test_a_person_back_after_erasure_gets_new_pseudonyms_in_every_sector_a
         # lead nowhere; the citizen id finds only the person who came back.
         assert {r["pseudonym"] for r in rows if r["person_id"] == erased_id} == _all(before)
         assert {r["pseudonym"] for r in rows if r["person_id"] == new_id} == _all(back)
-        assert await repo.person_by_citizen_id(conn, before.citizen_id) is None
-        assert await repo.person_by_citizen_id(conn, back.citizen_id) == new_id
+        erasure = IdentityErasure(conn, master_key())
+        assert (await erasure.locate(vn=None, citizen_id=before.citizen_id)).person_ids == frozenset()
+        assert (await erasure.locate(vn=None, citizen_id=back.citizen_id)).person_ids == {new_id}
         # No review was raised: the erased person is no look-alike any more.
         assert await conn.fetchval("SELECT count(*) FROM match_reviews") == 0
 
@@ -139,12 +140,12 @@ async def test_the_erased_seed_is_gone_and_the_old_pseudonyms_cannot_be_derived_
     back = await _ask(pool, ANNA, "eumzug-back")
 
     async with pool.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=IDENTITY)
-        assert isinstance(await repo.person_record(tx, erased_id), Erased)
+        persons = PostgresRepositories(conn, master_key()).persons
+        assert isinstance(await persons.record(erased_id), Erased)
         # Nothing to derive from any more; a request still on its way for the erased person
         # is retried, and by then the lookups find only the new one.
         with pytest.raises(TransientError, match="erased"):
-            await repo.pseudonym_basis(tx, erased_id, ANNA.vn)
+            await persons.pseudonym_basis(erased_id)
     # Neither person's pseudonyms are what the AHVN13 alone gives: that would be recomputable.
     async with pool.acquire() as conn:
         versions = {

@@ -33,6 +33,7 @@ from contracts import (
 )
 from hub.runtime.outbox import Transaction
 from services.identity import handlers as identity_handlers
+from services.identity.ports import UnitOfWork
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
@@ -150,8 +151,8 @@ async def resolve(pools: Pools, citizen: Citizen) -> Citizen:
         citizen_pseudonym=True,
     )
 
-    async def issue(msg: Any, tx: Transaction) -> None:
-        await identity_handlers.issue_pseudonyms(msg, tx, secret=identity.SECRET)
+    async def issue(msg: Any, uow: UnitOfWork) -> None:
+        await identity_handlers.issue_pseudonyms(msg, uow, secret=identity.SECRET)
 
     [answer] = await identity.handle(
         pools.identity, issue, identity.incoming(request, case_id=citizen.case_id)

@@ -30,7 +30,7 @@ from services.registry import repository as registry
 from services.registry import sealing as registry_sealing
 from services.registry.domain import load_processes
 from tests.fixtures.infrastructure import point_cli_at
-from tests.integration.notifications.conftest import units as notifications_units
+from tests.integration.identity import support as identity
 from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, published, store
 
@@ -75,7 +75,7 @@ async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None = No
 
 async def _erase(pools: Pools, *, vn: str) -> Erasure:
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, vn=vn)
+        return await erase_person(conn, identity.master_key(), vn=vn)
 
 
 async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(pools: Pools) -> None:
@@ -215,7 +215,7 @@ async def test_unpublished_rows_refuse_the_erasure_and_nothing_changes_unless_th
     assert await _unpublished(pools, anna) == waiting
 
     async with pools.identity.acquire() as conn, conn.transaction():
-        erasure = await erase_person(conn, vn=anna.person.vn, unpublished="delete")
+        erasure = await erase_person(conn, identity.master_key(), vn=anna.person.vn, unpublished="delete")
 
     assert erasure.unpublished_outbox_rows == sum(waiting.values())
     assert await _case_erased(pools, anna)

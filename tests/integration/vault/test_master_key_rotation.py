@@ -23,7 +23,7 @@ from hub.vault import rotate as vault_rotate
 from hub.vault import store as vault_store
 from hub.vault.crypto import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
 from hub.vault.master import installed, installed_as, load_ring
-from services.identity import repository as persons
+from services.identity.adapters.postgres import PostgresRepositories as IdentityRepositories
 from services.registry import repository as registry
 from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, store
@@ -78,14 +78,14 @@ async def _reads(pools: Pools, citizen: Citizen) -> tuple[Any, ...]:
         case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
     assert case is not None
     async with pools.identity.acquire() as conn:
-        tx = Transaction(conn, source="test")
-        person_id = await persons.person_by_vn(tx, citizen.person.vn)
-        record = None if person_id is None else await persons.person_record(tx, person_id)
+        persons = IdentityRepositories(conn, installed()).persons  # the ring this process runs with
+        person_id = await persons.by_vn(citizen.person.vn)
+        record = None if person_id is None else await persons.record(person_id)
     async with notifications_units(pools.notifications).begin() as uow:
         [message] = await uow.inbox.of(citizen.citizen_id)
     return (
         ERASED if case.erased else case.details["person"]["first_name"],
-        ERASED if isinstance(record, Erased) else None if record is None else record["first_name"],
+        ERASED if isinstance(record, Erased) else None if record is None else record.first_name,
         ERASED if message.erased else citizen.person.first_name in message.body,
     )
 

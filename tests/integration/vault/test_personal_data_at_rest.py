@@ -17,9 +17,10 @@ from hub.cli.casefile import load_case_view
 from hub.runtime.outbox import Transaction
 from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
-from services.identity import repository as persons
+from services.identity.adapters.postgres import PostgresRepositories
 from services.identity.erase import Erasure, NothingToErase, erase_person
 from services.notifications.domain import ERASED_REASON, TAMPERED_REASON
+from services.identity.ports import UnitOfWork
 from services.registry import repository as registry
 from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import history
@@ -92,8 +93,8 @@ async def test_a_case_opened_before_identity_answered_is_erased_and_identity_doe
     assert (erasure.persons, erasure.keys, erasure.cases) == (0, 1, (anna.case_id,))
     assert (await _case(pools, anna)).erased
 
-    async def issue(msg: Any, tx: Transaction) -> None:
-        await identity_handlers.issue_pseudonyms(msg, tx, secret=identity.SECRET)
+    async def issue(msg: Any, uow: UnitOfWork) -> None:
+        await identity_handlers.issue_pseudonyms(msg, uow, secret=identity.SECRET)
 
     late = PseudonymsRequested(person=anna.person, recipients=(), citizen_pseudonym=True)
     assert await identity.handle(pools.identity, issue, identity.incoming(late, case_id=anna.case_id)) == []
@@ -139,7 +140,7 @@ async def test_a_tampered_notice_is_failed_alone_and_the_others_are_sent(pools: 
 async def _erase(pools: Pools, *, vn: str | None = None, citizen_id: str | None = None) -> Erasure:
     await published(pools)
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, vn=vn, citizen_id=citizen_id)
+        return await erase_person(conn, identity.master_key(), vn=vn, citizen_id=citizen_id)
 
 
 async def _case(pools: Pools, citizen: Citizen) -> registry.Case:
@@ -165,14 +166,14 @@ async def _everything_erased(pools: Pools, citizen: Citizen) -> None:
     assert view is not None
     assert view.personal_data == "erased"
     async with pools.identity.acquire() as conn:
-        tx = Transaction(conn, source="test")
-        assert await persons.person_by_vn(tx, citizen.person.vn) is None
-        assert await persons.names_born_on(tx, citizen.person.date_of_birth) == []
+        persons = PostgresRepositories(conn, identity.master_key()).persons
+        assert await persons.by_vn(citizen.person.vn) is None
+        assert await persons.names_born_on(citizen.person.date_of_birth) == []
         person_id = await conn.fetchval(
             "SELECT person_id FROM issued_pseudonyms WHERE pseudonym = $1", citizen.citizen_id
         )
-        assert isinstance(await persons.person_record(tx, person_id), Erased)
-        assert await persons.local_ids_of(tx, person_id) == []
+        assert isinstance(await persons.record(person_id), Erased)
+        assert await persons.local_ids_of(person_id) == []
     async with notifications_units(pools.notifications).begin() as uow:
         [message] = await uow.inbox.of(citizen.citizen_id)
         assert message.erased
@@ -199,18 +200,12 @@ async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
     assert view is not None
     assert view.personal_data == "sealed"
     async with pools.identity.acquire() as conn:
-        tx = Transaction(conn, source="test")
-        person_id = await persons.person_by_vn(tx, citizen.person.vn)
+        persons = PostgresRepositories(conn, identity.master_key()).persons
+        person_id = await persons.by_vn(citizen.person.vn)
         assert person_id is not None
-        assert await persons.person_record(tx, person_id) == {
-            "vn": citizen.person.vn,
-            "official_name": citizen.person.official_name,
-            "first_name": citizen.person.first_name,
-            "sex": citizen.person.sex.value,
-            "date_of_birth": citizen.person.date_of_birth.isoformat(),
-        }
-        assert await persons.local_ids_of(tx, person_id) == [citizen.person.local_person_id]
-        assert [p for p, *_ in await persons.names_born_on(tx, citizen.person.date_of_birth)] == [person_id]
+        assert await persons.record(person_id) == citizen.person.model_copy(update={"local_person_id": None})
+        assert await persons.local_ids_of(person_id) == [citizen.person.local_person_id]
+        assert [p for p, *_ in await persons.names_born_on(citizen.person.date_of_birth)] == [person_id]
     async with notifications_units(pools.notifications).begin() as uow:
         [message] = await uow.inbox.of(citizen.citizen_id)
         assert not message.erased
