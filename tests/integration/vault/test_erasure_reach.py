@@ -31,6 +31,7 @@ from services.registry import sealing as registry_sealing
 from services.registry.domain import load_processes
 from tests.fixtures.infrastructure import point_cli_at
 from tests.integration.identity import support as identity
+from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, published, store
 

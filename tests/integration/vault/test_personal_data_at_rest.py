@@ -19,8 +19,8 @@ from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
 from services.identity.adapters.postgres import PostgresRepositories
 from services.identity.erase import Erasure, NothingToErase, erase_person
-from services.notifications.domain import ERASED_REASON, TAMPERED_REASON
 from services.identity.ports import UnitOfWork
+from services.notifications.domain import ERASED_REASON, TAMPERED_REASON
 from services.registry import repository as registry
 from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import history

@@ -10,7 +10,6 @@ from __future__ import annotations
 from services.identity.adapters.postgres.commands import run_command
 from services.identity.adapters.postgres.erasure import IdentityErasure, erasure_connection
 from services.identity.adapters.postgres.units import (
-    DATABASE_AWAY,
     SCHEMA,
     PostgresRepositories,
     PostgresUnitOfWork,
@@ -19,7 +18,6 @@ from services.identity.adapters.postgres.units import (
 )
 
 __all__ = [
-    "DATABASE_AWAY",
     "SCHEMA",
     "IdentityErasure",
     "PostgresRepositories",

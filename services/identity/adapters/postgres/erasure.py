@@ -9,9 +9,6 @@ later is a new person, and their local ids go entirely.
 
 from __future__ import annotations
 
-from hub.runtime.db import connect
-
-
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Collection
@@ -20,6 +17,7 @@ import asyncpg
 
 from contracts import Person
 from hub.errors import HubError, SchemaMissing
+from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey, citizen_ref
 from services.erasure import StoreReport

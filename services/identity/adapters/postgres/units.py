@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from hub.errors import DatabaseUnavailable
+from hub.runtime.db import DATABASE_FAILURES
 from hub.runtime.messages import Emitter
 from hub.runtime.outbox import OutboxEmitter
 from hub.vault.crypto import MasterKey
@@ -22,14 +23,6 @@ from services.identity.adapters.postgres.persons import PostgresMatchReviews, Po
 from services.identity.adapters.postgres.pseudonyms import PostgresPseudonyms
 
 SCHEMA = "identity"  # the service's tables; bootstrap.NAME names the service the same
-
-# What a lost or restarting database raises; a worker waits and tries again.
-DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,  # "cannot switch to state N" after a lost connection
-)
 
 
 @dataclass
@@ -79,5 +72,5 @@ class PostgresUnitsOfWork:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 yield PostgresUnitOfWork(conn, self._master, emitter=OutboxEmitter(conn, source=self._source))
-        except DATABASE_AWAY as error:
+        except DATABASE_FAILURES as error:  # the database is away: a worker waits and tries again
             raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
