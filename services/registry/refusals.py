@@ -10,7 +10,8 @@ its retries) is not a decision about the event and stays in ``dead_letters`` onl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from contracts import ContractError, Envelope
@@ -40,7 +41,6 @@ REASON_CLASSES: ReasonClasses = (
 
 # Builds the registry's unit of work on the dead letter's connection (the adapter's business).
 UnitOfWorkOn = Callable[[Any], UnitOfWork]
-RefusalHook = Callable[[Any, "ConsumerRecord[bytes, bytes]", BaseException], Awaitable[None]]
 
 
 async def signature_held(uow: UnitOfWork, record: ConsumerRecord[bytes, bytes], error: BaseException) -> bool:
@@ -75,10 +75,16 @@ async def record_refusal(uow: UnitOfWork, record: ConsumerRecord[bytes, bytes], 
     await uow.audit.append([refusal_entry(record, error, reason_class=found, sender_verified=verified)])
 
 
-def recorder(unit_of_work_on: UnitOfWorkOn) -> RefusalHook:
-    """The ingress route's dead-letter hook: ``record_refusal`` in the dead letter's transaction."""
+@dataclass(frozen=True)
+class RefusalAudit:
+    """The ingress route's dead-letter hook (``hub.runtime.deadletter.RefusalHook``):
+    ``record_refusal`` in the dead letter's transaction, on its connection."""
 
-    async def on_refused(conn: Any, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
-        await record_refusal(unit_of_work_on(conn), record, error)
+    unit_of_work_on: UnitOfWorkOn
 
-    return on_refused
+    async def __call__(self, conn: Any, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+        await record_refusal(self.unit_of_work_on(conn), record, error)
+
+
+def recorder(unit_of_work_on: UnitOfWorkOn) -> RefusalAudit:
+    return RefusalAudit(unit_of_work_on)

@@ -29,9 +29,9 @@ from hub.vault.crypto import ERASED_TEXT, Erased
 from services.identity import repository as persons
 from services.notifications import citizens
 from services.notifications import repository as notices
-from services.registry import repository as registry
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.vault.scan import hits, readable_rows
 
 
@@ -254,7 +254,7 @@ async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, 
     found: dict[str, dict[str, Any]] = {"case": {}, "notices": {}, "inbox": {}, "person": {}, "outbox": {}}
     for case_id in case_ids:
         async with _schema(settings, "registry") as conn:
-            case = await registry.load_case(Transaction(conn, source="test"), case_id)
+            case = await registry_unit_of_work(conn).cases.get(case_id)
             assert case is not None
             found["case"][case_id] = {"erased": case.erased, "details": case.details}
             found["outbox"][case_id] = await conn.fetchval(

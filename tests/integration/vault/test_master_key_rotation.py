@@ -25,8 +25,8 @@ from hub.vault.crypto import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiph
 from hub.vault.master import installed, installed_as, load_ring
 from services.identity import repository as persons
 from services.notifications import citizens
-from services.registry import repository as registry
-from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, store
+from tests.fixtures.registry import registry_unit_of_work
+from tests.integration.vault.support import ANNA, BRUNO, Citizen, Pools, store
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,7 +75,7 @@ async def _reads(pools: Pools, citizen: Citizen) -> tuple[Any, ...]:
     """What each service reads of the citizen: the case details, identity's record found
     through its blind index of the AHVN13, and the inbox message."""
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn).cases.get(citizen.case_id)
     assert case is not None
     async with pools.identity.acquire() as conn:
         tx = Transaction(conn, source="test")
