@@ -88,8 +88,16 @@ class MemoryVault:
                 self.refs[name] = other
 
     def destroy(self, ref: str) -> None:
-        if ref in self.refs:
-            self.destroyed.add(self.refs[ref])
+        """Crypto-shred the ring ``ref`` names. What identifies the person goes with it (the same
+        AHVN13 later is a new person); case references stay, so a later event of such a case
+        is recognised as erased."""
+        if ref not in self.refs:
+            return
+        ring = self.refs[ref]
+        self.destroyed.add(ring)
+        for name, member in list(self.refs.items()):
+            if member == ring and not name.startswith("case:"):
+                del self.refs[name]
 
     def seal(self, ring: int, value: Any) -> Sealed:
         return Sealed(ring, None if ring in self.destroyed else copy.deepcopy(value))
