@@ -37,9 +37,8 @@ from services.registry.case_domain import Case, check_may_open, check_may_publis
 from services.registry.citizen import notify_citizen
 from services.registry.delivery import deliver
 from services.registry.domain import Milestone, ProcessDefinition, Processes, get_path
-from services.registry.errors import CaseExists, NotAParty, NotAuthorized
+from services.registry.errors import CaseExists, NotAuthorized
 from services.registry.model import (
-    PARTNER_SOURCE_PREFIX,
     NewCase,
     Partner,
     PendingDelivery,
@@ -50,16 +49,6 @@ from services.registry.model import (
 from services.registry.parties import recipients, resolve
 from services.registry.partner_keys import IngressPolicy, verify_partner_event
 from services.registry.ports import UnitOfWork
-
-__all__ = [
-    "PARTNER_SOURCE_PREFIX",
-    "NotAParty",
-    "NotAuthorized",
-    "deliver_with_pseudonyms",
-    "on_partner_event",
-    "record_notification_status",
-    "sender",
-]
 
 
 class Notice(TypedDict, total=False):

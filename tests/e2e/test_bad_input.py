@@ -52,7 +52,7 @@ from hub.runtime.kafka import ensure_topics
 from hub.runtime.settings import HubSettings
 from partner.client import PARTNER_SOURCE_PREFIX, PartnerClient, sign_as
 from services.identity.admin_publisher import publish_admin_command
-from services.registry.handlers import NotAuthorized
+from services.registry.errors import NotAuthorized
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure
 
