@@ -1,15 +1,13 @@
-"""Composition root of the registry: which topics it reads and which handler gets what."""
+"""Composition root of the registry: which topics it reads, which handler gets what, and the
+adapter every handler and worker works through, with the keys it needs."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
 
-import asyncpg
-
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub.audit import store as audit_store
 from hub.audit.anchor import HeadAnchor
 from hub.audit.key import load_audit_key
 from hub.runtime import topics
@@ -19,8 +17,9 @@ from hub.runtime.outbox import OutboxEmitter
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
 from hub.security.key_files import hub_signing_key
 from hub.security.secrets import audit_key_secret, hub_signing_secret, master_key_secret
-from hub.vault.legacy import legacy_sealer
-from services.registry import admin, handlers, ingress, partner_keys, refusals, sealing
+from services.registry import admin, handlers, ingress, partner_keys, refusals
+from services.registry.adapters.postgres import PostgresRegistry
+from services.registry.adapters.postgres.operations import metrics, partner_topic_rows
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
 from services.registry.partner_keys import IngressPolicy
@@ -40,6 +39,12 @@ def _processes(ctx: ServiceContext) -> Processes:
     return processes
 
 
+def adapter(ctx: ServiceContext) -> PostgresRegistry:
+    """The registry's tables, with the vault's master key and the audit chain's key: every
+    delivery is sealed into the chain, and the key is a file, never in the database."""
+    return PostgresRegistry(master_key=ctx.master_key, audit_key=load_audit_key(ctx.settings, create=True))
+
+
 def partner_event_types(processes: Processes) -> set[str]:
     """Everything partners may send: openings, milestones and rejections of every case type."""
     types = {"ch.lu.hub.case.rejected.v1", "ch.lu.hub.case.action-required.v1"}
@@ -57,8 +62,7 @@ def _topic_creator(ctx: ServiceContext) -> admin.CreateTopic:
 
 
 def routes(ctx: ServiceContext) -> Sequence[Route]:
-    # Every delivery is sealed into the audit chain; the key is a file, never in the database.
-    audit_store.install(load_audit_key(ctx.settings, create=True))
+    registry = adapter(ctx)
     processes = _processes(ctx)
     on_partner_event: Handler = functools.partial(
         handlers.on_partner_event,
@@ -87,9 +91,10 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             # Every catalogued type reaches the handler, which refuses what partners may not send.
             handlers={event_type: on_partner_event for event_type in CATALOG},
             # ... and every refusal is sealed into the audit chain with its dead letter.
-            on_refused=refusals.recorder(),
+            on_refused=refusals.recorder(functools.partial(registry.on, source=ctx.source)),
             # The topic an event arrived on must be its sender's own, before anything else.
             admit=ingress.admit,
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.IDENTITY_RESULTS,
@@ -99,11 +104,13 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
                     handlers.deliver_with_pseudonyms, processes=processes
                 )
             },
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.NOTIFICATION_STATUS,
             group_id="hub.registry.notification-status",
             handlers={NotificationStatusChanged.event_type: handlers.record_notification_status},
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.ADMIN,
@@ -111,61 +118,44 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             # Applied only if a trusted operator or an operations partner provably sent it.
             handlers={SetSubscription.event_type: admin.subscription_handler(ctx.settings, processes)},
             ignore_unknown_types=True,
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.IDENTITY_PARTNERS,
             group_id="hub.registry.partners",
             handlers=partner_mirror,
             ignore_unknown_types=True,
+            unit_of_work=registry,
         ),
     )
 
 
 def workers(ctx: ServiceContext) -> Sequence[Worker]:
     escalator = Escalator(
-        ctx.pool,
+        adapter(ctx).transactional(ctx.pool, source=ctx.source),
         _processes(ctx),
-        source=ctx.source,
         ops_email=ctx.settings.ops_email,
         interval_s=ctx.settings.escalation_check_interval_s,
     )
-    sealer = legacy_sealer(ctx.pool, sealing.seal_batch(_processes(ctx)), what="cases")
     # The chain's head, published for operations to keep outside the database.
     anchor = HeadAnchor(
         ctx.pool,
         functools.partial(OutboxEmitter, source=ctx.source),
         interval_s=ctx.settings.audit_anchor_interval_s,
     )
-    return (escalator.run, sealer, anchor.run)
+    return (escalator.run, anchor.run)
 
 
 async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
     """Every partner's delivery topic exists before anything is delivered to it, and its
     ingress topic before it publishes (partners may not create topics); the shared ingress
     exists if it is read."""
-    async with ctx.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT partner_id, delivery_topic FROM partners")
+    partners = await partner_topic_rows(ctx.pool)
     shared = [topics.INGRESS] if ctx.settings.shared_ingress else []
     return [
         *shared,
-        *(row["delivery_topic"] for row in rows),
-        *(topics.ingress_topic(row["partner_id"]) for row in rows),
-    ]
-
-
-async def metrics(conn: asyncpg.Connection) -> list[str]:
-    """Open cases' party slots that no active partner fills (nobody did when the case opened, or
-    its partner is suspended since): each keeps its case from completing."""
-    unfilled = await conn.fetchval(
-        "SELECT count(*) FROM case_parties p JOIN cases c USING (case_id)"
-        " LEFT JOIN partners pa ON pa.partner_id = p.partner_id"
-        " WHERE (p.partner_id IS NULL OR pa.status IS DISTINCT FROM 'active')"
-        " AND c.status IN ('opened', 'in-progress', 'escalated')"
-    )
-    return [
-        "# HELP hub_case_unfilled_slots Party slots of open cases that no active partner fills.",
-        "# TYPE hub_case_unfilled_slots gauge",
-        f'hub_case_unfilled_slots{{service="{NAME}"}} {unfilled}',
+        *(delivery for _, delivery in partners),
+        *(topics.ingress_topic(partner_id) for partner_id, _ in partners),
     ]
 
 

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 from contracts import Envelope
 from hub.runtime import topics
-from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
+from services.registry.errors import ForeignIngressTopic
+from services.registry.model import claimed_partner
 
-
-class ForeignIngressTopic(NotAuthorized):
-    """An event on a partner's own ingress topic that claims another sender."""
+__all__ = ["ForeignIngressTopic", "admit", "check_topic_owner"]
 
 
 def check_topic_owner(topic: str, source: str) -> None:
     """Refuse unless ``source`` is the partner whose own ingress topic ``topic`` is."""
     if not topics.is_partner_ingress(topic):
         return
-    claimed = source.removeprefix(PARTNER_SOURCE_PREFIX) if source.startswith(PARTNER_SOURCE_PREFIX) else None
+    claimed = claimed_partner(source)
     if claimed is None or topics.ingress_topic(claimed) != topic:
         raise ForeignIngressTopic(
             f"event from {source[:200]} on {topic}: a partner's ingress topic carries only its own events"

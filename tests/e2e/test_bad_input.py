@@ -55,7 +55,7 @@ from hub.runtime.settings import HubSettings
 from hub.security.keyring import Keyring
 from partner.client import sign_as
 from services.identity.admin_publisher import publish_admin_command
-from services.registry.handlers import NotAuthorized
+from services.registry.errors import NotAuthorized
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure
 

@@ -24,15 +24,14 @@ from contracts import Contact, MoveReported, Person
 from hub.cli.casefile import CaseView
 from hub.cli.main import main
 from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
-from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import ERASED_TEXT, Erased
 from hub.vault.master import load_master_key
 from services.identity.adapters.postgres import PostgresRepositories as IdentityRepositories
 from services.notifications.adapters.postgres import PostgresRepositories
-from services.registry import repository as registry
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.vault.scan import hits, readable_rows
 
 
@@ -256,7 +255,7 @@ async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, 
     master = load_master_key(settings, create=False)
     for case_id in case_ids:
         async with _schema(settings, "registry") as conn:
-            case = await registry.load_case(Transaction(conn, source="test"), case_id)
+            case = await registry_unit_of_work(conn).cases.get(case_id)
             assert case is not None
             found["case"][case_id] = {"erased": case.erased, "details": case.details}
             found["outbox"][case_id] = await conn.fetchval(

@@ -58,16 +58,20 @@ from hub.local.demo import (
 from hub.runtime import topics
 from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
 from hub.runtime.deadletter import DeadLetterWriter
-from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from hub.security.signing import SigningKey
 from hub.vault import master as vault_master
 from services.registry import bootstrap
-from services.registry.cli import SUBSCRIPTIONS_SQL
-from services.registry.repository import upsert_subscription
-from tests.fixtures.registry import ingress_route, migrated_registry_pool, mirror_partner_key
+from services.registry.adapters.postgres.operations import SUBSCRIPTIONS_SQL
+from services.registry.model import SubscriptionRecord
+from tests.fixtures.registry import (
+    ingress_route,
+    migrated_registry_pool,
+    mirror_partner_key,
+    registry_unit_of_work,
+)
 from tests.fixtures.signing import Crafted, craft
 from tests.integration.audit.conftest import KEY
 
@@ -388,18 +392,19 @@ async def test_a_subscription_must_say_all_cases_to_receive_cases_it_is_no_party
 
     async def subscribe(scope: str) -> None:
         async with registry.pool.acquire() as conn, conn.transaction():
-            await upsert_subscription(
-                Transaction(conn, source=REGISTRY),
-                partner_id=statistics,
-                event_type=MOVE,
-                case_type="relocation",
-                purpose="migration statistics",
-                legal_basis="StatG LU § 5",
-                legal_basis_url=None,
-                fields=("arrival", "move_date"),
-                retention_days=30,
-                status="approved",
-                scope=scope,
+            await registry_unit_of_work(conn).subscriptions.put(
+                SubscriptionRecord(
+                    partner_id=statistics,
+                    event_type=MOVE,
+                    case_type="relocation",
+                    purpose="migration statistics",
+                    legal_basis="StatG LU § 5",
+                    legal_basis_url=None,
+                    fields=("arrival", "move_date"),
+                    retention_days=30,
+                    status="approved",
+                    scope=scope,
+                )
             )
 
     await subscribe("party")

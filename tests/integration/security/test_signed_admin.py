@@ -35,7 +35,6 @@ from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy
 from hub.runtime.deadletter import DeadLetterWriter
 from hub.runtime.kafka import ensure_topics
 from hub.runtime.messages import Incoming
-from hub.runtime.outbox import Transaction
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, public_pem
@@ -46,7 +45,7 @@ from services.identity import bootstrap as identity_bootstrap
 from services.registry import bootstrap as registry_bootstrap
 from services.registry import partner_keys as registry_partner_keys
 from tests.fixtures.infrastructure import point_cli_at
-from tests.fixtures.registry import migrated_registry_pool
+from tests.fixtures.registry import migrated_registry_pool, registry_unit_of_work
 from tests.fixtures.signing import Crafted, send
 from tests.integration.identity.support import migrated_pool
 
@@ -367,7 +366,7 @@ async def _register_ops_key(hub: Hub, key: SigningKey) -> None:
     )
     msg: Incoming[Any] = Incoming(envelope, mirrored, topics.IDENTITY_PARTNERS, 0, 0, "0" * 32)
     async with hub.registry.acquire() as conn, conn.transaction():
-        await registry_partner_keys.mirror_key_registered(msg, Transaction(conn, source="registry"))
+        await registry_partner_keys.mirror_key_registered(msg, registry_unit_of_work(conn))
 
 
 async def test_an_operations_partner_signs_with_its_own_registered_key(hub: Hub) -> None:

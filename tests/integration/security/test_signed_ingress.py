@@ -24,11 +24,10 @@ from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_
 from hub.runtime import topics
 from hub.runtime.consumer import Outcome
 from hub.runtime.messages import Incoming
-from hub.runtime.outbox import Transaction
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
 from services.registry import partner_keys
-from tests.fixtures.registry import ingress_processor
+from tests.fixtures.registry import ingress_processor, registry_unit_of_work
 from tests.fixtures.signing import Crafted, craft
 
 pytestmark = pytest.mark.asyncio
@@ -57,7 +56,7 @@ async def _mirror(pool: asyncpg.Pool, data: PartnerKeyRegistered | PartnerKeyRev
         else partner_keys.mirror_key_revoked
     )
     async with pool.acquire() as conn, conn.transaction():
-        await handler(msg, Transaction(conn, source=REGISTRY))
+        await handler(msg, registry_unit_of_work(conn))
 
 
 async def _register(

@@ -31,14 +31,13 @@ from contracts import (
     Sex,
     parse_data,
 )
-from hub.runtime.outbox import Transaction
 from services.identity import handlers as identity_handlers
 from services.identity.ports import UnitOfWork
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
-from services.registry import repository as registry
-from tests.fixtures.registry import migrated_registry_pool
+from services.registry.model import NewCase, PendingDelivery
+from tests.fixtures.registry import migrated_registry_pool, registry_unit_of_work
 from tests.integration.identity import support as identity
 from tests.integration.notifications import conftest as notifications
 
@@ -123,22 +122,25 @@ async def open_case(pools: Pools, moved: MoveReported) -> Citizen:
     data = moved.model_dump(mode="json")
     vn = data["person"].pop("vn")
     async with pools.registry.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=REGISTRY_SOURCE)
-        assert await registry.insert_case(
-            tx,
-            case_id=citizen.case_id,
-            case_type="relocation",
-            trace_id="0" * 32,
-            traceparent=None,
-            test_delivery=False,
-            reported_event_id=str(uuid.uuid4()),
-            details=data,
-            deadline_s=3600,
-            details_type=MoveReported.event_type,
-            subject_vn=vn,
+        uow = registry_unit_of_work(conn)
+        assert await uow.cases.add(
+            NewCase(
+                case_id=citizen.case_id,
+                case_type="relocation",
+                trace_id="0" * 32,
+                traceparent=None,
+                test_delivery=False,
+                reported_event_id=str(uuid.uuid4()),
+                details=data,
+                deadline_s=3600,
+                details_type=MoveReported.event_type,
+                subject_vn=vn,
+            )
         )
-        await registry.add_pending(
-            tx, citizen.request_id, citizen.case_id, str(uuid.uuid4()), MoveReported.event_type, data
+        await uow.pending.add(
+            PendingDelivery(
+                citizen.request_id, citizen.case_id, str(uuid.uuid4()), MoveReported.event_type, data
+            )
         )
     return citizen
 
@@ -162,9 +164,7 @@ async def resolve(pools: Pools, citizen: Citizen) -> Citizen:
     assert isinstance(issued, PseudonymsIssued)
     assert issued.citizen_id is not None
     async with pools.registry.acquire() as conn, conn.transaction():
-        await registry.set_citizen_id(
-            Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id, issued.citizen_id
-        )
+        await registry_unit_of_work(conn).cases.set_citizen_id(citizen.case_id, issued.citizen_id)
     return Citizen(citizen.report, citizen.case_id, citizen.request_id, issued.citizen_id)
 
 

@@ -20,20 +20,19 @@ from contracts import Channel
 from hub.cli.casefile import SEALED_TEXT, load_case_view
 from hub.cli.main import main
 from hub.runtime.kafka import ensure_topics
-from hub.runtime.outbox import OutboxRelay, Transaction
+from hub.runtime.outbox import OutboxRelay
 from hub.runtime.publisher import KafkaPublisher
 from hub.runtime.settings import HubSettings
 from hub.vault import master as vault_master
 from hub.vault.crypto import ERASED_TEXT, MasterKey
 from services.identity.erase import Erasure, RelayBacklog, erase_person
-from services.registry import repository as registry
-from services.registry import sealing as registry_sealing
-from services.registry.domain import load_processes
+from services.registry.model import TimelineStep
 from tests.fixtures.infrastructure import point_cli_at
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
-from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, published, store
+from tests.integration.vault.support import ANNA, BRUNO, Citizen, Pools, published, store
 
 pytestmark = pytest.mark.asyncio
 LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
@@ -50,20 +49,21 @@ def _action(citizen: Citizen) -> str:
 async def _rejected(pools: Pools, citizen: Citizen) -> None:
     """The timeline steps ``handlers.request_action`` and ``handlers.reject_case`` write."""
     async with pools.registry.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=REGISTRY_SOURCE)
+        timeline = registry_unit_of_work(conn).timeline
         for event_type, summary, text in (
             ("ch.lu.hub.case.action-required.v1", "action required", _action(citizen)),
             ("ch.lu.hub.case.rejected.v1", "rejected", _reason(citizen)),
         ):
-            await registry.add_timeline(
-                tx,
-                case_id=citizen.case_id,
-                service=LUCERNE_OFFICE,
-                event_type=event_type,
-                event_id=f"{citizen.case_id}:{summary}",
-                trace_id="0" * 32,
-                detail=summary,
-                confidential=text,
+            await timeline.add(
+                TimelineStep(
+                    case_id=citizen.case_id,
+                    service=LUCERNE_OFFICE,
+                    event_type=event_type,
+                    event_id=f"{citizen.case_id}:{summary}",
+                    trace_id="0" * 32,
+                    detail=summary,
+                    confidential=text,
+                )
             )
 
 
@@ -83,28 +83,13 @@ async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(poo
     anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
     await _rejected(pools, anna)
     await _rejected(pools, bruno)
-    # A text written in clear by a registry before migration 0009, not sealed yet.
-    legacy = f"rejected: {anna.person.first_name} wohnt nicht an der gemeldeten Adresse"
-    async with pools.registry.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
-            "VALUES ($1, $2, 'ch.lu.hub.case.rejected.v1', 'legacy', $3, $4)",
-            anna.case_id,
-            LUCERNE_OFFICE,
-            "0" * 32,
-            legacy,
-        )
     texts = (_reason(anna), _action(anna), _reason(bruno), _action(bruno))
     async with pools.registry.acquire() as conn:
-        # Sealed: not in any row as read, nor in the files on disk; the legacy text is (control).
-        assert hits(await readable_rows(conn), (*texts, legacy)) == [('"registry"."timeline"', legacy)]
+        # Sealed: not in any row as read, nor in the files on disk.
+        assert hits(await readable_rows(conn), texts) == []
         assert hits(await relation_files(conn, ("registry",)), texts) == []
     # Readers with the master key see the text; without it, that it is sealed.
-    assert await _details(pools, anna) == [
-        f"action required: {_action(anna)}",
-        f"rejected: {_reason(anna)}",
-        legacy,
-    ]
+    assert await _details(pools, anna) == [f"action required: {_action(anna)}", f"rejected: {_reason(anna)}"]
     before = vault_master.installed()
     vault_master.install(None)
     try:
@@ -117,46 +102,13 @@ async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(poo
 
     stores = {(s.store, s.done): s.rows for s in erasure.stores}
     assert stores[("registry.timeline", "unreadable (sealed under a destroyed key)")] == 2
-    assert stores[("registry.timeline", "texts left in clear cut to their summary")] == 1
-    assert await _details(pools, anna) == [
-        f"action required: {ERASED_TEXT}",
-        f"rejected: {ERASED_TEXT}",
-        "rejected",
-    ]
+    assert await _details(pools, anna) == [f"action required: {ERASED_TEXT}", f"rejected: {ERASED_TEXT}"]
     assert await _details(pools, bruno) == [
         f"action required: {_action(bruno)}",
         f"rejected: {_reason(bruno)}",
     ]
     async with pools.registry.acquire() as conn:
-        assert hits(await readable_rows(conn), (*texts, legacy)) == []
-
-
-async def test_timeline_texts_stored_in_clear_are_sealed_at_start(pools: Pools) -> None:
-    anna = await store(pools, ANNA)
-    reason = _reason(anna)
-    async with pools.registry.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
-            "VALUES ($1, $2, 'ch.lu.hub.case.rejected.v1', 'e1', $3, $4), "
-            "($1, $2, 'ch.lu.hub.case.departure-confirmed.v1', 'e2', $3, 'departure-confirmed')",
-            anna.case_id,
-            LUCERNE_OFFICE,
-            "0" * 32,
-            f"rejected: {reason}",
-        )
-    async with pools.registry.acquire() as conn, conn.transaction():
-        assert await registry_sealing.seal_batch(load_processes())(conn) == 1  # the rejection only
-    async with pools.registry.acquire() as conn, conn.transaction():
-        assert await registry_sealing.seal_batch(load_processes())(conn) == 0
-    async with pools.registry.acquire() as conn:
-        assert hits(await readable_rows(conn), (reason,)) == []
-        assert (
-            await conn.fetchval(
-                "SELECT detail FROM timeline WHERE case_id = $1 AND event_id = 'e1'", anna.case_id
-            )
-            == "rejected"
-        )
-    assert await _details(pools, anna) == [f"rejected: {reason}", "departure-confirmed"]
+        assert hits(await readable_rows(conn), texts) == []
 
 
 async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(pools: Pools) -> None:
@@ -194,7 +146,7 @@ async def _unpublished(pools: Pools, citizen: Citizen) -> dict[str, int]:
 
 async def _case_erased(pools: Pools, citizen: Citizen) -> bool:
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn).cases.get(citizen.case_id)
     assert case is not None
     return case.erased
 

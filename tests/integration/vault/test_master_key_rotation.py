@@ -17,16 +17,15 @@ from typing import Any
 import pytest
 
 from hub.cli import main as cli
-from hub.runtime.outbox import Transaction
 from hub.vault import crypto as vault
 from hub.vault import rotate as vault_rotate
 from hub.vault import store as vault_store
 from hub.vault.crypto import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
 from hub.vault.master import installed, installed_as, load_ring
 from services.identity.adapters.postgres import PostgresRepositories as IdentityRepositories
-from services.registry import repository as registry
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.notifications.conftest import units as notifications_units
-from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, store
+from tests.integration.vault.support import ANNA, BRUNO, Citizen, Pools, store
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,7 +74,7 @@ async def _reads(pools: Pools, citizen: Citizen) -> tuple[Any, ...]:
     """What each service reads of the citizen: the case details, identity's record found
     through its blind index of the AHVN13, and the inbox message."""
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn).cases.get(citizen.case_id)
     assert case is not None
     async with pools.identity.acquire() as conn:
         persons = IdentityRepositories(conn, installed()).persons  # the ring this process runs with

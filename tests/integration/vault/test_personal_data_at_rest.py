@@ -14,14 +14,14 @@ import pytest
 
 from contracts import PseudonymsRequested
 from hub.cli.casefile import load_case_view
-from hub.runtime.outbox import Transaction
 from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
 from services.identity.adapters.postgres import PostgresRepositories
 from services.identity.erase import Erasure, NothingToErase, erase_person
 from services.identity.ports import UnitOfWork
 from services.notifications.domain import ERASED_REASON, TAMPERED_REASON
-from services.registry import repository as registry
+from services.registry.case_domain import Case
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import history
 from tests.integration.notifications.conftest import units as notifications_units
@@ -29,7 +29,6 @@ from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import (
     ANNA,
     BRUNO,
-    REGISTRY_SOURCE,
     Citizen,
     Pools,
     dispatch,
@@ -143,9 +142,9 @@ async def _erase(pools: Pools, *, vn: str | None = None, citizen_id: str | None 
         return await erase_person(conn, identity.master_key(), vn=vn, citizen_id=citizen_id)
 
 
-async def _case(pools: Pools, citizen: Citizen) -> registry.Case:
+async def _case(pools: Pools, citizen: Citizen) -> Case:
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn).cases.get(citizen.case_id)
     assert case is not None
     return case
 
@@ -159,9 +158,7 @@ async def _everything_erased(pools: Pools, citizen: Citizen) -> None:
     assert set(case.details) == {"person", "contact", "departure", "arrival"}
     assert case.details["arrival"]["bfs_number"] == 1061  # internal fields stay for the record
     async with pools.registry.acquire() as conn, conn.transaction():
-        assert (
-            await registry.take_pending(Transaction(conn, source=REGISTRY_SOURCE), citizen.request_id) is None
-        )
+        assert await registry_unit_of_work(conn).pending.take(citizen.request_id) is None
         view = await load_case_view(conn, citizen.case_id)
     assert view is not None
     assert view.personal_data == "erased"
@@ -192,11 +189,10 @@ async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
     expected["person"].pop("vn")
     assert case.details == expected
     async with pools.registry.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=REGISTRY_SOURCE)
-        pending = await registry.take_pending(tx, citizen.request_id)
+        pending = await registry_unit_of_work(conn).pending.take(citizen.request_id)
         view = await load_case_view(conn, citizen.case_id)
     assert pending is not None
-    assert pending[2] == expected
+    assert pending.data == expected
     assert view is not None
     assert view.personal_data == "sealed"
     async with pools.identity.acquire() as conn:

@@ -13,7 +13,7 @@ from hub.audit.chain import GENESIS_HASH, AuditEntry, AuditKey, Decision, canoni
 from hub.audit.refusals import MAX_REASON, reason_class, refusal_entry
 from hub.errors import MessageTooLarge, PermanentError, UnknownCase
 from hub.security.signing import BadSignature, FutureEvent, RevokedSigningKey, StaleEvent, UnsignedEvent
-from services.registry.handlers import NotAuthorized
+from services.registry.errors import NotAuthorized
 from services.registry.refusals import REASON_CLASSES
 from tests.fixtures.records import consumer_record
 

@@ -11,7 +11,7 @@ from faststream.kafka.subscriber.usecase import KAFKA_ADDRESS_SYNTAX
 
 from hub.runtime import topics
 from hub.runtime.deadletter import dead_letter_topic
-from services.registry.handlers import NotAuthorized
+from services.registry.errors import NotAuthorized
 from services.registry.ingress import ForeignIngressTopic, check_topic_owner
 
 pytestmark = pytest.mark.unit
