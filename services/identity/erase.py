@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -43,12 +43,10 @@ from hub.vault import store as vault_store
 from hub.vault.master import load_master_key
 from hub.vault.purge import Purged, purge_case_copies, unpublished_copies
 from services import SERVICE_NAMES
-from services.erasure import PersonErasure, StoreReport
+from services.erasure import PersonErasure, StoreReport, other_services
 from services.identity.adapters.postgres import IdentityErasure, erasure_connection
 
 # The other services' tables are reached from this one transaction, named with their schema.
-from services.notifications.citizens import forget_preferences
-from services.registry.sealing import strip_clear_timeline
 
 if TYPE_CHECKING:
     import asyncpg
@@ -211,7 +209,7 @@ async def erase_person(
     "refuse" (the caller's transaction must then roll back); "delete" deletes them.
     """
     identity = IdentityErasure(conn, master)
-    services: tuple[PersonErasure, ...] = (identity, OtherServicesErasure(conn))
+    services: tuple[PersonErasure, ...] = (identity, *other_services(conn))
     subject = await identity.locate(vn=vn, citizen_id=citizen_id)
     destroyed = await vault_store.destroy(conn, refs=subject.refs, key_ids=subject.key_ids)
     if not subject.person_ids and destroyed.keys == 0:
@@ -246,57 +244,6 @@ async def erase_person(
 
 
 PREFERENCES_STORE = "notifications.citizen_preferences"
-# Rows sealed under the person's keys, by the case they belong to (the count is what the
-# destroyed keys made unreadable).
-_SEALED_BY_CASE = (
-    ("registry", "cases", "details_sealed"),
-    ("registry", "pending_deliveries", "data_sealed"),
-    ("registry", "timeline", "detail_sealed"),
-    ("notifications", "notifications", "sealed"),
-    ("notifications", "inbox_messages", "sealed"),
-)
-
-
-class OtherServicesErasure:
-    """The registry's and notifications' parts of an erasure (``services.erasure.PersonErasure``),
-    on this command's connection with their schemas named: it stands in for the erasure
-    adapters of those services until this command is given theirs."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-
-    async def citizen_ids_of_cases(self, case_ids: Collection[str]) -> set[str]:
-        """The citizen ids the registry keeps for these cases."""
-        if not case_ids or not await self._conn.fetchval("SELECT to_regclass('registry.cases') IS NOT NULL"):
-            return set()
-        rows = await self._conn.fetch(
-            "SELECT DISTINCT citizen_id FROM registry.cases "
-            "WHERE case_id = ANY($1::text[]) AND citizen_id IS NOT NULL",
-            list(case_ids),
-        )
-        return {row["citizen_id"] for row in rows}
-
-    async def erase(self, *, case_ids: Collection[str], citizen_ids: Collection[str]) -> list[StoreReport]:
-        """Sealed rows counted as unreadable, timeline texts left in clear cut to their
-        summary, channel preferences and opt-outs deleted."""
-        cases = list(case_ids)
-        reports = []
-        for schema, table, column in _SEALED_BY_CASE:
-            if not await self._conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".{table}'):
-                continue
-            count = await self._conn.fetchval(
-                f'SELECT count(*) FROM "{schema}".{table} '
-                f"WHERE case_id = ANY($1::text[]) AND {column} IS NOT NULL",
-                cases,
-            )
-            reports.append(
-                StoreReport(f"{schema}.{table}", "unreadable (sealed under a destroyed key)", count)
-            )
-        stripped = await strip_clear_timeline(self._conn, cases, schema="registry")
-        reports.append(StoreReport("registry.timeline", "texts left in clear cut to their summary", stripped))
-        preferences = await forget_preferences(self._conn, citizen_ids)
-        reports.append(StoreReport(PREFERENCES_STORE, "deleted", preferences))
-        return reports
 
 
 def _purge_reports(purged: Purged) -> list[StoreReport]:
