@@ -1,9 +1,10 @@
 """Refused events as audit entries: the dead-letter hook a composition root puts on a route.
 
 A partner event refused at ingress was never routed; the chain says so next to the
-routing decisions. ``RefusalRecorder`` is a ``hub.runtime.deadletter.RefusalHook``: it runs in the
-transaction of the ``dead_letters`` row, so the entry and the dead letter commit together
-or not at all. The service says which errors are refusals (``classes``, first match wins;
+routing decisions. A service's refusal hook (``hub.runtime.deadletter.RefusalHook``; the
+registry's is ``services/registry/refusals.py``) builds the entry with ``refusal_entry`` in
+the transaction of the ``dead_letters`` row, so the entry and the dead letter commit
+together or not at all. The service says which errors are refusals (``classes``, first match wins;
 anything else, e.g. a bug that used up its retries, is not recorded) and whether the
 claimed sender is proven (``sender_verified``: the registry checks the signature).
 
@@ -16,14 +17,12 @@ hub's own error texts, which name locations and rules but no payload values
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
 
 from contracts.channels import PARTNER_SOURCE_PREFIX
-from hub.audit import store as audit_store
 from hub.audit.chain import AuditEntry, Decision
 from hub.runtime.deadletter import text_header
 from hub.runtime.telemetry import extract_context
@@ -74,21 +73,3 @@ def _trace_id(record: ConsumerRecord[bytes, bytes]) -> str:
     # The sender's trace (its traceparent header): the refusal is found next to its send span.
     context = trace.get_current_span(extract_context(record.headers)).get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
-
-
-@dataclass(frozen=True)
-class RefusalRecorder:
-    """Seals one ``refused`` entry per refused record, in the dead letter's transaction."""
-
-    classes: ReasonClasses
-    sender_verified: SenderCheck
-
-    async def __call__(
-        self, conn: asyncpg.Connection, record: ConsumerRecord[bytes, bytes], error: BaseException
-    ) -> None:
-        found = reason_class(error, self.classes)
-        if found is None:
-            return
-        verified = await self.sender_verified(conn, record, error)
-        entry = refusal_entry(record, error, reason_class=found, sender_verified=verified)
-        await audit_store.append(conn, audit_store.installed_key(), [entry])

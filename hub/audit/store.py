@@ -22,21 +22,6 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 24))})"
 
-_installed: AuditKey | None = None
-
-
-def install(key: AuditKey | None) -> None:
-    """The key this process seals with; the composition root installs it at start."""
-    global _installed
-    _installed = key
-
-
-def installed_key() -> AuditKey:
-    # Fail closed: without a key nothing is recorded, so nothing may be delivered either.
-    if _installed is None:
-        raise ConfigurationError("no audit key installed: deliveries cannot be recorded")
-    return _installed
-
 
 async def append(conn: asyncpg.Connection, key: AuditKey, entries: Sequence[AuditEntry]) -> list[SealedEntry]:
     """Seal ``entries`` onto the chain, in the caller's transaction.
