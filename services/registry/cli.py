@@ -133,9 +133,13 @@ def _acls(args: argparse.Namespace) -> int:
     from services import SERVICE_NAMES
 
     partners = _rows(operations.active_partners)
-    bindings = [] if args.partners_only else [b for name in SERVICE_NAMES for b in service_acls(name)]
+    # The names on the cluster: this hub's HUB_TOPIC_PREFIX.
+    prefix = HubSettings().topic_prefix
+    bindings = (
+        [] if args.partners_only else [b for name in SERVICE_NAMES for b in service_acls(name, prefix=prefix)]
+    )
     for partner in partners:
-        bindings += partner_acls(partner["partner_id"], partner["delivery_topic"])
+        bindings += partner_acls(partner["partner_id"], partner["delivery_topic"], prefix=prefix)
     if args.format == "strimzi":
         print(strimzi_users(bindings, cluster=args.cluster), end="")
     else:
