@@ -83,10 +83,13 @@ class Route:
     # The service's unit of work for each record; None hands the handler a Transaction.
     unit_of_work: UnitOfWorkFactory | None = None
 
-    def work_in(self, conn: asyncpg.Connection, *, source: str) -> object:
+    def work_in(self, conn: asyncpg.Connection, *, source: str) -> tuple[Emitter, object]:
+        """The emitter of the record's transaction, and what the handler gets."""
         if self.unit_of_work is None:
-            return Transaction(conn, source=source)
-        return self.unit_of_work(conn, OutboxEmitter(conn, source=source))
+            transaction = Transaction(conn, source=source)
+            return transaction, transaction
+        emitter = OutboxEmitter(conn, source=source)
+        return emitter, self.unit_of_work(conn, emitter)
 
 
 @dataclass(frozen=True)
@@ -255,11 +258,16 @@ class MessageProcessor:
                 key=record.key,
                 headers=tuple(record.headers),
             )
-            async with self._pool.acquire() as conn, conn.transaction():
-                if not await inbox.claim(conn, self._route.group_id, envelope):
-                    span.set_attribute("hub.duplicate", True)
-                    return Outcome.DUPLICATE
-                await handler(incoming, self._route.work_in(conn, source=self._source))
+            async with self._pool.acquire() as conn:
+                async with conn.transaction():
+                    if not await inbox.claim(conn, self._route.group_id, envelope):
+                        span.set_attribute("hub.duplicate", True)
+                        return Outcome.DUPLICATE
+                    emitter, work = self._route.work_in(conn, source=self._source)
+                    await handler(incoming, work)
+                emitter.committed()
+            # Inside the record's span: a JSON log line carries its trace and span ids.
+            log.debug("%s: %s of case %s processed", self._route.group_id, envelope.type, incoming.case_id)
         return Outcome.PROCESSED
 
     def _check_size(self, record: ConsumerRecord[bytes, bytes]) -> None:

@@ -8,6 +8,7 @@ test's ``RecordingEmitter`` keeps them in a list, so a handler runs the same eit
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -59,6 +60,18 @@ class Emitter(ABC):
     def __init__(self, *, source: str) -> None:
         self.source = source
         self.emitted: list[Emitted] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the unit of work has committed; never if it rolled back
+        (figures for /metrics, which a retried record must not count twice)."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        """Called by whoever committed the unit of work: runs the ``after_commit`` callbacks."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     async def emit(
         self,

@@ -23,6 +23,7 @@ class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.service = service
         self.registry = CollectorRegistry()
+        self._own: dict[str, Counter | Histogram] = {}
         ProcessCollector(registry=self.registry)
         self.record_processing = Histogram(
             "hub_record_processing_seconds",
@@ -67,13 +68,24 @@ class ServiceMetrics:
         return Gauge(name, documentation, ["service"], registry=self.registry)
 
     def counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:
-        """A counter of the service's own (exposed as ``name_total``)."""
-        return Counter(name, documentation, list(labels), registry=self.registry)
+        """A counter of the service's own (exposed as ``name_total``); asked for again, the same one."""
+        if name not in self._own:
+            self._own[name] = Counter(name, documentation, list(labels), registry=self.registry)
+        found = self._own[name]
+        assert isinstance(found, Counter), f"{name} is not a counter"
+        return found
 
     def histogram(
         self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
     ) -> Histogram:
-        return Histogram(name, documentation, list(labels), buckets=list(buckets), registry=self.registry)
+        """A histogram of the service's own; asked for again, the same one."""
+        if name not in self._own:
+            self._own[name] = Histogram(
+                name, documentation, list(labels), buckets=list(buckets), registry=self.registry
+            )
+        found = self._own[name]
+        assert isinstance(found, Histogram), f"{name} is not a histogram"
+        return found
 
     def record_finished(self, route: str, group: str, outcome: str, seconds: float) -> None:
         self.records.labels(self.service, group, outcome).inc()

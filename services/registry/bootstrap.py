@@ -13,6 +13,7 @@ from hub.audit.key import load_audit_key
 from hub.runtime import topics
 from hub.runtime.consumer import Handler, Route
 from hub.runtime.kafka import ensure_topics
+from hub.runtime.metrics import ServiceMetrics
 from hub.runtime.outbox import OutboxEmitter
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
 from hub.security.key_files import hub_signing_key
@@ -22,6 +23,7 @@ from services.registry.adapters.postgres import PostgresRegistry
 from services.registry.adapters.postgres.operations import metrics, partner_topic_rows
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
+from services.registry.figures import NoFigures
 from services.registry.partner_keys import IngressPolicy
 
 NAME = "registry"
@@ -42,7 +44,36 @@ def _processes(ctx: ServiceContext) -> Processes:
 def adapter(ctx: ServiceContext) -> PostgresRegistry:
     """The registry's tables, with the vault's master key and the audit chain's key: every
     delivery is sealed into the chain, and the key is a file, never in the database."""
-    return PostgresRegistry(master_key=ctx.master_key, audit_key=load_audit_key(ctx.settings, create=True))
+    return PostgresRegistry(
+        master_key=ctx.master_key,
+        audit_key=load_audit_key(ctx.settings, create=True),
+        figures=CaseMetrics(ctx.metrics) if ctx.metrics is not None else NoFigures(),
+    )
+
+
+# From minutes (a test delivery) to the weeks a relocation may take.
+CASE_LATENCY_BUCKETS_S = (60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+
+
+class CaseMetrics:
+    """The registry's case figures on the service's /metrics."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._latency = metrics.histogram(
+            "hub_case_latency_seconds",
+            "From a case's report to its completion.",
+            ["case_type"],
+            CASE_LATENCY_BUCKETS_S,
+        )
+        self._escalated = metrics.counter(
+            "hub_cases_escalated", "Cases that missed their deadline and were escalated.", ["case_type"]
+        )
+
+    def case_completed(self, case_type: str, seconds: float) -> None:
+        self._latency.labels(case_type).observe(seconds)
+
+    def case_escalated(self, case_type: str) -> None:
+        self._escalated.labels(case_type).inc()
 
 
 def partner_event_types(processes: Processes) -> set[str]:

@@ -71,6 +71,11 @@ class Case:
     erased: bool = False
     parties: tuple[Party, ...] = ()
     milestones: frozenset[str] = field(default_factory=frozenset)
+    opened_at: dt.datetime | None = None
+
+    def age_s(self, now: dt.datetime) -> float | None:
+        """Seconds since the case was opened (its latency, when it completes now)."""
+        return None if self.opened_at is None else (now - self.opened_at).total_seconds()
 
     @property
     def final(self) -> bool:

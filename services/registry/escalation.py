@@ -46,6 +46,7 @@ async def escalate(uow: UnitOfWork, case: Case, *, processes: Processes, ops_ema
     assert case.deadline_at is not None
     escalated = CaseEscalated(case_type=case.case_type, deadline=case.deadline_at, missing_milestones=missing)
     await uow.cases.set_status(case.case_id, case.status)
+    uow.figures.case_escalated(case.case_type)
     envelope = await uow.emitter.emit(
         escalated, topic=topics.OPS, business_process_id=case.case_id, test_delivery=case.test_delivery
     )

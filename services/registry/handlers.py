@@ -281,6 +281,8 @@ async def _complete(msg: Incoming[Any], uow: UnitOfWork, *, process: ProcessDefi
         completed_at=dt.datetime.now(dt.UTC),
         milestones=tuple(sorted(case.milestones)),
     )
+    if (latency := case.age_s(completed.completed_at)) is not None:
+        uow.figures.case_completed(case.case_type, latency)
     await _pass_on(
         uow,
         msg,

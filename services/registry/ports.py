@@ -150,6 +150,18 @@ class AuditLog(Protocol):
         ...
 
 
+class CaseFigures(Protocol):
+    """What operations count about cases (/metrics); counted once the unit of work commits."""
+
+    def case_completed(self, case_type: str, seconds: float) -> None:
+        """A case completed ``seconds`` after it was opened."""
+        ...
+
+    def case_escalated(self, case_type: str) -> None:
+        """A case missed its deadline and was escalated."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """Everything one handler call may touch; it commits as a whole, or not at all."""
 
@@ -171,6 +183,8 @@ class UnitOfWork(Protocol):
     def partner_keys(self) -> PartnerKeys: ...
     @property
     def audit(self) -> AuditLog: ...
+    @property
+    def figures(self) -> CaseFigures: ...
     @property
     def emitter(self) -> Emitter: ...
 

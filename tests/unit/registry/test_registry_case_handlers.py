@@ -32,10 +32,12 @@ from contracts import (
 from hub.audit.chain import Decision
 from hub.errors import PermanentError, UnknownCase
 from hub.runtime import topics
+from hub.runtime.messages import RecordingEmitter
 from services.registry import handlers
 from services.registry.adapters.memory import MemoryRegistry
 from services.registry.domain import CaseStatus, ProcessDefinition, Processes
 from services.registry.errors import CaseAlreadyFinal, CaseExists, NotAParty, NotAuthorized
+from services.registry.ports import UnitOfWork
 from tests.unit.registry.support import (
     ARRIVED,
     COMPLETED,
@@ -48,6 +50,7 @@ from tests.unit.registry.support import (
     OPS_EMAIL,
     PORTAL,
     PROCESSES,
+    REGISTRY_SOURCE,
     REJECTED,
     TAX_OFFICE,
     UNSIGNED,
@@ -444,3 +447,28 @@ async def test_an_uninvolved_partner_does_not_learn_of_the_case_by_trying() -> N
     assert LUCERNE_OFFICE.partner_id not in str(refused.value)
     assert ARRIVED in str(refused.value)
     assert REJECTED not in str(refused.value)
+
+
+async def test_a_completed_case_is_counted_with_its_latency_once_committed() -> None:
+    memory = registry()
+    await opened(memory)
+    await send(memory, KRIENS_OFFICE, DepartureConfirmed(municipality=KRIENS, confirmed_on=TODAY))
+    await send(memory, TAX_OFFICE, TaxRecordUpdated(updated_on=TODAY))
+    assert memory.figures.completed == []
+    await send(memory, LUCERNE_OFFICE, ArrivalRegistered(municipality=LUCERNE, registered_on=TODAY))
+    [(case_type, seconds)] = memory.figures.completed
+    assert case_type == "relocation"
+    assert 0 <= seconds < 60
+
+
+async def test_figures_of_work_that_rolled_back_are_not_counted() -> None:
+    memory = registry()
+
+    async def counts_then_fails(uow: UnitOfWork) -> None:
+        uow.figures.case_completed("relocation", 1.0)
+        uow.figures.case_escalated("relocation")
+        raise RuntimeError("the transaction rolls back")
+
+    with pytest.raises(RuntimeError):
+        await memory.transactional(RecordingEmitter(source=REGISTRY_SOURCE))(counts_then_fails)
+    assert (memory.figures.completed, memory.figures.escalated) == ([], [])

@@ -92,8 +92,9 @@ async def test_a_case_past_its_deadline_is_escalated_and_operations_are_told_twi
         ", ".join(missing),
     )
     assert (await timeline_of(memory, "late"))[-1].detail == f"deadline passed; missing: {', '.join(missing)}"
-    # Escalated once: the next round finds nothing.
+    # Escalated once: the next round finds nothing; operations count it once.
     assert await memory.transactional(emitter)(step) == 0
+    assert memory.figures.escalated == ["relocation"]
 
 
 async def test_a_case_within_its_deadline_or_closed_is_not_escalated() -> None:

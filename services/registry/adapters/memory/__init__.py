@@ -39,7 +39,8 @@ from services.registry.adapters.memory.state import (
     Sealed,
     utcnow,
 )
-from services.registry.ports import Transactional, Work
+from services.registry.figures import AfterCommit, NoFigures, RecordedFigures
+from services.registry.ports import CaseFigures, Transactional, Work
 
 __all__ = [
     "TEST_AUDIT_KEY",
@@ -59,8 +60,10 @@ class MemoryUnitOfWork:
     emitter: Emitter
     audit_key: AuditKey = field(default=TEST_AUDIT_KEY, repr=False)
     clock: Callable[[], dt.datetime] = utcnow
+    sink: CaseFigures = field(default_factory=NoFigures)
 
     def __post_init__(self) -> None:
+        self.figures = AfterCommit(self.emitter, self.sink)
         self.cases = MemoryCases(self.state, self.clock)
         self.timeline = MemoryTimeline(self.state)
         self.pending = MemoryPending(self.state)
@@ -79,9 +82,10 @@ class MemoryRegistry:
     state: MemoryState = field(default_factory=MemoryState)
     audit_key: AuditKey = field(default=TEST_AUDIT_KEY, repr=False)
     clock: Callable[[], dt.datetime] = utcnow
+    figures: RecordedFigures = field(default_factory=RecordedFigures)
 
     def unit_of_work(self, emitter: Emitter) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self.state, emitter, self.audit_key, self.clock)
+        return MemoryUnitOfWork(self.state, emitter, self.audit_key, self.clock, self.figures)
 
     def transactional(self, emitter: Emitter) -> Transactional:
         """Each call runs its work on the shared state; if the work raises, the state is put
@@ -90,11 +94,13 @@ class MemoryRegistry:
         async def run(work: Work[T]) -> T:
             before, emitted = copy.deepcopy(self.state), len(emitter.emitted)
             try:
-                return await work(self.unit_of_work(emitter))
+                result = await work(self.unit_of_work(emitter))
             except BaseException:
                 self.state.__dict__.update(before.__dict__)
                 del emitter.emitted[emitted:]
                 raise
+            emitter.committed()
+            return result
 
         return run
 

@@ -60,6 +60,7 @@ class MemoryCases:
             readable=copy.deepcopy(readable),
             sealed=vault.seal(ring, protected),
             deadline_at=self._clock() + dt.timedelta(seconds=case.deadline_s),
+            opened_at=self._clock(),
         )
         vault.bind(vault.case_ref(case.case_id), ring)
         return True
@@ -110,6 +111,7 @@ class MemoryCases:
             details=details,
             deadline_at=row.deadline_at,
             citizen_id=row.citizen_id,
+            opened_at=row.opened_at,
             erased=erased,
             parties=tuple(self._state.parties.get(row.case_id, ())),
             milestones=frozenset(self._state.milestones.get(row.case_id, {})),

@@ -99,6 +99,7 @@ class CaseRow:
     deadline_at: dt.datetime
     citizen_id: str | None = None
     closed_at: dt.datetime | None = None
+    opened_at: dt.datetime | None = None
 
 
 @dataclass

@@ -29,7 +29,7 @@ from services.registry.parties_domain import Party
 
 _CASE_COLUMNS = (
     "case_id, case_type, status, trace_id, test_delivery, reported_event_id, details, details_sealed, "
-    "deadline_at, citizen_id"
+    "deadline_at, citizen_id, opened_at"
 )
 _PARTY_COLUMNS = "slot, role, jurisdiction_level, bfs_number, canton, partner_id, unfilled_reason"
 
@@ -183,6 +183,7 @@ class PostgresCases:
             details=details,
             deadline_at=row["deadline_at"],
             citizen_id=row["citizen_id"],
+            opened_at=row["opened_at"],
             erased=erased,
             parties=tuple(party_of(p) for p in parties),
             milestones=frozenset(m["milestone"] for m in milestones),

@@ -14,7 +14,8 @@ from typing import TypeVar
 import asyncpg
 
 from hub.audit.chain import AuditKey
-from hub.errors import DatabaseUnavailable
+from hub.errors import DatabaseConflict, DatabaseError, DatabaseUnavailable
+from hub.runtime.db import translate
 from hub.runtime.messages import Emitter
 from hub.runtime.outbox import OutboxEmitter
 from hub.vault.crypto import MasterKey
@@ -33,7 +34,8 @@ from services.registry.adapters.postgres.partners import (
     PostgresSubscriptions,
 )
 from services.registry.errors import StorageFailed
-from services.registry.ports import Transactional, Work
+from services.registry.figures import AfterCommit, NoFigures
+from services.registry.ports import CaseFigures, Transactional, Work
 
 T = TypeVar("T")
 
@@ -44,8 +46,10 @@ class PostgresUnitOfWork:
     emitter: Emitter
     master_key: MasterKey = field(repr=False)
     audit_key: AuditKey = field(repr=False)
+    sink: CaseFigures = field(default_factory=NoFigures)
 
     def __post_init__(self) -> None:
+        self.figures = AfterCommit(self.emitter, self.sink)
         sealing = Sealing(self.conn, self.master_key)
         self.cases = PostgresCases(self.conn, sealing)
         self.timeline = PostgresTimeline(self.conn, sealing)
@@ -64,9 +68,11 @@ class PostgresRegistry:
 
     master_key: MasterKey = field(repr=False)
     audit_key: AuditKey = field(repr=False)
+    # Where the case figures go (the service's /metrics); counted after each commit.
+    figures: CaseFigures = field(default_factory=NoFigures)
 
     def __call__(self, conn: asyncpg.Connection, emitter: Emitter) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(conn, emitter, self.master_key, self.audit_key)
+        return PostgresUnitOfWork(conn, emitter, self.master_key, self.audit_key, self.figures)
 
     def on(self, conn: asyncpg.Connection, *, source: str) -> PostgresUnitOfWork:
         """On a connection someone else holds in a transaction (the dead-letter hook's)."""
@@ -77,11 +83,17 @@ class PostgresRegistry:
 
         async def run(work: Work[T]) -> T:
             try:
-                async with pool.acquire() as conn, conn.transaction():
-                    return await work(self.on(conn, source=source))
-            except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.PostgresConnectionError) as error:
-                raise DatabaseUnavailable(str(error)) from error
-            except asyncpg.PostgresError as error:
+                async with pool.acquire() as conn:
+                    async with conn.transaction():
+                        uow = self.on(conn, source=source)
+                        result = await work(uow)
+                    uow.emitter.committed()
+                    return result
+            except DatabaseError as error:  # a statement the database refused, not an outage
                 raise StorageFailed(f"{type(error).__name__}: {error}") from error
+            except Exception as error:
+                if isinstance(translated := translate(error), DatabaseUnavailable | DatabaseConflict):
+                    raise translated from error
+                raise
 
         return run
