@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    import asyncpg
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -35,12 +32,3 @@ class PersonErasure(Protocol):
     async def erase(self, *, case_ids: Collection[str], citizen_ids: Collection[str]) -> list[StoreReport]:
         """Erase or report what this service holds of these cases and citizen ids."""
         ...
-
-
-def other_services(conn: asyncpg.Connection) -> tuple[PersonErasure, ...]:
-    """The registry's and notifications' parts, on the erase command's connection (each
-    names its own schema): identity, which locates the person, adds its own."""
-    from services.notifications.adapters.postgres.erasure import NotificationsErasure
-    from services.registry.adapters.postgres.erasure import RegistryErasure
-
-    return (RegistryErasure(conn), NotificationsErasure(conn))

@@ -43,7 +43,8 @@ from hub.vault import store as vault_store
 from hub.vault.master import load_master_key
 from hub.vault.purge import Purged, purge_case_copies, unpublished_copies
 from services import SERVICE_NAMES
-from services.erasure import PersonErasure, StoreReport, other_services
+from services.erasure import PersonErasure, StoreReport
+from services.erasures import other_services
 from services.identity.adapters.postgres import IdentityErasure, erasure_connection
 
 # The other services' tables are reached from this one transaction, named with their schema.
