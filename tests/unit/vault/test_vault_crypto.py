@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.cli.casefile import reader_master_key
 from hub.errors import ConfigurationError
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import (
@@ -151,3 +152,15 @@ def test_a_command_installs_its_key_only_while_it_runs(vault_master_key: MasterK
     with installed_as(mine):
         assert installed() is mine
     assert installed() is before
+
+
+def test_a_reader_of_sealed_texts_loads_the_hubs_own_key_and_never_creates_one(tmp_path: Path) -> None:
+    # `hub case show` and the demo open timeline texts with the key the hub's settings name;
+    # without one the texts show as sealed, and no key is invented that would open nothing.
+    settings = HubSettings(state_dir=tmp_path, master_key_file=None)
+    assert reader_master_key(settings) is None
+    assert not (tmp_path / "secrets").exists()
+    created = load_master_key(settings, create=True)
+    found = reader_master_key(settings)
+    assert found is not None
+    assert found.key_id == created.key_id
