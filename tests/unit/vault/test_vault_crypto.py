@@ -24,7 +24,7 @@ from hub.vault.crypto import (
     tombstone,
     unseal,
 )
-from hub.vault.master import installed, installed_as, load_master_key, master_key_path
+from hub.vault.master import load_master_key, master_key_path
 
 CONTEXT = "registry.cases.details_sealed:eumzug-1"
 SECRET = bytes(range(32))
@@ -141,17 +141,6 @@ def test_a_configured_master_key_file_must_exist_and_be_long_enough(tmp_path: Pa
     short.write_text("not hex")
     with pytest.raises(ConfigurationError, match="not hex"):
         load_master_key(HubSettings(state_dir=tmp_path, master_key_file=short), create=False)
-
-
-def test_a_command_installs_its_key_only_while_it_runs(vault_master_key: MasterKey) -> None:
-    # Whatever was installed before (the session's key; an in-process service start may
-    # have installed its own copy of it) is what is installed afterwards.
-    before = installed()
-    assert before.key_id == vault_master_key.key_id
-    mine = MasterKey(SECRET)
-    with installed_as(mine):
-        assert installed() is mine
-    assert installed() is before
 
 
 def test_a_reader_of_sealed_texts_loads_the_hubs_own_key_and_never_creates_one(tmp_path: Path) -> None:
