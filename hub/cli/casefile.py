@@ -12,14 +12,13 @@ needs no master key: the vault says whether a key is destroyed.
 
 A timeline step's free text about the person (a rejection reason, an action asked of the
 citizen) is sealed under the case's key (registry migration 0009). With the master key
-(the one installed in this process, else ``HUB_MASTER_KEY_FILE``) it is shown as
+the caller passes (a command loads the hub's: ``reader_master_key``) it is shown as
 ``rejected: <reason>``; once the person is erased as ``rejected: [erased]``; a reader
 without the master key sees ``rejected: [sealed]``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import asdict, dataclass
 
@@ -30,7 +29,7 @@ from hub.errors import ConfigurationError
 from hub.runtime.settings import HubSettings
 from hub.vault import store as vault_store
 from hub.vault.crypto import ERASED_TEXT, Erased, MasterKey, key_id_of
-from hub.vault.master import installed, load_master_key
+from hub.vault.master import load_master_key
 
 SEALED_TEXT = "[sealed]"  # shown by a reader without the master key
 UNREADABLE_TEXT = "[unreadable]"  # a sealed text that fails authentication (changed or moved)
@@ -128,10 +127,8 @@ def _iso(value: dt.datetime) -> str:
 
 
 def reader_master_key(settings: HubSettings) -> MasterKey | None:
-    """The master key to open timeline texts with: this process's, else the hub's file;
-    None where there is none (the texts then show as sealed, nothing fails)."""
-    with contextlib.suppress(ConfigurationError):
-        return installed()
+    """The master key to open timeline texts with: the hub's ring as ``settings`` find it
+    (never created); None where there is none (the texts then show as sealed, nothing fails)."""
     try:
         return load_master_key(settings, create=False)
     except ConfigurationError:
@@ -139,10 +136,9 @@ def reader_master_key(settings: HubSettings) -> MasterKey | None:
 
 
 async def load_case_view(
-    conn: asyncpg.Connection, case_id: str, *, master: MasterKey | None = None
+    conn: asyncpg.Connection, case_id: str, *, master: MasterKey | None
 ) -> CaseView | None:
-    """``master``: opens the sealed timeline texts; None uses the key installed in this
-    process, if any."""
+    """``master``: opens the sealed timeline texts; None shows them as sealed."""
     case = await conn.fetchrow(
         "SELECT case_id, case_type, status, trace_id, opened_at, details_sealed FROM registry.cases "
         "WHERE case_id = $1",
@@ -261,9 +257,6 @@ async def _details(
     conn: asyncpg.Connection, rows: list[asyncpg.Record], master: MasterKey | None
 ) -> list[str | None]:
     """Each step's detail with its sealed text opened (one key lookup for all of them)."""
-    if master is None:
-        with contextlib.suppress(ConfigurationError):
-            master = installed()
     sealed = [(bytes(r["detail_sealed"]), timeline_context(r["id"])) for r in rows if r["detail_sealed"]]
     texts = iter(await vault_store.open_json_each(conn, master, sealed) if master and sealed else [])
     details: list[str | None] = []

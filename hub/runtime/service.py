@@ -34,7 +34,6 @@ from hub.runtime.settings import HubSettings
 from hub.security.secrets import SecretFile, master_key_secret, require_secrets
 from hub.security.signing import SigningKey
 from hub.vault.crypto import MasterKey
-from hub.vault.master import install as install_master_key
 from hub.vault.master import load_master_key
 
 log = logging.getLogger(__name__)
@@ -208,7 +207,6 @@ class ServiceRuntime:
                 await require_migrated(conn, d.schema_plan())
                 applied = []
         master_key = load_master_key(s, create=s.local_secrets)
-        install_master_key(master_key)
         log.info("%s: %d migrations applied", d.name, len(applied))
         ctx = ServiceContext(d.name, s, self.pool, master_key, self.service_metrics)
         routes = list(d.routes(ctx))

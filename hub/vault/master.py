@@ -1,4 +1,4 @@
-"""Where the vault's master key ring comes from, and the one this process uses.
+"""Where the vault's master key ring comes from.
 
 A file outside the database: ``HUB_MASTER_KEY_FILE`` (or a file in ``HUB_SECRETS_DIR``
 mounted by the platform), else ``$HUB_STATE_DIR/secrets/master.key``, created on first
@@ -17,6 +17,10 @@ state by an atomic rename; no file is ever rewritten:
 
 Each key file holds at least 32 bytes as hex, the index file exactly 32. A hub with only
 ``master.key`` is a ring with version 1, without any step by the operator.
+
+Nothing in a process holds the key globally: a service is handed it by its composition
+root (``ServiceContext.master_key``), a command loads it (``load_master_key(settings,
+create=False)``) and passes it to what opens sealed data.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -32,8 +35,6 @@ from pathlib import Path
 from hub.errors import ConfigurationError
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import KEY_BYTES, MasterKey, MasterVersion, blind_index_root
-
-_installed: MasterKey | None = None
 
 
 class FileState(Enum):
@@ -229,27 +230,3 @@ def _move(source: Path, target: Path) -> None:
     # link + unlink instead of rename: rename would silently replace an existing target.
     os.link(source, target)
     source.unlink()
-
-
-def install(key: MasterKey | None) -> None:
-    """The master key repositories use in this process; a service installs it at start."""
-    global _installed
-    _installed = key
-
-
-def installed() -> MasterKey:
-    # Fail closed: without the key nothing personal can be stored, so nothing is.
-    if _installed is None:
-        raise ConfigurationError("no vault master key installed: personal data cannot be stored or read")
-    return _installed
-
-
-@contextlib.contextmanager
-def installed_as(key: MasterKey) -> Iterator[MasterKey]:
-    """For a command: ``key`` while it runs, whatever was installed before afterwards."""
-    before = _installed
-    install(key)
-    try:
-        yield key
-    finally:
-        install(before)

@@ -85,8 +85,8 @@ def two_cases(hub: HubSettings) -> tuple[CaseView, CaseView]:
 
 @pytest.fixture
 def operator(hub: HubSettings, monkeypatch: pytest.MonkeyPatch) -> HubSettings:
-    """The shell of an operator: the hub's database and state dir (the master key comes from
-    HUB_MASTER_KEY_FILE, as for the services)."""
+    """The shell of an operator: the hub's database and state dir, where the services keep
+    the master key the commands load."""
     monkeypatch.delenv("HUB_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("HUB_DATABASE_URL", hub.database_dsn())
     monkeypatch.setenv("HUB_STATE_DIR", str(hub.state_dir))
@@ -255,14 +255,14 @@ async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, 
     master = load_master_key(settings, create=False)
     for case_id in case_ids:
         async with _schema(settings, "registry") as conn:
-            case = await registry_unit_of_work(conn).cases.get(case_id)
+            case = await registry_unit_of_work(conn, master).cases.get(case_id)
             assert case is not None
             found["case"][case_id] = {"erased": case.erased, "details": case.details}
             found["outbox"][case_id] = await conn.fetchval(
                 "SELECT count(*) FROM outbox WHERE aggregateid = $1 AND published_at IS NOT NULL", case_id
             )
         async with _schema(settings, "notifications") as conn:
-            stores = PostgresRepositories(conn, load_master_key(settings, create=False))
+            stores = PostgresRepositories(conn, master)
             found["notices"][case_id] = [asdict(n) for n in await stores.notifications.of_case(case_id)]
             assert case.citizen_id is not None
             found["inbox"][case_id] = [

@@ -20,7 +20,7 @@ from hub.audit.chain import SealedEntry
 from hub.runtime.messages import RecordingEmitter
 from hub.runtime.outbox import OutboxEmitter
 from hub.vault import store as vault_store
-from hub.vault.master import installed
+from hub.vault.crypto import MasterKey
 from services.erasure import PersonErasure
 from services.registry.adapters.memory import MemoryRegistry, MemoryUnitOfWork
 from services.registry.adapters.postgres import PostgresRegistry, PostgresUnitOfWork, RegistryErasure
@@ -66,12 +66,13 @@ class InMemory(Adapter):
 
 class OnPostgres(Adapter):
     @pytest_asyncio.fixture
-    async def uow(self, registry_database: str) -> AsyncIterator[UnitOfWork]:
+    async def uow(self, registry_database: str, vault_master_key: MasterKey) -> AsyncIterator[UnitOfWork]:
+        self.master = vault_master_key
         conn = await asyncpg.connect(registry_database, server_settings={"search_path": '"registry",public'})
         transaction = conn.transaction()
         await transaction.start()
         try:
-            registry = PostgresRegistry(master_key=installed(), audit_key=AUDIT_KEY)
+            registry = PostgresRegistry(master_key=vault_master_key, audit_key=AUDIT_KEY)
             yield registry(conn, OutboxEmitter(conn, source=REGISTRY_SOURCE))
         finally:
             await transaction.rollback()
@@ -79,7 +80,7 @@ class OnPostgres(Adapter):
 
     async def destroy_person(self, uow: UnitOfWork, vn: str) -> None:
         assert isinstance(uow, PostgresUnitOfWork)
-        await vault_store.destroy(uow.conn, refs=[installed().subject_ref(vn)])
+        await vault_store.destroy(uow.conn, refs=[self.master.subject_ref(vn)])
 
     async def audit_chain(self, uow: UnitOfWork) -> list[SealedEntry]:
         assert isinstance(uow, PostgresUnitOfWork)

@@ -12,6 +12,7 @@ import pytest
 from contracts import IssuedPseudonym, Sector
 from hub.audit import store as audit_store
 from hub.audit.chain import Decision
+from hub.vault.crypto import MasterKey
 from services.registry.adapters.postgres import PostgresUnitOfWork
 from services.registry.case_domain import Case
 from services.registry.delivery import deliver
@@ -63,8 +64,8 @@ ISSUED = {
 }
 
 
-async def open_case(conn: asyncpg.Connection) -> Case:
-    uow = registry_unit_of_work(conn, audit_key=KEY)
+async def open_case(conn: asyncpg.Connection, master: MasterKey) -> Case:
+    uow = registry_unit_of_work(conn, master, audit_key=KEY)
     await uow.cases.add(
         NewCase(
             case_id=CASE,
@@ -82,8 +83,10 @@ async def open_case(conn: asyncpg.Connection) -> Case:
     return case
 
 
-async def run_deliver(conn: asyncpg.Connection, case: Case, **kwargs: Any) -> PostgresUnitOfWork:
-    uow = registry_unit_of_work(conn, audit_key=KEY)
+async def run_deliver(
+    conn: asyncpg.Connection, master: MasterKey, case: Case, **kwargs: Any
+) -> PostgresUnitOfWork:
+    uow = registry_unit_of_work(conn, master, audit_key=KEY)
     arguments: dict[str, Any] = {
         "event_type": MOVE,
         "data": DATA,
@@ -101,11 +104,13 @@ async def audit_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch("SELECT * FROM audit_log ORDER BY seq")]
 
 
-async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_row(pool: asyncpg.Pool) -> None:
+async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_row(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         async with conn.transaction():
-            uow = await run_deliver(conn, case, citizen_id="citizen-services:c1")
+            uow = await run_deliver(conn, vault_master_key, case, citizen_id="citizen-services:c1")
         [delivery] = [emitted.envelope for emitted in uow.emitter.emitted]
         outbox = await conn.fetch("SELECT topic, headers FROM outbox")
         rows = await audit_rows(conn)
@@ -138,11 +143,13 @@ async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_ro
     assert verdict.entries == 2
 
 
-async def test_an_event_without_subscribers_is_recorded_as_unrouted(pool: asyncpg.Pool) -> None:
+async def test_an_event_without_subscribers_is_recorded_as_unrouted(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         async with conn.transaction():
-            await run_deliver(conn, case, subscribers=[])
+            await run_deliver(conn, vault_master_key, case, subscribers=[])
         [row] = await audit_rows(conn)
         outbox = await conn.fetchval("SELECT count(*) FROM outbox")
     assert outbox == 0
@@ -153,12 +160,14 @@ async def test_an_event_without_subscribers_is_recorded_as_unrouted(pool: asyncp
     )
 
 
-async def test_a_rolled_back_delivery_leaves_neither_outbox_row_nor_record(pool: asyncpg.Pool) -> None:
+async def test_a_rolled_back_delivery_leaves_neither_outbox_row_nor_record(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         tx = conn.transaction()
         await tx.start()
-        await run_deliver(conn, case)
+        await run_deliver(conn, vault_master_key, case)
         assert len(await audit_rows(conn)) == 2  # written in the transaction ...
         await tx.rollback()
         assert await audit_rows(conn) == []  # ... and gone with it
@@ -166,15 +175,17 @@ async def test_a_rolled_back_delivery_leaves_neither_outbox_row_nor_record(pool:
 
 
 async def test_a_citizens_disclosures_are_found_by_citizen_id_and_through_their_cases(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, vault_master_key: MasterKey
 ) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         async with conn.transaction():
-            await run_deliver(conn, case, citizen_id="citizen-services:c1")
+            await run_deliver(conn, vault_master_key, case, citizen_id="citizen-services:c1")
         async with conn.transaction():
             # A later delivery written before the case knew its citizen (no id on the entry).
-            await run_deliver(conn, case, subscribers=[TAX], pseudonyms=None, person_path=None)
+            await run_deliver(
+                conn, vault_master_key, case, subscribers=[TAX], pseudonyms=None, person_path=None
+            )
         only_first = await audit_store.disclosures(conn, citizen_id="citizen-services:c1")
         await conn.execute("UPDATE cases SET citizen_id = 'citizen-services:c1' WHERE case_id = $1", CASE)
         by_citizen = await audit_store.disclosures(conn, citizen_id="citizen-services:c1")
@@ -186,13 +197,15 @@ async def test_a_citizens_disclosures_are_found_by_citizen_id_and_through_their_
     assert nobody == []
 
 
-async def test_a_recipient_without_a_basis_gets_nothing_and_nothing_is_recorded(pool: asyncpg.Pool) -> None:
+async def test_a_recipient_without_a_basis_gets_nothing_and_nothing_is_recorded(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     """Every recipient comes through the party rules; one that did not is a bug, never a delivery."""
     unexplained = dataclasses.replace(KRIENS, grants=())
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         with pytest.raises(ValueError, match="no basis to deliver"):
             async with conn.transaction():
-                await run_deliver(conn, case, subscribers=[unexplained])
+                await run_deliver(conn, vault_master_key, case, subscribers=[unexplained])
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
         assert await audit_rows(conn) == []

@@ -31,7 +31,7 @@ from hub.runtime.messages import Incoming
 from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
-from hub.vault import master as vault_master
+from hub.vault.crypto import MasterKey
 from services.registry import bootstrap, refusals
 from tests.fixtures.registry import ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
@@ -45,12 +45,14 @@ PERSON = demo_person(7)
 
 
 @pytest_asyncio.fixture
-async def registry_routes(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[list[Route]]:
+async def registry_routes(
+    pool: asyncpg.Pool, tmp_path: Path, vault_master_key: MasterKey
+) -> AsyncIterator[list[Route]]:
     """The registry's routes as its composition root builds them (with the audit key it loads)."""
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "audit.key").write_text(KEY.secret.hex())
     ctx = ServiceContext(
-        "registry", HubSettings(state_dir=tmp_path, audit_key_file=None), pool, vault_master.installed()
+        "registry", HubSettings(state_dir=tmp_path, audit_key_file=None), pool, vault_master_key
     )
     yield list(bootstrap.routes(ctx))
 
@@ -205,11 +207,11 @@ async def test_the_entry_and_the_dead_letter_commit_together_or_not_at_all(
 
 
 async def test_without_an_audit_key_the_registry_reads_no_ingress_at_all(
-    pool: asyncpg.Pool, tmp_path: Path
+    pool: asyncpg.Pool, tmp_path: Path, vault_master_key: MasterKey
 ) -> None:
     """Fail closed, as deliveries do: no route, so nothing is dead-lettered unrecorded."""
     settings = HubSettings(state_dir=tmp_path, audit_key_file=tmp_path / "missing" / "audit.key")
-    ctx = ServiceContext("registry", settings, pool, vault_master.installed())
+    ctx = ServiceContext("registry", settings, pool, vault_master_key)
     with pytest.raises(ConfigurationError, match="no audit key"):
         bootstrap.routes(ctx)
     assert await _counts(pool) == (0, 0, 0, 0)

@@ -28,10 +28,8 @@ from hub.runtime.db import create_pool
 from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
 from hub.runtime.outbox import OutboxEmitter
-from hub.runtime.settings import HubSettings
 from hub.vault import store as vault_store
 from hub.vault.crypto import MasterKey
-from hub.vault.master import load_master_key
 from hub.vault.schema import migrate_vault
 from services.identity import handlers
 from services.identity.adapters.postgres import PostgresUnitOfWork
@@ -61,11 +59,6 @@ SEEDED = {
     "CH/CAN/ZG/steuerverwaltung",
 }
 Handler = Callable[[Incoming[Any], UnitOfWork], Awaitable[None]]
-
-
-def master_key() -> MasterKey:
-    """The session's vault master key (``tests/fixtures/vault.py``), as a service loads it."""
-    return load_master_key(HubSettings(), create=False)
 
 
 async def migrated_pool(database_url: str) -> asyncpg.Pool:
@@ -108,9 +101,11 @@ def incoming(data: Contract, *, source: str = REGISTRY, case_id: str = "eumzug-1
     return Incoming(envelope=envelope, data=data, topic="t", partition=0, offset=0, trace_id="0" * 32)
 
 
-async def handle(pool: asyncpg.Pool, handler: Handler, msg: Incoming[Any]) -> list[Envelope]:
-    """The handler in one transaction, as the consumer runs it; returns what it emitted."""
-    master = master_key()
+async def handle(
+    pool: asyncpg.Pool, master: MasterKey, handler: Handler, msg: Incoming[Any]
+) -> list[Envelope]:
+    """The handler in one transaction, as the consumer runs it, with the units of work the
+    service builds over ``master``; returns what it emitted."""
     async with pool.acquire() as conn, conn.transaction():
         emitter = OutboxEmitter(conn, source=IDENTITY)
         await handler(msg, PostgresUnitOfWork(conn, master, emitter=emitter))
@@ -123,13 +118,15 @@ def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequest
     )
 
 
-async def issue(pool: asyncpg.Pool, someone: Person, *partners: tuple[str, Sector]) -> PseudonymsIssued:
+async def issue(
+    pool: asyncpg.Pool, master: MasterKey, someone: Person, *partners: tuple[str, Sector]
+) -> PseudonymsIssued:
     """Ask for pseudonyms and read the answer back from the outbox, as the registry would get it."""
 
     async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], uow: UnitOfWork) -> None:
         await handlers.issue_pseudonyms(msg, uow, secret=SECRET)
 
-    [envelope] = await handle(pool, issue_pseudonyms, incoming(request(someone, *partners)))
+    [envelope] = await handle(pool, master, issue_pseudonyms, incoming(request(someone, *partners)))
     [row] = [r for r in await outbox(pool) if r.event_id == envelope.id]
     issued = parse_data(envelope.type, row.payload)
     assert isinstance(issued, PseudonymsIssued)
@@ -169,9 +166,9 @@ async def outbox(pool: asyncpg.Pool, topic: str | None = None) -> list[OutboxRow
     return [r for r in found if topic is None or r.topic == topic]
 
 
-async def sealed_without_seed(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
+async def sealed_without_seed(pool: asyncpg.Pool, master: MasterKey, someone: Person) -> uuid.UUID:
     """A person as the adapter stored them before seeds: sealed record, no seed."""
-    master, person_id = master_key(), uuid.uuid4()
+    person_id = uuid.uuid4()
     async with pool.acquire() as conn:
         key = await vault_store.key_for(conn, master, master.subject_ref(someone.vn))
         await conn.execute(

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from contracts import LocalPersonId, Sector
+from hub.vault.crypto import MasterKey
 from tests.integration.identity.support import TAX_OFFICE, issue, person
 
 pytestmark = pytest.mark.asyncio
@@ -16,9 +17,11 @@ TAX = (TAX_OFFICE, Sector.TAX)
 LUCERNE_ID = LocalPersonId(category="CH.LU.1061", id="L-4711")
 
 
-async def test_a_known_local_id_matches_through_its_blind_index(pool: asyncpg.Pool) -> None:
-    first = await issue(pool, person(1, local_id=LUCERNE_ID), TAX)
-    other_vn = await issue(pool, person(3, local_id=LUCERNE_ID), TAX)
+async def test_a_known_local_id_matches_through_its_blind_index(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    first = await issue(pool, vault_master_key, person(1, local_id=LUCERNE_ID), TAX)
+    other_vn = await issue(pool, vault_master_key, person(3, local_id=LUCERNE_ID), TAX)
     assert other_vn.match == "local-id"
     assert other_vn.pseudonyms == first.pseudonyms
     async with pool.acquire() as conn:
@@ -31,9 +34,12 @@ async def test_a_known_local_id_matches_through_its_blind_index(pool: asyncpg.Po
 
 async def test_a_look_alike_found_by_date_of_birth_is_flagged_for_review_with_ids_only(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
-    first = await issue(pool, person(1), TAX)
-    look_alike = await issue(pool, person(2, official_name="MUSTER", first_name="anna"), TAX)
+    first = await issue(pool, vault_master_key, person(1), TAX)
+    look_alike = await issue(
+        pool, vault_master_key, person(2, official_name="MUSTER", first_name="anna"), TAX
+    )
     assert look_alike.match == "flagged-for-review"
     assert look_alike.pseudonyms[0].pseudonym != first.pseudonyms[0].pseudonym  # a separate person
     async with pool.acquire() as conn:

@@ -12,6 +12,7 @@ from contracts import Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
 from hub.runtime import topics
+from hub.vault.crypto import MasterKey
 from services.identity import handlers_admin
 from services.identity.adapters.postgres import PostgresUnitsOfWork
 from services.identity.announcer import PartnerAnnouncer
@@ -24,7 +25,6 @@ from tests.integration.identity.support import (
     SEEDED,
     handle,
     incoming,
-    master_key,
     outbox,
 )
 
@@ -51,14 +51,16 @@ async def _partner(pool: asyncpg.Pool, partner_id: str) -> asyncpg.Record:
     return row
 
 
-async def _announce_all(pool: asyncpg.Pool) -> int:
-    units = PostgresUnitsOfWork(pool, master=master_key(), source=IDENTITY)
+async def _announce_all(pool: asyncpg.Pool, master: MasterKey) -> int:
+    units = PostgresUnitsOfWork(pool, master=master, source=IDENTITY)
     return await PartnerAnnouncer(units).announce_pending()
 
 
-async def test_register_partner_stores_it_and_emits_partner_registered(pool: asyncpg.Pool) -> None:
+async def test_register_partner_stores_it_and_emits_partner_registered(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     message = incoming(_register(sedex_id="1-1062-1"), source=CLI, case_id=f"partner:{NEW_PARTNER}")
-    await handle(pool, handlers_admin.register_partner, message)
+    await handle(pool, vault_master_key, handlers_admin.register_partner, message)
     [event] = await outbox(pool, topics.IDENTITY_PARTNERS)
     assert (event.type, event.key, event.business_process_id) == (
         PartnerRegistered.event_type,
@@ -86,9 +88,11 @@ async def test_register_partner_stores_it_and_emits_partner_registered(pool: asy
     assert row["announced_at"] is not None
 
 
-async def test_seeded_partners_are_announced_exactly_once(pool: asyncpg.Pool) -> None:
-    assert await _announce_all(pool) == len(SEEDED)
-    assert await _announce_all(pool) == 0
+async def test_seeded_partners_are_announced_exactly_once(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    assert await _announce_all(pool, vault_master_key) == len(SEEDED)
+    assert await _announce_all(pool, vault_master_key) == 0
     events = await outbox(pool, topics.IDENTITY_PARTNERS)
     assert sorted(e.key for e in events) == sorted(SEEDED)
     assert {e.type for e in events} == {PartnerRegistered.event_type}
@@ -109,17 +113,21 @@ async def test_seeded_partners_are_announced_exactly_once(pool: asyncpg.Pool) ->
     }
 
 
-async def test_a_partner_registered_by_command_is_not_announced_again(pool: asyncpg.Pool) -> None:
-    await handle(pool, handlers_admin.register_partner, incoming(_register(), source=CLI))
-    await _announce_all(pool)
+async def test_a_partner_registered_by_command_is_not_announced_again(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    await handle(pool, vault_master_key, handlers_admin.register_partner, incoming(_register(), source=CLI))
+    await _announce_all(pool, vault_master_key)
     events = await outbox(pool, topics.IDENTITY_PARTNERS)
     assert [e.key for e in events].count(NEW_PARTNER) == 1
 
 
-async def test_a_seeded_partner_is_announced_before_its_first_status_change(pool: asyncpg.Pool) -> None:
+async def test_a_seeded_partner_is_announced_before_its_first_status_change(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     suspend = ChangePartnerStatus(partner_id=KRIENS_OFFICE, status="suspended")
-    await handle(pool, handlers_admin.change_partner_status, incoming(suspend, source=CLI))
-    await _announce_all(pool)
+    await handle(pool, vault_master_key, handlers_admin.change_partner_status, incoming(suspend, source=CLI))
+    await _announce_all(pool, vault_master_key)
     kriens = [e for e in await outbox(pool, topics.IDENTITY_PARTNERS) if e.key == KRIENS_OFFICE]
     assert [(e.type, e.data()["status"]) for e in kriens] == [
         (PartnerRegistered.event_type, "active"),
@@ -129,6 +137,7 @@ async def test_a_seeded_partner_is_announced_before_its_first_status_change(pool
 
 async def test_a_hand_written_partner_the_contract_refuses_does_not_stop_the_others(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
     async with pool.acquire() as conn:
         await conn.execute(
@@ -136,12 +145,14 @@ async def test_a_hand_written_partner_the_contract_refuses_does_not_stop_the_oth
             "VALUES ($1, 'Horw', 'police', '{municipality}')",
             "CH/MUN/1058/aaa",
         )
-    assert await _announce_all(pool) == len(SEEDED)
+    assert await _announce_all(pool, vault_master_key) == len(SEEDED)
     assert "CH/MUN/1058/aaa" not in {e.key for e in await outbox(pool, topics.IDENTITY_PARTNERS)}
     assert (await _partner(pool, "CH/MUN/1058/aaa"))["announced_at"] is None
 
 
-async def test_a_partner_without_a_jurisdiction_is_not_announced(pool: asyncpg.Pool) -> None:
+async def test_a_partner_without_a_jurisdiction_is_not_announced(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     """It could fill no slot; announced, the registry would hold a partner it cannot place."""
     async with pool.acquire() as conn:
         await conn.execute(
@@ -149,6 +160,6 @@ async def test_a_partner_without_a_jurisdiction_is_not_announced(pool: asyncpg.P
             "VALUES ($1, 'Horw', 'resident-registration', '{municipality}')",
             "CH/MUN/1058/bbb",
         )
-    assert await _announce_all(pool) == len(SEEDED)
+    assert await _announce_all(pool, vault_master_key) == len(SEEDED)
     assert "CH/MUN/1058/bbb" not in {e.key for e in await outbox(pool, topics.IDENTITY_PARTNERS)}
     assert (await _partner(pool, "CH/MUN/1058/bbb"))["announced_at"] is None

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from contracts import Person, Sector
+from hub.vault.crypto import MasterKey
 from services.identity.adapters.postgres import PostgresRepositories
 from services.identity.domain import PseudonymBasis, sector_pseudonym
 from tests.integration.identity.support import (
@@ -22,7 +23,6 @@ from tests.integration.identity.support import (
     TAX_OFFICE,
     issue,
     issued_before,
-    master_key,
     person,
     sealed_without_seed,
 )
@@ -38,10 +38,10 @@ async def _rotate(pool: asyncpg.Pool, sector: str) -> int:
         return await PostgresRepositories(conn, None).pseudonyms.rotate(sector)
 
 
-async def _basis(pool: asyncpg.Pool, someone: Person) -> PseudonymBasis:
+async def _basis(pool: asyncpg.Pool, master: MasterKey, someone: Person) -> PseudonymBasis:
     """The AHVN13 and seed identity keeps for ``someone``, read from their sealed record."""
     async with pool.acquire() as conn, conn.transaction():
-        persons = PostgresRepositories(conn, master_key()).persons
+        persons = PostgresRepositories(conn, master).persons
         person_id = await persons.by_vn(someone.vn)
         assert person_id is not None
         return await persons.pseudonym_basis(person_id)
@@ -49,33 +49,39 @@ async def _basis(pool: asyncpg.Pool, someone: Person) -> PseudonymBasis:
 
 async def test_the_seeded_partners_of_one_sector_share_a_pseudonym_from_the_sealed_seed(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
-    issued = await issue(pool, person(1), KRIENS, LUCERNE, TAX)
+    issued = await issue(pool, vault_master_key, person(1), KRIENS, LUCERNE, TAX)
     by_partner = {p.partner_id: p for p in issued.pseudonyms}
     assert by_partner[KRIENS_OFFICE].pseudonym == by_partner[LUCERNE_OFFICE].pseudonym
-    basis = await _basis(pool, person(1))
+    basis = await _basis(pool, vault_master_key, person(1))
     assert by_partner[TAX_OFFICE].pseudonym == sector_pseudonym(SECRET, "tax", person(1).vn, 1, basis.seed)
 
 
 async def test_the_seed_is_sealed_in_the_persons_record_and_never_read_out_with_their_data(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
-    await issue(pool, person(1), KRIENS, TAX)
-    basis = await _basis(pool, person(1))
+    await issue(pool, vault_master_key, person(1), KRIENS, TAX)
+    basis = await _basis(pool, vault_master_key, person(1))
     assert basis.seed is not None
     async with pool.acquire() as conn:
         [row] = await conn.fetch("SELECT person_id, record FROM persons")
         # Sealed: the seed is nowhere in the stored bytes, and the person's data comes without it.
         assert basis.seed not in bytes(row["record"])
         assert base64.b64encode(basis.seed) not in bytes(row["record"])
-        assert await PostgresRepositories(conn, master_key()).persons.record(row["person_id"]) == person(1)
+        assert await PostgresRepositories(conn, vault_master_key).persons.record(row["person_id"]) == person(
+            1
+        )
 
 
-async def test_key_versions_are_kept_per_sector_with_one_current(pool: asyncpg.Pool) -> None:
-    await issue(pool, person(1), TAX)
+async def test_key_versions_are_kept_per_sector_with_one_current(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    await issue(pool, vault_master_key, person(1), TAX)
     assert await _rotate(pool, "tax") == 2
     assert await _rotate(pool, "tax") == 3
-    await issue(pool, person(1), KRIENS)
+    await issue(pool, vault_master_key, person(1), KRIENS)
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT sector, version, retired_at IS NULL AS current FROM sector_keys")
         versions = await conn.fetch("SELECT sector, key_version FROM issued_pseudonyms")
@@ -84,28 +90,32 @@ async def test_key_versions_are_kept_per_sector_with_one_current(pool: asyncpg.P
     assert {(r["sector"], r["key_version"]) for r in versions} == {("tax", 1), ("resident-registration", 1)}
 
 
-async def test_a_person_sealed_before_seeds_keeps_the_legacy_derivation(pool: asyncpg.Pool) -> None:
-    person_id = await sealed_without_seed(pool, person(1))
+async def test_a_person_sealed_before_seeds_keeps_the_legacy_derivation(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    person_id = await sealed_without_seed(pool, vault_master_key, person(1))
     issued_then = sector_pseudonym(SECRET, "tax", person(1).vn, 1)
     await issued_before(pool, person_id, "tax", issued_then)
 
-    issued = await issue(pool, person(1), TAX, KRIENS)
+    issued = await issue(pool, vault_master_key, person(1), TAX, KRIENS)
 
     assert issued.match == "exact-vn"
     by_partner = {p.partner_id: p.pseudonym for p in issued.pseudonyms}
     assert by_partner[TAX_OFFICE] == issued_then
     # A sector new to the person: still the rule the person was stored under, no seed added.
     assert by_partner[KRIENS_OFFICE] == sector_pseudonym(SECRET, "resident-registration", person(1).vn, 1)
-    assert (await _basis(pool, person(1))).seed is None
+    assert (await _basis(pool, vault_master_key, person(1))).seed is None
 
 
-async def test_a_legacy_persons_issued_pseudonym_survives_a_key_rotation(pool: asyncpg.Pool) -> None:
-    person_id = await sealed_without_seed(pool, person(1))
+async def test_a_legacy_persons_issued_pseudonym_survives_a_key_rotation(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    person_id = await sealed_without_seed(pool, vault_master_key, person(1))
     issued_then = sector_pseudonym(SECRET, "tax", person(1).vn, 1)
     await issued_before(pool, person_id, "tax", issued_then)
     assert await _rotate(pool, "tax") == 2
     assert await _rotate(pool, "resident-registration") == 2
-    issued = await issue(pool, person(1), TAX, KRIENS)
+    issued = await issue(pool, vault_master_key, person(1), TAX, KRIENS)
     by_partner = {p.partner_id: p.pseudonym for p in issued.pseudonyms}
     assert by_partner[TAX_OFFICE] == issued_then
     # The new pair takes the sector's current key version, under the legacy rule.

@@ -15,10 +15,8 @@ from hub.runtime.db import create_pool
 from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
 from hub.runtime.outbox import OutboxEmitter
-from hub.runtime.settings import HubSettings
 from hub.runtime.telemetry import current_trace_id
 from hub.vault.crypto import MasterKey
-from hub.vault.master import load_master_key
 from hub.vault.schema import migrate_vault
 from services.notifications import handlers
 from services.notifications.adapters.postgres import PostgresUnitsOfWork, unit_of_work_factory
@@ -83,28 +81,25 @@ def incoming(
     )
 
 
-def master_key() -> MasterKey:
-    """The session's master key, from the file ``HUB_MASTER_KEY_FILE`` names (``tests/fixtures/vault.py``)."""
-    return load_master_key(HubSettings(), create=False)
+def units(pool: asyncpg.Pool, master: MasterKey) -> PostgresUnitsOfWork:
+    """Units of work as the service's workers open them, with the master key it is given."""
+    return PostgresUnitsOfWork(pool, master=master, emitter=functools.partial(OutboxEmitter, source=SOURCE))
 
 
-def units(pool: asyncpg.Pool) -> PostgresUnitsOfWork:
-    """Units of work as the service's workers open them."""
-    return PostgresUnitsOfWork(
-        pool, master=master_key(), emitter=functools.partial(OutboxEmitter, source=SOURCE)
-    )
-
-
-async def handle(pool: asyncpg.Pool, handler: Any, msg: Incoming[Any], **deps: Any) -> None:
+async def handle(
+    pool: asyncpg.Pool, master: MasterKey, handler: Any, msg: Incoming[Any], **deps: Any
+) -> None:
     """What the consumer does with a record: the handler in one transaction, with the unit of work
     the service's route builds over it."""
     async with pool.acquire() as conn, conn.transaction():
-        uow = unit_of_work_factory(master_key())(conn, OutboxEmitter(conn, source=SOURCE))
+        uow = unit_of_work_factory(master)(conn, OutboxEmitter(conn, source=SOURCE))
         await handler(msg, uow, **deps)
 
 
-async def accept(pool: asyncpg.Pool, msg: Incoming[Any], *, sms_available: bool = False) -> None:
-    await handle(pool, handlers.accept_notification, msg, sms_available=sms_available)
+async def accept(
+    pool: asyncpg.Pool, master: MasterKey, msg: Incoming[Any], *, sms_available: bool = False
+) -> None:
+    await handle(pool, master, handlers.accept_notification, msg, sms_available=sms_available)
 
 
 async def history(pool: asyncpg.Pool, notification_id: str) -> list[str]:

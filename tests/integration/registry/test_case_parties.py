@@ -62,7 +62,7 @@ from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from hub.security.signing import SigningKey
-from hub.vault import master as vault_master
+from hub.vault.crypto import MasterKey
 from services.registry import bootstrap
 from services.registry.adapters.postgres.operations import SUBSCRIPTIONS_SQL
 from services.registry.model import SubscriptionRecord
@@ -88,9 +88,11 @@ AGENCIES = (PORTAL, KRIENS_OFFICE, LUCERNE_OFFICE, EMMEN_OFFICE, TAX_OFFICE, HOR
 
 @dataclass
 class Registry:
-    """The registry's routes on one database, and a signing key for every agency."""
+    """The registry's routes on one database, the master key they were built with, and a
+    signing key for every agency."""
 
     pool: asyncpg.Pool
+    master: MasterKey
     routes: dict[str, Route]
     keys: dict[str, SigningKey]
     offset: int = 0
@@ -126,18 +128,20 @@ class Registry:
 
 
 @pytest_asyncio.fixture
-async def registry(hub_settings: HubSettings, tmp_path: Path) -> AsyncIterator[Registry]:
+async def registry(
+    hub_settings: HubSettings, vault_master_key: MasterKey, tmp_path: Path
+) -> AsyncIterator[Registry]:
     pool = await migrated_registry_pool(hub_settings.database_dsn(), size=4)
     (tmp_path / "secrets").mkdir(exist_ok=True)
     (tmp_path / "secrets" / "audit.key").write_text(KEY.secret.hex())
     settings = hub_settings.model_copy(update={"state_dir": tmp_path, "audit_key_file": None})
-    routes = list(bootstrap.routes(ServiceContext("registry", settings, pool, vault_master.installed())))
+    routes = list(bootstrap.routes(ServiceContext("registry", settings, pool, vault_master_key)))
     by_topic = {route.topic: route for route in routes}
     by_topic[topics.INGRESS] = ingress_route(routes)
     keys = {
         partner: await mirror_partner_key(pool, partner, f"parties-{n}") for n, partner in enumerate(AGENCIES)
     }
-    yield Registry(pool, by_topic, keys)
+    yield Registry(pool, vault_master_key, by_topic, keys)
     audit_store.install(None)
     await pool.close()
 
@@ -293,7 +297,7 @@ async def test_the_parties_move_the_case_to_completion(registry: Registry) -> No
 async def test_an_unfilled_slot_is_on_the_case_and_operations_are_told(registry: Registry) -> None:
     case_id = await open_move(registry, KRIENS, HORW)
     async with registry.pool.acquire() as conn:
-        view = await load_case_view(conn, case_id)
+        view = await load_case_view(conn, case_id, master=registry.master)
         slots = [s for s in await load_unfilled_slots(conn) if s.case_id == case_id]
         gauge = await bootstrap.metrics(conn)
     assert view is not None
@@ -358,7 +362,7 @@ async def test_a_partner_registered_later_fills_the_slot_and_may_then_act(regist
         == HORW_OFFICE
     )
     async with registry.pool.acquire() as conn:
-        view = await load_case_view(conn, case_id)
+        view = await load_case_view(conn, case_id, master=registry.master)
         gauge = await bootstrap.metrics(conn)
     assert view is not None
     assert view.unfilled == ()
@@ -392,7 +396,7 @@ async def test_a_subscription_must_say_all_cases_to_receive_cases_it_is_no_party
 
     async def subscribe(scope: str) -> None:
         async with registry.pool.acquire() as conn, conn.transaction():
-            await registry_unit_of_work(conn).subscriptions.put(
+            await registry_unit_of_work(conn, registry.master).subscriptions.put(
                 SubscriptionRecord(
                     partner_id=statistics,
                     event_type=MOVE,

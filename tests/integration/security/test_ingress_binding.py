@@ -20,12 +20,10 @@ import pytest_asyncio
 from hub.local.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
 from hub.runtime import topics
 from hub.runtime.consumer import Outcome, Route
-from hub.runtime.service import ServiceContext
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
-from hub.vault import master as vault_master
 from services.registry import bootstrap
-from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key
+from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key, registry_context
 from tests.fixtures.signing import Crafted, craft
 
 pytestmark = pytest.mark.asyncio
@@ -33,9 +31,7 @@ GROUP = "hub.registry.ingress"
 
 
 def _ingress(pool: asyncpg.Pool, settings: HubSettings) -> Route:
-    return ingress_route(
-        list(bootstrap.routes(ServiceContext("registry", settings, pool, vault_master.installed())))
-    )
+    return ingress_route(list(bootstrap.routes(registry_context(pool, settings))))
 
 
 @pytest_asyncio.fixture
@@ -155,7 +151,7 @@ async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_top
     assert closed.pattern is not None
     assert re.match(closed.pattern, topics.INGRESS) is None  # the registry does not read it
     assert re.match(closed.pattern, topics.ingress_topic(PORTAL)) is not None
-    ctx = ServiceContext("registry", hub_settings, pool, vault_master.installed())
+    ctx = registry_context(pool, hub_settings)
     created = set(await bootstrap.partner_topics(ctx))
     assert topics.ingress_topic(PORTAL) in created
     assert topics.ingress_topic(KRIENS_OFFICE) in created
@@ -166,9 +162,7 @@ async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_top
     assert opened.pattern is not None
     assert re.match(opened.pattern, topics.INGRESS) is not None
     assert re.match(opened.pattern, "hub.ingress-dlt") is None
-    assert topics.INGRESS in set(
-        await bootstrap.partner_topics(ServiceContext("registry", shared, pool, vault_master.installed()))
-    )
+    assert topics.INGRESS in set(await bootstrap.partner_topics(registry_context(pool, shared)))
     # On the shared topic the signature alone proves the sender: any partner may write there.
     report = _move(portal_key)
     assert (

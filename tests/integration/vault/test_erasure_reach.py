@@ -23,13 +23,11 @@ from hub.runtime.kafka import ensure_topics
 from hub.runtime.outbox import OutboxRelay
 from hub.runtime.publisher import KafkaPublisher
 from hub.runtime.settings import HubSettings
-from hub.vault import master as vault_master
 from hub.vault.crypto import ERASED_TEXT, MasterKey
 from services.identity.erase import Erasure, RelayBacklog, erase_person
 from services.registry.model import TimelineStep
 from tests.fixtures.infrastructure import point_cli_at
 from tests.fixtures.registry import registry_unit_of_work
-from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import ANNA, BRUNO, Citizen, Pools, published, store
@@ -49,7 +47,7 @@ def _action(citizen: Citizen) -> str:
 async def _rejected(pools: Pools, citizen: Citizen) -> None:
     """The timeline steps ``handlers.request_action`` and ``handlers.reject_case`` write."""
     async with pools.registry.acquire() as conn, conn.transaction():
-        timeline = registry_unit_of_work(conn).timeline
+        timeline = registry_unit_of_work(conn, pools.master).timeline
         for event_type, summary, text in (
             ("ch.lu.hub.case.action-required.v1", "action required", _action(citizen)),
             ("ch.lu.hub.case.rejected.v1", "rejected", _reason(citizen)),
@@ -67,7 +65,8 @@ async def _rejected(pools: Pools, citizen: Citizen) -> None:
             )
 
 
-async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None = None) -> list[str]:
+async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None) -> list[str]:
+    """The office's timeline texts as a reader with ``master`` sees them (None: no key)."""
     async with pools.registry.acquire() as conn:
         view = await load_case_view(conn, citizen.case_id, master=master)
     assert view is not None
@@ -76,7 +75,7 @@ async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None = No
 
 async def _erase(pools: Pools, *, vn: str) -> Erasure:
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, identity.master_key(), vn=vn)
+        return await erase_person(conn, pools.master, vn=vn)
 
 
 async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(pools: Pools) -> None:
@@ -89,21 +88,25 @@ async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(poo
         assert hits(await readable_rows(conn), texts) == []
         assert hits(await relation_files(conn, ("registry",)), texts) == []
     # Readers with the master key see the text; without it, that it is sealed.
-    assert await _details(pools, anna) == [f"action required: {_action(anna)}", f"rejected: {_reason(anna)}"]
-    before = vault_master.installed()
-    vault_master.install(None)
-    try:
-        assert await _details(pools, bruno) == [f"action required: {SEALED_TEXT}", f"rejected: {SEALED_TEXT}"]
-    finally:
-        vault_master.install(before)
+    assert await _details(pools, anna, pools.master) == [
+        f"action required: {_action(anna)}",
+        f"rejected: {_reason(anna)}",
+    ]
+    assert await _details(pools, bruno, None) == [
+        f"action required: {SEALED_TEXT}",
+        f"rejected: {SEALED_TEXT}",
+    ]
 
     await published(pools)
     erasure = await _erase(pools, vn=anna.person.vn)
 
     stores = {(s.store, s.done): s.rows for s in erasure.stores}
     assert stores[("registry.timeline", "unreadable (sealed under a destroyed key)")] == 2
-    assert await _details(pools, anna) == [f"action required: {ERASED_TEXT}", f"rejected: {ERASED_TEXT}"]
-    assert await _details(pools, bruno) == [
+    assert await _details(pools, anna, pools.master) == [
+        f"action required: {ERASED_TEXT}",
+        f"rejected: {ERASED_TEXT}",
+    ]
+    assert await _details(pools, bruno, pools.master) == [
         f"action required: {_action(bruno)}",
         f"rejected: {_reason(bruno)}",
     ]
@@ -113,7 +116,7 @@ async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(poo
 
 async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(pools: Pools) -> None:
     anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
-    async with notifications_units(pools.notifications).begin() as uow:
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
         for citizen in (anna, bruno):
             await uow.preferences.prefer_channel(citizen.citizen_id, Channel.INBOX)
             await uow.preferences.set_opted_out(citizen.citizen_id, True)
@@ -125,7 +128,7 @@ async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(p
     assert {(s.store, s.done): s.rows for s in erasure.stores}[
         ("notifications.citizen_preferences", "deleted")
     ] == 1
-    async with notifications_units(pools.notifications).begin() as uow:
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
         assert await uow.preferences.preference_of(anna.citizen_id) is None
         kept = await uow.preferences.preference_of(bruno.citizen_id)
     assert kept is not None
@@ -146,7 +149,7 @@ async def _unpublished(pools: Pools, citizen: Citizen) -> dict[str, int]:
 
 async def _case_erased(pools: Pools, citizen: Citizen) -> bool:
     async with pools.registry.acquire() as conn:
-        case = await registry_unit_of_work(conn).cases.get(citizen.case_id)
+        case = await registry_unit_of_work(conn, pools.master).cases.get(citizen.case_id)
     assert case is not None
     return case.erased
 
@@ -168,7 +171,7 @@ async def test_unpublished_rows_refuse_the_erasure_and_nothing_changes_unless_th
     assert await _unpublished(pools, anna) == waiting
 
     async with pools.identity.acquire() as conn, conn.transaction():
-        erasure = await erase_person(conn, identity.master_key(), vn=anna.person.vn, unpublished="delete")
+        erasure = await erase_person(conn, pools.master, vn=anna.person.vn, unpublished="delete")
 
     assert erasure.unpublished_outbox_rows == sum(waiting.values())
     assert await _case_erased(pools, anna)
@@ -177,9 +180,13 @@ async def test_unpublished_rows_refuse_the_erasure_and_nothing_changes_unless_th
 
 
 @pytest.fixture
-def operator(hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """An operator's shell on this database (the master key is the session's file)."""
+def operator(
+    hub_settings: HubSettings, vault_master_key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An operator's shell on this database, with the master key the services' code here was
+    given (``Pools.master``) as the ring HUB_MASTER_KEY_FILE names."""
     point_cli_at(hub_settings, monkeypatch, tmp_path)
+    monkeypatch.setenv("HUB_MASTER_KEY_FILE", str(vault_master_key_file))
 
 
 def _hub(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -96,7 +96,12 @@ async def test_a_case_opened_before_identity_answered_is_erased_and_identity_doe
         await identity_handlers.issue_pseudonyms(msg, uow, secret=identity.SECRET)
 
     late = PseudonymsRequested(person=anna.person, recipients=(), citizen_pseudonym=True)
-    assert await identity.handle(pools.identity, issue, identity.incoming(late, case_id=anna.case_id)) == []
+    assert (
+        await identity.handle(
+            pools.identity, pools.master, issue, identity.incoming(late, case_id=anna.case_id)
+        )
+        == []
+    )
     async with pools.identity.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM persons") == 0
 
@@ -139,12 +144,12 @@ async def test_a_tampered_notice_is_failed_alone_and_the_others_are_sent(pools: 
 async def _erase(pools: Pools, *, vn: str | None = None, citizen_id: str | None = None) -> Erasure:
     await published(pools)
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, identity.master_key(), vn=vn, citizen_id=citizen_id)
+        return await erase_person(conn, pools.master, vn=vn, citizen_id=citizen_id)
 
 
 async def _case(pools: Pools, citizen: Citizen) -> Case:
     async with pools.registry.acquire() as conn:
-        case = await registry_unit_of_work(conn).cases.get(citizen.case_id)
+        case = await registry_unit_of_work(conn, pools.master).cases.get(citizen.case_id)
     assert case is not None
     return case
 
@@ -158,12 +163,12 @@ async def _everything_erased(pools: Pools, citizen: Citizen) -> None:
     assert set(case.details) == {"person", "contact", "departure", "arrival"}
     assert case.details["arrival"]["bfs_number"] == 1061  # internal fields stay for the record
     async with pools.registry.acquire() as conn, conn.transaction():
-        assert await registry_unit_of_work(conn).pending.take(citizen.request_id) is None
-        view = await load_case_view(conn, citizen.case_id)
+        assert await registry_unit_of_work(conn, pools.master).pending.take(citizen.request_id) is None
+        view = await load_case_view(conn, citizen.case_id, master=pools.master)
     assert view is not None
     assert view.personal_data == "erased"
     async with pools.identity.acquire() as conn:
-        persons = PostgresRepositories(conn, identity.master_key()).persons
+        persons = PostgresRepositories(conn, pools.master).persons
         assert await persons.by_vn(citizen.person.vn) is None
         assert await persons.names_born_on(citizen.person.date_of_birth) == []
         person_id = await conn.fetchval(
@@ -171,7 +176,7 @@ async def _everything_erased(pools: Pools, citizen: Citizen) -> None:
         )
         assert isinstance(await persons.record(person_id), Erased)
         assert await persons.local_ids_of(person_id) == []
-    async with notifications_units(pools.notifications).begin() as uow:
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
         [message] = await uow.inbox.of(citizen.citizen_id)
         assert message.erased
         assert message.subject == message.body == ERASED_TEXT
@@ -189,20 +194,20 @@ async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
     expected["person"].pop("vn")
     assert case.details == expected
     async with pools.registry.acquire() as conn, conn.transaction():
-        pending = await registry_unit_of_work(conn).pending.take(citizen.request_id)
-        view = await load_case_view(conn, citizen.case_id)
+        pending = await registry_unit_of_work(conn, pools.master).pending.take(citizen.request_id)
+        view = await load_case_view(conn, citizen.case_id, master=pools.master)
     assert pending is not None
     assert pending.data == expected
     assert view is not None
     assert view.personal_data == "sealed"
     async with pools.identity.acquire() as conn:
-        persons = PostgresRepositories(conn, identity.master_key()).persons
+        persons = PostgresRepositories(conn, pools.master).persons
         person_id = await persons.by_vn(citizen.person.vn)
         assert person_id is not None
         assert await persons.record(person_id) == citizen.person.model_copy(update={"local_person_id": None})
         assert await persons.local_ids_of(person_id) == [citizen.person.local_person_id]
         assert [p for p, *_ in await persons.names_born_on(citizen.person.date_of_birth)] == [person_id]
-    async with notifications_units(pools.notifications).begin() as uow:
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
         [message] = await uow.inbox.of(citizen.citizen_id)
         assert not message.erased
         assert citizen.person.first_name in message.body
