@@ -142,7 +142,6 @@ async def registry(
         partner: await mirror_partner_key(pool, partner, f"parties-{n}") for n, partner in enumerate(AGENCIES)
     }
     yield Registry(pool, vault_master_key, by_topic, keys)
-    audit_store.install(None)
     await pool.close()
 
 

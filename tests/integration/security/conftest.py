@@ -8,7 +8,6 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub.audit import store as audit_store
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey
 from hub.vault.master import load_master_key
@@ -20,7 +19,6 @@ async def pool(hub_settings: HubSettings) -> AsyncIterator[asyncpg.Pool]:
     pool = await migrated_registry_pool(hub_settings.database_dsn(), size=4)
     yield pool
     await pool.close()
-    audit_store.install(None)  # bootstrap.routes installed the registry's audit key
 
 
 @pytest.fixture
