@@ -11,8 +11,7 @@ from pydantic import ValidationError
 
 from contracts import Contract, ParticipantId
 from contracts.errors import describe_errors
-from hub.runtime.endpoints import running_hub_settings
-from hub.runtime.settings import HubSettings
+from hub.cli.database import running_hub
 from services.identity.adapters.postgres import run_command
 from services.identity.admin_publisher import publish_admin_command
 from services.identity.ports import Repositories
@@ -21,7 +20,7 @@ T = TypeVar("T")
 
 
 def send(command: Contract, partner_id: str) -> int:
-    settings = running_hub_settings(HubSettings())
+    settings = running_hub()
     envelope = asyncio.run(publish_admin_command(settings, command, partner_id=partner_id))
     print(f"sent {envelope.type} {envelope.id}")
     return 0
@@ -49,4 +48,4 @@ def contract(model: type[Contract], **fields: Any) -> Contract:
 def in_identity_schema(work: Callable[[Repositories], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on identity's tables of the running hub's database
     (partners, keys, reviews: nothing that needs the vault's master key)."""
-    return run_command(running_hub_settings(HubSettings()), work)
+    return run_command(running_hub(), work)

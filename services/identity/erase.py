@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Ahvn13
+from hub.cli.database import running_hub
 from hub.errors import HubError
-from hub.runtime.endpoints import running_hub_settings
 from hub.runtime.settings import HubSettings
 from hub.vault import store as vault_store
 from hub.vault.master import load_master_key
@@ -118,7 +118,7 @@ def _erase(args: argparse.Namespace) -> int:
             raise ValueError(f"--ahvn13: {error.errors()[0]['msg']}") from None
     if args.wait_relay < 0:
         raise ValueError("--wait-relay: must not be negative")
-    settings = running_hub_settings(HubSettings())
+    settings = running_hub()
     # The command's own composition root: the vault's master key is loaded here and handed on.
     master = load_master_key(settings, create=False)
     done = asyncio.run(

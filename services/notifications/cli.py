@@ -17,9 +17,8 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Channel, ParticipantIdStr
+from hub.cli.database import running_hub
 from hub.cli.output import print_rows
-from hub.runtime.endpoints import running_hub_settings
-from hub.runtime.settings import HubSettings
 from hub.vault.master import load_master_key
 from services.notifications.adapters.postgres import command_repositories
 from services.notifications.ports import Repositories
@@ -70,7 +69,7 @@ def _run(action: Action, *, opens_sealed: bool = False) -> Callable[[argparse.Na
     which the hub's master key opens; the other commands work without it."""
 
     def command(args: argparse.Namespace) -> int:
-        settings = running_hub_settings(HubSettings())
+        settings = running_hub()
         master = load_master_key(settings, create=False) if opens_sealed else None
 
         async def main() -> int:

@@ -13,9 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contracts import SetSubscription
-from hub.cli.database import run_on_database
+from hub.cli.database import run_on_database, running_hub
 from hub.cli.output import print_rows
-from hub.runtime.endpoints import running_hub_settings
 from hub.runtime.settings import HubSettings
 from hub.security.acls import DEFAULT_STRIMZI_CLUSTER
 from services.identity.admin_publisher import publish_admin_command
@@ -79,7 +78,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _set(args: argparse.Namespace) -> int:
     command = subscription_command(args)  # refused as typed, before any hub is looked for
-    settings = running_hub_settings(HubSettings())
+    settings = running_hub()
     envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
     print(f"sent {SetSubscription.event_type} {envelope.id}")
     return 0
@@ -105,7 +104,7 @@ def subscription_command(args: argparse.Namespace) -> SetSubscription:
 
 def _rows(read: Callable[[Any], Awaitable[Rows]]) -> Rows:
     return run_on_database(
-        running_hub_settings(HubSettings()),
+        running_hub(),
         read,
         no_tables="no registry tables in this database; start the hub once (`hub up`)",
     )
