@@ -134,24 +134,8 @@ class HubSettings(BaseSettings):
         "none", description="Span export when OTEL_EXPORTER_OTLP_ENDPOINT is unset."
     )
     traces_file: Path | None = Field(None, description="Target of the jsonl exporter.")
-    ops_email: str = Field("hub-ops@stadtluzern.ch", description="Where escalations are mailed.")
-    case_deadline_s: float | None = Field(
-        None, gt=0, description="Overrides every case type's deadline; for test environments and demos."
-    )
-    escalation_check_interval_s: float = Field(5.0, gt=0)
-    audit_anchor_interval_s: float = Field(
-        60.0,
-        gt=0,
-        description="How often the registry publishes the audit chain's head on hub.audit.heads "
-        "(when it moved): a cut chain is detected back to the last anchor.",
-    )
     require_signatures: bool = Field(
         True, description="Refuse partner events at ingress without a valid signature."
-    )
-    shared_ingress: bool = Field(
-        False,
-        description="The registry also reads the shared hub.ingress, where any partner may write; "
-        "off: each partner publishes only on its own hub.ingress.<partner> (Kafka ACLs).",
     )
     event_max_age_s: float = Field(
         6 * 3600.0,

@@ -25,6 +25,7 @@ from services.registry.domain import ProcessDefinition, Processes, load_processe
 from services.registry.escalation import Escalator
 from services.registry.figures import NoFigures
 from services.registry.partner_keys import IngressPolicy
+from services.registry.settings import RegistrySettings
 
 NAME = "registry"
 PARTNER_REGISTERED = "ch.lu.hub.identity.partner-registered.v1"
@@ -33,9 +34,11 @@ PARTNER_STATUS_CHANGED = "ch.lu.hub.identity.partner-status-changed.v1"
 
 def _processes(ctx: ServiceContext) -> Processes:
     processes = load_processes()
-    if ctx.settings.case_deadline_s is not None:
+    if RegistrySettings().case_deadline_s is not None:
         processes = Processes(
-            ProcessDefinition.model_validate({**p.model_dump(), "deadline_s": ctx.settings.case_deadline_s})
+            ProcessDefinition.model_validate(
+                {**p.model_dump(), "deadline_s": RegistrySettings().case_deadline_s}
+            )
             for p in processes.by_case_type.values()
         )
     return processes
@@ -100,7 +103,7 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
         processes=processes,
         policy=IngressPolicy.from_settings(ctx.settings),
         # Operations are told of a case's party slot that no partner fills.
-        ops_email=ctx.settings.ops_email,
+        ops_email=RegistrySettings().ops_email,
     )
     partner_mirror: dict[str, Handler] = {
         PartnerKeyRegistered.event_type: partner_keys.mirror_key_registered,
@@ -117,7 +120,7 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             # group; the shared hub.ingress only if HUB_SHARED_INGRESS. Dead letters of all of
             # them go to hub.ingress-dlt.
             topic=topics.INGRESS,
-            pattern=topics.ingress_pattern(shared=ctx.settings.shared_ingress),
+            pattern=topics.ingress_pattern(shared=RegistrySettings().shared_ingress),
             group_id="hub.registry.ingress",
             # Every catalogued type reaches the handler, which refuses what partners may not send.
             handlers={event_type: on_partner_event for event_type in CATALOG},
@@ -165,14 +168,14 @@ def workers(ctx: ServiceContext) -> Sequence[Worker]:
     escalator = Escalator(
         adapter(ctx).transactional(ctx.pool, source=ctx.source),
         _processes(ctx),
-        ops_email=ctx.settings.ops_email,
-        interval_s=ctx.settings.escalation_check_interval_s,
+        ops_email=RegistrySettings().ops_email,
+        interval_s=RegistrySettings().escalation_check_interval_s,
     )
     # The chain's head, published for operations to keep outside the database.
     anchor = HeadAnchor(
         ctx.pool,
         functools.partial(OutboxEmitter, source=ctx.source),
-        interval_s=ctx.settings.audit_anchor_interval_s,
+        interval_s=RegistrySettings().audit_anchor_interval_s,
     )
     return (escalator.run, anchor.run)
 
@@ -182,7 +185,7 @@ async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
     ingress topic before it publishes (partners may not create topics); the shared ingress
     exists if it is read."""
     partners = await partner_topic_rows(ctx.pool)
-    shared = [topics.INGRESS] if ctx.settings.shared_ingress else []
+    shared = [topics.INGRESS] if RegistrySettings().shared_ingress else []
     return [
         *shared,
         *(delivery for _, delivery in partners),

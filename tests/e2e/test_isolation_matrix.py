@@ -78,6 +78,7 @@ from hub.local.provisioning import local_partner
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from partner.client import PartnerClient
+from services.registry.settings import RegistrySettings
 from tests.e2e.support import Hub, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
@@ -711,7 +712,7 @@ def test_a_slot_nobody_fills_is_shown_on_the_case_and_to_operations(
         mail := [
             m
             for m in infrastructure.smtp.messages()
-            if m["X-Hub-Case-Id"] == case_id and m["To"] == hub.ops_email
+            if m["X-Hub-Case-Id"] == case_id and m["To"] == RegistrySettings().ops_email
         ]
     ):
         assert time.monotonic() < deadline, "operations were not mailed"

@@ -66,6 +66,7 @@ from hub.vault.crypto import MasterKey
 from services.registry import bootstrap
 from services.registry.adapters.postgres.operations import SUBSCRIPTIONS_SQL
 from services.registry.model import SubscriptionRecord
+from services.registry.settings import RegistrySettings
 from tests.fixtures.registry import (
     ingress_route,
     migrated_registry_pool,
@@ -336,7 +337,7 @@ async def test_an_unfilled_slot_is_on_the_case_and_operations_are_told(registry:
     [sent] = [
         n for n in (json.loads(bytes(row["payload"])) for row in notices) if "party-missing" in n["template"]
     ]
-    assert (sent["template"], sent["recipient"]) == ("case.party-missing", HubSettings().ops_email)
+    assert (sent["template"], sent["recipient"]) == ("case.party-missing", RegistrySettings().ops_email)
     assert sent["placeholders"]["slot"] == "arrival-municipality"
     # Kriens still got its move: the other slots are served.
     assert set(await recipients_of(registry, case_id)) == {KRIENS_OFFICE, TAX_OFFICE}

@@ -23,6 +23,7 @@ from hub.runtime.consumer import Outcome, Route
 from hub.runtime.settings import HubSettings
 from hub.security.signing import SigningKey
 from services.registry import bootstrap
+from services.registry.settings import RegistrySettings
 from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key, registry_context
 from tests.fixtures.signing import Crafted, craft
 
@@ -144,9 +145,10 @@ async def test_the_binding_holds_with_signatures_switched_off(
 
 
 async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_topic(
-    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings
+    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert hub_settings.shared_ingress is False  # secure by default
+    monkeypatch.delenv("HUB_SHARED_INGRESS", raising=False)
+    assert RegistrySettings().shared_ingress is False  # secure by default
     closed = _ingress(pool, hub_settings)
     assert closed.pattern is not None
     assert re.match(closed.pattern, topics.INGRESS) is None  # the registry does not read it
@@ -157,7 +159,8 @@ async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_top
     assert topics.ingress_topic(KRIENS_OFFICE) in created
     assert topics.INGRESS not in created
 
-    shared = hub_settings.model_copy(update={"shared_ingress": True})
+    monkeypatch.setenv("HUB_SHARED_INGRESS", "true")  # as an operator switches it on
+    shared = hub_settings
     opened = _ingress(pool, shared)
     assert opened.pattern is not None
     assert re.match(opened.pattern, topics.INGRESS) is not None
