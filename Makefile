@@ -43,7 +43,7 @@ e2e: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts hub services
+	$(BIN)/mypy contracts hub partner services
 
 # The deployment check has tools of its own (pinned, apart from the hub's environment): the
 # Kubernetes schemas and hadolint from PyPI, the operators' CRD schemas from npm (Node >= 20).
@@ -86,7 +86,7 @@ bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
 	$(BIN)/hub bench
 
 chaos: $(STAMP)         ## 2,000 cases while services are killed, the broker frozen, PostgreSQL restarted
-	$(BIN)/python -m hub.chaos --cases 2000 --kills-per-service 3 --pauses 3 --db-restarts 2 \
+	$(BIN)/python -m hub.local.chaos --cases 2000 --kills-per-service 3 --pauses 3 --db-restarts 2 \
 		--poison 20 $(if $(SEED),--seed $(SEED))
 
 schemas: $(STAMP)       ## JSON Schema of every contract, for partners

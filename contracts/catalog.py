@@ -24,6 +24,7 @@ _CONTRACT_MODULES = (
     "contracts.admin",
     "contracts.subscriptions",
     "contracts.notification",
+    "contracts.audit",
 )
 
 

@@ -3,7 +3,7 @@
 Each partner writes its own ingress topic and reads its own delivery topic, both named by the
 partner's *slug*. This module states that surface in terms a partner needs (it depends on
 nothing but the contracts), for the AsyncAPI document (``contracts.asyncapi``) and for
-clients. The hub's runtime names its topics the same way (``hub.topics``; a unit test keeps
+clients. The hub's runtime names its topics the same way (``hub.runtime.topics``; a unit test keeps
 the two in step).
 """
 

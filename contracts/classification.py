@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey, RevokePartnerKey
+from contracts.audit import AuditHeadAnchored
 from contracts.building import (
     BuildingProject,
     ConsultationRequested,
@@ -136,6 +137,8 @@ FIELDS: Mapping[type[BaseModel], Mapping[str, Classification | None]] = {
     CaseActionRequired: {"requested_by": PUB, "action": CONF, "due_on": INT},
     CaseEscalated: {"case_type": INT, "deadline": INT, "missing_milestones": INT},
     CasePartyMissing: {"case_type": INT, "slot": INT, "role": INT, "jurisdiction": NESTED, "reason": INT},
+    # audit
+    AuditHeadAnchored: {"seq": INT, "entry_hash": INT, "anchored_at": INT},
     # identity
     PseudonymsRequested: {"person": NESTED, "recipients": NESTED, "citizen_pseudonym": INT},
     Recipient: {"partner_id": PUB, "sector": PUB},

@@ -74,7 +74,7 @@ class Envelope(BaseModel):
     action: Action = Action.NEW
     testdelivery: bool = False
     # Signature extensions: which key signed the event and the Ed25519 signature over the
-    # record's headers and value as sent (``hub.signed_form``), never over this parsed model.
+    # record's headers and value as sent (``hub.security.signed_form``), never over this parsed model.
     # Optional here, so unsigned events still parse; whether a consumer requires them is its
     # policy, not the envelope's.
     sigkeyid: str | None = Field(default=None, pattern=SIGNING_KEY_ID_PATTERN)

@@ -19,6 +19,26 @@ class DatabaseUnavailable(TransientError):
     """PostgreSQL cannot be reached or dropped the connection."""
 
 
+class DatabaseConflict(TransientError):
+    """A serialization failure or a deadlock: the transaction lost to a concurrent one."""
+
+
+class DatabaseError(HubError):
+    """PostgreSQL refused a statement; ``sqlstate`` says why (``hub.runtime.db`` translates)."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class UniqueViolation(DatabaseError):
+    """A row that must be unique exists already (often: a concurrent writer got there first)."""
+
+
+class SchemaMissing(DatabaseError):
+    """A table or column the code expects is not there: the database is not migrated yet."""
+
+
 class BrokerUnavailable(TransientError):
     """Kafka cannot be reached or did not acknowledge in time."""
 

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hub.service import ServiceDefinition
+    from hub.runtime.service import ServiceDefinition
 
 SERVICE_NAMES = ("identity", "registry", "notifications")
 

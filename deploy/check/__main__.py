@@ -9,7 +9,7 @@
   published schema could be had) plus CloudNativePG's schema of its ``spec.configuration``;
 * checks what the hub needs of them: probes, securityContext, service accounts, PDBs, grace
   period, secrets at HUB_SECRETS_DIR and only the keys each service needs; topics and retention
-  as ``hub/topics.py`` creates them; the services' KafkaUsers exactly as ``hub acls`` prints them;
+  as ``hub/runtime/topics.py`` creates them; the services' KafkaUsers exactly as ``hub acls`` prints them;
   the database roles; alerts with ``for``, severity and a runbook section in deploy/README.md;
 * checks that the rules and the Grafana dashboard use only the metrics in deploy/metrics.json;
 * lints deploy/Dockerfile with hadolint.
@@ -241,8 +241,8 @@ def check_hub_workloads(target: str, objects: list[Obj], report: Report) -> None
 
 def check_kafka(target: str, objects: list[Obj], report: Report) -> None:
     sys.path.insert(0, str(ROOT))
-    from hub import topics
-    from hub.acls import service_acls, strimzi_users
+    from hub.runtime import topics
+    from hub.security.acls import service_acls, strimzi_users
 
     (kafka,) = by_kind(objects, "Kafka") or [None]
     if kafka is None:
@@ -266,7 +266,7 @@ def check_kafka(target: str, objects: list[Obj], report: Report) -> None:
         strimzi = o["apiVersion"].startswith("kafka.strimzi.io/") and o["kind"] != "Kafka"
         if strimzi and (o["metadata"].get("labels") or {}).get("strimzi.io/cluster") != cluster:
             report.fail(ident(target, o), f"label strimzi.io/cluster must name the Kafka {cluster!r}")
-    # The fixed topics, as the services would create them (hub/topics.py).
+    # The fixed topics, as the services would create them (hub/runtime/topics.py).
     consumed = [topics.ADMIN, topics.IDENTITY_PARTNERS, topics.IDENTITY_REQUESTS, topics.IDENTITY_RESULTS]
     consumed += [topics.NOTIFICATION_REQUESTS, topics.NOTIFICATION_STATUS]
     expected = {*consumed, *(f"{t}-dlt" for t in consumed), topics.OPS, f"{topics.INGRESS}-dlt"}
@@ -286,7 +286,8 @@ def check_kafka(target: str, objects: list[Obj], report: Report) -> None:
         for key, value in topics.topic_config(name, retention_hours=retention).items():
             if config.get(key) != value:
                 report.fail(
-                    ident(target, o), f"{key} must be {value} (hub/topics.py, HUB_KAFKA_RETENTION_HOURS)"
+                    ident(target, o),
+                    f"{key} must be {value} (hub/runtime/topics.py, HUB_KAFKA_RETENTION_HOURS)",
                 )
         if not topics.carries_personal_data(name) and "retention.ms" in config:
             report.fail(ident(target, o), "names agencies only: keeps the cluster's default retention")
@@ -301,7 +302,9 @@ def check_kafka(target: str, objects: list[Obj], report: Report) -> None:
         if user is None:
             report.fail(f"[{target}]", f"KafkaUser hub-{service} is missing")
         elif user["spec"] != printed["spec"]:
-            report.fail(ident(target, user), "differs from `hub acls --format strimzi` (hub/acls.py)")
+            report.fail(
+                ident(target, user), "differs from `hub acls --format strimzi` (hub/security/acls.py)"
+            )
 
 
 def check_postgres(target: str, objects: list[Obj], report: Report) -> None:
@@ -498,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                 report.fail(f"[{target}] {check.__name__}", f"malformed: {error!r}")
     # What `hub acls --format strimzi --partners-only` prints must be valid too.
     sys.path.insert(0, str(ROOT))
-    from hub.acls import partner_acls, strimzi_users
+    from hub.security.acls import partner_acls, strimzi_users
 
     sample = strimzi_users(partner_acls("CH/MUN/1061/einwohnerdienste"), cluster="hub")
     custom.append(("hub acls", json.loads(sample.split("---\n")[1])))

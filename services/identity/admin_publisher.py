@@ -3,7 +3,7 @@
 The CLI does not write identity's or the registry's tables for partner and subscription
 changes: the command travels as a CloudEvent, so the change is validated, deduplicated
 and announced by the service exactly as a command from any other operator system. Each
-command is signed with the operator's key (``hub.operator_keys``): the services apply
+command is signed with the operator's key (``hub.security.operator_keys``): the services apply
 only commands a trusted operator signed.
 """
 
@@ -16,13 +16,13 @@ from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
 from contracts import Contract, Envelope
-from hub import topics
 from hub.errors import BrokerUnavailable
-from hub.kafka import client_config
-from hub.operator_keys import ADMIN_CLI_SOURCE, operator_signing_key
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.telemetry import current_trace_headers, messaging_attributes, tracer
+from hub.runtime import topics
+from hub.runtime.kafka import client_config
+from hub.runtime.settings import HubSettings
+from hub.runtime.telemetry import current_trace_headers, messaging_attributes, tracer
+from hub.security.operator_keys import ADMIN_CLI_SOURCE, operator_signing_key
+from hub.security.signing import SigningKey
 from services.identity.partner_events import business_process_id
 
 
@@ -63,12 +63,15 @@ async def _publish(
     )
     await producer.start()
     try:
-        return [await _send(producer, command, partner_id, key) for command, partner_id in commands]
+        admin = topics.on_cluster(topics.ADMIN, settings.topic_prefix)
+        return [await _send(producer, admin, command, partner_id, key) for command, partner_id in commands]
     finally:
         await producer.stop()
 
 
-async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, key: SigningKey) -> Envelope:
+async def _send(
+    producer: AIOKafkaProducer, admin: str, command: Contract, partner_id: str, key: SigningKey
+) -> Envelope:
     value = command.model_dump_json().encode()
     # The signature covers these exact bytes and every ce_* header, trace headers aside.
     unsigned = Envelope.new(
@@ -90,5 +93,5 @@ async def _send(producer: AIOKafkaProducer, command: Contract, partner_id: str, 
     ):
         headers = signed_headers + [(k, v.encode()) for k, v in current_trace_headers().items()]
         # Keyed by partner: a partner's commands stay in order on one partition.
-        await producer.send_and_wait(topics.ADMIN, value, key=partner_id.encode(), headers=headers)
+        await producer.send_and_wait(admin, value, key=partner_id.encode(), headers=headers)
     return envelope

@@ -1,7 +1,7 @@
 """Announces partners that never were: the seeded ones, or rows an operator inserted by hand.
 
-Each is written to the outbox as ``PartnerRegistered`` and marked announced in one
-transaction, so it is announced exactly once however often the service restarts.
+Each is written to the outbox as ``PartnerRegistered`` and marked announced in one unit of
+work, so it is announced exactly once however often the service restarts.
 """
 
 from __future__ import annotations
@@ -10,21 +10,17 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
-
-from hub.messages import Transaction
-from hub.telemetry import tracer
-from services.identity import partner_repository as partners
-from services.identity.partner_events import announce_registered
+from hub.errors import DatabaseUnavailable
+from hub.runtime.telemetry import tracer
+from services.identity.partner_events import announce_pending
+from services.identity.ports import UnitsOfWork
 
 log = logging.getLogger(__name__)
 
 
 class PartnerAnnouncer:
-    def __init__(
-        self, pool: asyncpg.Pool, *, source: str, interval_s: float = 10.0, batch: int = 100
-    ) -> None:
-        self._pool, self._source = pool, source
+    def __init__(self, units: UnitsOfWork, *, interval_s: float = 10.0, batch: int = 100) -> None:
+        self._units = units
         self._interval_s, self._batch = interval_s, batch
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -34,7 +30,7 @@ class PartnerAnnouncer:
             try:
                 while await self.announce_pending() == self._batch:
                     pass
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except DatabaseUnavailable as error:
                 log.warning("announcing partners failed, retrying: %s", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval_s)
@@ -42,17 +38,8 @@ class PartnerAnnouncer:
     async def announce_pending(self) -> int:
         """Announce up to one batch of unannounced partners; returns how many were announced."""
         with tracer().start_as_current_span("announce partners") as span:
-            async with self._pool.acquire() as conn, conn.transaction():
-                tx = Transaction(conn, source=self._source)
-                announced = 0
-                for partner in await partners.claim_unannounced(tx, self._batch):
-                    try:
-                        await announce_registered(tx, partner)
-                        announced += 1
-                    except ValueError as error:
-                        # A hand-written row the contract refuses must not stop the service
-                        # (a crashed worker stops it); it stays unannounced until fixed.
-                        log.error("partner %s cannot be announced: %s", partner.partner_id, error)
+            async with self._units.begin() as uow:
+                announced = await announce_pending(uow, batch=self._batch)
             span.set_attribute("hub.partners_announced", announced)
         if announced:
             log.info("announced %d partners", announced)

@@ -1,4 +1,5 @@
-"""Composition root of the identity service."""
+"""Composition root of the identity service: the keys it loads at start, the adapters they
+go to, and the handlers each route maps an event type to."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from collections.abc import Sequence
 
 from contracts import PseudonymsRequested
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey, RevokePartnerKey
-from hub import topics
-from hub.consumer import Route
-from hub.service import ServiceContext, ServiceDefinition, Worker
-from hub.vault_legacy import legacy_sealer
-from services.identity import admin, handlers, partner_keys, sealing
+from hub.runtime import topics
+from hub.runtime.consumer import Route
+from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
+from hub.security.secrets import master_key_secret, pseudonym_secret
+from services.identity import handlers, handlers_admin, handlers_partner_keys
+from services.identity.adapters.postgres import PostgresUnitsOfWork, unit_of_work_factory
 from services.identity.announcer import PartnerAnnouncer
 from services.identity.keys import load_pseudonym_secret
 
@@ -20,6 +22,7 @@ NAME = "identity"
 
 def routes(ctx: ServiceContext) -> Sequence[Route]:
     secret = load_pseudonym_secret(ctx.settings)
+    unit_of_work = unit_of_work_factory(ctx.master_key)
     return (
         Route(
             topic=topics.IDENTITY_REQUESTS,
@@ -27,28 +30,30 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             handlers={
                 PseudonymsRequested.event_type: functools.partial(handlers.issue_pseudonyms, secret=secret)
             },
+            unit_of_work=unit_of_work,
         ),
         Route(
             topic=topics.ADMIN,
             group_id="hub.identity.admin",
             # Each command proves its sender first: an operator's or an operations partner's signature.
-            handlers=admin.verified_handlers(
+            handlers=handlers_admin.verified_handlers(
                 ctx.settings,
                 {
-                    RegisterPartner.event_type: admin.register_partner,
-                    ChangePartnerStatus.event_type: admin.change_partner_status,
-                    RegisterPartnerKey.event_type: partner_keys.register_partner_key,
-                    RevokePartnerKey.event_type: partner_keys.revoke_partner_key,
+                    RegisterPartner.event_type: handlers_admin.register_partner,
+                    ChangePartnerStatus.event_type: handlers_admin.change_partner_status,
+                    RegisterPartnerKey.event_type: handlers_partner_keys.register_partner_key,
+                    RevokePartnerKey.event_type: handlers_partner_keys.revoke_partner_key,
                 },
             ),
             ignore_unknown_types=True,  # the registry's commands (subscriptions) share the topic
+            unit_of_work=unit_of_work,
         ),
     )
 
 
 def workers(ctx: ServiceContext) -> Sequence[Worker]:
-    sealer = legacy_sealer(ctx.pool, sealing.seal_batch, what="persons")
-    return (PartnerAnnouncer(ctx.pool, source=ctx.source).run, sealer)
+    units = PostgresUnitsOfWork(ctx.pool, master=ctx.master_key, source=ctx.source)
+    return (PartnerAnnouncer(units).run,)
 
 
 def definition() -> ServiceDefinition:
@@ -58,4 +63,5 @@ def definition() -> ServiceDefinition:
         topics=(topics.IDENTITY_RESULTS, topics.IDENTITY_PARTNERS),
         routes=routes,
         workers=workers,
+        secrets=lambda s: (master_key_secret(s), pseudonym_secret(s)),
     )

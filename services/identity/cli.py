@@ -7,31 +7,16 @@ announces them); listings and key rotation work on identity's tables directly.
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
-from pydantic import ValidationError
-
-from contracts import Contract, Jurisdiction, ParticipantId, Sector
+from contracts import Jurisdiction, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
-from contracts.errors import describe_errors
 from contracts.identity import PartnerStatus
-from hub.cli_database import run_on_database
-from hub.cli_output import print_rows
-from hub.endpoints import running_hub_settings
+from hub.cli.output import print_rows
 from hub.errors import HubError
-from hub.messages import Transaction
-from hub.settings import HubSettings
-from services.identity import erase
-from services.identity import key_repository as keys
-from services.identity import partner_repository as partners
-from services.identity import repository as repo
-from services.identity.admin_publisher import publish_admin_command
-from services.identity.domain import ADMIN_CLI_SOURCE
+from services.identity import erase, partner_keys_cli
+from services.identity.cli_common import checked_partner_id, contract, in_identity_schema, send
 
-T = TypeVar("T")
 SECTORS = [sector.value for sector in Sector]
 
 
@@ -65,8 +50,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing = partner.add_parser("list", help="every partner and its status")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_list_partners)
-    from services.identity import partner_keys_cli  # it uses this module's helpers
-
     partner_keys_cli.register(partner)
 
     person = commands.add_parser("person", help="persons known to identity").add_subparsers(
@@ -86,9 +69,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _register_partner(args: argparse.Namespace) -> int:
-    command = _contract(
+    command = contract(
         RegisterPartner,
-        partner_id=_partner_id(args.partner_id),
+        partner_id=checked_partner_id(args.partner_id),
         name=args.name,
         sector=args.sector,
         roles=tuple(args.roles),
@@ -96,7 +79,7 @@ def _register_partner(args: argparse.Namespace) -> int:
         sedex_id=args.sedex_id,
         local_person_id_category=args.local_id_category,
     )
-    return _send(command, args.partner_id)
+    return send(command, args.partner_id)
 
 
 def _jurisdiction(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,24 +107,17 @@ def _activate(args: argparse.Namespace) -> int:
 
 
 def _change_status(partner_id: str, status: PartnerStatus, reason: str | None) -> int:
-    partner_id = _partner_id(partner_id)
+    partner_id = checked_partner_id(partner_id)
     # Checked here for a clear answer; the service checks again (it may have changed since).
-    if _in_identity_schema(lambda tx: partners.get(tx, partner_id)) is None:
+    if in_identity_schema(lambda stores: stores.partners.get(partner_id)) is None:
         raise HubError(f"no partner {partner_id}; register it first")
-    command = _contract(ChangePartnerStatus, partner_id=partner_id, status=status, reason=reason)
-    return _send(command, partner_id)
-
-
-def _send(command: Contract, partner_id: str) -> int:
-    settings = running_hub_settings(HubSettings())
-    envelope = asyncio.run(publish_admin_command(settings, command, partner_id=partner_id))
-    print(f"sent {envelope.type} {envelope.id}")
-    return 0
+    command = contract(ChangePartnerStatus, partner_id=partner_id, status=status, reason=reason)
+    return send(command, partner_id)
 
 
 def _list_partners(args: argparse.Namespace) -> int:
     print_rows(
-        _in_identity_schema(partners.all_partners),
+        in_identity_schema(lambda stores: stores.partners.listing()),
         as_json=args.json,
         line=lambda row: (
             f"{row['partner_id']}  {row['status']}  {row['sector']}  {','.join(row['roles'])}  "
@@ -157,7 +133,7 @@ def _jurisdiction_text(jurisdiction: dict[str, Any] | None) -> str:
 
 def _reviews(args: argparse.Namespace) -> int:
     print_rows(
-        _in_identity_schema(repo.open_reviews),
+        in_identity_schema(lambda stores: stores.reviews.open()),
         as_json=args.json,
         line=lambda row: (
             f"{row['id']}  {row['new_person_id']}  {row['candidate_person_id']}  "
@@ -168,41 +144,6 @@ def _reviews(args: argparse.Namespace) -> int:
 
 
 def _rotate_key(args: argparse.Namespace) -> int:
-    version = _in_identity_schema(lambda tx: keys.rotate(tx, args.sector))
+    version = in_identity_schema(lambda stores: stores.pseudonyms.rotate(args.sector))
     print(f"{args.sector}: key version {version} is current; pseudonyms already issued stay as they are")
     return 0
-
-
-def _partner_id(value: str) -> str:
-    try:
-        ParticipantId.parse(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a partner id: expected instance/member class/member code/subsystem "
-            "with member class FED, CAN, MUN or COM, e.g. CH/MUN/1061/einwohnerdienste"
-        ) from None
-    return value
-
-
-def _contract(contract: type[Contract], **fields: Any) -> Contract:
-    try:
-        return contract(**fields)
-    except ValidationError as error:
-        details = error.errors(include_input=False, include_url=False, include_context=False)
-        raise ValueError(describe_errors(details)) from None  # one line, not pydantic's report
-
-
-def _in_identity_schema(work: Callable[[Transaction], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction on identity's tables of the running hub's database."""
-    from services.identity.bootstrap import NAME
-
-    async def in_transaction(conn: asyncpg.Connection) -> T:
-        async with conn.transaction():
-            return await work(Transaction(conn, source=ADMIN_CLI_SOURCE))
-
-    return run_on_database(
-        running_hub_settings(HubSettings()),
-        in_transaction,
-        server_settings={"search_path": f'"{NAME}"'},
-        no_tables="the identity service has not created its tables in this database; run `hub up`",
-    )

@@ -29,6 +29,7 @@ rotation changes only those of (person, sector) pairs issued afterwards.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -38,13 +39,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from contracts import LocalPersonId
+from contracts import LocalPersonId, Sector
+from contracts.admin import RegisterPartnerKey
+from contracts.ech import Jurisdiction
+from contracts.identity import PartnerStatus
+from services.identity.errors import KeyConflict
 
 Match = Literal["exact-vn", "local-id", "new", "flagged-for-review"]
 
 ADMIN_CLI_SOURCE = "urn:ch:lu:hub:admin:cli"
 PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 OPERATIONS_ROLE = "operations"
+# Not a partner's sector: the hub's own, whose pseudonym is the citizen id (preferences, inbox).
+CITIZEN_SECTOR = Sector.CITIZEN_SERVICES.value
 
 PSEUDONYM_SEED_BYTES = 32  # drawn for every new person: 256 bits
 MIN_PSEUDONYM_SEED_BYTES = 16  # accepted when hashing: a shorter seed could be guessed
@@ -165,3 +172,65 @@ def partner_of_source(source: str) -> str | None:
 def may_administer(roles: Iterable[str], status: str) -> bool:
     """Kafka has no ACLs here, so the hub checks: only active operations partners administer."""
     return status == "active" and OPERATIONS_ROLE in roles
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A partner as the register holds it."""
+
+    partner_id: str
+    name: str
+    sector: str
+    roles: tuple[str, ...]
+    sedex_id: str | None
+    local_person_id_category: str | None
+    status: PartnerStatus
+    announced: bool
+    # None: a row written by hand without one; it fills no slot and is never announced.
+    jurisdiction: Jurisdiction | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True)
+class PartnerKey:
+    """A public key a partner signs its events with, and the window it is valid in."""
+
+    key_id: str
+    partner_id: str
+    algorithm: str
+    public_key: str
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+
+
+def check_key_registration(
+    existing: PartnerKey | None, holder: str | None, command: RegisterPartnerKey
+) -> None:
+    """One key id for one key of one partner, one id per key, and a revoked key stays revoked.
+
+    ``existing`` is the key stored under the command's key id, ``holder`` the id the command's
+    public key is stored under (looked up only when the key id is new). Raises ``KeyConflict``.
+    """
+    if existing is None:
+        if holder is not None:
+            # One key, one id: otherwise revoking one id would leave the key usable under another.
+            raise KeyConflict(f"this public key is already registered as {holder}")
+        return
+    if existing.partner_id != command.partner_id or existing.public_key != command.public_key:
+        raise KeyConflict(f"key id {command.key_id} is taken by another key; choose a new key id")
+    if existing.revoked_at is not None:
+        raise KeyConflict(f"key {command.key_id} was revoked; a revoked key cannot be registered again")
+
+
+def key_window(existing: PartnerKey | None, command: RegisterPartnerKey, now: dt.datetime) -> dt.datetime:
+    """When the key becomes valid: as commanded, else as stored, else now. Raises
+    ``KeyConflict`` for a window that ends before it starts."""
+    valid_from = command.valid_from or (existing.valid_from if existing else now)
+    if command.valid_until is not None and command.valid_until <= valid_from:
+        raise KeyConflict(f"key {command.key_id}: valid_until must be later than {valid_from.isoformat()}")
+    return valid_from

@@ -3,7 +3,7 @@
 The person is found by AHVN13 (``--ahvn13``) or by their citizen id (``--citizen-id``,
 the citizen-services pseudonym citizens and operators see). What happens, per store:
 
-* **vault**: every data key of the person's ring is destroyed (``hub.vault_store.destroy``);
+* **vault**: every data key of the person's ring is destroyed (``hub.vault.store.destroy``);
 * **registry**: their cases' details, pending deliveries and timeline texts (a rejection
   reason, an action asked of them) were sealed under those keys: unreadable from now on;
   a timeline text still in clear (written before migration 0009) is cut to its summary;
@@ -11,12 +11,12 @@ the citizen-services pseudonym citizens and operators see). What happens, per st
   their channel preference and opt-out (keyed by citizen id, in clear) are deleted;
 * **identity**: what could still find them (blind indexes, local ids) is dropped;
 * **outbox** (every service): the rows of their cases are deleted, and dead letters of
-  their cases purged (``hub.vault_purge``). A row the relay has not published yet is
+  their cases purged (``hub.vault.purge``). A row the relay has not published yet is
   waited for (``--wait-relay``, outside the transaction so the relay is never blocked);
   still unpublished after the wait, the erasure is refused and nothing changes, unless
   ``--force`` deletes it (the partner then never receives that event; the count is reported);
 * **Kafka**: not reachable record by record; the topics the hub creates expire records
-  after ``HUB_KAFKA_RETENTION_HOURS`` (``hub/topics.py``).
+  after ``HUB_KAFKA_RETENTION_HOURS`` (``hub/runtime/topics.py``).
 
 Everything but the wait runs in one transaction: either the person is erased or nothing
 changed. Kept on purpose: pseudonyms and case ids (the audit chain and the partners refer
@@ -29,30 +29,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Ahvn13
-from hub import vault_store
-from hub.endpoints import running_hub_settings
+from hub.cli.database import running_hub
 from hub.errors import HubError
-from hub.messages import Transaction
-from hub.settings import HubSettings
-from hub.vault import Erased, citizen_ref
-from hub.vault_master import installed, installed_as, load_master_key
-from hub.vault_purge import Purged, purge_case_copies, unpublished_copies
+from hub.runtime.settings import HubSettings
+from hub.vault import store as vault_store
+from hub.vault.master import load_master_key
+from hub.vault.purge import Purged, purge_case_copies, unpublished_copies
 from services import SERVICE_NAMES
-from services.identity import repository as repo
-from services.identity.domain import ADMIN_CLI_SOURCE
+from services.erasure import PersonErasure, StoreReport
+from services.erasures import other_services
+from services.identity.adapters.postgres import IdentityErasure, erasure_connection
 
 # The other services' tables are reached from this one transaction, named with their schema.
-from services.notifications.citizens import forget_preferences
-from services.registry.sealing import strip_clear_timeline
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from hub.vault.crypto import MasterKey
 
 _AHVN13: TypeAdapter[str] = TypeAdapter(Ahvn13)
 Unpublished = Literal["refuse", "delete"]
@@ -71,13 +71,6 @@ class RelayBacklog(HubError):
         self.case_ids, self.waiting = tuple(case_ids), waiting
         rows = ", ".join(f"{count} in {schema}" for schema, count in sorted(waiting.items()))
         super().__init__(f"outbox rows of the person's cases are not published yet ({rows})")
-
-
-@dataclass(frozen=True)
-class StoreReport:
-    store: str  # schema.table, or "kafka"
-    done: str  # what happened to the person's data there
-    rows: int | None = None  # rows concerned, where the hub can count them
 
 
 @dataclass(frozen=True)
@@ -125,13 +118,14 @@ def _erase(args: argparse.Namespace) -> int:
             raise ValueError(f"--ahvn13: {error.errors()[0]['msg']}") from None
     if args.wait_relay < 0:
         raise ValueError("--wait-relay: must not be negative")
-    settings = running_hub_settings(HubSettings())
-    with installed_as(load_master_key(settings, create=False)):
-        done = asyncio.run(
-            _erase_when_published(
-                settings, vn=vn, citizen_id=args.citizen_id, wait_s=args.wait_relay, force=args.force
-            )
+    settings = running_hub()
+    # The command's own composition root: the vault's master key is loaded here and handed on.
+    master = load_master_key(settings, create=False)
+    done = asyncio.run(
+        _erase_when_published(
+            settings, master, vn=vn, citizen_id=args.citizen_id, wait_s=args.wait_relay, force=args.force
         )
+    )
     kafka = StoreReport(
         "kafka",
         f"not reachable record by record: topics the hub creates expire records after "
@@ -154,22 +148,26 @@ def _erase(args: argparse.Namespace) -> int:
 
 
 async def _erase_when_published(
-    settings: HubSettings, *, vn: str | None, citizen_id: str | None, wait_s: float, force: bool
+    settings: HubSettings,
+    master: MasterKey,
+    *,
+    vn: str | None,
+    citizen_id: str | None,
+    wait_s: float,
+    force: bool,
 ) -> Erasure:
     """Tries the erasure; while outbox rows of the person's cases wait for their relay, it
     rolls back, waits for them with no transaction open (a relay publishing them must not
     wait for us, nor we for it while holding the person's keys) and tries again."""
-    from services.identity.bootstrap import NAME
-
-    conn = await asyncpg.connect(settings.database_dsn(), server_settings={"search_path": f'"{NAME}"'})
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
     unpublished: Unpublished = "refuse"
-    try:
+    async with erasure_connection(settings) as conn:
+        deadline = asyncio.get_running_loop().time() + wait_s
         while True:
             try:
                 async with conn.transaction():
-                    return await erase_person(conn, vn=vn, citizen_id=citizen_id, unpublished=unpublished)
+                    return await erase_person(
+                        conn, master, vn=vn, citizen_id=citizen_id, unpublished=unpublished
+                    )
             except RelayBacklog as backlog:
                 waiting = await _wait_for_relays(conn, backlog.case_ids, deadline)
                 if not waiting:
@@ -182,10 +180,6 @@ async def _erase_when_published(
                         "(--wait-relay), or delete them with --force"
                     ) from None
                 unpublished = "delete"
-    except asyncpg.UndefinedTableError:
-        raise HubError("the hub's services have not created their tables in this database") from None
-    finally:
-        await conn.close()
 
 
 async def _wait_for_relays(
@@ -202,6 +196,7 @@ async def _wait_for_relays(
 
 async def erase_person(
     conn: asyncpg.Connection,
+    master: MasterKey,
     *,
     vn: str | None = None,
     citizen_id: str | None = None,
@@ -214,87 +209,42 @@ async def erase_person(
     ``RelayBacklog`` if outbox rows of their cases are unpublished and ``unpublished`` is
     "refuse" (the caller's transaction must then roll back); "delete" deletes them.
     """
-    tx = Transaction(conn, source=ADMIN_CLI_SOURCE)
-    master = installed()
-    refs: list[str] = []
-    person_ids: set[uuid.UUID] = set()
-    citizen_ids: set[str] = set()
-    if vn is not None:
-        # Also reaches cases identity has not seen yet: the registry keyed them by this reference.
-        refs.append(master.subject_ref(vn))
-        if (found := await repo.person_by_vn(tx, vn)) is not None:
-            person_ids.add(found)
-    if citizen_id is not None:
-        refs.append(citizen_ref(citizen_id))
-        citizen_ids.add(citizen_id)
-        if (found := await repo.person_by_citizen_id(conn, citizen_id)) is not None:
-            person_ids.add(found)
-    key_ids: list[uuid.UUID] = []
-    for person_id in person_ids:
-        citizen_ids.update(await repo.citizen_ids_of(conn, person_id))
-        if (person_vn := await _vn(tx, person_id)) is not None:
-            refs.append(master.subject_ref(person_vn))
-        if (
-            key_id := await conn.fetchval("SELECT key_id FROM persons WHERE person_id = $1", person_id)
-        ) is not None:
-            key_ids.append(key_id)
-    refs += [citizen_ref(c) for c in citizen_ids]
-    destroyed = await vault_store.destroy(conn, refs=refs, key_ids=key_ids)
-    if not person_ids and destroyed.keys == 0:
+    identity = IdentityErasure(conn, master)
+    services: tuple[PersonErasure, ...] = (identity, *other_services(conn))
+    subject = await identity.locate(vn=vn, citizen_id=citizen_id)
+    destroyed = await vault_store.destroy(conn, refs=subject.refs, key_ids=subject.key_ids)
+    if not subject.person_ids and destroyed.keys == 0:
         raise NothingToErase("no such person is stored in the hub (never, or erased already)")
-    for person_id in person_ids:
-        await repo.forget(conn, person_id)
     cases = list(destroyed.case_ids)
-    # A case's citizen id reaches preferences identity no longer links to the person.
-    citizen_ids.update(await _citizen_ids_of_cases(conn, cases))
-    preferences = await forget_preferences(conn, citizen_ids)
-    stripped = await strip_clear_timeline(conn, cases, schema="registry")
+    # A case's citizen id reaches data identity no longer links to the person.
+    citizen_ids = set(subject.citizen_ids)
+    for service in services:
+        citizen_ids |= await service.citizen_ids_of_cases(cases)
+    reports = [
+        report
+        for service in services
+        for report in await service.erase(case_ids=cases, citizen_ids=citizen_ids)
+    ]
     purged = await purge_case_copies(conn, SERVICE_NAMES, cases, unpublished=unpublished == "delete")
     if unpublished == "refuse" and (waiting := await unpublished_copies(conn, SERVICE_NAMES, cases)):
         raise RelayBacklog(cases, waiting)
-    stores = (
-        StoreReport("vault.data_keys", "destroyed", destroyed.keys),
-        StoreReport("identity.persons", "record unreadable, lookups and local ids deleted", len(person_ids)),
-        *await _unreadable(conn, cases),
-        StoreReport("registry.timeline", "texts left in clear cut to their summary", stripped),
-        StoreReport("notifications.citizen_preferences", "deleted", preferences),
-        *_purge_reports(purged),
-    )
     return Erasure(
-        persons=len(person_ids),
+        persons=len(subject.person_ids),
         keys=destroyed.keys,
         cases=destroyed.case_ids,
         outbox_rows=sum(purged.outbox_rows.values()),
         dead_letters=sum(purged.dead_letters.values()),
         unpublished_outbox_rows=sum(purged.unpublished_rows.values()),
-        citizen_preferences=preferences,
-        stores=stores,
+        citizen_preferences=sum(r.rows or 0 for r in reports if r.store == PREFERENCES_STORE),
+        stores=(
+            StoreReport("vault.data_keys", "destroyed", destroyed.keys),
+            *reports,
+            *_purge_reports(purged),
+        ),
     )
 
 
-# Rows sealed under the person's keys, by the case they belong to (the count is what the
-# destroyed keys made unreadable).
-_SEALED_BY_CASE = (
-    ("registry", "cases", "details_sealed"),
-    ("registry", "pending_deliveries", "data_sealed"),
-    ("registry", "timeline", "detail_sealed"),
-    ("notifications", "notifications", "sealed"),
-    ("notifications", "inbox_messages", "sealed"),
-)
-
-
-async def _unreadable(conn: asyncpg.Connection, cases: list[str]) -> list[StoreReport]:
-    reports = []
-    for schema, table, column in _SEALED_BY_CASE:
-        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".{table}'):
-            continue
-        count = await conn.fetchval(
-            f'SELECT count(*) FROM "{schema}".{table} '
-            f"WHERE case_id = ANY($1::text[]) AND {column} IS NOT NULL",
-            cases,
-        )
-        reports.append(StoreReport(f"{schema}.{table}", "unreadable (sealed under a destroyed key)", count))
-    return reports
+PREFERENCES_STORE = "notifications.citizen_preferences"
 
 
 def _purge_reports(purged: Purged) -> list[StoreReport]:
@@ -313,26 +263,3 @@ def _purge_reports(purged: Purged) -> list[StoreReport]:
             StoreReport(f"{schema}.dead_letters", "contents purged", purged.dead_letters.get(schema, 0))
         )
     return reports
-
-
-async def _citizen_ids_of_cases(conn: asyncpg.Connection, cases: list[str]) -> list[str]:
-    if not cases or not await conn.fetchval("SELECT to_regclass('registry.cases') IS NOT NULL"):
-        return []
-    rows = await conn.fetch(
-        "SELECT DISTINCT citizen_id FROM registry.cases "
-        "WHERE case_id = ANY($1::text[]) AND citizen_id IS NOT NULL",
-        cases,
-    )
-    return [row["citizen_id"] for row in rows]
-
-
-async def _vn(tx: Transaction, person_id: uuid.UUID) -> str | None:
-    """The AHVN13 the person's subject reference derives from, read before the key goes."""
-    record = await repo.person_record(tx, person_id)
-    if isinstance(record, dict):
-        vn: str = record["vn"]
-        return vn
-    if isinstance(record, Erased):
-        return None
-    legacy: str | None = await tx.conn.fetchval("SELECT vn FROM persons WHERE person_id = $1", person_id)
-    return legacy

@@ -15,3 +15,11 @@ class NotAuthorized(IdentityError, PermanentError):
 
 class UnknownPartner(IdentityError, PermanentError):
     """A command names a partner that was never registered: dead-lettered, retrying cannot help."""
+
+
+class KeyConflict(IdentityError, PermanentError):
+    """A key id or public key already stands for something else, or the key was revoked."""
+
+
+class UnknownKey(IdentityError, PermanentError):
+    """A revocation names a key that was never registered."""

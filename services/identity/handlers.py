@@ -12,27 +12,24 @@ from __future__ import annotations
 import logging
 
 from contracts import IssuedPseudonym, PseudonymsIssued, PseudonymsRequested, Sector
-from hub import topics, vault_store
-from hub.messages import Incoming, Transaction
-from hub.vault import case_ref
-from services.identity import key_repository as keys
-from services.identity import partner_repository as partners
-from services.identity import repository as repo
-from services.identity.domain import local_id_for
+from hub.runtime import topics
+from hub.runtime.messages import Incoming
+from services.identity.domain import CITIZEN_SECTOR, local_id_for
 from services.identity.persons import ResolvedPerson, resolve_person
+from services.identity.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, *, secret: bytes) -> None:
-    if await vault_store.is_erased(tx.conn, case_ref(msg.case_id)):
+async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], uow: UnitOfWork, *, secret: bytes) -> None:
+    if await uow.persons.case_erased(msg.case_id):
         # The person was erased while this request was on its way: they are not taken in again.
         log.info("case %s belongs to an erased person: no pseudonyms issued", msg.case_id)
         return
-    resolved = await resolve_person(tx, msg.data.person, business_process_id=msg.case_id)
+    resolved = await resolve_person(uow, msg.data.person, business_process_id=msg.case_id)
     recipients = msg.data.recipients
-    known = await partners.get_many(tx, {recipient.partner_id for recipient in recipients})
-    local_ids = await repo.local_ids_of(tx, resolved.person_id)
+    known = await uow.partners.get_many({recipient.partner_id for recipient in recipients})
+    local_ids = await uow.persons.local_ids_of(resolved.person_id)
     issued = []
     for recipient in recipients:
         partner = known.get(recipient.partner_id)
@@ -45,7 +42,7 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
             )
             continue
         # The register's sector counts, not the requester's idea of it: identity owns partners.
-        pseudonym = await pseudonym_for(tx, secret, resolved, partner.sector)
+        pseudonym = await pseudonym_for(uow, secret, resolved, partner.sector)
         issued.append(
             IssuedPseudonym(
                 partner_id=partner.partner_id,
@@ -57,9 +54,9 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
     citizen_id = None
     if msg.data.citizen_pseudonym:
         # Not a partner's sector: the hub's own key for the citizen's preferences and inbox.
-        citizen_id = await pseudonym_for(tx, secret, resolved, Sector.CITIZEN_SERVICES.value)
-        await repo.bind_citizen(tx, resolved.person_id, citizen_id)
-    await tx.emit(
+        citizen_id = await pseudonym_for(uow, secret, resolved, CITIZEN_SECTOR)
+        await uow.persons.bind_citizen(resolved.person_id, citizen_id)
+    await uow.emitter.emit(
         PseudonymsIssued(match=resolved.match, pseudonyms=tuple(issued), citizen_id=citizen_id),
         topic=topics.IDENTITY_RESULTS,
         business_process_id=msg.case_id,
@@ -68,11 +65,11 @@ async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction, 
     )
 
 
-async def pseudonym_for(tx: Transaction, secret: bytes, person: ResolvedPerson, sector: str) -> str:
+async def pseudonym_for(uow: UnitOfWork, secret: bytes, person: ResolvedPerson, sector: str) -> str:
     """Once issued, a (person, sector) pseudonym is returned as stored, across key rotations."""
-    stored = await keys.issued_pseudonym(tx, person.person_id, sector)
+    stored = await uow.pseudonyms.issued(person.person_id, sector)
     if stored is not None:
         return stored
-    version = await keys.current_version(tx, sector)
+    version = await uow.pseudonyms.current_version(sector)
     pseudonym = person.basis.pseudonym(secret, sector, version)
-    return await keys.record_pseudonym(tx, person.person_id, sector, pseudonym, version)
+    return await uow.pseudonyms.record(person.person_id, sector, pseudonym, version)

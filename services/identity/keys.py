@@ -8,8 +8,8 @@ their record, which erasure destroys.
 
 from __future__ import annotations
 
-from hub.secret_files import create_hex_secret_once
-from hub.settings import HubSettings
+from hub.runtime.settings import HubSettings
+from hub.security.secret_files import create_hex_secret_once
 
 _MIN_SECRET_BYTES = 32
 

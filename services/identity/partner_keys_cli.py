@@ -12,12 +12,11 @@ import datetime as dt
 from pathlib import Path
 
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
-from hub.cli_output import print_rows
+from hub.cli.output import print_rows
 from hub.errors import HubError
-from hub.signing import encode_public_key
-from hub.signing_keys import load_public_key
-from services.identity import partner_key_repository as keys
-from services.identity.cli import _contract, _in_identity_schema, _partner_id, _send
+from hub.security.key_files import load_public_key
+from hub.security.signing import encode_public_key
+from services.identity.cli_common import checked_partner_id, contract, in_identity_schema, send
 
 
 def register(partner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,12 +49,12 @@ def _timestamp(value: str) -> dt.datetime:
 
 
 def _add(args: argparse.Namespace) -> int:
-    partner_id = _partner_id(args.partner)
+    partner_id = checked_partner_id(args.partner)
     try:
         public_key = encode_public_key(load_public_key(args.public_key))
     except (OSError, ValueError) as error:
         raise HubError(f"cannot read an Ed25519 public key from {args.public_key}: {error}") from None
-    command = _contract(
+    command = contract(
         RegisterPartnerKey,
         partner_id=partner_id,
         key_id=args.key_id,
@@ -63,22 +62,22 @@ def _add(args: argparse.Namespace) -> int:
         valid_from=args.valid_from,
         valid_until=args.valid_until,
     )
-    return _send(command, partner_id)
+    return send(command, partner_id)
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    partner_id = _partner_id(args.partner)
+    partner_id = checked_partner_id(args.partner)
     # Checked here for a clear answer; the service checks again.
-    stored = _in_identity_schema(lambda tx: keys.get(tx, args.key_id))
+    stored = in_identity_schema(lambda stores: stores.partner_keys.get(args.key_id))
     if stored is None or stored.partner_id != partner_id:
         raise HubError(f"{partner_id} has no key {args.key_id}")
-    command = _contract(RevokePartnerKey, partner_id=partner_id, key_id=args.key_id, reason=args.reason)
-    return _send(command, partner_id)
+    command = contract(RevokePartnerKey, partner_id=partner_id, key_id=args.key_id, reason=args.reason)
+    return send(command, partner_id)
 
 
 def _list(args: argparse.Namespace) -> int:
-    partner_id = _partner_id(args.partner) if args.partner else None
-    rows = _in_identity_schema(lambda tx: keys.all_keys(tx, partner_id))
+    partner_id = checked_partner_id(args.partner) if args.partner else None
+    rows = in_identity_schema(lambda stores: stores.partner_keys.listing(partner_id))
     now = dt.datetime.now(dt.UTC)
     print_rows(
         rows,

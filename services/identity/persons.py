@@ -11,8 +11,6 @@ import uuid
 from dataclasses import dataclass
 
 from contracts import Person
-from hub.messages import Transaction
-from services.identity import repository as repo
 from services.identity.domain import (
     Candidates,
     Match,
@@ -21,6 +19,7 @@ from services.identity.domain import (
     new_pseudonym_seed,
     same_name,
 )
+from services.identity.ports import UnitOfWork
 
 REVIEW_REASON = "same name and date of birth, different AHVN13"
 
@@ -32,22 +31,22 @@ class ResolvedPerson:
     match: Match
 
 
-async def resolve_person(tx: Transaction, person: Person, *, business_process_id: str) -> ResolvedPerson:
-    candidates = await _candidates(tx, person)
+async def resolve_person(uow: UnitOfWork, person: Person, *, business_process_id: str) -> ResolvedPerson:
+    candidates = await _candidates(uow, person)
     decision = decide_match(candidates)
     if decision.person_id is not None:
         known = decision.person_id
-        basis = await repo.pseudonym_basis(tx, known, person.vn)
+        # The AHVN13 and seed first recorded: a person found by local id may bring another AHVN13.
+        basis = await uow.persons.pseudonym_basis(known)
         if person.local_person_id is not None:
-            await repo.link_local_id(tx, known, person.local_person_id)
+            await uow.persons.link_local_id(known, person.local_person_id)
         return ResolvedPerson(known, basis, decision.match)
     seed = new_pseudonym_seed()
-    person_id = await repo.insert_person(tx, person, pseudonym_seed=seed)
+    person_id = await uow.persons.add(person, pseudonym_seed=seed)
     if person.local_person_id is not None:
-        await repo.link_local_id(tx, person_id, person.local_person_id)
+        await uow.persons.link_local_id(person_id, person.local_person_id)
     for candidate in decision.review_candidates:
-        await repo.add_review(
-            tx,
+        await uow.reviews.add(
             new_person_id=person_id,
             candidate_person_id=candidate,
             reason=REVIEW_REASON,
@@ -56,15 +55,13 @@ async def resolve_person(tx: Transaction, person: Person, *, business_process_id
     return ResolvedPerson(person_id, PseudonymBasis(person.vn, seed), decision.match)
 
 
-async def _candidates(tx: Transaction, person: Person) -> Candidates:
+async def _candidates(uow: UnitOfWork, person: Person) -> Candidates:
     """Asks only as far as needed: a later lookup cannot change an earlier match."""
-    found = Candidates(by_vn=await repo.person_by_vn(tx, person.vn))
+    found = Candidates(by_vn=await uow.persons.by_vn(person.vn))
     if found.by_vn is None and person.local_person_id is not None:
-        found = dataclasses.replace(
-            found, by_local_id=await repo.person_by_local_id(tx, person.local_person_id)
-        )
+        found = dataclasses.replace(found, by_local_id=await uow.persons.by_local_id(person.local_person_id))
     if found.by_vn is None and found.by_local_id is None:
-        born_same_day = await repo.names_born_on(tx, person.date_of_birth)
+        born_same_day = await uow.persons.names_born_on(person.date_of_birth)
         look_alikes = tuple(
             person_id
             for person_id, official_name, first_name in born_same_day

@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Protocol
 
-import asyncpg
-
-from hub.telemetry import current_trace_headers
-from services.notifications import citizens, webhook_endpoints
+from hub.errors import DatabaseUnavailable
+from hub.runtime.telemetry import current_trace_headers
+from services.notifications.domain import NewInboxMessage, Pending
 from services.notifications.email_sender import EmailSender
 from services.notifications.errors import PermanentDeliveryError, TemporaryDeliveryError
-from services.notifications.repository import Pending
+from services.notifications.ports import UnitsOfWork
 from services.notifications.sms_sender import SmsMessage, SmsSender
 from services.notifications.webhook_poster import WebhookPost, WebhookPoster
 
@@ -30,8 +29,8 @@ async def _database_trouble_is_temporary() -> AsyncIterator[None]:
     # A database hiccup must end as a retry, not leave the row in 'sending'.
     try:
         yield
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise TemporaryDeliveryError(f"database unavailable: {type(error).__name__}") from error
+    except DatabaseUnavailable as error:
+        raise TemporaryDeliveryError(f"database unavailable: {error}") from error
 
 
 class ChannelAdapter(Protocol):
@@ -75,32 +74,33 @@ class SmsChannel:
 class InboxChannel:
     """Delivering to the in-app inbox is writing a row of our own database."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, units: UnitsOfWork) -> None:
+        self._units = units
 
     async def deliver(self, item: Pending) -> None:
-        async with _database_trouble_is_temporary(), self._pool.acquire() as conn:
-            await citizens.store_inbox_message(
-                conn,
-                notification_id=item.notification_id,
-                citizen_id=item.recipient,
-                case_id=item.case_id,
-                template=item.template,
-                language=item.language or "",
-                subject=item.subject,
-                body=item.body,
+        async with _database_trouble_is_temporary(), self._units.begin() as uow:
+            await uow.inbox.store(
+                NewInboxMessage(
+                    notification_id=item.notification_id,
+                    citizen_id=item.recipient,
+                    case_id=item.case_id,
+                    template=item.template,
+                    language=item.language or "",
+                    subject=item.subject,
+                    body=item.body,
+                )
             )
 
 
 class WebhookChannel:
     """Looks the endpoint up at each attempt, so a corrected URL or a rotated secret applies to retries."""
 
-    def __init__(self, pool: asyncpg.Pool, poster: WebhookPoster) -> None:
-        self._pool, self._poster = pool, poster
+    def __init__(self, units: UnitsOfWork, poster: WebhookPoster) -> None:
+        self._units, self._poster = units, poster
 
     async def deliver(self, item: Pending) -> None:
-        async with _database_trouble_is_temporary(), self._pool.acquire() as conn:
-            endpoint = await webhook_endpoints.webhook_of(conn, item.recipient)
+        async with _database_trouble_is_temporary(), self._units.begin() as uow:
+            endpoint = await uow.webhooks.of(item.recipient)
         if endpoint is None:
             raise PermanentDeliveryError(f"no webhook configured for {item.recipient}")
         await self._poster.post(

@@ -11,27 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import Channel, ParticipantIdStr
-from hub.cli_output import print_rows
-from hub.db import create_pool
-from hub.endpoints import running_hub_settings
-from hub.migrations import apply_migrations, load_migrations
-from hub.settings import HubSettings
-from hub.vault_master import installed_as, load_master_key
-from hub.vault_schema import migrate_vault
-from services.notifications import citizens, webhook_endpoints
+from hub.cli.database import running_hub
+from hub.cli.output import print_rows
+from hub.vault.master import load_master_key
+from services.notifications.adapters.postgres import command_repositories
+from services.notifications.ports import Repositories
 
-NAME = "notifications"  # not imported from bootstrap: that would load Kafka clients for every `hub` call
 _PARTNER_ID: TypeAdapter[str] = TypeAdapter(ParticipantIdStr)
 _CITIZEN_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.INBOX)
-Action = Callable[[asyncpg.Connection, argparse.Namespace], Awaitable[int]]
+Action = Callable[[Repositories, argparse.Namespace], Awaitable[int]]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing = inbox.add_parser("list", help="a citizen's messages, newest first")
     listing.add_argument("citizen_id")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=_run(_inbox_list))
+    listing.set_defaults(func=_run(_inbox_list, opens_sealed=True))
 
     notifications = commands.add_parser("notifications", help="citizens' channel and opt-out")
     choices = notifications.add_subparsers(dest="notifications_command", required=True)
@@ -70,40 +64,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listed.set_defaults(func=_run(_webhook_list))
 
 
-def _run(action: Action) -> Callable[[argparse.Namespace], int]:
+def _run(action: Action, *, opens_sealed: bool = False) -> Callable[[argparse.Namespace], int]:
+    """``opens_sealed``: the command reads personal data, sealed under the person's data key,
+    which the hub's master key opens; the other commands work without it."""
+
     def command(args: argparse.Namespace) -> int:
+        settings = running_hub()
+        master = load_master_key(settings, create=False) if opens_sealed else None
+
         async def main() -> int:
-            async with _connection() as conn:
-                return await action(conn, args)
+            async with command_repositories(settings, master) as stores:
+                return await action(stores, args)
 
         return asyncio.run(main())
 
     return command
 
 
-@asynccontextmanager
-async def _connection() -> AsyncIterator[asyncpg.Connection]:
-    settings = running_hub_settings(HubSettings())
-    pool = await create_pool(settings.database_dsn(), NAME, size=1)
-    try:
-        async with pool.acquire() as conn:
-            # The service may never have run against this database; its tables are needed now.
-            migrations = load_migrations("hub-runtime", "hub.sql") + load_migrations(
-                NAME, "services.notifications.migrations"
-            )
-            await apply_migrations(conn, migrations)
-            await migrate_vault(conn)
-            yield conn
-    except asyncpg.PostgresError as error:
-        raise RuntimeError(f"database: {error}") from error
-    finally:
-        await pool.close()
-
-
-async def _inbox_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-    # Messages are sealed under their person's data key: the hub's master key opens them.
-    with installed_as(load_master_key(running_hub_settings(HubSettings()), create=False)):
-        messages = await citizens.inbox_of(conn, args.citizen_id)
+async def _inbox_list(stores: Repositories, args: argparse.Namespace) -> int:
+    messages = await stores.inbox.of(args.citizen_id)
     print_rows(
         messages,
         as_json=args.json,
@@ -116,15 +95,15 @@ async def _inbox_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int
     return 0
 
 
-async def _prefer(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-    await citizens.prefer_channel(conn, args.citizen_id, Channel(args.channel))
+async def _prefer(stores: Repositories, args: argparse.Namespace) -> int:
+    await stores.preferences.prefer_channel(args.citizen_id, Channel(args.channel))
     print(f"{args.citizen_id}: told by {args.channel}")
     return 0
 
 
 def _opt(opted_out: bool) -> Action:
-    async def opt(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-        await citizens.set_opted_out(conn, args.citizen_id, opted_out)
+    async def opt(stores: Repositories, args: argparse.Namespace) -> int:
+        await stores.preferences.set_opted_out(args.citizen_id, opted_out)
         what = "mandatory notices only" if opted_out else "every notice"
         print(f"{args.citizen_id}: {what}")
         return 0
@@ -132,19 +111,19 @@ def _opt(opted_out: bool) -> Action:
     return opt
 
 
-async def _webhook_add(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+async def _webhook_add(stores: Repositories, args: argparse.Namespace) -> int:
     try:
         partner_id = _PARTNER_ID.validate_python(args.partner_id)
     except ValidationError:
         example = "e.g. CH/MUN/1061/einwohnerdienste"
         raise ValueError(f"{args.partner_id!r} is not a participant id ({example})") from None
     secret = args.secret_file.read_text(encoding="utf-8").strip()
-    await webhook_endpoints.put_webhook(conn, partner_id, args.url, secret)
+    await stores.webhooks.put(partner_id, args.url, secret)
     print(f"{partner_id}: deliveries go to {args.url}")
     return 0
 
 
-async def _webhook_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+async def _webhook_list(stores: Repositories, args: argparse.Namespace) -> int:
     rows = [
         {
             "partner_id": w.partner_id,
@@ -152,7 +131,7 @@ async def _webhook_list(conn: asyncpg.Connection, args: argparse.Namespace) -> i
             "url": w.url,
             "updated_at": w.updated_at.isoformat() if w.updated_at else None,
         }
-        for w in await webhook_endpoints.all_webhooks(conn)
+        for w in await stores.webhooks.all()
     ]
     print_rows(
         rows, as_json=args.json, line=lambda row: f"{row['partner_id']}  {row['url']}  ({row['topic']})"

@@ -3,7 +3,7 @@
 created -> sending -> delivered | temporary-failure (retried with backoff) |
 permanent-failure | technical-failure (gave up after the last attempt). Each outcome is
 published as a status event through the outbox, in the trace of the request that
-created the notification.
+created the notification. The dispatcher sees its stores through ``UnitsOfWork`` only.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-import asyncpg
 from opentelemetry.trace import SpanKind
 
 from contracts import Channel, DeliveryStatus
-from hub.messages import Transaction
-from hub.telemetry import context_from_traceparent, tracer
-from services.notifications import repository as repo
+from hub.errors import DatabaseUnavailable
+from hub.runtime.telemetry import context_from_traceparent, tracer
 from services.notifications.channels import ChannelAdapter
-from services.notifications.domain import retry_delay
+from services.notifications.domain import Pending, retry_delay
 from services.notifications.errors import PermanentDeliveryError, TemporaryDeliveryError
+from services.notifications.ports import UnitsOfWork
 from services.notifications.status import record_status
 
 log = logging.getLogger(__name__)
@@ -31,80 +30,68 @@ log = logging.getLogger(__name__)
 Outcome = tuple[DeliveryStatus, str | None, float | None]  # status, detail, retry in seconds
 SENDING_LEASE_S = 120.0  # longer than any one send (SMTP and HTTP time out well before)
 LEASE_CHECK_INTERVAL_S = 5.0
-_DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-)
 
 
 class Dispatcher:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        units: UnitsOfWork,
         channels: Mapping[Channel, ChannelAdapter],
         *,
-        source: str,
         batch_size: int = 20,
         max_attempts: int = 6,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         poll_interval_s: float = 1.0,
+        on_outcome: Callable[[str, DeliveryStatus], None] | None = None,
     ) -> None:
-        self._pool, self._channels, self._source = pool, channels, source
+        self._units, self._channels = units, channels
+        # Told each outcome once it is recorded (the notifications metric).
+        self._on_outcome = on_outcome
         self._batch_size, self._max_attempts = batch_size, max_attempts
         self._backoff_initial_s, self._backoff_max_s = backoff_initial_s, backoff_max_s
         self._poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._pool.acquire()
-        await listener.add_listener("notifications_due", self._on_due)
         next_lease_check = 0.0
-        try:
+        async with self._units.on_due(self._wake.set):
             while not stop.is_set():
                 try:
                     if asyncio.get_running_loop().time() >= next_lease_check:
-                        # 'sending' is a lease: a dispatcher that died mid-send (or lost the
-                        # database before recording the outcome) leaves rows there; retry them.
-                        async with self._pool.acquire() as conn:
-                            await repo.requeue_stale_sending(conn, older_than_s=SENDING_LEASE_S)
+                        await self.requeue_stale()
                         next_lease_check = asyncio.get_running_loop().time() + LEASE_CHECK_INTERVAL_S
                     sent = await self.dispatch_due()
-                except _DATABASE_AWAY as error:
+                except DatabaseUnavailable as error:
                     log.warning("dispatcher cannot reach the database: %s", error)
                     sent = 0
                 if sent < self._batch_size:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-        finally:
-            # A connection going back to the pool with a listener still attached is an error to asyncpg.
-            with contextlib.suppress(*_DATABASE_AWAY):
-                await listener.remove_listener("notifications_due", self._on_due)
-            with contextlib.suppress(*_DATABASE_AWAY):
-                await self._pool.release(listener)
 
-    def _on_due(self, *_: object) -> None:
-        self._wake.set()
+    async def requeue_stale(self) -> int:
+        """'sending' is a lease: a dispatcher that died mid-send (or lost the database before
+        recording the outcome) leaves notices there; they are retried once the lease is over."""
+        async with self._units.begin() as uow:
+            return await uow.notifications.requeue_stale_sending(older_than_s=SENDING_LEASE_S)
 
     async def dispatch_due(self) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            due = await repo.claim_due(conn, self._batch_size)
+        async with self._units.begin() as uow:
+            due = await uow.notifications.claim_due(self._batch_size)
         # One case's notices go out in the order they were requested (the citizen reads
         # "completed" after the steps); different cases are sent concurrently.
-        by_case: dict[str, list[repo.Pending]] = {}
+        by_case: dict[str, list[Pending]] = {}
         for item in due:
             by_case.setdefault(item.case_id, []).append(item)
         await asyncio.gather(*(self._deliver_in_order(items) for items in by_case.values()))
         return len(due)
 
-    async def _deliver_in_order(self, items: list[repo.Pending]) -> None:
+    async def _deliver_in_order(self, items: list[Pending]) -> None:
         for item in items:
             await self._deliver(item)
 
-    async def _deliver(self, item: repo.Pending) -> None:
+    async def _deliver(self, item: Pending) -> None:
         parent = context_from_traceparent(item.traceparent, item.tracestate)
         with tracer().start_as_current_span(
             f"notify {item.channel}",
@@ -125,8 +112,10 @@ class Dispatcher:
             while True:
                 try:
                     await self._record(item, status, detail, retry_in)
+                    if self._on_outcome is not None:
+                        self._on_outcome(item.channel, status)
                     return
-                except _DATABASE_AWAY as error:
+                except DatabaseUnavailable as error:
                     if asyncio.get_running_loop().time() + delay > deadline:
                         log.error("outcome of %s not recorded: %s", item.notification_id, error)
                         raise
@@ -135,11 +124,11 @@ class Dispatcher:
                     delay = min(delay * 2, 5.0)
 
     async def _record(
-        self, item: repo.Pending, status: DeliveryStatus, detail: str | None, retry_in: float | None
+        self, item: Pending, status: DeliveryStatus, detail: str | None, retry_in: float | None
     ) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._units.begin() as uow:
             await record_status(
-                Transaction(conn, source=self._source),
+                uow,
                 notification_id=item.notification_id,
                 channel=item.channel,
                 template=item.template,
@@ -150,7 +139,7 @@ class Dispatcher:
                 retry_in_s=retry_in,
             )
 
-    async def _attempt(self, item: repo.Pending) -> Outcome:
+    async def _attempt(self, item: Pending) -> Outcome:
         if item.unreadable is not None:
             # Erased after the notice was queued (nobody left to tell), or tampered with.
             return DeliveryStatus.PERMANENT_FAILURE, item.unreadable, None

@@ -1,18 +1,147 @@
-"""Rules of the notifications service, without I/O: who gets what on which channel, and when to retry."""
+"""Rules of the notifications service, without I/O: who gets what on which channel, and when
+to retry; and the records its stores keep (notices, inbox messages, webhook endpoints)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
-from contracts import Channel, Contract, Envelope, NotificationRequested
+from contracts import Channel, Contract, DeliveryStatus, Envelope, NotificationRequested
+from hub.vault.crypto import ERASED_TEXT
 from services.notifications.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 
 OPTED_OUT = "opted out"  # the detail of a notice not sent because the citizen opted out
 INBOX_COPY_SUFFIX = ":inbox"
 MAX_ID_LENGTH = 128  # NotificationStatusChanged.notification_id
+MIN_SECRET_LENGTH = 16  # characters; HMAC-SHA256 keys shorter than this are guessable
+# Why a notice's recipient, subject and body cannot be read: they are sealed under the data
+# key of the case's person, and that key is destroyed (the person is erased), or the sealed
+# value does not authenticate (changed, or copied from another row).
+ERASED_REASON = "erased"
+TAMPERED_REASON = "tampered"
+UNREADABLE_TEXT = {ERASED_REASON: ERASED_TEXT, TAMPERED_REASON: "[unreadable]"}
+# What ``hub person erase`` reports of the notices and inbox messages of the person's cases.
+UNREADABLE_AFTER_ERASURE = "unreadable (sealed under a destroyed key)"
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    notification_id: str
+    case_id: str
+    channel: str
+    recipient: str  # address on the channel: email, E.164 number, citizen id (inbox), partner id (webhook)
+    template: str
+    subject: str
+    body: str
+    test_delivery: bool
+    traceparent: str | None
+    tracestate: str | None
+    language: str | None = None
+    template_version: int | None = None
+    template_source: str | None = None
+    citizen_id: str | None = None
+    mandatory: bool = True
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A notice claimed for sending (now in 'sending'), with what its channel needs."""
+
+    notification_id: str
+    case_id: str
+    channel: str
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    language: str | None
+    test_delivery: bool
+    attempts: int
+    traceparent: str | None
+    tracestate: str | None
+    # ERASED_REASON or TAMPERED_REASON when recipient, subject and body cannot be read; None: readable.
+    unreadable: str | None = None
+
+    @property
+    def erased(self) -> bool:
+        return self.unreadable == ERASED_REASON
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A stored notice as operators and tests see it: where it is in its lifecycle, and what it says."""
+
+    notification_id: str
+    case_id: str
+    channel: str
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    citizen_id: str | None
+    test_delivery: bool
+    unreadable: str | None = None
+
+
+@dataclass(frozen=True)
+class NewInboxMessage:
+    """What the inbox channel stores of a notice it delivers."""
+
+    notification_id: str
+    citizen_id: str
+    case_id: str
+    template: str
+    language: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    notification_id: str
+    case_id: str
+    template: str
+    language: str
+    subject: str
+    body: str
+    delivered_at: dt.datetime
+    read_at: dt.datetime | None
+    unreadable: str | None = None  # ERASED_REASON or TAMPERED_REASON
+
+    @property
+    def erased(self) -> bool:
+        return self.unreadable == ERASED_REASON
+
+    def as_json(self) -> dict[str, object]:
+        row = asdict(self)
+        row["delivered_at"] = self.delivered_at.isoformat()
+        row["read_at"] = self.read_at.isoformat() if self.read_at else None
+        return row
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """Where a partner without Kafka receives the deliveries of its topic."""
+
+    partner_id: str
+    topic: str
+    url: str
+    secret: bytes = field(repr=False)  # never in logs or tracebacks
+    updated_at: dt.datetime | None = None
+
+
+def check_webhook(url: str, secret: str) -> None:
+    """Refuses what a partner's webhook may not be; ``ValueError`` with a line for the operator."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"the webhook secret must have at least {MIN_SECRET_LENGTH} characters")
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("the webhook URL must start with https:// (or http:// for local tests)")
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from contracts import Channel, Contract, DeliveryStatus, NotificationRequested
 from hub.errors import PermanentError
-from hub.messages import Incoming, Transaction
-from hub.telemetry import current_trace_headers
-from services.notifications import citizens, webhook_endpoints
-from services.notifications import repository as repo
+from hub.runtime.messages import Incoming
+from hub.runtime.telemetry import current_trace_headers
 from services.notifications.domain import (
+    NewNotification,
     plan_deliveries,
     structured_cloudevent,
     webhook_notification_id,
 )
+from services.notifications.ports import UnitOfWork
 from services.notifications.status import record_status
 from services.notifications.templates import RenderedMessage, UnknownTemplate, render
 
 
 async def accept_notification(
-    msg: Incoming[NotificationRequested], tx: Transaction, *, sms_available: bool = False
+    msg: Incoming[NotificationRequested], uow: UnitOfWork, *, sms_available: bool = False
 ) -> None:
     """``sms_available``: whether an SMS provider is configured; else an SMS preference means email."""
     request = msg.data
@@ -31,11 +31,11 @@ async def accept_notification(
         message = render(request.template, request.language, dict(request.placeholders))
     except (UnknownTemplate, KeyError) as error:
         raise PermanentError(f"cannot render {request.template}: {error}") from error
-    preference = await citizens.preference_of(tx.conn, request.citizen_id) if request.citizen_id else None
+    preference = await uow.preferences.preference_of(request.citizen_id) if request.citizen_id else None
     plan = plan_deliveries(request, preference, sms_available=sms_available)
     trace = current_trace_headers()
     for delivery in plan.deliveries:
-        new = repo.NewNotification(
+        new = NewNotification(
             notification_id=delivery.notification_id,
             case_id=msg.case_id,
             channel=delivery.channel.value,
@@ -52,10 +52,10 @@ async def accept_notification(
             citizen_id=request.citizen_id,
             mandatory=request.mandatory,
         )
-        if await repo.insert_notification(tx.conn, new) and plan.refused:
+        if await uow.notifications.add(new) and plan.refused:
             # Not sent, but recorded and reported, so the case shows why the citizen heard nothing.
             await record_status(
-                tx,
+                uow,
                 notification_id=new.notification_id,
                 channel=new.channel,
                 template=new.template,
@@ -70,15 +70,14 @@ def _text_for(channel: Channel, message: RenderedMessage) -> str:
     return message.sms if channel is Channel.SMS else message.body
 
 
-async def forward_to_webhook(msg: Incoming[Contract], tx: Transaction) -> None:
+async def forward_to_webhook(msg: Incoming[Contract], uow: UnitOfWork) -> None:
     """Queue a delivery from a partner's topic for its webhook (any event type found there)."""
-    endpoint = await webhook_endpoints.webhook_for_topic(tx.conn, msg.topic)
+    endpoint = await uow.webhooks.for_topic(msg.topic)
     if endpoint is None:
         return  # the partner has no webhook (any more): it reads its topic itself
     trace = current_trace_headers()
-    await repo.insert_notification(
-        tx.conn,
-        repo.NewNotification(
+    await uow.notifications.add(
+        NewNotification(
             notification_id=webhook_notification_id(endpoint.partner_id, msg.envelope),
             case_id=msg.case_id,
             channel=Channel.WEBHOOK.value,

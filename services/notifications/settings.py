@@ -6,10 +6,14 @@ the variables share the hub's prefix so operators configure everything the same 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.settings import ENV_PREFIX
+from hub.runtime.settings import ENV_PREFIX
+from services.notifications.email_sender import SmtpAccount
 
 # Values people paste from examples; a provider would reject them anyway, but later and obscurely.
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "token", "xxx", "todo"})
@@ -27,6 +31,19 @@ class NotificationSettings(BaseSettings):
     webhook_refresh_interval_s: float = Field(
         5.0, gt=0, description="How soon a webhook added with `hub webhook add` starts receiving."
     )
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "none",
+        description="Transport security to the SMTP relay: starttls (port 587), tls (implicit, port "
+        "465), or none (the embedded sink, a relay on the same host).",
+    )
+    smtp_username: str | None = Field(None, description="SMTP AUTH user; needs starttls or tls.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password; never logged.")
+    smtp_ca_file: Path | None = Field(
+        None, description="CA bundle for the relay's certificate; unset: the system's."
+    )
+    smtp_connections: int = Field(
+        4, ge=1, description="SMTP connections kept open and reused; as many notices go out at once."
+    )
     notification_max_attempts: int = Field(6, ge=1, description="Then technical-failure.")
     notification_backoff_initial_s: float = Field(1.0, gt=0)
     notification_backoff_max_s: float = Field(300.0, gt=0)
@@ -37,6 +54,19 @@ class NotificationSettings(BaseSettings):
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS | {""}:
             raise ValueError("HUB_SMS_PROVIDER_TOKEN is a placeholder, not a token")
         return value
+
+    @model_validator(mode="after")
+    def _credentials_only_encrypted(self) -> NotificationSettings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("HUB_SMTP_USERNAME and HUB_SMTP_PASSWORD go together")
+        if self.smtp_username is not None and self.smtp_security == "none":
+            raise ValueError(
+                "SMTP AUTH needs HUB_SMTP_SECURITY=starttls or tls: a password is never sent in clear"
+            )
+        return self
+
+    def smtp_account(self) -> SmtpAccount:
+        return SmtpAccount(self.smtp_security, self.smtp_username, self.smtp_password, self.smtp_ca_file)
 
     @model_validator(mode="after")
     def _provider_needs_a_token(self) -> NotificationSettings:

@@ -1,15 +1,14 @@
-"""Recording a status change: the row, its history, and the status event in one transaction."""
+"""Recording a status change: the notice, its history, and the status event in one unit of work."""
 
 from __future__ import annotations
 
 from contracts import Channel, DeliveryStatus, NotificationStatusChanged
-from hub import topics
-from hub.messages import Transaction
-from services.notifications import repository as repo
+from hub.runtime import topics
+from services.notifications.ports import UnitOfWork
 
 
 async def record_status(
-    tx: Transaction,
+    uow: UnitOfWork,
     *,
     notification_id: str,
     channel: str,
@@ -20,9 +19,9 @@ async def record_status(
     detail: str | None,
     retry_in_s: float | None = None,
 ) -> None:
-    await repo.finish(tx.conn, notification_id, status, detail=detail, retry_in_s=retry_in_s)
-    # Through the outbox: published only if the status change commits.
-    await tx.emit(
+    await uow.notifications.finish(notification_id, status, detail=detail, retry_in_s=retry_in_s)
+    # Through the emitter: published only if the status change commits.
+    await uow.emitter.emit(
         NotificationStatusChanged(
             notification_id=notification_id,
             channel=Channel(channel),

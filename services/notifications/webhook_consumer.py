@@ -12,18 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalog import CATALOG
-from hub.consumer import MessageProcessor, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter, dead_letter_topic
 from hub.errors import TransientError
-from hub.kafka import client_config, ensure_topics
-from hub.settings import HubSettings
-from services.notifications import handlers, webhook_endpoints
+from hub.runtime.consumer import MessageProcessor, RetryPolicy, Route, UnitOfWorkFactory
+from hub.runtime.deadletter import DeadLetterWriter, dead_letter_topic
+from hub.runtime.kafka import client_config, ensure_topics
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import in_hub, on_cluster
+from services.notifications import handlers
+from services.notifications.ports import UnitsOfWork
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +42,20 @@ class WebhookConsumer:
         pool: asyncpg.Pool,
         settings: HubSettings,
         *,
+        units: UnitsOfWork,
+        unit_of_work: UnitOfWorkFactory,
         source: str,
         refresh_interval_s: float,
     ) -> None:
-        self._pool, self._settings, self._refresh_interval_s = pool, settings, refresh_interval_s
+        """``pool`` is the runtime's (records are handled in its transactions, with units of work
+        from ``unit_of_work``); ``units`` reads which partners have a webhook."""
+        self._units, self._settings, self._refresh_interval_s = units, settings, refresh_interval_s
         # Whatever a partner may receive on its topic is forwarded: every catalogued type.
         route = Route(
             topic="hub.delivery.* (partners with a webhook)",
             group_id=GROUP_ID,
             handlers=dict.fromkeys(CATALOG, handlers.forward_to_webhook),
+            unit_of_work=unit_of_work,
         )
         retry = RetryPolicy(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
         dead_letters = DeadLetterWriter(pool, max_stored_bytes=settings.dead_letter_max_stored_bytes)
@@ -74,20 +85,21 @@ class WebhookConsumer:
 
     async def _refresh(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
-                topics = frozenset(await webhook_endpoints.webhook_topics(conn))
+            async with self._units.begin() as uow:
+                topics = frozenset(await uow.webhooks.topics())
             if topics == self._topics:
                 return
             if topics:
                 await ensure_topics(self._settings, {*topics, *map(dead_letter_topic, topics)})
             consumer = await self._started_consumer()
             if topics:
-                consumer.subscribe(topics=sorted(topics))
+                prefix = self._settings.topic_prefix
+                consumer.subscribe(topics=sorted(on_cluster(topic, prefix) for topic in topics))
             else:
                 consumer.unsubscribe()
             self._topics = topics
             log.info("webhook deliveries: reading %d partner topics", len(topics))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError, TransientError) as error:
+        except (OSError, KafkaError, TransientError) as error:  # the database or the broker is away
             log.warning("cannot refresh the webhook subscriptions (will retry): %s", error)
 
     async def _started_consumer(self) -> AIOKafkaConsumer:
@@ -95,7 +107,7 @@ class WebhookConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
                 **client_config(self._settings, client_id="hub-notifications-webhooks"),
-                group_id=GROUP_ID,
+                group_id=on_cluster(GROUP_ID, self._settings.topic_prefix),
                 enable_auto_commit=False,  # committed per record, after its effect is durable
                 auto_offset_reset="earliest",
                 session_timeout_ms=10_000,
@@ -109,7 +121,9 @@ class WebhookConsumer:
         batches = await consumer.getmany(timeout_ms=500, max_records=100)
         for partition, records in batches.items():
             for record in records:
-                await self._processor.process(record, stop)
+                # The hub's code sees its own topic names; positions stay the cluster's.
+                named = replace(record, topic=in_hub(record.topic, self._settings.topic_prefix))
+                await self._processor.process(named, stop)
                 await self._commit(consumer, partition, record.offset + 1)
 
     async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:

@@ -1,25 +1,31 @@
-"""Composition root of the registry: which topics it reads and which handler gets what."""
+"""Composition root of the registry: which topics it reads, which handler gets what, and the
+adapter every handler and worker works through, with the keys it needs."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
 
-import asyncpg
-
 from contracts import CATALOG, NotificationStatusChanged, PseudonymsIssued, SetSubscription
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub import audit_store, topics
-from hub.audit_key import load_audit_key
-from hub.consumer import Handler, Route
-from hub.kafka import ensure_topics
-from hub.service import ServiceContext, ServiceDefinition, Worker
-from hub.signing_keys import hub_signing_key
-from hub.vault_legacy import legacy_sealer
-from services.registry import admin, handlers, ingress, partner_keys, refusals, sealing
+from hub.audit.anchor import HeadAnchor
+from hub.audit.key import load_audit_key
+from hub.runtime import topics
+from hub.runtime.consumer import Handler, Route
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.metrics import ServiceMetrics
+from hub.runtime.outbox import OutboxEmitter
+from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
+from hub.security.key_files import hub_signing_key
+from hub.security.secrets import audit_key_secret, hub_signing_secret, master_key_secret
+from services.registry import admin, handlers, ingress, partner_keys, refusals
+from services.registry.adapters.postgres import PostgresRegistry
+from services.registry.adapters.postgres.operations import metrics, partner_topic_rows
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
+from services.registry.figures import NoFigures
 from services.registry.partner_keys import IngressPolicy
+from services.registry.settings import RegistrySettings
 
 NAME = "registry"
 PARTNER_REGISTERED = "ch.lu.hub.identity.partner-registered.v1"
@@ -28,12 +34,49 @@ PARTNER_STATUS_CHANGED = "ch.lu.hub.identity.partner-status-changed.v1"
 
 def _processes(ctx: ServiceContext) -> Processes:
     processes = load_processes()
-    if ctx.settings.case_deadline_s is not None:
+    if RegistrySettings().case_deadline_s is not None:
         processes = Processes(
-            ProcessDefinition.model_validate({**p.model_dump(), "deadline_s": ctx.settings.case_deadline_s})
+            ProcessDefinition.model_validate(
+                {**p.model_dump(), "deadline_s": RegistrySettings().case_deadline_s}
+            )
             for p in processes.by_case_type.values()
         )
     return processes
+
+
+def adapter(ctx: ServiceContext) -> PostgresRegistry:
+    """The registry's tables, with the vault's master key and the audit chain's key: every
+    delivery is sealed into the chain, and the key is a file, never in the database."""
+    return PostgresRegistry(
+        master_key=ctx.master_key,
+        audit_key=load_audit_key(ctx.settings, create=True),
+        figures=CaseMetrics(ctx.metrics) if ctx.metrics is not None else NoFigures(),
+    )
+
+
+# From minutes (a test delivery) to the weeks a relocation may take.
+CASE_LATENCY_BUCKETS_S = (60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+
+
+class CaseMetrics:
+    """The registry's case figures on the service's /metrics."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._latency = metrics.histogram(
+            "hub_case_latency_seconds",
+            "From a case's report to its completion.",
+            ["case_type"],
+            CASE_LATENCY_BUCKETS_S,
+        )
+        self._escalated = metrics.counter(
+            "hub_cases_escalated", "Cases that missed their deadline and were escalated.", ["case_type"]
+        )
+
+    def case_completed(self, case_type: str, seconds: float) -> None:
+        self._latency.labels(case_type).observe(seconds)
+
+    def case_escalated(self, case_type: str) -> None:
+        self._escalated.labels(case_type).inc()
 
 
 def partner_event_types(processes: Processes) -> set[str]:
@@ -53,15 +96,14 @@ def _topic_creator(ctx: ServiceContext) -> admin.CreateTopic:
 
 
 def routes(ctx: ServiceContext) -> Sequence[Route]:
-    # Every delivery is sealed into the audit chain; the key is a file, never in the database.
-    audit_store.install(load_audit_key(ctx.settings, create=True))
+    registry = adapter(ctx)
     processes = _processes(ctx)
     on_partner_event: Handler = functools.partial(
         handlers.on_partner_event,
         processes=processes,
         policy=IngressPolicy.from_settings(ctx.settings),
         # Operations are told of a case's party slot that no partner fills.
-        ops_email=ctx.settings.ops_email,
+        ops_email=RegistrySettings().ops_email,
     )
     partner_mirror: dict[str, Handler] = {
         PartnerKeyRegistered.event_type: partner_keys.mirror_key_registered,
@@ -78,14 +120,15 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             # group; the shared hub.ingress only if HUB_SHARED_INGRESS. Dead letters of all of
             # them go to hub.ingress-dlt.
             topic=topics.INGRESS,
-            pattern=topics.ingress_pattern(shared=ctx.settings.shared_ingress),
+            pattern=topics.ingress_pattern(shared=RegistrySettings().shared_ingress),
             group_id="hub.registry.ingress",
             # Every catalogued type reaches the handler, which refuses what partners may not send.
             handlers={event_type: on_partner_event for event_type in CATALOG},
             # ... and every refusal is sealed into the audit chain with its dead letter.
-            on_refused=refusals.recorder(),
+            on_refused=refusals.recorder(functools.partial(registry.on, source=ctx.source)),
             # The topic an event arrived on must be its sender's own, before anything else.
             admit=ingress.admit,
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.IDENTITY_RESULTS,
@@ -95,11 +138,13 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
                     handlers.deliver_with_pseudonyms, processes=processes
                 )
             },
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.NOTIFICATION_STATUS,
             group_id="hub.registry.notification-status",
             handlers={NotificationStatusChanged.event_type: handlers.record_notification_status},
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.ADMIN,
@@ -107,55 +152,44 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
             # Applied only if a trusted operator or an operations partner provably sent it.
             handlers={SetSubscription.event_type: admin.subscription_handler(ctx.settings, processes)},
             ignore_unknown_types=True,
+            unit_of_work=registry,
         ),
         Route(
             topic=topics.IDENTITY_PARTNERS,
             group_id="hub.registry.partners",
             handlers=partner_mirror,
             ignore_unknown_types=True,
+            unit_of_work=registry,
         ),
     )
 
 
 def workers(ctx: ServiceContext) -> Sequence[Worker]:
     escalator = Escalator(
-        ctx.pool,
+        adapter(ctx).transactional(ctx.pool, source=ctx.source),
         _processes(ctx),
-        source=ctx.source,
-        ops_email=ctx.settings.ops_email,
-        interval_s=ctx.settings.escalation_check_interval_s,
+        ops_email=RegistrySettings().ops_email,
+        interval_s=RegistrySettings().escalation_check_interval_s,
     )
-    sealer = legacy_sealer(ctx.pool, sealing.seal_batch(_processes(ctx)), what="cases")
-    return (escalator.run, sealer)
+    # The chain's head, published for operations to keep outside the database.
+    anchor = HeadAnchor(
+        ctx.pool,
+        functools.partial(OutboxEmitter, source=ctx.source),
+        interval_s=RegistrySettings().audit_anchor_interval_s,
+    )
+    return (escalator.run, anchor.run)
 
 
 async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
     """Every partner's delivery topic exists before anything is delivered to it, and its
     ingress topic before it publishes (partners may not create topics); the shared ingress
     exists if it is read."""
-    async with ctx.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT partner_id, delivery_topic FROM partners")
-    shared = [topics.INGRESS] if ctx.settings.shared_ingress else []
+    partners = await partner_topic_rows(ctx.pool)
+    shared = [topics.INGRESS] if RegistrySettings().shared_ingress else []
     return [
         *shared,
-        *(row["delivery_topic"] for row in rows),
-        *(topics.ingress_topic(row["partner_id"]) for row in rows),
-    ]
-
-
-async def metrics(conn: asyncpg.Connection) -> list[str]:
-    """Open cases' party slots that no active partner fills (nobody did when the case opened, or
-    its partner is suspended since): each keeps its case from completing."""
-    unfilled = await conn.fetchval(
-        "SELECT count(*) FROM case_parties p JOIN cases c USING (case_id)"
-        " LEFT JOIN partners pa ON pa.partner_id = p.partner_id"
-        " WHERE (p.partner_id IS NULL OR pa.status IS DISTINCT FROM 'active')"
-        " AND c.status IN ('opened', 'in-progress', 'escalated')"
-    )
-    return [
-        "# HELP hub_case_unfilled_slots Party slots of open cases that no active partner fills.",
-        "# TYPE hub_case_unfilled_slots gauge",
-        f'hub_case_unfilled_slots{{service="{NAME}"}} {unfilled}',
+        *(delivery for _, delivery in partners),
+        *(topics.ingress_topic(partner_id) for partner_id, _ in partners),
     ]
 
 
@@ -163,11 +197,14 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name=NAME,
         migrations_package="services.registry.migrations",
-        topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS),
+        topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS, topics.AUDIT_HEADS),
         routes=routes,
         workers=workers,
         dynamic_topics=partner_topics,
         # Everything the registry publishes carries the hub's signature: partners verify deliveries.
         signing_key=hub_signing_key,
         metrics=metrics,
+        # The audit chain: the registry's role appends and reads, never rewrites.
+        append_only_tables=("audit_log",),
+        secrets=lambda s: (master_key_secret(s), audit_key_secret(s), hub_signing_secret(s)),
     )

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
-
 from contracts import SetSubscription
-from hub.acls import DEFAULT_STRIMZI_CLUSTER
-from hub.cli_database import run_on_database
-from hub.cli_output import print_rows
-from hub.endpoints import running_hub_settings
-from hub.settings import HubSettings
+from hub.cli.database import run_on_database, running_hub
+from hub.cli.output import print_rows
+from hub.runtime.settings import HubSettings
+from hub.security.acls import DEFAULT_STRIMZI_CLUSTER
 from services.identity.admin_publisher import publish_admin_command
+from services.registry.adapters.postgres import operations
+
+Rows = list[dict[str, Any]]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,7 +78,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _set(args: argparse.Namespace) -> int:
     command = subscription_command(args)  # refused as typed, before any hub is looked for
-    settings = running_hub_settings(HubSettings())
+    settings = running_hub()
     envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
     print(f"sent {SetSubscription.event_type} {envelope.id}")
     return 0
@@ -101,52 +102,43 @@ def subscription_command(args: argparse.Namespace) -> SetSubscription:
     )
 
 
-def _rows(sql: str) -> list[dict[str, Any]]:
-    async def fetch(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-        return [dict(row) for row in await conn.fetch(sql)]
-
+def _rows(read: Callable[[Any], Awaitable[Rows]]) -> Rows:
     return run_on_database(
-        running_hub_settings(HubSettings()),
-        fetch,
+        running_hub(),
+        read,
         no_tables="no registry tables in this database; start the hub once (`hub up`)",
     )
 
 
-def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+def _print(rows: Rows, as_json: bool, columns: list[str]) -> None:
     print_rows(rows, as_json=as_json, line=lambda row: "  ".join(str(row[c]) for c in columns))
 
 
-SUBSCRIPTIONS_SQL = (
-    "SELECT partner_id, event_type, case_type, slot, status, scope, purpose, legal_basis, fields, "
-    "retention_days FROM registry.subscriptions ORDER BY partner_id, event_type, case_type, slot NULLS FIRST"
-)
 SUBSCRIPTION_COLUMNS = ["partner_id", "event_type", "case_type", "slot", "status", "scope", "legal_basis"]
 
 
 def _list(args: argparse.Namespace) -> int:
-    _print(_rows(SUBSCRIPTIONS_SQL), args.json, SUBSCRIPTION_COLUMNS)
+    _print(_rows(operations.subscriptions), args.json, SUBSCRIPTION_COLUMNS)
     return 0
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    rows = _rows(
-        "SELECT event_type, publisher_roles, sensitivity, description "
-        "FROM registry.catalog ORDER BY event_type"
-    )
-    _print(rows, args.json, ["event_type", "sensitivity", "publisher_roles"])
+    _print(_rows(operations.catalogue), args.json, ["event_type", "sensitivity", "publisher_roles"])
     return 0
 
 
 def _acls(args: argparse.Namespace) -> int:
-    from hub.acls import kafka_acls_commands, partner_acls, service_acls, strimzi_users
+    from hub.security.acls import kafka_acls_commands, partner_acls, service_acls, strimzi_users
     from services import SERVICE_NAMES
 
-    partners = _rows(
-        "SELECT partner_id, delivery_topic FROM registry.partners WHERE status = 'active' ORDER BY 1"
+    partners = _rows(operations.active_partners)
+    # The names on the cluster: this hub's HUB_TOPIC_PREFIX.
+    prefix = HubSettings().topic_prefix
+    bindings = (
+        [] if args.partners_only else [b for name in SERVICE_NAMES for b in service_acls(name, prefix=prefix)]
     )
-    bindings = [] if args.partners_only else [b for name in SERVICE_NAMES for b in service_acls(name)]
     for partner in partners:
-        bindings += partner_acls(partner["partner_id"], partner["delivery_topic"])
+        bindings += partner_acls(partner["partner_id"], partner["delivery_topic"], prefix=prefix)
     if args.format == "strimzi":
         print(strimzi_users(bindings, cluster=args.cluster), end="")
     else:

@@ -16,11 +16,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from contracts import CaseDelivery, DeliveredPerson, IssuedPseudonym
-from hub import audit_store
-from hub.audit import AuditEntry, Decision
-from hub.messages import Transaction
-from services.registry import repository as repo
+from hub.audit.chain import AuditEntry, Decision
+from services.registry.case_domain import Case
 from services.registry.domain import allowed_person_fields, get_path, minimize
+from services.registry.model import Subscriber, TimelineStep
+from services.registry.ports import UnitOfWork
 
 
 def case_delivery(
@@ -28,7 +28,7 @@ def case_delivery(
     case_type: str,
     event_type: str,
     data: dict[str, Any],
-    subscriber: repo.Subscriber,
+    subscriber: Subscriber,
     person_path: str | None,
     issued: IssuedPseudonym | None,
 ) -> CaseDelivery:
@@ -53,12 +53,12 @@ def case_delivery(
 
 
 async def deliver(
-    tx: Transaction,
+    uow: UnitOfWork,
     *,
-    case: repo.Case,
+    case: Case,
     event_type: str,
     data: dict[str, Any],
-    subscribers: list[repo.Subscriber],
+    subscribers: list[Subscriber],
     person_path: str | None = None,
     pseudonyms: dict[str, IssuedPseudonym] | None = None,
     trace_id: str,
@@ -98,7 +98,7 @@ async def deliver(
             ]
             continue
         records += await _send(
-            tx,
+            uow,
             case=case,
             event_type=event_type,
             data=data,
@@ -111,17 +111,17 @@ async def deliver(
         )
         sent += 1
     # Last, so the chain head stays locked only from here to the commit.
-    await audit_store.append(tx.conn, audit_store.installed_key(), records)
+    await uow.audit.append(records)
     return sent
 
 
 async def _send(
-    tx: Transaction,
+    uow: UnitOfWork,
     *,
-    case: repo.Case,
+    case: Case,
     event_type: str,
     data: dict[str, Any],
-    subscriber: repo.Subscriber,
+    subscriber: Subscriber,
     person_path: str | None,
     issued: IssuedPseudonym | None,
     trace_id: str,
@@ -131,7 +131,7 @@ async def _send(
     """One delivery to ``subscriber`` in the outbox and on the timeline; its audit entries,
     one per grant, each naming the disclosed fields its subscription accounts for."""
 
-    def build(recipient: repo.Subscriber) -> CaseDelivery:
+    def build(recipient: Subscriber) -> CaseDelivery:
         return case_delivery(
             case_type=case.case_type,
             event_type=event_type,
@@ -142,7 +142,7 @@ async def _send(
         )
 
     delivery = build(subscriber)
-    envelope = await tx.emit(
+    envelope = await uow.emitter.emit(
         delivery,
         topic=subscriber.delivery_topic,
         business_process_id=case.case_id,
@@ -150,15 +150,16 @@ async def _send(
         subject=issued.pseudonym if issued else None,
         test_delivery=case.test_delivery,
     )
-    await repo.add_timeline(
-        tx,
-        case_id=case.case_id,
-        service="registry",
-        event_type=delivery.event_type,
-        event_id=envelope.id,
-        trace_id=trace_id,
-        detail=f"{event_type.split('.')[-2]} delivered to {subscriber.partner_id} "
-        f"({len(delivery.data)} fields; {subscriber.legal_basis}; {subscriber.basis})",
+    await uow.timeline.add(
+        TimelineStep(
+            case_id=case.case_id,
+            service="registry",
+            event_type=delivery.event_type,
+            event_id=envelope.id,
+            trace_id=trace_id,
+            detail=f"{event_type.split('.')[-2]} delivered to {subscriber.partner_id} "
+            f"({len(delivery.data)} fields; {subscriber.legal_basis}; {subscriber.basis})",
+        )
     )
     return [
         dataclasses.replace(
@@ -174,7 +175,7 @@ async def _send(
     ]
 
 
-def _under_each_grant(entry: AuditEntry, subscriber: repo.Subscriber) -> list[AuditEntry]:
+def _under_each_grant(entry: AuditEntry, subscriber: Subscriber) -> list[AuditEntry]:
     return [
         dataclasses.replace(entry, legal_basis=g.legal_basis, purpose=g.purpose, basis=g.basis)
         for g in subscriber.grants

@@ -15,19 +15,18 @@ the signature alone proves who sent an event.
 from __future__ import annotations
 
 from contracts import Envelope
-from hub import topics
-from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAuthorized
+from hub.runtime import topics
+from services.registry.errors import ForeignIngressTopic
+from services.registry.model import claimed_partner
 
-
-class ForeignIngressTopic(NotAuthorized):
-    """An event on a partner's own ingress topic that claims another sender."""
+__all__ = ["ForeignIngressTopic", "admit", "check_topic_owner"]
 
 
 def check_topic_owner(topic: str, source: str) -> None:
     """Refuse unless ``source`` is the partner whose own ingress topic ``topic`` is."""
     if not topics.is_partner_ingress(topic):
         return
-    claimed = source.removeprefix(PARTNER_SOURCE_PREFIX) if source.startswith(PARTNER_SOURCE_PREFIX) else None
+    claimed = claimed_partner(source)
     if claimed is None or topics.ingress_topic(claimed) != topic:
         raise ForeignIngressTopic(
             f"event from {source[:200]} on {topic}: a partner's ingress topic carries only its own events"
@@ -35,7 +34,7 @@ def check_topic_owner(topic: str, source: str) -> None:
 
 
 def admit(topic: str, envelope: Envelope) -> None:
-    """The ingress route's admission (``hub.consumer.Route.admit``): checked before the inbox,
+    """The ingress route's admission (``hub.runtime.consumer.Route.admit``): checked before the inbox,
     so that a copy of another partner's event, under that partner's source and an id the hub
     has seen, is refused as what it is rather than dropped as a repeat of the original."""
     check_topic_owner(topic, envelope.source)

@@ -1,11 +1,12 @@
 """The parties of a case at work: resolved when it opens, who receives, late filling, and
 telling operations of a slot nobody fills.
 
-The rules are in ``parties_domain`` (no I/O); here they meet the tables. A slot left
-unfilled is never skipped in silence: the case's timeline names it and the jurisdiction it
-needs, operations get a ``CasePartyMissing`` event (on ``hub.ops`` and delivered under an
-``all-cases`` subscription) and a notice in their mailbox, and ``hub case show`` /
-``hub case unfilled`` list it until a partner that fits is registered or reactivated.
+The rules are in ``parties_domain`` and the case aggregate (no I/O); here they meet the
+unit of work. A slot left unfilled is never skipped in silence: the case's timeline names
+it and the jurisdiction it needs, operations get a ``CasePartyMissing`` event (on
+``hub.ops`` and delivered under an ``all-cases`` subscription) and a notice in their
+mailbox, and ``hub case show`` / ``hub case unfilled`` list it until a partner that fits is
+registered or reactivated.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contracts import CasePartyMissing, Language, NotificationRequested
-from hub import topics
-from hub.messages import Transaction
-from services.registry import party_repository as party_repo
-from services.registry import repository as repo
+from hub.runtime import topics
+from services.registry.case_domain import Case
 from services.registry.delivery import deliver
 from services.registry.domain import ProcessDefinition
-from services.registry.parties_domain import Candidate, Party, fill_slot, resolve_parties
+from services.registry.model import Partner, Subscriber, TimelineStep
+from services.registry.parties_domain import Party, fill_slot
+from services.registry.ports import UnitOfWork
 from services.registry.subscriptions_domain import grants_by_partner
 
 PARTY_MISSING_STEP = "party-unfilled"  # the timeline's name for a slot nobody fills
@@ -27,27 +28,29 @@ PARTY_FILLED_STEP = "party-filled"
 
 
 async def recipients(
-    tx: Transaction, event_type: str, case: repo.Case, parties: Sequence[Party] | None = None
-) -> list[repo.Subscriber]:
+    uow: UnitOfWork, event_type: str, case: Case, parties: Sequence[Party] | None = None
+) -> list[Subscriber]:
     """The partners that receive this case's event of ``event_type``, one delivery each: its
-    parties with a subscription for a slot they fill (or one naming no slot), and
-    subscriptions that span all cases; each with the subscriptions it receives under."""
-    if parties is None:
-        parties = await party_repo.parties_of(tx, case.case_id)
-    subscribed = await repo.subscriptions_to(tx, event_type, case.case_type)
+    parties (``case.parties`` unless given) with a subscription for a slot they fill (or one
+    naming no slot), and subscriptions that span all cases; each with the subscriptions it
+    receives under."""
+    subscribed = await uow.subscriptions.to(event_type, case.case_type)
     where = {s.subscription.partner_id: s for s in subscribed}
+    granted = grants_by_partner(
+        (s.subscription for s in subscribed), case.parties if parties is None else parties
+    )
     return [
-        repo.Subscriber(partner_id, where[partner_id].sector, where[partner_id].delivery_topic, grants)
-        for partner_id, grants in grants_by_partner((s.subscription for s in subscribed), parties).items()
+        Subscriber(partner_id, where[partner_id].sector, where[partner_id].delivery_topic, grants)
+        for partner_id, grants in granted.items()
     ]
 
 
 async def resolve(
-    tx: Transaction,
+    uow: UnitOfWork,
     *,
     process: ProcessDefinition,
-    case: repo.Case,
-    opener: repo.Partner,
+    case: Case,
+    opener: Partner,
     trace_id: str,
     event_id: str,
     ops_email: str,
@@ -55,34 +58,30 @@ async def resolve(
     """The case's parties from its opening data and the register, stored with the case;
     every unfilled slot is put on the timeline and reported to operations."""
     roles = {slot.role for slot in process.parties if not slot.opener}
-    parties = resolve_parties(
-        process,
-        case.details,
-        opener=Candidate(opener.partner_id, opener.roles, opener.jurisdiction, opener.status == "active"),
-        partners=await party_repo.candidates(tx, roles),
-    )
-    await party_repo.insert_parties(tx, case.case_id, parties)
+    parties = case.resolve_parties(process, opener=opener, partners=await uow.partners.candidates(roles))
+    await uow.parties.add(case.case_id, parties)
     for party in parties:
         if not party.filled:
             await report_unfilled(
-                tx, case=case, party=party, trace_id=trace_id, event_id=event_id, ops_email=ops_email
+                uow, case=case, party=party, trace_id=trace_id, event_id=event_id, ops_email=ops_email
             )
     return parties
 
 
 async def report_unfilled(
-    tx: Transaction, *, case: repo.Case, party: Party, trace_id: str, event_id: str, ops_email: str
+    uow: UnitOfWork, *, case: Case, party: Party, trace_id: str, event_id: str, ops_email: str
 ) -> None:
     """The case's timeline, operations' event and operations' mailbox learn of the slot."""
     detail = f"nobody fills {party.describe()}: {party.unfilled_reason}"
-    await repo.add_timeline(
-        tx,
-        case_id=case.case_id,
-        service="registry",
-        event_type=PARTY_MISSING_STEP,
-        event_id=event_id,
-        trace_id=trace_id,
-        detail=detail,
+    await uow.timeline.add(
+        TimelineStep(
+            case_id=case.case_id,
+            service="registry",
+            event_type=PARTY_MISSING_STEP,
+            event_id=event_id,
+            trace_id=trace_id,
+            detail=detail,
+        )
     )
     missing = CasePartyMissing(
         case_type=case.case_type,
@@ -91,19 +90,19 @@ async def report_unfilled(
         jurisdiction=party.jurisdiction,
         reason=(party.unfilled_reason or "unfilled")[:300],
     )
-    await tx.emit(
+    await uow.emitter.emit(
         missing, topic=topics.OPS, business_process_id=case.case_id, test_delivery=case.test_delivery
     )
     await deliver(
-        tx,
+        uow,
         case=case,
         event_type=CasePartyMissing.event_type,
         data=missing.model_dump(mode="json"),
-        subscribers=await recipients(tx, CasePartyMissing.event_type, case),
+        subscribers=await recipients(uow, CasePartyMissing.event_type, case),
         trace_id=trace_id,
         reference_id=event_id,
     )
-    await tx.emit(
+    await uow.emitter.emit(
         _notice_to_operations(case, party, detail, ops_email),
         topic=topics.NOTIFICATION_REQUESTS,
         business_process_id=case.case_id,
@@ -111,9 +110,7 @@ async def report_unfilled(
     )
 
 
-def _notice_to_operations(
-    case: repo.Case, party: Party, detail: str, ops_email: str
-) -> NotificationRequested:
+def _notice_to_operations(case: Case, party: Party, detail: str, ops_email: str) -> NotificationRequested:
     return NotificationRequested(
         notification_id=f"{case.case_id}:party-missing:{party.slot}"[:128],
         recipient=ops_email,
@@ -136,7 +133,7 @@ def _notice_to_operations(
     )
 
 
-async def fill_open_slots(tx: Transaction, partner_id: str) -> int:
+async def fill_open_slots(uow: UnitOfWork, partner_id: str) -> int:
     """A partner registered or reactivated takes the open cases' unfilled slots it fits, by
     the same rule as at opening (the one active partner with the role and jurisdiction).
 
@@ -144,33 +141,32 @@ async def fill_open_slots(tx: Transaction, partner_id: str) -> int:
     is not delivered again (the registry keeps no AHVN13 to ask identity for a pseudonym),
     which the timeline says. Returns how many slots it filled.
     """
-    candidate = await party_repo.candidate(tx, partner_id)
+    candidate = await uow.partners.candidate(partner_id)
     if candidate is None or not candidate.active:
         return 0
-    open_slots = await party_repo.open_slots_needing(tx, candidate)
+    open_slots = await uow.parties.open_slots_needing(candidate)
     if not open_slots:
         return 0
-    rivals = await party_repo.candidates(tx, candidate.roles)
+    rivals = await uow.partners.candidates(candidate.roles)
     filled = 0
     for open_slot in open_slots:
         party = open_slot.party
         decided = fill_slot(party.slot, party.role, party.jurisdiction, rivals)
         if decided.partner_id != partner_id:
             if decided.unfilled_reason is not None:
-                await party_repo.set_unfilled_reason(
-                    tx, open_slot.case_id, party.slot, decided.unfilled_reason
-                )
+                await uow.parties.set_unfilled_reason(open_slot.case_id, party.slot, decided.unfilled_reason)
             continue
-        await party_repo.set_filled(tx, open_slot.case_id, party.slot, partner_id)
-        await repo.add_timeline(
-            tx,
-            case_id=open_slot.case_id,
-            service="registry",
-            event_type=PARTY_FILLED_STEP,
-            event_id=f"partner:{partner_id}",
-            trace_id=open_slot.trace_id,
-            detail=f"{party.describe()} filled by {partner_id}, registered after the case opened; "
-            "the opening event is not delivered again",
+        await uow.parties.fill(open_slot.case_id, party.slot, partner_id)
+        await uow.timeline.add(
+            TimelineStep(
+                case_id=open_slot.case_id,
+                service="registry",
+                event_type=PARTY_FILLED_STEP,
+                event_id=f"partner:{partner_id}",
+                trace_id=open_slot.trace_id,
+                detail=f"{party.describe()} filled by {partner_id}, registered after the case opened; "
+                "the opening event is not delivered again",
+            )
         )
         filled += 1
     return filled

@@ -4,9 +4,12 @@ The mirror follows identity's ``PartnerKeyRegistered`` / ``PartnerKeyRevoked``. 
 partner event on its ingress topic is accepted only if it is signed (unless signatures
 are switched off), with a registered key of its sender, inside that key's window and not
 revoked, keyed by the case id it signs, and if its time lies inside the replay window
-(for an event an operator redrove, the time of the redrive: hub.redrive_attestation).
+(for an event an operator redrove, the time of the redrive: hub.security.redrive_attestation).
 Each refusal is a ``PermanentError`` subclass with the reason: the consumer dead-letters
 and records it, and the event never reaches routing.
+
+The checks themselves (``check_partner_event``, ``proves_sender``) are pure: they get the
+key the caller looked up; ``verify_partner_event`` looks it up through the unit of work.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub.messages import Incoming, Transaction
-from hub.operator_keys import TrustedKeys, trusted_operator_keys
-from hub.redrive_attestation import attested_redrive
-from hub.settings import HubSettings
-from hub.signing import check_freshness, check_record_key, verify_signed_by
+from hub.runtime.messages import Incoming
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import TrustedKeys, trusted_operator_keys
+from hub.security.redrive_attestation import attested_redrive
+from hub.security.signed_form import Headers
+from hub.security.signing import SignatureRefused, check_freshness, check_record_key, verify_signed_by
+from services.registry.model import PartnerKey
+from services.registry.ports import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class IngressPolicy:
     require_signatures: bool
     max_age_s: float
     max_future_skew_s: float
-    # The operator keys whose redrive attestations move the window (hub.redrive_attestation).
+    # The operator keys whose redrive attestations move the window (hub.security.redrive_attestation).
     trusted_operators: Callable[[], TrustedKeys] = dict
 
     @classmethod
@@ -45,24 +51,13 @@ class IngressPolicy:
         )
 
 
-@dataclass(frozen=True)
-class MirroredKey:
-    key_id: str
-    partner_id: str
-    public_key: str
-    valid_from: dt.datetime
-    valid_until: dt.datetime | None
-    revoked_at: dt.datetime | None
-
-
-async def verify_partner_event(
-    tx: Transaction, msg: Incoming[Any], partner_id: str, policy: IngressPolicy
+def check_partner_event(
+    msg: Incoming[Any], key: PartnerKey | None, partner_id: str, policy: IngressPolicy, now: dt.datetime
 ) -> None:
-    """Refuse ``msg`` unless ``partner_id`` provably sent it, recently."""
-    now = dt.datetime.now(dt.UTC)
+    """Refuse ``msg`` unless ``partner_id`` provably sent it, recently. ``key``: what the
+    mirror holds under the event's ``ce_sigkeyid`` (None: nothing, or no key id)."""
     envelope = msg.envelope
     if envelope.sigkeyid is not None or envelope.signature is not None or policy.require_signatures:
-        key = await find_key(tx, envelope.sigkeyid) if envelope.sigkeyid is not None else None
         verify_signed_by(msg.headers, msg.value, key, sender=partner_id, now=now)
         check_record_key(envelope, msg.key)
     # The time is checked after the signature: only then is it the sender's own statement.
@@ -76,47 +71,39 @@ async def verify_partner_event(
     )
 
 
-async def find_key(tx: Transaction, key_id: str) -> MirroredKey | None:
-    row = await tx.conn.fetchrow(
-        "SELECT key_id, partner_id, public_key, valid_from, valid_until, revoked_at"
-        " FROM partner_keys WHERE key_id = $1",
-        key_id,
-    )
-    if row is None:
-        return None
-    return MirroredKey(
-        row["key_id"],
-        row["partner_id"],
-        row["public_key"],
-        row["valid_from"],
-        row["valid_until"],
-        row["revoked_at"],
-    )
+async def verify_partner_event(
+    uow: UnitOfWork, msg: Incoming[Any], partner_id: str, policy: IngressPolicy
+) -> None:
+    """``check_partner_event`` with the key the event names, from the registry's mirror."""
+    sigkeyid = msg.envelope.sigkeyid
+    key = await uow.partner_keys.find(sigkeyid) if sigkeyid is not None else None
+    check_partner_event(msg, key, partner_id, policy, dt.datetime.now(dt.UTC))
 
 
-async def mirror_key_registered(msg: Incoming[PartnerKeyRegistered], tx: Transaction) -> None:
+def proves_sender(headers: Headers, value: bytes, key: PartnerKey, sender: str, now: dt.datetime) -> bool:
+    """Whether ``key``, usable by ``sender`` at ``now``, signed exactly this record."""
+    try:
+        verify_signed_by(headers, value, key, sender=sender, now=now)
+    except (SignatureRefused, ValueError):
+        return False
+    return True
+
+
+async def mirror_key_registered(msg: Incoming[PartnerKeyRegistered], uow: UnitOfWork) -> None:
     """Insert the key or update its window; a revocation already mirrored stays."""
     key = msg.data
-    await tx.conn.execute(
-        """
-        INSERT INTO partner_keys (key_id, partner_id, algorithm, public_key, valid_from, valid_until)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (key_id) DO UPDATE SET partner_id = $2, algorithm = $3, public_key = $4,
-            valid_from = $5, valid_until = $6, updated_at = now()
-        """,
-        key.key_id,
-        key.partner_id,
-        key.algorithm,
-        key.public_key,
-        key.valid_from,
-        key.valid_until,
+    await uow.partner_keys.register(
+        PartnerKey(
+            key_id=key.key_id,
+            partner_id=key.partner_id,
+            public_key=key.public_key,
+            valid_from=key.valid_from,
+            valid_until=key.valid_until,
+            algorithm=key.algorithm,
+        )
     )
 
 
-async def mirror_key_revoked(msg: Incoming[PartnerKeyRevoked], tx: Transaction) -> None:
-    # coalesce: the first revocation's time stands if the announcement is repeated.
-    await tx.conn.execute(
-        "UPDATE partner_keys SET revoked_at = coalesce(revoked_at, $2), updated_at = now() WHERE key_id = $1",
-        msg.data.key_id,
-        msg.data.revoked_at,
-    )
+async def mirror_key_revoked(msg: Incoming[PartnerKeyRevoked], uow: UnitOfWork) -> None:
+    # The first revocation's time stands if the announcement is repeated.
+    await uow.partner_keys.revoke(msg.data.key_id, msg.data.revoked_at)

@@ -1,25 +1,30 @@
 """Which ingress refusals the registry seals into the audit chain, and whether the sender was proven.
 
-The ingress route's dead letters pass through ``recorder()`` (hub/audit_refusals.py). Every
-refusal of the event itself is recorded; a failure of the hub (a bug that used up its
-retries) is not a decision about the event and stays in ``dead_letters`` only.
+The ingress route's dead letters pass through the hook ``recorder`` builds
+(``hub.runtime.consumer.Route.on_refused``): it runs in the dead letter's transaction, on
+the connection the runtime hands it, over which it builds the registry's unit of work.
+Every refusal of the event itself is recorded; a failure of the hub (a bug that used up
+its retries) is not a decision about the event and stays in ``dead_letters`` only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-
-from aiokafka import ConsumerRecord
-from asyncpg import Connection
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from contracts import ContractError, Envelope
-from hub.audit_refusals import ReasonClasses, RefusalRecorder
+from hub.audit.refusals import ReasonClasses, reason_class, refusal_entry
 from hub.errors import MessageTooLarge, PermanentError, UnknownCase
-from hub.messages import Transaction
-from hub.service import service_source
-from hub.signing import PublicKey, ReplayRefused, SignatureRefused, check_key_usable
-from services.registry.handlers import PARTNER_SOURCE_PREFIX, NotAParty, NotAuthorized
-from services.registry.partner_keys import find_key
+from hub.security.signing import ReplayRefused, SignatureRefused
+from services.registry.errors import NotAParty, NotAuthorized
+from services.registry.model import claimed_partner
+from services.registry.partner_keys import proves_sender
+from services.registry.ports import UnitOfWork
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
 
 # First match wins: subclasses before PermanentError, which catches the rest (an unknown
 # case, a case opened twice, a type outside the case's process or the catalogue).
@@ -34,10 +39,11 @@ REASON_CLASSES: ReasonClasses = (
     (PermanentError, "refused"),
 )
 
+# Builds the registry's unit of work on the dead letter's connection (the adapter's business).
+UnitOfWorkOn = Callable[[Any], UnitOfWork]
 
-async def signature_held(
-    conn: Connection, record: ConsumerRecord[bytes, bytes], error: BaseException
-) -> bool:
+
+async def signature_held(uow: UnitOfWork, record: ConsumerRecord[bytes, bytes], error: BaseException) -> bool:
     """Whether a usable key of the claimed partner signed exactly this record.
 
     Checked here, apart from the refusal: a refusal before the signature check (unknown or
@@ -51,28 +57,34 @@ async def signature_held(
         envelope = Envelope.from_headers(record.headers)
     except ContractError:
         return False
-    if envelope.sigkeyid is None or envelope.signature is None:
+    sender = claimed_partner(envelope.source)
+    if envelope.sigkeyid is None or envelope.signature is None or sender is None:
         return False
-    if not envelope.source.startswith(PARTNER_SOURCE_PREFIX):
-        return False
-    key = await find_key(Transaction(conn, source=service_source("registry")), envelope.sigkeyid)
+    key = await uow.partner_keys.find(envelope.sigkeyid)
     if key is None:
         return False
-    try:
-        check_key_usable(
-            key_id=key.key_id,
-            owner=key.partner_id,
-            sender=envelope.source.removeprefix(PARTNER_SOURCE_PREFIX),
-            valid_from=key.valid_from,
-            valid_until=key.valid_until,
-            revoked_at=key.revoked_at,
-            now=dt.datetime.now(dt.UTC),
-        )
-        PublicKey.from_base64(key.key_id, key.public_key).verify(record.headers, record.value or b"")
-    except (SignatureRefused, ValueError):
-        return False
-    return True
+    return proves_sender(record.headers, record.value or b"", key, sender, dt.datetime.now(dt.UTC))
 
 
-def recorder() -> RefusalRecorder:
-    return RefusalRecorder(REASON_CLASSES, signature_held)
+async def record_refusal(uow: UnitOfWork, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+    """One ``refused`` entry on the audit chain for a refused record; nothing for a failure of the hub."""
+    found = reason_class(error, REASON_CLASSES)
+    if found is None:
+        return
+    verified = await signature_held(uow, record, error)
+    await uow.audit.append([refusal_entry(record, error, reason_class=found, sender_verified=verified)])
+
+
+@dataclass(frozen=True)
+class RefusalAudit:
+    """The ingress route's dead-letter hook (``hub.runtime.deadletter.RefusalHook``):
+    ``record_refusal`` in the dead letter's transaction, on its connection."""
+
+    unit_of_work_on: UnitOfWorkOn
+
+    async def __call__(self, conn: Any, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+        await record_refusal(self.unit_of_work_on(conn), record, error)
+
+
+def recorder(unit_of_work_on: UnitOfWorkOn) -> RefusalAudit:
+    return RefusalAudit(unit_of_work_on)

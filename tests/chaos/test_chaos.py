@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.chaos import ChaosConfig, ChaosReport, run_chaos
-from hub.chaos.faults import plan_faults
-from hub.chaos.scenario import build_stream
-from hub.demo import PORTAL
-from hub.topics import ingress_topic
+from hub.local.chaos import ChaosConfig, ChaosReport, run_chaos
+from hub.local.chaos.faults import plan_faults
+from hub.local.chaos.scenario import build_stream
+from hub.local.demo import PORTAL
+from hub.runtime.topics import ingress_topic
 from services import SERVICE_NAMES
 from tests.fixtures.infrastructure import embedded_state_dir
 

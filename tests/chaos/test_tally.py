@@ -1,6 +1,6 @@
 """The chaos verdict counts what it should: a copy is not a duplicate, a second effect is.
 
-Runs on made-up observations, so each rule of ``hub.chaos.verify.tally`` is seen to bite.
+Runs on made-up observations, so each rule of ``hub.local.chaos.verify.tally`` is seen to bite.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from hub.chaos.scenario import (
+from hub.local.chaos.scenario import (
     AGENCIES,
     CITIZEN_TEMPLATES,
     DELIVERED_TYPES,
@@ -17,7 +17,7 @@ from hub.chaos.scenario import (
     Stream,
     build_stream,
 )
-from hub.chaos.verify import DeadLetter, Observed, tally
+from hub.local.chaos.verify import DeadLetter, Observed, tally
 
 
 @pytest.fixture

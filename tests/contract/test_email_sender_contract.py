@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 
-from hub.embedded.ports import free_port
+from hub.local.embedded.ports import free_port
 from services.notifications.email_sender import (
     EmailSender,
     InMemoryEmailSender,
@@ -66,9 +67,11 @@ class TestInMemoryEmailSender(EmailSenderContract):
 
 class TestSmtpEmailSender(EmailSenderContract):
     @pytest.fixture
-    def sender(self, infrastructure: Infrastructure) -> EmailSender:
+    def sender(self, infrastructure: Infrastructure) -> Iterator[EmailSender]:
         self.sink = infrastructure.smtp
-        return SmtpEmailSender(self.sink.host, self.sink.port)
+        sender = SmtpEmailSender(self.sink.host, self.sink.port)
+        yield sender
+        sender.close()  # the connection it keeps open for the next message
 
     def delivered_to(self, recipient: str) -> list[EmailMessage]:
         return [m for m in self.sink.messages() if m["To"] == recipient]

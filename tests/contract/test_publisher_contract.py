@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 
 from hub.errors import BrokerUnavailable
-from hub.kafka import ensure_topics
-from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord, Publisher
-from hub.settings import HubSettings
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord, Publisher
+from hub.runtime.settings import HubSettings
 from tests.fixtures.topics import read_topic
 
 pytestmark = pytest.mark.asyncio
@@ -119,7 +119,7 @@ class TestKafkaPublisher(PublisherContract):
 
 
 async def test_kafka_publisher_reports_an_unreachable_broker(hub_settings: HubSettings) -> None:
-    from hub.embedded.ports import free_port
+    from hub.local.embedded.ports import free_port
 
     nowhere = hub_settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
     publisher = KafkaPublisher(nowhere, client_id="nowhere")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.settings import HubSettings
+from hub.runtime.settings import HubSettings
 from tests.e2e.support import supervised_hub
 from tests.fixtures.infrastructure import Infrastructure
 

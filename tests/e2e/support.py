@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from hub.demo import relocation_responders, run_agency
-from hub.partner import PartnerClient, RefusedDelivery
-from hub.settings import HubSettings
-from hub.supervisor import Supervisor
+from hub.local.demo import relocation_responders, run_agency
+from hub.local.supervisor import Supervisor
+from hub.runtime.settings import HubSettings
+from partner.client import PartnerClient, RefusedDelivery
 from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
 
 

@@ -1,7 +1,7 @@
 """The audit log after a relocation case: the chain verifies, the citizen's disclosures are
 listed with partner, fields and legal basis, and a changed row makes `hub audit verify` fail.
 
-The commands run as an operator would run them against the hub (`hub.cli.main` with the
+The commands run as an operator would run them against the hub (`hub.cli.main.main` with the
 hub's HUB_DATABASE_URL and HUB_STATE_DIR, where the registry keeps the audit key).
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.casefile import CaseView
-from hub.cli import main
-from hub.demo import KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE, demo_person, run_demo
-from hub.settings import HubSettings
+from hub.cli.casefile import CaseView
+from hub.cli.main import main
+from hub.local.demo import KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE, demo_person, run_demo
+from hub.runtime.settings import HubSettings
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
 

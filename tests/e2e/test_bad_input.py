@@ -44,15 +44,18 @@ from contracts import (
 )
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.catalog import serialize_data
-from hub import topics
-from hub.deadletter import dead_letter_topic
-from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.errors import MessageTooLarge, UnknownCase
-from hub.kafka import ensure_topics
-from hub.partner import PARTNER_SOURCE_PREFIX, PartnerClient, sign_as
-from hub.settings import HubSettings
+from hub.local.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.local.provisioning import local_keyring, local_partner
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.settings import HubSettings
+from hub.security.keyring import Keyring
+from partner.client import sign_as
 from services.identity.admin_publisher import publish_admin_command
-from services.registry.handlers import NotAuthorized
+from services.registry.errors import NotAuthorized
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure
 
@@ -120,14 +123,14 @@ ORDER = (
 )
 
 
-def _event(data: Contract, *, partner: str, case_id: str) -> Outgoing:
-    """``data`` as ``partner`` sends it: signed with its key, where this process holds one (the
+def _event(data: Contract, keyring: Keyring, *, partner: str, case_id: str) -> Outgoing:
+    """``data`` as ``partner`` sends it: signed with its key, where ``keyring`` holds one (the
     supervisor provisions the demo partners'); an unknown or suspended partner has none."""
     envelope = Envelope.new(data, source=PARTNER_SOURCE_PREFIX + partner, business_process_id=case_id)
     value = serialize_data(data)
     headers = envelope.to_headers()
     if partner not in (UNKNOWN, SUSPENDED):
-        headers = sign_as(partner, headers, value)
+        headers = sign_as(keyring, partner, headers, value)
     return Outgoing(case_id, value, headers, envelope.id, topics.ingress_topic(partner))
 
 
@@ -135,8 +138,8 @@ def _with_header(headers: list[tuple[str, bytes]], name: str, value: str) -> lis
     return [(n, value.encode() if n == name else v) for n, v in headers]
 
 
-def _move(serial: int, *, partner: str = PORTAL) -> Outgoing:
-    return _event(move_report(demo_person(serial)), partner=partner, case_id=new_case_id())
+def _move(serial: int, keyring: Keyring, *, partner: str = PORTAL) -> Outgoing:
+    return _event(move_report(demo_person(serial)), keyring, partner=partner, case_id=new_case_id())
 
 
 def _wrong_vn() -> str:
@@ -144,36 +147,36 @@ def _wrong_vn() -> str:
     return vn[:-1] + str((int(vn[-1]) + 1) % 10)
 
 
-def _records() -> dict[str, Outgoing]:
+def _records(keyring: Keyring) -> dict[str, Outgoing]:
     """Every record of the run, by name (the duplicate's second copy is the same record)."""
-    records = {name: _move(n) for n, name in enumerate(VALID, start=1)}
+    records = {name: _move(n, keyring) for n, name in enumerate(VALID, start=1)}
     records["duplicate-again"] = records["duplicate"]
 
-    base = _move(11)
+    base = _move(11, keyring)
     records["not-json"] = replace(base, value=b"<umzug><person/></umzug>")
-    base = _move(12)
+    base = _move(12, keyring)
     records["wrong-content-type"] = replace(
         base, headers=_with_header(base.headers, "content-type", "application/xml")
     )
-    base = _move(13)
+    base = _move(13, keyring)
     headers = [(n, v) for n, v in base.headers if not n.startswith("ce_")]
     records["missing-ce-headers"] = replace(base, headers=headers, event_id=None)
-    base = _move(14)
+    base = _move(14, keyring)
     headers = _with_header(base.headers, "ce_type", "ch.lu.hub.relocation.moon-landing-reported.v1")
     records["unknown-type"] = replace(base, value=b'{"destination": "moon"}', headers=headers)
-    base = _move(15)
+    base = _move(15, keyring)
     headers = _with_header(base.headers, "ce_type", "ch.lu.hub.relocation.move-reported.v9")
     records["unknown-version"] = replace(base, headers=headers)
-    base = _move(16)
+    base = _move(16, keyring)
     data = json.loads(base.value)
     data["person"]["vn"] = _wrong_vn()
     records["contract-violation"] = replace(base, value=json.dumps(data).encode())
-    base = _move(17)  # a valid move report, padded with JSON whitespace beyond the limit
+    base = _move(17, keyring)  # a valid move report, padded with JSON whitespace beyond the limit
     records["too-large"] = replace(base, value=base.value + b" " * LIMIT)
     confirmed = DepartureConfirmed(municipality=KRIENS, confirmed_on=dt.date.today())
-    records["unknown-case"] = _event(confirmed, partner=KRIENS_OFFICE, case_id=new_case_id())
-    records["unknown-partner"] = _move(18, partner=UNKNOWN)
-    records["suspended-partner"] = _move(19, partner=SUSPENDED)
+    records["unknown-case"] = _event(confirmed, keyring, partner=KRIENS_OFFICE, case_id=new_case_id())
+    records["unknown-partner"] = _move(18, keyring, partner=UNKNOWN)
+    records["suspended-partner"] = _move(19, keyring, partner=SUSPENDED)
     return records
 
 
@@ -210,13 +213,10 @@ def run(hub: Hub, infrastructure: Infrastructure) -> Run:
 
 async def _run(hub: Hub, infrastructure: Infrastructure) -> Run:
     settings = hub.settings
-    records = _records()
+    records = _records(local_keyring(settings))
     valid_cases = {records[name].key for name in VALID}
     conn = await asyncpg.connect(settings.database_dsn())
-    agencies = [
-        PartnerClient(settings.bootstrap_servers(), partner, idempotence=settings.kafka_enable_idempotence)
-        for partner in relocation_responders("main")
-    ]
+    agencies = [local_partner(settings, partner) for partner in relocation_responders("main")]
     tasks: list[asyncio.Task[None]] = []
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers(),
@@ -372,7 +372,7 @@ def _get(port: int, path: str) -> str:
 
 
 def _metric(metrics: str, outcome: str) -> int:
-    prefix = f'hub_consumer_records_total{{service="registry",group="{GROUP}",outcome="{outcome}"}} '
+    prefix = f'hub_consumer_records_total{{group="{GROUP}",outcome="{outcome}",service="registry"}} '
     values = [line.removeprefix(prefix) for line in metrics.splitlines() if line.startswith(prefix)]
     assert len(values) == 1, f"no {outcome} counter in {metrics!r}"
     return int(float(values[0]))
@@ -477,9 +477,9 @@ class HugeRun:
     parked: int  # rows parked in the registry's outbox
 
 
-def _poison() -> dict[str, Outgoing]:
-    huge_value = _move(34)
-    huge_header = _move(35)
+def _poison(keyring: Keyring) -> dict[str, Outgoing]:
+    huge_value = _move(34, keyring)
+    huge_header = _move(35, keyring)
     return {
         "value": replace(huge_value, value=huge_value.value + b" " * HUGE),
         "header": replace(huge_header, headers=[*huge_header.headers, ("x-partner-note", b"n" * HUGE)]),
@@ -513,14 +513,16 @@ async def _until_completed(conn: asyncpg.Connection, case_id: str) -> float:
 
 async def _huge_run(hub: Hub) -> HugeRun:
     settings = hub.settings
-    cases = {"baseline": _move(31), "after-value": _move(32), "after-header": _move(33)}
-    poison = _poison()
+    keyring = local_keyring(settings)
+    cases = {
+        "baseline": _move(31, keyring),
+        "after-value": _move(32, keyring),
+        "after-header": _move(33, keyring),
+    }
+    poison = _poison(keyring)
     case_ids = {case.key for case in cases.values()}
     conn = await asyncpg.connect(settings.database_dsn())
-    agencies = [
-        PartnerClient(settings.bootstrap_servers(), partner, idempotence=settings.kafka_enable_idempotence)
-        for partner in relocation_responders("main")
-    ]
+    agencies = [local_partner(settings, partner) for partner in relocation_responders("main")]
     tasks: list[asyncio.Task[None]] = []
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers(),

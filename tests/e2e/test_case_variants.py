@@ -12,8 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import KRIENS, DepartureConfirmed, Language, SetSubscription
-from hub import topics
-from hub.demo import (
+from hub.local.demo import (
     BUILDING_DEPARTMENT,
     BUILDING_INSURANCE,
     ENVIRONMENT_OFFICE,
@@ -26,9 +25,10 @@ from hub.demo import (
     run_building_permit_demo,
     run_demo,
 )
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.local.provisioning import local_partner
+from hub.runtime import topics
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
 
@@ -113,8 +113,8 @@ def test_only_approved_subscriptions_route(hub: HubSettings) -> None:
     case_id = f"eumzug-{uuid.uuid4()}"
 
     async def revoke_then_report() -> None:
-        operator = PartnerClient(hub.bootstrap_servers(), "CH/CAN/LU/ops", idempotence=False)
-        portal = PartnerClient(hub.bootstrap_servers(), PORTAL, idempotence=False)
+        operator = local_partner(hub, "CH/CAN/LU/ops")
+        portal = local_partner(hub, PORTAL)
         await operator.start()
         await portal.start()
         try:
@@ -172,7 +172,7 @@ async def _until(probe: Any, expected: object, timeout_s: float = 20) -> None:
 
 def test_a_partner_role_may_not_send_another_roles_milestone(hub: HubSettings) -> None:
     async def tax_office_confirms_a_departure() -> str:
-        client = PartnerClient(hub.bootstrap_servers(), TAX_OFFICE, idempotence=False)
+        client = local_partner(hub, TAX_OFFICE)
         await client.start()
         try:
             envelope = await client.publish(

@@ -79,7 +79,7 @@ def _run_up_session(hub: subprocess.Popen[str], tmp_path: Path) -> list[int]:
         assert unknown.stderr.strip() == "hub: error: no case no-such-case"  # one line, no traceback
 
         _subscriptions_are_managed_through_the_cli(tmp_path)
-        _a_second_hub_in_the_same_state_directory_leaves_the_running_one_alone(tmp_path)
+        _demo_runs_on_the_hub_that_is_up_and_leaves_its_case_there(tmp_path)
 
         hub.send_signal(signal.SIGINT)
         assert hub.wait(timeout=60) == 0
@@ -105,20 +105,34 @@ def test_unknown_commands_are_refused_with_usage(tmp_path: Path, command: list[s
     assert "usage: hub" in done.stderr
 
 
-def _a_second_hub_in_the_same_state_directory_leaves_the_running_one_alone(tmp_path: Path) -> None:
-    """`hub demo` while `hub up` runs cannot start (the data directory is in use), and must not
-    take the running hub's endpoints file with it: commands would no longer find that hub."""
+def _demo_runs_on_the_hub_that_is_up_and_leaves_its_case_there(tmp_path: Path) -> None:
+    """`hub demo` while `hub up` runs plays its case on that hub, leaves the hub running and
+    the case in it: the operator commands read it afterwards."""
     demo = subprocess.run(
-        [*HUB, "demo", "--quiet"], env=_env(tmp_path), capture_output=True, text=True, timeout=120
+        [*HUB, "demo", "--json", "--quiet"], env=_env(tmp_path), capture_output=True, text=True, timeout=180
     )
-    assert demo.returncode == 1
-    assert "in use by a running server" in demo.stderr
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    case_id = json.loads(demo.stdout)["case_id"]
     assert (tmp_path / "endpoints.json").exists()
-    listed = subprocess.run(
-        [*HUB, "partner", "list", "--json"], env=_env(tmp_path), capture_output=True, text=True, timeout=60
-    )
-    assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout)
+
+    def hub(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*HUB, *argv], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+
+    shown = hub("case", "show", case_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "completed"
+    verified = hub("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    disclosed = hub("audit", "subject", "--case", case_id, "--json")
+    assert disclosed.returncode == 0, disclosed.stderr
+    assert {row["partner_id"] for row in json.loads(disclosed.stdout)} >= {
+        "CH/MUN/1059/einwohnerdienste",
+        "CH/MUN/1061/einwohnerdienste",
+    }
+    escalation = hub("demo", "--variant", "escalation", "--quiet")
+    assert escalation.returncode == 1
+    assert escalation.stderr.count("\n") == 1
+    assert "deadline of seconds" in escalation.stderr
 
 
 def _subscriptions_are_managed_through_the_cli(tmp_path: Path) -> None:

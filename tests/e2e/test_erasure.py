@@ -1,6 +1,6 @@
 """Crypto-shredding with the services as processes: `hub person erase` after two relocation cases.
 
-Two citizens move; the operator erases one of them by AHVN13 (``hub.cli.main`` with the
+Two citizens move; the operator erases one of them by AHVN13 (``hub.cli.main.main`` with the
 hub's HUB_DATABASE_URL and HUB_STATE_DIR, as in a shell). That citizen's case details,
 notifications, inbox and identity record are unreadable afterwards, the other's are
 intact, and the hub goes on: the erased citizen can even move again, as a new person.
@@ -14,24 +14,24 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import asyncpg
 import pytest
 
-from contracts import Contact, MoveReported
-from hub.casefile import CaseView
-from hub.cli import main
-from hub.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
-from hub.messages import Transaction
-from hub.settings import HubSettings
-from hub.vault import ERASED_TEXT, Erased
-from services.identity import repository as persons
-from services.notifications import citizens
-from services.notifications import repository as notices
-from services.registry import repository as registry
+from contracts import Contact, MoveReported, Person
+from hub.cli.casefile import CaseView
+from hub.cli.main import main
+from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders, run_case
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import ERASED_TEXT, Erased
+from hub.vault.master import load_master_key
+from services.identity.adapters.postgres import PostgresRepositories as IdentityRepositories
+from services.notifications.adapters.postgres import PostgresRepositories
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.vault.scan import hits, readable_rows
 
 
@@ -57,7 +57,7 @@ BRUNO = _report(62, "Birrer", "Balthasar", "balthasar.birrer@example.ch")
 
 
 CARLA = _report(63, "Cavelti", "Cordula", "cordula.cavelti@example.ch")
-REJECTION_REASON = "Die neue Adresse ist keine bewohnbare Wohnung."  # Lucerne's, in hub/demo.py
+REJECTION_REASON = "Die neue Adresse ist keine bewohnbare Wohnung."  # Lucerne's, in hub/local/demo.py
 
 
 def _relocate(settings: HubSettings, report: MoveReported, variant: str = "main") -> CaseView:
@@ -85,8 +85,8 @@ def two_cases(hub: HubSettings) -> tuple[CaseView, CaseView]:
 
 @pytest.fixture
 def operator(hub: HubSettings, monkeypatch: pytest.MonkeyPatch) -> HubSettings:
-    """The shell of an operator: the hub's database and state dir (the master key comes from
-    HUB_MASTER_KEY_FILE, as for the services)."""
+    """The shell of an operator: the hub's database and state dir, where the services keep
+    the master key the commands load."""
     monkeypatch.delenv("HUB_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("HUB_DATABASE_URL", hub.database_dsn())
     monkeypatch.setenv("HUB_STATE_DIR", str(hub.state_dir))
@@ -252,29 +252,21 @@ async def _citizen_id(settings: HubSettings, case_id: str) -> str:
 async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, Any]]:
     """What each service holds of each case, read through its repository with the master key."""
     found: dict[str, dict[str, Any]] = {"case": {}, "notices": {}, "inbox": {}, "person": {}, "outbox": {}}
+    master = load_master_key(settings, create=False)
     for case_id in case_ids:
         async with _schema(settings, "registry") as conn:
-            case = await registry.load_case(Transaction(conn, source="test"), case_id)
+            case = await registry_unit_of_work(conn, master).cases.get(case_id)
             assert case is not None
             found["case"][case_id] = {"erased": case.erased, "details": case.details}
             found["outbox"][case_id] = await conn.fetchval(
                 "SELECT count(*) FROM outbox WHERE aggregateid = $1 AND published_at IS NOT NULL", case_id
             )
         async with _schema(settings, "notifications") as conn:
-            rows = await conn.fetch(
-                "SELECT notification_id, recipient, subject, body, sealed FROM notifications "
-                "WHERE case_id = $1",
-                case_id,
-            )
-            found["notices"][case_id] = await notices.opened(
-                conn,
-                rows,
-                context=lambda row: notices.sealed_context(row["notification_id"]),
-                fields=("recipient", "subject", "body"),
-            )
+            stores = PostgresRepositories(conn, master)
+            found["notices"][case_id] = [asdict(n) for n in await stores.notifications.of_case(case_id)]
             assert case.citizen_id is not None
             found["inbox"][case_id] = [
-                m for m in await citizens.inbox_of(conn, case.citizen_id) if m.case_id == case_id
+                m for m in await stores.inbox.of(case.citizen_id) if m.case_id == case_id
             ]
         async with _schema(settings, "identity") as conn:
             # The newest person with that citizen id: one who came back after an erasure is new.
@@ -283,8 +275,9 @@ async def _stored(settings: HubSettings, *case_ids: str) -> dict[str, dict[str, 
                 "ORDER BY first_issued_at DESC LIMIT 1",
                 case.citizen_id,
             )
-            found["person"][case_id] = await persons.person_record(
-                Transaction(conn, source="test"), person_id
+            record = await IdentityRepositories(conn, master).persons.record(person_id)
+            found["person"][case_id] = (
+                record.model_dump(mode="json") if isinstance(record, Person) else record
             )
     return found
 

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.demo import run_demo
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.local.demo import run_demo
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from services.registry.settings import RegistrySettings
 from tests.e2e.conftest import running_hub
 from tests.e2e.test_case_variants import _values
 from tests.fixtures.infrastructure import Infrastructure
@@ -37,7 +38,7 @@ def test_a_missed_deadline_escalates_and_tells_operations(
     ops_mail = [
         m
         for m in infrastructure.smtp.messages()
-        if m["X-Hub-Case-Id"] == view.case_id and m["To"] == fast_deadline_hub.ops_email
+        if m["X-Hub-Case-Id"] == view.case_id and m["To"] == RegistrySettings().ops_email
     ]
     assert len(ops_mail) == 1
     ops = asyncio.run(_values(fast_deadline_hub, delivery_topic("CH/CAN/LU/ops"), view.case_id))

@@ -50,8 +50,8 @@ from contracts import (
     TaxRecordUpdated,
     parse_data,
 )
-from hub.cli import main
-from hub.demo import (
+from hub.cli.main import main
+from hub.local.demo import (
     BUILDING_DEPARTMENT,
     BUILDING_INSURANCE,
     EMMEN_OFFICE,
@@ -74,9 +74,11 @@ from hub.demo import (
     run_building_permit_demo,
     run_demo,
 )
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.local.provisioning import local_partner
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from partner.client import PartnerClient
+from services.registry.settings import RegistrySettings
 from tests.e2e.support import Hub, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
@@ -281,7 +283,7 @@ async def _state(settings: HubSettings, case_id: str) -> dict[str, Any]:
 
 
 def _client(settings: HubSettings, partner: str) -> PartnerClient:
-    return PartnerClient(settings.bootstrap_servers(), partner, idempotence=settings.kafka_enable_idempotence)
+    return local_partner(settings, partner)
 
 
 async def _publish(settings: HubSettings, partner: str, event: Contract, case_id: str) -> str:
@@ -710,7 +712,7 @@ def test_a_slot_nobody_fills_is_shown_on_the_case_and_to_operations(
         mail := [
             m
             for m in infrastructure.smtp.messages()
-            if m["X-Hub-Case-Id"] == case_id and m["To"] == hub.ops_email
+            if m["X-Hub-Case-Id"] == case_id and m["To"] == RegistrySettings().ops_email
         ]
     ):
         assert time.monotonic() < deadline, "operations were not mailed"

@@ -50,12 +50,13 @@ from cryptography.hazmat.primitives.serialization import (
 
 from contracts import KRIENS, Contract, DepartureConfirmed, MoveReported, Municipality, TaxRecordUpdated
 from contracts.channels import delivery_topic, ingress_topic, partner_source
-from hub.cli import main
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, run_agency
-from hub.partner import Delivery, PartnerClient
-from hub.settings import HubSettings
-from hub.signed_form import canonical_form
-from hub.signing import SigningKey
+from hub.cli.main import main
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, run_agency
+from hub.local.provisioning import local_partner
+from hub.runtime.settings import HubSettings
+from hub.security.signed_form import canonical_form
+from hub.security.signing import SigningKey
+from partner.client import Delivery
 from tests.e2e.support import cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
@@ -263,7 +264,7 @@ async def _python_parties(settings: HubSettings, case_id: str, stop: asyncio.Eve
         KRIENS_OFFICE: _answer(DepartureConfirmed(municipality=KRIENS, confirmed_on=today)),
         TAX_OFFICE: _answer(TaxRecordUpdated(updated_on=today)),
     }
-    clients = {pid: PartnerClient(settings.bootstrap_servers(), pid) for pid in answers}
+    clients = {pid: local_partner(settings, pid) for pid in answers}
     for client in clients.values():
         await client.start()
     tasks = [

@@ -48,8 +48,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from contracts import KRIENS, LUCERNE, ArrivalRegistered, CaseCompleted, Municipality, header_value
-from hub.cli import main
-from hub.demo import (
+from hub.cli.main import main
+from hub.local.demo import (
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
     OPERATIONS,
@@ -59,9 +59,10 @@ from hub.demo import (
     move_report,
     new_case_id,
 )
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.local.provisioning import local_partner
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from partner.client import PartnerClient
 from tests.e2e import partner_probe
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
@@ -404,9 +405,7 @@ class Genuine:
         self._serial = 100
 
     def _client(self, partner: str) -> PartnerClient:
-        return PartnerClient(
-            self.settings.bootstrap_servers(), partner, idempotence=self.settings.kafka_enable_idempotence
-        )
+        return local_partner(self.settings, partner)
 
     async def start(self) -> None:
         for client in self._clients.values():

@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from hub.casefile import CaseView
-from hub.demo import KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE, demo_person, run_demo
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.cli.casefile import CaseView
+from hub.local.demo import KRIENS_OFFICE, LUCERNE_OFFICE, TAX_OFFICE, demo_person, run_demo
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
 

@@ -22,13 +22,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import CaseDelivery, Envelope, MoveReported, parse_data
-from hub.cli import main
-from hub.demo import demo_person, move_report, new_case_id, run_demo
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.signing_keys import public_pem
-from hub.topics import delivery_topic, ingress_topic
+from hub.cli.main import main
+from hub.local.demo import demo_person, move_report, new_case_id, run_demo
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic, ingress_topic
+from hub.security.key_files import public_pem
+from hub.security.signing import SigningKey
+from partner.client import PartnerClient
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 

@@ -23,12 +23,12 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from contracts import CaseCompleted, MoveReported
-from hub import topics
-from hub.deadletter import dead_letter_topic
-from hub.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders
-from hub.partner import PartnerClient
-from hub.supervisor import Supervisor
-from hub.topics import delivery_topic
+from hub.local.demo import PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.local.provisioning import local_partner
+from hub.local.supervisor import Supervisor
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from hub.runtime.topics import delivery_topic
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure
 
@@ -64,11 +64,10 @@ def outcome(hub: Hub, infrastructure: Infrastructure) -> Outcome:
 
 async def _scenario(hub: Hub, infrastructure: Infrastructure) -> Outcome:
     settings = hub.settings
-    bootstrap, idempotence = settings.bootstrap_servers(), settings.kafka_enable_idempotence
     cases = [new_case_id() for _ in range(CASES)]
-    portal = PartnerClient(bootstrap, PORTAL, idempotence=idempotence)
+    portal = local_partner(settings, PORTAL)
     responders = relocation_responders("main")
-    agencies = [PartnerClient(bootstrap, partner, idempotence=idempotence) for partner in responders]
+    agencies = [local_partner(settings, partner) for partner in responders]
     conn = await asyncpg.connect(settings.database_dsn())
     tasks: list[asyncio.Task[None]] = []
 

@@ -1,4 +1,4 @@
-"""Signed events and replay protection with the services as processes (issue 5, items 1 and 2).
+"""Signed events and replay protection with the services as processes.
 
 One run against a running hub: the attacks (unsigned, forged, tampered, replayed under a
 new id and with a stale time, from the future, unknown key, another partner's key,
@@ -37,18 +37,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from contracts import Envelope, header_value
-from hub import topics
-from hub.casefile import CaseView
-from hub.cli import main
-from hub.deadletter import dead_letter_topic
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id, run_demo
-from hub.kafka import ensure_topics
-from hub.keyring import process_keyring
-from hub.partner import PartnerClient, RefusedDelivery
-from hub.settings import HubSettings
-from hub.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
-from hub.signing_keys import public_pem
-from hub.topics import delivery_topic
+from hub.cli.casefile import CaseView
+from hub.cli.main import main
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id, run_demo
+from hub.local.provisioning import local_keyring, local_partner
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from hub.security.key_files import public_pem
+from hub.security.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
+from partner.client import RefusedDelivery
 from tests.e2e import plain_partner
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure
@@ -165,8 +165,8 @@ def _keys_from_cli(hub: HubSettings, folder: Path) -> tuple[SigningKey, SigningK
     return expired, revoked, listed
 
 
-def _attacks(expired: SigningKey, revoked: SigningKey) -> dict[str, Crafted]:
-    keyring = process_keyring()
+def _attacks(hub: HubSettings, expired: SigningKey, revoked: SigningKey) -> dict[str, Crafted]:
+    keyring = local_keyring(hub)
     portal, kriens, tax = (keyring.signing_key(p) for p in (PORTAL, KRIENS_OFFICE, TAX_OFFICE))
     # Provisioned by the supervisor.
     assert portal is not None
@@ -201,8 +201,8 @@ def _attacks(expired: SigningKey, revoked: SigningKey) -> dict[str, Crafted]:
 @pytest.fixture(scope="module")
 def run(hub: HubSettings, tmp_path_factory: pytest.TempPathFactory) -> Run:
     expired, revoked, listed = _keys_from_cli(hub, tmp_path_factory.mktemp("keys"))
-    attacks = _attacks(expired, revoked)
-    portal = process_keyring().signing_key(PORTAL)
+    attacks = _attacks(hub, expired, revoked)
+    portal = local_keyring(hub).signing_key(PORTAL)
     replayed = craft(move_report(demo_person(41)), partner_id=PORTAL, case_id=new_case_id(), key=portal)
     # After the replayed copy, on its partition (same key): once this is dead-lettered, the
     # copy before it has been handled too.
@@ -378,12 +378,12 @@ def test_a_signed_event_sent_twice_is_processed_once(run: Run) -> None:
     assert run.refusals[run.replayed.event_id] == []
 
 
-def test_keys_are_listed_with_their_state(run: Run) -> None:
+def test_keys_are_listed_with_their_state(hub: HubSettings, run: Run) -> None:
     by_id = {row["key_id"]: row for row in run.keys_listed}
     assert by_id[EXPIRED_KEY]["valid_until"].startswith("2025-01-01 00:00:00")
     assert by_id[REVOKED_KEY]["revoked_at"] is not None
     assert by_id[REVOKED_KEY]["revocation_reason"] == "leaked"
-    demo_key = process_keyring().signing_key(PORTAL)
+    demo_key = local_keyring(hub).signing_key(PORTAL)
     assert demo_key is not None
     assert by_id[demo_key.key_id]["revoked_at"] is None  # the supervisor's key for the portal
 
@@ -442,7 +442,7 @@ def _refusals(settings: HubSettings, partner_id: str, expected: int) -> list[Ref
 async def _first(
     settings: HubSettings, partner_id: str, take: int, on_refused: Callable[[RefusedDelivery], None] | None
 ) -> list[Envelope]:
-    client = PartnerClient(settings.bootstrap_servers(), partner_id)
+    client = local_partner(settings, partner_id)
     await client.start()
     taken: list[Envelope] = []
     try:
@@ -506,7 +506,7 @@ def test_a_partner_refuses_a_genuine_delivery_moved_to_its_topic_or_re_keyed(
 
 def test_no_private_key_reached_the_database(hub: HubSettings, run: Run) -> None:
     """Only public keys travel: identity's register and the registry's mirror hold nothing else."""
-    demo_key = process_keyring().signing_key(PORTAL)
+    demo_key = local_keyring(hub).signing_key(PORTAL)
     assert demo_key is not None
     raw = demo_key.private_key.private_bytes_raw()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.bench import format_report, run_bench
-from hub.settings import HubSettings
+from hub.local.bench import format_report, run_bench
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 

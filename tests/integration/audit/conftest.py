@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 import pytest_asyncio
 
-from hub import audit_store
-from hub.audit import AuditKey
+from hub.audit.chain import AuditKey
 from tests.fixtures.registry import migrated_registry_pool
 
 KEY = AuditKey(bytes(range(100, 132)))
@@ -20,11 +18,3 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await migrated_registry_pool(database_url)
     yield pool
     await pool.close()
-
-
-@pytest.fixture
-def installed_key() -> Iterator[AuditKey]:
-    """As the registry's composition root does at start; removed again afterwards."""
-    audit_store.install(KEY)
-    yield KEY
-    audit_store.install(None)

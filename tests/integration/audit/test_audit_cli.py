@@ -13,9 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hub import audit_store
-from hub.audit import AuditEntry, Decision
-from hub.cli import main
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditEntry, Decision
+from hub.cli.main import main
 from tests.fixtures.registry import migrated_registry_pool
 from tests.integration.audit.conftest import KEY
 

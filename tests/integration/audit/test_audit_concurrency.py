@@ -7,8 +7,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from hub import audit_store
-from hub.audit import AuditEntry, Decision
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditEntry, Decision
 from tests.integration.audit.conftest import KEY
 
 pytestmark = pytest.mark.asyncio

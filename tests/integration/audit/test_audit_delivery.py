@@ -10,20 +10,23 @@ import asyncpg
 import pytest
 
 from contracts import IssuedPseudonym, Sector
-from hub import audit_store
-from hub.audit import AuditKey, Decision
-from hub.errors import ConfigurationError
-from hub.messages import Transaction
-from services.registry import repository as repo
+from hub.audit import store as audit_store
+from hub.audit.chain import Decision
+from hub.vault.crypto import MasterKey
+from services.registry.adapters.postgres import PostgresUnitOfWork
+from services.registry.case_domain import Case
 from services.registry.delivery import deliver
+from services.registry.model import NewCase, Subscriber
 from services.registry.subscriptions_domain import Grant
+from tests.fixtures.registry import registry_unit_of_work
+from tests.integration.audit.conftest import KEY
 
 pytestmark = pytest.mark.asyncio
 
 CASE = "eumzug-audit-1"
 MOVE = "ch.lu.hub.relocation.move-reported.v1"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-KRIENS = repo.Subscriber(
+KRIENS = Subscriber(
     "CH/MUN/1059/einwohnerdienste",
     "resident-registration",
     "hub.delivery.ch.mun.1059.einwohnerdienste",
@@ -36,7 +39,7 @@ KRIENS = repo.Subscriber(
         ),
     ),
 )
-TAX = repo.Subscriber(
+TAX = Subscriber(
     "CH/CAN/LU/steuerverwaltung",
     "tax",
     "hub.delivery.ch.can.lu.steuerverwaltung",
@@ -61,26 +64,29 @@ ISSUED = {
 }
 
 
-async def open_case(conn: asyncpg.Connection) -> repo.Case:
-    tx = Transaction(conn, source="urn:ch:lu:hub:service:registry")
-    await repo.insert_case(
-        tx,
-        case_id=CASE,
-        case_type="relocation",
-        trace_id=TRACE,
-        traceparent=None,
-        test_delivery=False,
-        reported_event_id="ev-move",
-        details={},
-        deadline_s=60,
+async def open_case(conn: asyncpg.Connection, master: MasterKey) -> Case:
+    uow = registry_unit_of_work(conn, master, audit_key=KEY)
+    await uow.cases.add(
+        NewCase(
+            case_id=CASE,
+            case_type="relocation",
+            trace_id=TRACE,
+            traceparent=None,
+            test_delivery=False,
+            reported_event_id="ev-move",
+            details={},
+            deadline_s=60,
+        )
     )
-    case = await repo.load_case(tx, CASE)
+    case = await uow.cases.get(CASE)
     assert case is not None
     return case
 
 
-async def run_deliver(conn: asyncpg.Connection, case: repo.Case, **kwargs: Any) -> Transaction:
-    tx = Transaction(conn, source="urn:ch:lu:hub:service:registry")
+async def run_deliver(
+    conn: asyncpg.Connection, master: MasterKey, case: Case, **kwargs: Any
+) -> PostgresUnitOfWork:
+    uow = registry_unit_of_work(conn, master, audit_key=KEY)
     arguments: dict[str, Any] = {
         "event_type": MOVE,
         "data": DATA,
@@ -90,8 +96,8 @@ async def run_deliver(conn: asyncpg.Connection, case: repo.Case, **kwargs: Any) 
         "trace_id": TRACE,
         "reference_id": "ev-move",
     }
-    await deliver(tx, case=case, **(arguments | kwargs))
-    return tx
+    await deliver(uow, case=case, **(arguments | kwargs))
+    return uow
 
 
 async def audit_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
@@ -99,16 +105,16 @@ async def audit_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 
 async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_row(
-    pool: asyncpg.Pool, installed_key: AuditKey
+    pool: asyncpg.Pool, vault_master_key: MasterKey
 ) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         async with conn.transaction():
-            tx = await run_deliver(conn, case, citizen_id="citizen-services:c1")
-        [delivery] = tx.emitted
+            uow = await run_deliver(conn, vault_master_key, case, citizen_id="citizen-services:c1")
+        [delivery] = [emitted.envelope for emitted in uow.emitter.emitted]
         outbox = await conn.fetch("SELECT topic, headers FROM outbox")
         rows = await audit_rows(conn)
-        verdict = await audit_store.verify(conn, installed_key)
+        verdict = await audit_store.verify(conn, KEY)
     assert [row["topic"] for row in outbox] == [KRIENS.delivery_topic]
     assert ["ce_id", delivery.id] in json.loads(outbox[0]["headers"])
     delivered, withheld = rows
@@ -138,12 +144,12 @@ async def test_a_delivery_and_a_withheld_partner_are_recorded_with_the_outbox_ro
 
 
 async def test_an_event_without_subscribers_is_recorded_as_unrouted(
-    pool: asyncpg.Pool, installed_key: AuditKey
+    pool: asyncpg.Pool, vault_master_key: MasterKey
 ) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         async with conn.transaction():
-            await run_deliver(conn, case, subscribers=[])
+            await run_deliver(conn, vault_master_key, case, subscribers=[])
         [row] = await audit_rows(conn)
         outbox = await conn.fetchval("SELECT count(*) FROM outbox")
     assert outbox == 0
@@ -155,39 +161,31 @@ async def test_an_event_without_subscribers_is_recorded_as_unrouted(
 
 
 async def test_a_rolled_back_delivery_leaves_neither_outbox_row_nor_record(
-    pool: asyncpg.Pool, installed_key: AuditKey
+    pool: asyncpg.Pool, vault_master_key: MasterKey
 ) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         tx = conn.transaction()
         await tx.start()
-        await run_deliver(conn, case)
+        await run_deliver(conn, vault_master_key, case)
         assert len(await audit_rows(conn)) == 2  # written in the transaction ...
         await tx.rollback()
         assert await audit_rows(conn) == []  # ... and gone with it
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_without_a_key_nothing_is_delivered(pool: asyncpg.Pool) -> None:
-    audit_store.install(None)
-    async with pool.acquire() as conn:
-        case = await open_case(conn)
-        with pytest.raises(ConfigurationError, match="no audit key"):
-            async with conn.transaction():
-                await run_deliver(conn, case)
-        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-
-
 async def test_a_citizens_disclosures_are_found_by_citizen_id_and_through_their_cases(
-    pool: asyncpg.Pool, installed_key: AuditKey
+    pool: asyncpg.Pool, vault_master_key: MasterKey
 ) -> None:
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         async with conn.transaction():
-            await run_deliver(conn, case, citizen_id="citizen-services:c1")
+            await run_deliver(conn, vault_master_key, case, citizen_id="citizen-services:c1")
         async with conn.transaction():
             # A later delivery written before the case knew its citizen (no id on the entry).
-            await run_deliver(conn, case, subscribers=[TAX], pseudonyms=None, person_path=None)
+            await run_deliver(
+                conn, vault_master_key, case, subscribers=[TAX], pseudonyms=None, person_path=None
+            )
         only_first = await audit_store.disclosures(conn, citizen_id="citizen-services:c1")
         await conn.execute("UPDATE cases SET citizen_id = 'citizen-services:c1' WHERE case_id = $1", CASE)
         by_citizen = await audit_store.disclosures(conn, citizen_id="citizen-services:c1")
@@ -200,14 +198,14 @@ async def test_a_citizens_disclosures_are_found_by_citizen_id_and_through_their_
 
 
 async def test_a_recipient_without_a_basis_gets_nothing_and_nothing_is_recorded(
-    pool: asyncpg.Pool, installed_key: AuditKey
+    pool: asyncpg.Pool, vault_master_key: MasterKey
 ) -> None:
     """Every recipient comes through the party rules; one that did not is a bug, never a delivery."""
     unexplained = dataclasses.replace(KRIENS, grants=())
     async with pool.acquire() as conn:
-        case = await open_case(conn)
+        case = await open_case(conn, vault_master_key)
         with pytest.raises(ValueError, match="no basis to deliver"):
             async with conn.transaction():
-                await run_deliver(conn, case, subscribers=[unexplained])
+                await run_deliver(conn, vault_master_key, case, subscribers=[unexplained])
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
         assert await audit_rows(conn) == []

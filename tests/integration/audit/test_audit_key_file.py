@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.audit_key import audit_key_path, load_audit_key
+from hub.audit.key import audit_key_path, load_audit_key
 from hub.errors import ConfigurationError
-from hub.settings import HubSettings
+from hub.runtime.settings import HubSettings
 
 
 def test_the_registry_creates_a_private_key_once_and_reads_it_back(tmp_path: Path) -> None:

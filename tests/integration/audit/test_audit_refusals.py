@@ -21,17 +21,17 @@ import pytest_asyncio
 from aiokafka import ConsumerRecord
 
 from contracts.catalog import serialize_data
-from hub import audit_store
-from hub.audit import AuditKey
-from hub.audit_refusals import RefusalRecorder
-from hub.consumer import MessageProcessor, Outcome, RetryLater, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
-from hub.demo import PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditKey
 from hub.errors import ConfigurationError, DatabaseUnavailable
-from hub.messages import Incoming, Transaction
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.local.demo import PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryLater, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.messages import Incoming
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.signing import SigningKey
+from hub.vault.crypto import MasterKey
 from services.registry import bootstrap, refusals
 from tests.fixtures.registry import ingress_route, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
@@ -45,13 +45,16 @@ PERSON = demo_person(7)
 
 
 @pytest_asyncio.fixture
-async def registry_routes(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[list[Route]]:
-    """The registry's routes as its composition root builds them (which installs the key)."""
+async def registry_routes(
+    pool: asyncpg.Pool, tmp_path: Path, vault_master_key: MasterKey
+) -> AsyncIterator[list[Route]]:
+    """The registry's routes as its composition root builds them (with the audit key it loads)."""
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "audit.key").write_text(KEY.secret.hex())
-    ctx = ServiceContext("registry", HubSettings(state_dir=tmp_path, audit_key_file=None), pool)
+    ctx = ServiceContext(
+        "registry", HubSettings(state_dir=tmp_path, audit_key_file=None), pool, vault_master_key
+    )
     yield list(bootstrap.routes(ctx))
-    audit_store.install(None)
 
 
 @pytest.fixture
@@ -191,9 +194,7 @@ async def test_the_entry_and_the_dead_letter_commit_together_or_not_at_all(
         if failures:
             raise failures.pop()
 
-    processor = _processor(
-        pool, Route(ingress.topic, GROUP, ingress.handlers, on_refused=fails_once_after_sealing)
-    )
+    processor = _processor(pool, dataclasses.replace(ingress, on_refused=fails_once_after_sealing))
     record = _move(None).record(5)  # unsigned
     assert isinstance(await processor.attempt(record, 1), RetryLater)
     assert await _counts(pool) == (0, 0, 0, 0)  # the dead letter rolled back with the entry
@@ -205,23 +206,25 @@ async def test_the_entry_and_the_dead_letter_commit_together_or_not_at_all(
     assert await _verify(pool) == (True, 1)
 
 
-async def test_without_an_audit_key_nothing_is_dead_lettered_unrecorded(
-    pool: asyncpg.Pool, ingress: Route
+async def test_without_an_audit_key_the_registry_reads_no_ingress_at_all(
+    pool: asyncpg.Pool, tmp_path: Path, vault_master_key: MasterKey
 ) -> None:
-    audit_store.install(None)  # fail closed, as deliveries do
-    with pytest.raises(ConfigurationError, match="no audit key installed"):
-        await _processor(pool, ingress).attempt(_move(None).record(1), 1)
+    """Fail closed, as deliveries do: no route, so nothing is dead-lettered unrecorded."""
+    settings = HubSettings(state_dir=tmp_path, audit_key_file=tmp_path / "missing" / "audit.key")
+    ctx = ServiceContext("registry", settings, pool, vault_master_key)
+    with pytest.raises(ConfigurationError, match="no audit key"):
+        bootstrap.routes(ctx)
     assert await _counts(pool) == (0, 0, 0, 0)
 
 
 async def test_a_failure_of_the_hub_itself_is_dead_lettered_but_is_no_refusal(
     pool: asyncpg.Pool, ingress: Route, portal_key: SigningKey
 ) -> None:
-    async def broken(msg: Incoming[Any], tx: Transaction) -> None:
+    async def broken(msg: Incoming[Any], uow: Any) -> None:
         raise ZeroDivisionError("a bug, not a decision about the event")
 
     route = Route(
-        ingress.topic, GROUP, dict.fromkeys(ingress.handlers, broken), on_refused=refusals.recorder()
+        ingress.topic, GROUP, dict.fromkeys(ingress.handlers, broken), on_refused=ingress.on_refused
     )
     processor = MessageProcessor(
         pool,
@@ -236,7 +239,7 @@ async def test_a_failure_of_the_hub_itself_is_dead_lettered_but_is_no_refusal(
 
 async def test_only_the_ingress_route_records_refusals(registry_routes: list[Route], ingress: Route) -> None:
     """The composition root decides which route has the hook; hub/ knows no service."""
-    assert isinstance(ingress.on_refused, RefusalRecorder)
+    assert isinstance(ingress.on_refused, refusals.RefusalAudit)
     others = [r for r in registry_routes if r is not ingress]
     assert others
     assert all(r.on_refused is None for r in others)

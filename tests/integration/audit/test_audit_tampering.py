@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub import audit_store
-from hub.audit import AuditEntry, Decision, Problem, Verdict
+from hub.audit import store as audit_store
+from hub.audit.chain import AuditEntry, Decision, Problem, Verdict
+from hub.errors import DatabaseError
 from tests.integration.audit.conftest import KEY
 
 pytestmark = pytest.mark.asyncio
@@ -64,6 +65,10 @@ async def verdict(conn: asyncpg.Connection, anchors: dict[int, str] | None = Non
     return await audit_store.verify(conn, KEY, anchors=anchors)
 
 
+# PL/pgSQL's RAISE EXCEPTION without an explicit code.
+RAISED_BY_A_TRIGGER = "P0001"
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -76,8 +81,9 @@ async def verdict(conn: asyncpg.Connection, anchors: dict[int, str] | None = Non
 async def test_the_trigger_refuses_to_change_or_remove_entries(
     conn: asyncpg.Connection, statement: str
 ) -> None:
-    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+    with pytest.raises(DatabaseError, match="append-only") as refused:
         await conn.execute(statement)
+    assert refused.value.sqlstate == RAISED_BY_A_TRIGGER
     assert (await verdict(conn)).intact
 
 
@@ -94,8 +100,9 @@ async def test_the_trigger_refuses_to_change_or_remove_entries(
 async def test_the_head_only_advances_onto_an_appended_entry(
     conn: asyncpg.Connection, statement: str
 ) -> None:
-    with pytest.raises(asyncpg.RaiseError, match="audit_head"):
+    with pytest.raises(DatabaseError, match="audit_head") as refused:
         await conn.execute(statement)
+    assert refused.value.sqlstate == RAISED_BY_A_TRIGGER
     assert (await conn.fetchval("SELECT seq FROM audit_head")) == ENTRIES
 
 

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hub.embedded import EmbeddedError, EmbeddedKafka
+from hub.local.embedded import EmbeddedError, EmbeddedKafka
 
 pytestmark = pytest.mark.integration
 

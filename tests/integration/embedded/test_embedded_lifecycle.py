@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-import hub.embedded
-from hub.embedded import EmbeddedError, EmbeddedKafka, EmbeddedPostgres, EmbeddedStack, SmtpSink
-from hub.embedded.process import descendants
+import hub.local.embedded
+from hub.local.embedded import EmbeddedError, EmbeddedKafka, EmbeddedPostgres, EmbeddedStack, SmtpSink
+from hub.local.embedded.process import descendants
 
 pytestmark = pytest.mark.integration
 
 GoneWithin = Callable[[list[int], float], bool]
-REPO_ROOT = Path(hub.embedded.__file__).resolve().parents[2]
+REPO_ROOT = Path(hub.local.embedded.__file__).resolve().parents[3]
 
 PARENT_SCRIPT = """
 import sys, time
 from pathlib import Path
-from hub.embedded import EmbeddedStack
+from hub.local.embedded import EmbeddedStack
 stack = EmbeddedStack(Path(sys.argv[1]))
 stack.start()
 print(stack.kafka.pid, stack.postgres.pid, stack.smtp.pid, flush=True)

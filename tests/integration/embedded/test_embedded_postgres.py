@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hub.embedded import EmbeddedPostgres
+from hub.local.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 

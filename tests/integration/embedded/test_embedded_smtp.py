@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.embedded import SmtpSink
+from hub.local.embedded import SmtpSink
 
 pytestmark = pytest.mark.integration
 

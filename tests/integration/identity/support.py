@@ -24,14 +24,17 @@ from contracts import (
     ahvn13_check_digit,
     parse_data,
 )
-from hub import vault_store
-from hub.db import create_pool
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.vault_master import installed
-from hub.vault_schema import migrate_vault
+from hub.runtime.db import create_pool
+from hub.runtime.messages import Incoming
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import OutboxEmitter
+from hub.vault import store as vault_store
+from hub.vault.crypto import MasterKey
+from hub.vault.schema import migrate_vault
 from services.identity import handlers
-from services.identity import repository as identity_repo
+from services.identity.adapters.postgres import PostgresUnitOfWork
+from services.identity.adapters.postgres.persons import record_context, sealed_record, vn_index
+from services.identity.ports import UnitOfWork
 
 SECRET = bytes(range(32))
 IDENTITY = "urn:ch:lu:hub:service:identity"
@@ -55,7 +58,7 @@ SEEDED = {
     "CH/MUN/1711/einwohnerdienste",
     "CH/CAN/ZG/steuerverwaltung",
 }
-Handler = Callable[[Incoming[Any], Transaction], Awaitable[None]]
+Handler = Callable[[Incoming[Any], UnitOfWork], Awaitable[None]]
 
 
 async def migrated_pool(database_url: str) -> asyncpg.Pool:
@@ -63,7 +66,7 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
     async with pool.acquire() as conn:
         await apply_migrations(
             conn,
-            load_migrations("hub-runtime", "hub.sql")
+            load_migrations("hub-runtime", "hub.runtime.sql")
             + load_migrations("identity", "services.identity.migrations"),
         )
         await migrate_vault(conn)  # the per-person data keys (hub/vault.py)
@@ -98,12 +101,15 @@ def incoming(data: Contract, *, source: str = REGISTRY, case_id: str = "eumzug-1
     return Incoming(envelope=envelope, data=data, topic="t", partition=0, offset=0, trace_id="0" * 32)
 
 
-async def handle(pool: asyncpg.Pool, handler: Handler, msg: Incoming[Any]) -> list[Envelope]:
-    """The handler in one transaction, as the consumer runs it; returns what it emitted."""
+async def handle(
+    pool: asyncpg.Pool, master: MasterKey, handler: Handler, msg: Incoming[Any]
+) -> list[Envelope]:
+    """The handler in one transaction, as the consumer runs it, with the units of work the
+    service builds over ``master``; returns what it emitted."""
     async with pool.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=IDENTITY)
-        await handler(msg, tx)
-    return tx.emitted
+        emitter = OutboxEmitter(conn, source=IDENTITY)
+        await handler(msg, PostgresUnitOfWork(conn, master, emitter=emitter))
+    return [emitted.envelope for emitted in emitter.emitted]
 
 
 def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequested:
@@ -112,13 +118,15 @@ def request(someone: Person, *partners: tuple[str, Sector]) -> PseudonymsRequest
     )
 
 
-async def issue(pool: asyncpg.Pool, someone: Person, *partners: tuple[str, Sector]) -> PseudonymsIssued:
+async def issue(
+    pool: asyncpg.Pool, master: MasterKey, someone: Person, *partners: tuple[str, Sector]
+) -> PseudonymsIssued:
     """Ask for pseudonyms and read the answer back from the outbox, as the registry would get it."""
 
-    async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], tx: Transaction) -> None:
-        await handlers.issue_pseudonyms(msg, tx, secret=SECRET)
+    async def issue_pseudonyms(msg: Incoming[PseudonymsRequested], uow: UnitOfWork) -> None:
+        await handlers.issue_pseudonyms(msg, uow, secret=SECRET)
 
-    [envelope] = await handle(pool, issue_pseudonyms, incoming(request(someone, *partners)))
+    [envelope] = await handle(pool, master, issue_pseudonyms, incoming(request(someone, *partners)))
     [row] = [r for r in await outbox(pool) if r.event_id == envelope.id]
     issued = parse_data(envelope.type, row.payload)
     assert isinstance(issued, PseudonymsIssued)
@@ -158,47 +166,23 @@ async def outbox(pool: asyncpg.Pool, topic: str | None = None) -> list[OutboxRow
     return [r for r in found if topic is None or r.topic == topic]
 
 
-async def sealed_without_seed(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
-    """A person as ``insert_person`` stored them before seeds: sealed record, no seed."""
-    master, person_id = installed(), uuid.uuid4()
+async def sealed_without_seed(pool: asyncpg.Pool, master: MasterKey, someone: Person) -> uuid.UUID:
+    """A person as the adapter stored them before seeds: sealed record, no seed."""
+    person_id = uuid.uuid4()
     async with pool.acquire() as conn:
         key = await vault_store.key_for(conn, master, master.subject_ref(someone.vn))
-        record = {
-            "vn": someone.vn,
-            "official_name": someone.official_name,
-            "first_name": someone.first_name,
-            "sex": someone.sex.value,
-            "date_of_birth": someone.date_of_birth.isoformat(),
-        }
         await conn.execute(
             "INSERT INTO persons (person_id, key_id, record, vn_index) VALUES ($1, $2, $3, $4)",
             person_id,
             key.key_id,
-            vault_store.seal_json(key, record, identity_repo.record_context(person_id)),
-            identity_repo.vn_index(master, someone.vn),
-        )
-    return person_id
-
-
-async def plain_person(pool: asyncpg.Pool, someone: Person) -> uuid.UUID:
-    """A person as stored before migration 0004: plain columns, nothing sealed."""
-    person_id = uuid.uuid4()
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO persons (person_id, vn, official_name, first_name, sex, date_of_birth) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            person_id,
-            someone.vn,
-            someone.official_name,
-            someone.first_name,
-            someone.sex.value,
-            someone.date_of_birth,
+            vault_store.seal_json(key, sealed_record(someone, None), record_context(person_id)),
+            vn_index(master, someone.vn),
         )
     return person_id
 
 
 async def issued_before(pool: asyncpg.Pool, person_id: uuid.UUID, sector: str, pseudonym: str) -> None:
-    """A pseudonym issued earlier, stored as ``key_repository.record_pseudonym`` stores one."""
+    """A pseudonym issued earlier, stored as the adapter's ``Pseudonyms.record`` stores one."""
     async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO issued_pseudonyms (person_id, sector, pseudonym, key_version) "

@@ -15,10 +15,11 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import Envelope, Jurisdiction, Sector, parse_data
 from contracts.admin import ChangePartnerStatus, RegisterPartner
-from hub import topics
-from hub.cli import main
-from hub.kafka import ensure_topics
-from hub.settings import HubSettings
+from hub.cli.main import main
+from hub.runtime import topics
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import MasterKey
 from tests.fixtures.infrastructure import point_cli_at
 from tests.integration.identity.support import SEEDED, TAX_OFFICE, issue, migrated_pool, person
 
@@ -73,13 +74,13 @@ def test_partner_list_shows_the_seeded_register(
 
 
 def test_person_reviews_lists_open_reviews_by_id_only(
-    migrated: HubSettings, capsys: pytest.CaptureFixture[str]
+    migrated: HubSettings, vault_master_key: MasterKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def flag_a_look_alike() -> None:
         pool = await migrated_pool(migrated.database_dsn())
         try:
-            await issue(pool, person(1), (TAX_OFFICE, Sector.TAX))
-            await issue(pool, person(2), (TAX_OFFICE, Sector.TAX))
+            await issue(pool, vault_master_key, person(1), (TAX_OFFICE, Sector.TAX))
+            await issue(pool, vault_master_key, person(2), (TAX_OFFICE, Sector.TAX))
         finally:
             await pool.close()
 

@@ -16,14 +16,14 @@ import pytest
 
 from contracts import LocalPersonId, Person, PseudonymsIssued, PseudonymsRequested, Recipient, Sector
 from hub.errors import TransientError
-from hub.messages import Incoming, Transaction
-from hub.vault import Erased
+from hub.runtime.messages import Incoming
+from hub.vault.crypto import Erased, MasterKey
 from services.identity import handlers
-from services.identity import repository as repo
+from services.identity.adapters.postgres import IdentityErasure, PostgresRepositories
 from services.identity.domain import sector_pseudonym
 from services.identity.erase import erase_person
+from services.identity.ports import UnitOfWork
 from tests.integration.identity.support import (
-    IDENTITY,
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
     PORTAL,
@@ -62,7 +62,7 @@ class Known:
     citizen_id: str
 
 
-async def _ask(pool: asyncpg.Pool, someone: Person, case_id: str) -> Known:
+async def _ask(pool: asyncpg.Pool, master: MasterKey, someone: Person, case_id: str) -> Known:
     """Pseudonyms for every partner and a citizen id, as the registry asks for a new case."""
     requested = PseudonymsRequested(
         person=someone,
@@ -70,10 +70,10 @@ async def _ask(pool: asyncpg.Pool, someone: Person, case_id: str) -> Known:
         citizen_pseudonym=True,
     )
 
-    async def issue(msg: Incoming[PseudonymsRequested], tx: Transaction) -> None:
-        await handlers.issue_pseudonyms(msg, tx, secret=SECRET)
+    async def issue(msg: Incoming[PseudonymsRequested], uow: UnitOfWork) -> None:
+        await handlers.issue_pseudonyms(msg, uow, secret=SECRET)
 
-    [envelope] = await handle(pool, issue, incoming(requested, case_id=case_id))
+    [envelope] = await handle(pool, master, issue, incoming(requested, case_id=case_id))
     [row] = [r for r in await outbox(pool) if r.event_id == envelope.id]
     issued = PseudonymsIssued.model_validate_json(row.payload)
     assert len(issued.pseudonyms) == len(EVERY_PARTNER)  # every partner is active: none withheld
@@ -82,9 +82,9 @@ async def _ask(pool: asyncpg.Pool, someone: Person, case_id: str) -> Known:
     return Known(issued.match, by_sector, issued.citizen_id)
 
 
-async def _erase(pool: asyncpg.Pool, vn: str) -> None:
+async def _erase(pool: asyncpg.Pool, master: MasterKey, vn: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        erasure = await erase_person(conn, vn=vn)
+        erasure = await erase_person(conn, master, vn=vn)
     assert erasure.persons == 1
 
 
@@ -99,14 +99,15 @@ def _all(known: Known) -> set[str]:
 
 async def test_a_person_back_after_erasure_gets_new_pseudonyms_in_every_sector_and_a_new_citizen_id(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
-    before = await _ask(pool, ANNA, "eumzug-before")
+    before = await _ask(pool, vault_master_key, ANNA, "eumzug-before")
     assert before.match == "new"
     assert set(before.by_sector) == {s.value for _, s in EVERY_PARTNER}
     [erased_id] = await _person_ids(pool)
 
-    await _erase(pool, ANNA.vn)
-    back = await _ask(pool, ANNA, "eumzug-back")
+    await _erase(pool, vault_master_key, ANNA.vn)
+    back = await _ask(pool, vault_master_key, ANNA, "eumzug-back")
 
     # Neither the AHVN13, nor the register's local id, nor name and birth date find the old person.
     assert back.match == "new"
@@ -123,27 +124,29 @@ async def test_a_person_back_after_erasure_gets_new_pseudonyms_in_every_sector_a
         # lead nowhere; the citizen id finds only the person who came back.
         assert {r["pseudonym"] for r in rows if r["person_id"] == erased_id} == _all(before)
         assert {r["pseudonym"] for r in rows if r["person_id"] == new_id} == _all(back)
-        assert await repo.person_by_citizen_id(conn, before.citizen_id) is None
-        assert await repo.person_by_citizen_id(conn, back.citizen_id) == new_id
+        erasure = IdentityErasure(conn, vault_master_key)
+        assert (await erasure.locate(vn=None, citizen_id=before.citizen_id)).person_ids == frozenset()
+        assert (await erasure.locate(vn=None, citizen_id=back.citizen_id)).person_ids == {new_id}
         # No review was raised: the erased person is no look-alike any more.
         assert await conn.fetchval("SELECT count(*) FROM match_reviews") == 0
 
 
 async def test_the_erased_seed_is_gone_and_the_old_pseudonyms_cannot_be_derived_again(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
-    before = await _ask(pool, ANNA, "eumzug-before")
+    before = await _ask(pool, vault_master_key, ANNA, "eumzug-before")
     [erased_id] = await _person_ids(pool)
-    await _erase(pool, ANNA.vn)
-    back = await _ask(pool, ANNA, "eumzug-back")
+    await _erase(pool, vault_master_key, ANNA.vn)
+    back = await _ask(pool, vault_master_key, ANNA, "eumzug-back")
 
     async with pool.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=IDENTITY)
-        assert isinstance(await repo.person_record(tx, erased_id), Erased)
+        persons = PostgresRepositories(conn, vault_master_key).persons
+        assert isinstance(await persons.record(erased_id), Erased)
         # Nothing to derive from any more; a request still on its way for the erased person
         # is retried, and by then the lookups find only the new one.
         with pytest.raises(TransientError, match="erased"):
-            await repo.pseudonym_basis(tx, erased_id, ANNA.vn)
+            await persons.pseudonym_basis(erased_id)
     # Neither person's pseudonyms are what the AHVN13 alone gives: that would be recomputable.
     async with pool.acquire() as conn:
         versions = {
@@ -154,37 +157,43 @@ async def test_the_erased_seed_is_gone_and_the_old_pseudonyms_cannot_be_derived_
     assert from_ahvn13_alone.isdisjoint(_all(before) | _all(back))
 
 
-async def test_the_person_who_came_back_keeps_their_new_pseudonyms(pool: asyncpg.Pool) -> None:
-    await _ask(pool, ANNA, "eumzug-before")
-    await _erase(pool, ANNA.vn)
-    back = await _ask(pool, ANNA, "eumzug-back")
-    again = await _ask(pool, ANNA, "eumzug-again")
+async def test_the_person_who_came_back_keeps_their_new_pseudonyms(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    await _ask(pool, vault_master_key, ANNA, "eumzug-before")
+    await _erase(pool, vault_master_key, ANNA.vn)
+    back = await _ask(pool, vault_master_key, ANNA, "eumzug-back")
+    again = await _ask(pool, vault_master_key, ANNA, "eumzug-again")
     assert again.match == "exact-vn"
     assert again.by_sector == back.by_sector
     assert again.citizen_id == back.citizen_id
 
 
-async def test_erased_twice_and_back_three_times_never_repeats_a_pseudonym(pool: asyncpg.Pool) -> None:
+async def test_erased_twice_and_back_three_times_never_repeats_a_pseudonym(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     seen: list[set[str]] = []
     for visit in range(3):
-        seen.append(_all(await _ask(pool, ANNA, f"eumzug-{visit}")))
+        seen.append(_all(await _ask(pool, vault_master_key, ANNA, f"eumzug-{visit}")))
         if visit < 2:
-            await _erase(pool, ANNA.vn)
+            await _erase(pool, vault_master_key, ANNA.vn)
     assert len(set.union(*seen)) == sum(len(s) for s in seen)
 
 
-async def test_a_person_from_before_seeds_comes_back_with_seeded_pseudonyms(pool: asyncpg.Pool) -> None:
+async def test_a_person_from_before_seeds_comes_back_with_seeded_pseudonyms(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     # Stored before seeds: their pseudonyms are the AHVN13 alone under the sector key, which
     # anyone holding the pseudonym secret could recompute for the same AHVN13 later.
-    legacy_id = await sealed_without_seed(pool, ANNA)
+    legacy_id = await sealed_without_seed(pool, vault_master_key, ANNA)
     legacy_tax = sector_pseudonym(SECRET, "tax", ANNA.vn, 1)
     await issued_before(pool, legacy_id, "tax", legacy_tax)
-    before = await _ask(pool, ANNA, "eumzug-before")
+    before = await _ask(pool, vault_master_key, ANNA, "eumzug-before")
     assert before.match == "exact-vn"
     assert before.by_sector["tax"] == legacy_tax
 
-    await _erase(pool, ANNA.vn)
-    back = await _ask(pool, ANNA, "eumzug-back")
+    await _erase(pool, vault_master_key, ANNA.vn)
+    back = await _ask(pool, vault_master_key, ANNA, "eumzug-back")
 
     assert back.match == "new"
     assert _all(back).isdisjoint(_all(before))

@@ -9,14 +9,16 @@ from aiokafka import ConsumerRecord
 from contracts import Contract, Envelope, Jurisdiction, Sector, SetSubscription
 from contracts.admin import RegisterPartner
 from contracts.identity import PartnerRegistered
-from hub import topics
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
-from hub.operator_keys import operator_signing_key
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import operator_signing_key
+from hub.security.signing import SigningKey
+from hub.vault.crypto import MasterKey
 from services.identity import bootstrap
+from services.identity.announcer import PartnerAnnouncer
 from tests.fixtures.records import consumer_record
 from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox
 
@@ -33,8 +35,8 @@ def _record(
     return consumer_record(value, headers, topic=topics.ADMIN, offset=offset, key=b"admin")
 
 
-def _admin_processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProcessor:
-    routes = bootstrap.routes(ServiceContext(bootstrap.NAME, settings, pool))
+def _admin_processor(pool: asyncpg.Pool, settings: HubSettings, master: MasterKey) -> MessageProcessor:
+    routes = bootstrap.routes(ServiceContext(bootstrap.NAME, settings, pool, master))
     [route] = [r for r in routes if r.topic == topics.ADMIN]
     assert isinstance(route, Route)
     assert route.group_id == "hub.identity.admin"
@@ -44,9 +46,9 @@ def _admin_processor(pool: asyncpg.Pool, settings: HubSettings) -> MessageProces
 
 
 async def test_the_admin_route_handles_partner_commands_and_skips_the_registrys(
-    pool: asyncpg.Pool, hub_settings: HubSettings
+    pool: asyncpg.Pool, hub_settings: HubSettings, vault_master_key: MasterKey
 ) -> None:
-    processor = _admin_processor(pool, hub_settings)
+    processor = _admin_processor(pool, hub_settings, vault_master_key)
     subscription = SetSubscription(
         partner_id=KRIENS_OFFICE,
         subscribed_event_type="ch.lu.hub.case.completed.v1",
@@ -70,9 +72,9 @@ async def test_the_admin_route_handles_partner_commands_and_skips_the_registrys(
 
 
 async def test_a_partner_command_from_a_sender_without_the_right_is_dead_lettered(
-    pool: asyncpg.Pool, hub_settings: HubSettings
+    pool: asyncpg.Pool, hub_settings: HubSettings, vault_master_key: MasterKey
 ) -> None:
-    processor = _admin_processor(pool, hub_settings)
+    processor = _admin_processor(pool, hub_settings, vault_master_key)
     register = RegisterPartner(
         partner_id=NEW_PARTNER,
         name="Gemeinde Horw",
@@ -89,10 +91,11 @@ async def test_a_partner_command_from_a_sender_without_the_right_is_dead_lettere
 
 
 async def test_identity_declares_the_partner_topic_and_its_announcer(
-    pool: asyncpg.Pool, hub_settings: HubSettings
+    pool: asyncpg.Pool, hub_settings: HubSettings, vault_master_key: MasterKey
 ) -> None:
     definition = bootstrap.definition()
     assert topics.IDENTITY_PARTNERS in definition.topics
-    workers = definition.workers(ServiceContext(bootstrap.NAME, hub_settings, pool))
-    # The announcer, and the sealer of persons stored before encryption at rest (it ends when done).
-    assert [getattr(worker, "__name__", "") for worker in workers] == ["run", "seal_legacy_rows"]
+    workers = definition.workers(ServiceContext(bootstrap.NAME, hub_settings, pool, vault_master_key))
+    # The announcer alone: there are no persons stored before encryption at rest to seal.
+    [announcer] = workers
+    assert isinstance(getattr(announcer, "__self__", None), PartnerAnnouncer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,12 +11,15 @@ import asyncpg
 import pytest_asyncio
 
 from contracts import Contract, Envelope, Language, NotificationRequested
-from hub.db import create_pool
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.telemetry import current_trace_id
-from hub.vault_schema import migrate_vault
+from hub.runtime.db import create_pool
+from hub.runtime.messages import Incoming
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import OutboxEmitter
+from hub.runtime.telemetry import current_trace_id
+from hub.vault.crypto import MasterKey
+from hub.vault.schema import migrate_vault
 from services.notifications import handlers
+from services.notifications.adapters.postgres import PostgresUnitsOfWork, unit_of_work_factory
 from tests.fixtures.sms_provider import sms_provider
 from tests.integration.notifications.webhook_receiver import webhook_receiver
 
@@ -43,7 +47,7 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
     async with pool.acquire() as conn:
         await apply_migrations(
             conn,
-            load_migrations("hub-runtime", "hub.sql")
+            load_migrations("hub-runtime", "hub.runtime.sql")
             + load_migrations("notifications", "services.notifications.migrations"),
         )
         await migrate_vault(conn)  # the per-person data keys (hub/vault.py)
@@ -77,10 +81,25 @@ def incoming(
     )
 
 
-async def accept(pool: asyncpg.Pool, msg: Incoming[Any], *, sms_available: bool = False) -> None:
-    """What the consumer does with a request: the handler in one transaction."""
+def units(pool: asyncpg.Pool, master: MasterKey) -> PostgresUnitsOfWork:
+    """Units of work as the service's workers open them, with the master key it is given."""
+    return PostgresUnitsOfWork(pool, master=master, emitter=functools.partial(OutboxEmitter, source=SOURCE))
+
+
+async def handle(
+    pool: asyncpg.Pool, master: MasterKey, handler: Any, msg: Incoming[Any], **deps: Any
+) -> None:
+    """What the consumer does with a record: the handler in one transaction, with the unit of work
+    the service's route builds over it."""
     async with pool.acquire() as conn, conn.transaction():
-        await handlers.accept_notification(msg, Transaction(conn, source=SOURCE), sms_available=sms_available)
+        uow = unit_of_work_factory(master)(conn, OutboxEmitter(conn, source=SOURCE))
+        await handler(msg, uow, **deps)
+
+
+async def accept(
+    pool: asyncpg.Pool, master: MasterKey, msg: Incoming[Any], *, sms_available: bool = False
+) -> None:
+    await handle(pool, master, handlers.accept_notification, msg, sms_available=sms_available)
 
 
 async def history(pool: asyncpg.Pool, notification_id: str) -> list[str]:

@@ -9,22 +9,26 @@ from pathlib import Path
 import pytest
 
 from contracts import Channel
-from hub.cli import main
-from services.notifications import citizens
+from hub.cli.main import main
+from hub.vault.crypto import MasterKey
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.domain import Preference
 from services.notifications.email_sender import InMemoryEmailSender
-from tests.integration.notifications.conftest import SOURCE, accept, incoming, migrated_pool, request
+from tests.integration.notifications.conftest import accept, incoming, migrated_pool, request, units
 
 CITIZEN = "citizen-42"
 PARTNER = "CH/MUN/1059/einwohnerdienste"
 
 
 @pytest.fixture
-def hub_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The commands find the database as they would with HUB_DATABASE_URL set (no `hub up`)."""
+def hub_env(
+    database_url: str, vault_master_key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The commands find the database as they would with HUB_DATABASE_URL set (no `hub up`),
+    and the master key this test's own handlers seal with (HUB_MASTER_KEY_FILE)."""
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_MASTER_KEY_FILE", str(vault_master_key_file))
     monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # unused by these commands
     monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
     return database_url
@@ -36,19 +40,19 @@ def _hub(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 def test_inbox_list_shows_a_citizens_delivered_messages(
-    hub_env: str, capsys: pytest.CaptureFixture[str]
+    hub_env: str, vault_master_key: MasterKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def deliver_one() -> None:
         pool = await migrated_pool(hub_env)
         try:
-            async with pool.acquire() as conn:
-                await citizens.prefer_channel(conn, CITIZEN, Channel.INBOX)
-            await accept(pool, incoming(request("eumzug-9:received", citizen_id=CITIZEN)))
+            async with units(pool, vault_master_key).begin() as uow:
+                await uow.preferences.prefer_channel(CITIZEN, Channel.INBOX)
+            await accept(pool, vault_master_key, incoming(request("eumzug-9:received", citizen_id=CITIZEN)))
             channels: dict[Channel, ChannelAdapter] = {
                 Channel.EMAIL: EmailChannel(InMemoryEmailSender(), from_address="noreply@hub.stadtluzern.ch"),
-                Channel.INBOX: InboxChannel(pool),
+                Channel.INBOX: InboxChannel(units(pool, vault_master_key)),
             }
-            await Dispatcher(pool, channels, source=SOURCE).dispatch_due()
+            await Dispatcher(units(pool, vault_master_key), channels).dispatch_due()
         finally:
             await pool.close()
 
@@ -60,19 +64,21 @@ def test_inbox_list_shows_a_citizens_delivered_messages(
     assert json.loads(_hub(capsys, "inbox", "list", "nobody", "--json")) == []
 
 
-def test_preference_and_opt_out_commands_are_stored(hub_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_preference_and_opt_out_commands_are_stored(
+    hub_env: str, vault_master_key: MasterKey, capsys: pytest.CaptureFixture[str]
+) -> None:
     _hub(capsys, "notifications", "prefer", CITIZEN, "--channel", "sms")
     _hub(capsys, "notifications", "opt-out", CITIZEN)
-    assert asyncio.run(_preference(hub_env)) == Preference(Channel.SMS, opted_out=True)
+    assert asyncio.run(_preference(hub_env, vault_master_key)) == Preference(Channel.SMS, opted_out=True)
     _hub(capsys, "notifications", "opt-in", CITIZEN)
-    assert asyncio.run(_preference(hub_env)) == Preference(Channel.SMS, opted_out=False)
+    assert asyncio.run(_preference(hub_env, vault_master_key)) == Preference(Channel.SMS, opted_out=False)
 
 
-async def _preference(database_url: str) -> Preference | None:
+async def _preference(database_url: str, master: MasterKey) -> Preference | None:
     pool = await migrated_pool(database_url)
     try:
-        async with pool.acquire() as conn:
-            return await citizens.preference_of(conn, CITIZEN)
+        async with units(pool, master).begin() as uow:
+            return await uow.preferences.preference_of(CITIZEN)
     finally:
         await pool.close()
 

@@ -9,11 +9,12 @@ import asyncpg
 import pytest
 
 from contracts import Channel
-from hub.telemetry import tracer
+from hub.runtime.telemetry import tracer
+from hub.vault.crypto import MasterKey
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
-from tests.integration.notifications.conftest import SOURCE, accept, history, incoming, request, status_events
+from tests.integration.notifications.conftest import accept, history, incoming, request, status_events, units
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,16 +22,20 @@ ID = "eumzug-1:received"
 
 
 def dispatcher(
-    pool: asyncpg.Pool, email: InMemoryEmailSender, *, max_attempts: int = 6, backoff_s: float = 0.05
+    pool: asyncpg.Pool,
+    master: MasterKey,
+    email: InMemoryEmailSender,
+    *,
+    max_attempts: int = 6,
+    backoff_s: float = 0.05,
 ) -> Dispatcher:
     channels: Mapping[Channel, ChannelAdapter] = {
         Channel.EMAIL: EmailChannel(email, from_address="noreply@hub.stadtluzern.ch"),
-        Channel.INBOX: InboxChannel(pool),
+        Channel.INBOX: InboxChannel(units(pool, master)),
     }
     return Dispatcher(
-        pool,
+        units(pool, master),
         channels,
-        source=SOURCE,
         max_attempts=max_attempts,
         backoff_initial_s=backoff_s,
         backoff_max_s=backoff_s * 4,
@@ -51,13 +56,15 @@ async def until_due(pool: asyncpg.Pool, notification_id: str) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_a_notification_goes_from_created_through_sending_to_delivered(pool: asyncpg.Pool) -> None:
+async def test_a_notification_goes_from_created_through_sending_to_delivered(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     email = InMemoryEmailSender()
     with tracer().start_as_current_span("process hub.notification.requests") as span:
-        await accept(pool, incoming(request(ID)))
+        await accept(pool, vault_master_key, incoming(request(ID)))
         request_trace = format(span.get_span_context().trace_id, "032x")
     assert await history(pool, ID) == ["created"]
-    assert await dispatcher(pool, email).dispatch_due() == 1
+    assert await dispatcher(pool, vault_master_key, email).dispatch_due() == 1
     assert await history(pool, ID) == ["created", "sending", "delivered"]
     [mail] = email.sent
     assert mail["To"] == "anna.muster@example.ch"
@@ -72,10 +79,12 @@ async def test_a_notification_goes_from_created_through_sending_to_delivered(poo
     assert event["traceparent"].split("-")[1] == request_trace  # the status continues the request's trace
 
 
-async def test_a_temporary_failure_is_retried_with_backoff_and_then_delivered(pool: asyncpg.Pool) -> None:
+async def test_a_temporary_failure_is_retried_with_backoff_and_then_delivered(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     email = InMemoryEmailSender(unreachable=True)
-    worker = dispatcher(pool, email, backoff_s=0.5)
-    await accept(pool, incoming(request(ID)))
+    worker = dispatcher(pool, vault_master_key, email, backoff_s=0.5)
+    await accept(pool, vault_master_key, incoming(request(ID)))
     await worker.dispatch_due()
     assert await history(pool, ID) == ["created", "sending", "temporary-failure"]
     assert await worker.dispatch_due() == 0  # not before its backoff has passed
@@ -87,10 +96,10 @@ async def test_a_temporary_failure_is_retried_with_backoff_and_then_delivered(po
     assert [e["status"] for e in await status_events(pool, ID)] == ["temporary-failure", "delivered"]
 
 
-async def test_a_permanent_failure_is_not_retried(pool: asyncpg.Pool) -> None:
+async def test_a_permanent_failure_is_not_retried(pool: asyncpg.Pool, vault_master_key: MasterKey) -> None:
     email = InMemoryEmailSender(refused={"anna.muster@example.ch"})
-    worker = dispatcher(pool, email)
-    await accept(pool, incoming(request(ID)))
+    worker = dispatcher(pool, vault_master_key, email)
+    await accept(pool, vault_master_key, incoming(request(ID)))
     await worker.dispatch_due()
     await asyncio.sleep(0.1)
     assert await worker.dispatch_due() == 0
@@ -99,9 +108,11 @@ async def test_a_permanent_failure_is_not_retried(pool: asyncpg.Pool) -> None:
     assert event["detail"] == "SMTP 550: mailbox unavailable"
 
 
-async def test_the_last_failed_attempt_ends_as_a_technical_failure(pool: asyncpg.Pool) -> None:
-    worker = dispatcher(pool, InMemoryEmailSender(unreachable=True), max_attempts=3)
-    await accept(pool, incoming(request(ID)))
+async def test_the_last_failed_attempt_ends_as_a_technical_failure(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    worker = dispatcher(pool, vault_master_key, InMemoryEmailSender(unreachable=True), max_attempts=3)
+    await accept(pool, vault_master_key, incoming(request(ID)))
     for _ in range(3):
         await until_due(pool, ID)
         assert await worker.dispatch_due() == 1
@@ -117,37 +128,18 @@ async def test_the_last_failed_attempt_ends_as_a_technical_failure(pool: asyncpg
     assert await worker.dispatch_due() == 0
 
 
-async def test_a_test_delivery_sends_nothing_and_is_reported_delivered(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    await accept(pool, incoming(request(ID, citizen_id="citizen-1"), test_delivery=True))
-    assert await dispatcher(pool, email).dispatch_due() == 2  # the email and its inbox copy
-    assert email.sent == []
-    async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM inbox_messages") == 0
-    assert await history(pool, ID) == ["created", "sending", "delivered"]
-    [event] = await status_events(pool, ID)
-    assert event["detail"] == "test delivery: nothing sent"
-
-
-async def test_a_repeated_request_queues_nothing_new(pool: asyncpg.Pool) -> None:
-    await accept(pool, incoming(request(ID)))
-    await accept(pool, incoming(request(ID)))
-    assert await history(pool, ID) == ["created"]
-
-
 async def test_a_notice_left_in_sending_by_a_dead_dispatcher_is_sent_after_its_lease(
     pool: asyncpg.Pool,
+    vault_master_key: MasterKey,
 ) -> None:
     """A dispatcher killed between claiming and recording leaves the row in 'sending'; a
     running dispatcher takes it up again once the lease has expired, not only at start."""
-    from services.notifications import repository as repo
-
-    await accept(pool, incoming(request(ID)))
-    async with pool.acquire() as conn, conn.transaction():
-        [claimed] = await repo.claim_due(conn, 10)  # ...and then the process died
+    await accept(pool, vault_master_key, incoming(request(ID)))
+    async with units(pool, vault_master_key).begin() as uow:
+        [claimed] = await uow.notifications.claim_due(10)  # ...and then the process died
     assert claimed.notification_id == ID
     email = InMemoryEmailSender()
-    running = dispatcher(pool, email)
+    running = dispatcher(pool, vault_master_key, email)
     stop = asyncio.Event()
     task = asyncio.create_task(running.run(stop))
     await asyncio.sleep(0.5)
@@ -165,7 +157,9 @@ async def test_a_notice_left_in_sending_by_a_dead_dispatcher_is_sent_after_its_l
     assert (await history(pool, ID))[-1] == "delivered"
 
 
-async def test_one_cases_notices_are_sent_in_the_order_they_were_requested(pool: asyncpg.Pool) -> None:
+async def test_one_cases_notices_are_sent_in_the_order_they_were_requested(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     # Ids chosen so that their alphabetical order is not the request order.
     steps = [
         "eumzug-1:received",
@@ -174,9 +168,9 @@ async def test_one_cases_notices_are_sent_in_the_order_they_were_requested(pool:
         "eumzug-1:completed",
     ]
     for notification_id in steps:
-        await accept(pool, incoming(request(notification_id)))
-    await accept(pool, incoming(request("eumzug-2:received"), case_id="eumzug-2"))
+        await accept(pool, vault_master_key, incoming(request(notification_id)))
+    await accept(pool, vault_master_key, incoming(request("eumzug-2:received"), case_id="eumzug-2"))
     email = InMemoryEmailSender()
-    assert await dispatcher(pool, email).dispatch_due() == 5
+    assert await dispatcher(pool, vault_master_key, email).dispatch_due() == 5
     sent = [str(mail["Message-ID"]) for mail in email.sent if mail["X-Hub-Case-Id"] == "eumzug-1"]
     assert [m.split("@")[0].removeprefix("<") for m in sent] == [s.replace(":", ".") for s in steps]

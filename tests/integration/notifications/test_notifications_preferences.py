@@ -1,4 +1,7 @@
-"""Channel preference, opt-out and the inbox on real PostgreSQL; SMS through the HTTP adapter."""
+"""Channel preference and the inbox on real PostgreSQL; SMS through the HTTP adapter.
+
+Which channel a preference or an opt-out leads to is a rule: ``tests/unit/notifications``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ import pytest
 from pydantic import SecretStr
 
 from contracts import Channel
-from services.notifications import citizens
+from hub.vault.crypto import MasterKey
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel, SmsChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
 from services.notifications.sms_sender import HttpSmsSender
 from tests.fixtures.sms_provider import FakeSmsProvider
-from tests.integration.notifications.conftest import SOURCE, accept, history, incoming, request, status_events
+from tests.integration.notifications.conftest import accept, history, incoming, request, status_events, units
 
 pytestmark = pytest.mark.asyncio
 
@@ -22,70 +25,36 @@ PHONE = "+41791234567"
 
 
 def dispatcher(
-    pool: asyncpg.Pool, email: InMemoryEmailSender, sms: HttpSmsSender | None = None
+    pool: asyncpg.Pool, master: MasterKey, email: InMemoryEmailSender, sms: HttpSmsSender | None = None
 ) -> Dispatcher:
     channels: dict[Channel, ChannelAdapter] = {
         Channel.EMAIL: EmailChannel(email, from_address="noreply@hub.stadtluzern.ch"),
-        Channel.INBOX: InboxChannel(pool),
+        Channel.INBOX: InboxChannel(units(pool, master)),
     }
     if sms is not None:
         channels[Channel.SMS] = SmsChannel(sms)
-    return Dispatcher(pool, channels, source=SOURCE)
+    return Dispatcher(units(pool, master), channels)
 
 
 def http_sms(provider: FakeSmsProvider) -> HttpSmsSender:
     return HttpSmsSender(provider.url, SecretStr(provider.token))
 
 
-async def test_an_opted_out_citizen_gets_no_notice_that_is_not_mandatory(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    async with pool.acquire() as conn:
-        await citizens.set_opted_out(conn, CITIZEN, True)
-    progress = request("eumzug-1:departure-confirmed", citizen_id=CITIZEN, mandatory=False)
-    await accept(pool, incoming(progress))
-    assert await dispatcher(pool, email).dispatch_due() == 0
-    assert email.sent == []
-    assert await history(pool, "eumzug-1:departure-confirmed") == ["created", "permanent-failure"]
-    [event] = await status_events(pool, "eumzug-1:departure-confirmed")
-    assert (event["status"], event["detail"]) == ("permanent-failure", "opted out")
-    async with pool.acquire() as conn:
-        assert await citizens.inbox_of(conn, CITIZEN) == []  # no copy either
-
-
-async def test_an_opted_out_citizen_still_gets_mandatory_notices(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    async with pool.acquire() as conn:
-        await citizens.set_opted_out(conn, CITIZEN, True)
-    await accept(pool, incoming(request("eumzug-1:received", citizen_id=CITIZEN, mandatory=True)))
-    await dispatcher(pool, email).dispatch_due()
-    assert [m["Subject"] for m in email.sent] == ["Ihre Umzugsmeldung eumzug-1 ist eingegangen"]
-    assert await history(pool, "eumzug-1:received") == ["created", "sending", "delivered"]
-
-
-async def test_opting_in_again_restores_every_notice(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    async with pool.acquire() as conn:
-        await citizens.set_opted_out(conn, CITIZEN, True)
-        await citizens.set_opted_out(conn, CITIZEN, False)
-    await accept(pool, incoming(request("eumzug-1:x", citizen_id=CITIZEN, mandatory=False, inbox=False)))
-    await dispatcher(pool, email).dispatch_due()
-    assert len(email.sent) == 1
-
-
 async def test_a_citizen_who_prefers_sms_is_texted_through_the_provider(
-    pool: asyncpg.Pool, sms_provider: FakeSmsProvider
+    pool: asyncpg.Pool, sms_provider: FakeSmsProvider, vault_master_key: MasterKey
 ) -> None:
     email = InMemoryEmailSender()
     sms = http_sms(sms_provider)
-    async with pool.acquire() as conn:
-        await citizens.prefer_channel(conn, CITIZEN, Channel.SMS)
+    async with units(pool, vault_master_key).begin() as uow:
+        await uow.preferences.prefer_channel(CITIZEN, Channel.SMS)
     await accept(
         pool,
+        vault_master_key,
         incoming(request("eumzug-1:received", citizen_id=CITIZEN, phone=PHONE, inbox=False)),
         sms_available=True,
     )
     try:
-        await dispatcher(pool, email, sms).dispatch_due()
+        await dispatcher(pool, vault_master_key, email, sms).dispatch_due()
     finally:
         await sms.aclose()
     [text] = sms_provider.messages_to(PHONE)
@@ -96,62 +65,32 @@ async def test_a_citizen_who_prefers_sms_is_texted_through_the_provider(
     assert (event["channel"], event["status"]) == ("sms", "delivered")
 
 
-async def test_an_sms_preference_falls_back_to_email_without_a_phone_number(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    async with pool.acquire() as conn:
-        await citizens.prefer_channel(conn, CITIZEN, Channel.SMS)
-    await accept(
-        pool, incoming(request("eumzug-1:received", citizen_id=CITIZEN, inbox=False)), sms_available=True
-    )
-    await dispatcher(pool, email).dispatch_due()
-    assert len(email.sent) == 1
-
-
 async def test_a_refused_number_is_a_permanent_failure_and_a_provider_outage_is_retried(
-    pool: asyncpg.Pool, sms_provider: FakeSmsProvider
+    pool: asyncpg.Pool, sms_provider: FakeSmsProvider, vault_master_key: MasterKey
 ) -> None:
     sms = http_sms(sms_provider)
     sms_provider.answer("+41790000400", 400)
     sms_provider.answer("+41790000500", 500)
     for number in ("+41790000400", "+41790000500"):
         sms_request = request(f"n-{number}", channel=Channel.SMS, recipient=number)
-        await accept(pool, incoming(sms_request), sms_available=True)
+        await accept(pool, vault_master_key, incoming(sms_request), sms_available=True)
     try:
-        await dispatcher(pool, InMemoryEmailSender(), sms).dispatch_due()
+        await dispatcher(pool, vault_master_key, InMemoryEmailSender(), sms).dispatch_due()
     finally:
         await sms.aclose()
     assert (await history(pool, "n-+41790000400"))[-1] == "permanent-failure"
     assert (await history(pool, "n-+41790000500"))[-1] == "temporary-failure"
 
 
-async def test_every_notice_for_a_known_citizen_is_also_kept_in_the_inbox(pool: asyncpg.Pool) -> None:
+async def test_every_notice_for_a_known_citizen_is_also_kept_in_the_inbox(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
     email = InMemoryEmailSender()
-    await accept(pool, incoming(request("eumzug-1:received", citizen_id=CITIZEN)))
-    assert await dispatcher(pool, email).dispatch_due() == 2
+    await accept(pool, vault_master_key, incoming(request("eumzug-1:received", citizen_id=CITIZEN)))
+    assert await dispatcher(pool, vault_master_key, email).dispatch_due() == 2
     assert len(email.sent) == 1
-    async with pool.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, CITIZEN)
+    async with units(pool, vault_master_key).begin() as uow:
+        [message] = await uow.inbox.of(CITIZEN)
     assert message.notification_id == "eumzug-1:received:inbox"
     assert message.subject == "Ihre Umzugsmeldung eumzug-1 ist eingegangen"
     assert await history(pool, "eumzug-1:received:inbox") == ["created", "sending", "delivered"]
-
-
-async def test_a_citizen_who_prefers_the_inbox_gets_no_email(pool: asyncpg.Pool) -> None:
-    email = InMemoryEmailSender()
-    async with pool.acquire() as conn:
-        await citizens.prefer_channel(conn, CITIZEN, Channel.INBOX)
-    await accept(pool, incoming(request("eumzug-1:received", citizen_id=CITIZEN)))
-    assert await dispatcher(pool, email).dispatch_due() == 1
-    assert email.sent == []
-    async with pool.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, CITIZEN)
-    assert message.notification_id == "eumzug-1:received"
-    [event] = await status_events(pool, "eumzug-1:received")
-    assert (event["channel"], event["status"]) == ("inbox", "delivered")
-
-
-async def test_no_inbox_copy_is_kept_when_the_request_forbids_it(pool: asyncpg.Pool) -> None:
-    await accept(pool, incoming(request("eumzug-1:received", citizen_id=CITIZEN, inbox=False)))
-    assert await dispatcher(pool, InMemoryEmailSender()).dispatch_due() == 1
-    async with pool.acquire() as conn:
-        assert await citizens.inbox_of(conn, CITIZEN) == []

@@ -13,15 +13,24 @@ import pytest_asyncio
 
 from contracts import Channel, MoveReported
 from contracts.case import CaseDelivery
-from hub.partner import PartnerClient
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
-from services.notifications import handlers, webhook_endpoints
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from hub.vault.crypto import MasterKey
+from partner.client import PartnerClient
+from services.notifications import handlers
+from services.notifications.adapters.postgres import unit_of_work_factory
 from services.notifications.channels import WebhookChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.webhook_consumer import WebhookConsumer
 from services.notifications.webhook_poster import HttpWebhookPoster
-from tests.integration.notifications.conftest import SOURCE, history, incoming, status_events
+from tests.integration.notifications.conftest import (
+    SOURCE,
+    handle,
+    history,
+    incoming,
+    status_events,
+    units,
+)
 from tests.integration.notifications.webhook_receiver import SECRET, WebhookReceiver
 
 pytestmark = pytest.mark.asyncio
@@ -44,24 +53,26 @@ async def poster() -> AsyncIterator[HttpWebhookPoster]:
     await poster.aclose()
 
 
-def dispatcher(pool: asyncpg.Pool, poster: HttpWebhookPoster) -> Dispatcher:
-    channels = {Channel.WEBHOOK: WebhookChannel(pool, poster)}
-    return Dispatcher(pool, channels, source=SOURCE, backoff_initial_s=0.05, backoff_max_s=0.1)
+def dispatcher(pool: asyncpg.Pool, master: MasterKey, poster: HttpWebhookPoster) -> Dispatcher:
+    channels = {Channel.WEBHOOK: WebhookChannel(units(pool, master), poster)}
+    return Dispatcher(units(pool, master), channels, backoff_initial_s=0.05, backoff_max_s=0.1)
 
 
-async def add_webhook(pool: asyncpg.Pool, url: str) -> None:
-    async with pool.acquire() as conn:
-        await webhook_endpoints.put_webhook(conn, PARTNER, url, SECRET.decode())
+async def add_webhook(pool: asyncpg.Pool, master: MasterKey, url: str) -> None:
+    async with units(pool, master).begin() as uow:
+        await uow.webhooks.put(PARTNER, url, SECRET.decode())
 
 
 async def forward(
-    pool: asyncpg.Pool, *, topic: str = delivery_topic(PARTNER), test_delivery: bool = False
+    pool: asyncpg.Pool,
+    master: MasterKey,
+    *,
+    topic: str = delivery_topic(PARTNER),
+    test_delivery: bool = False,
 ) -> str:
-    from hub.messages import Transaction
-
     msg = incoming(DELIVERY, topic=topic, test_delivery=test_delivery)
-    async with pool.acquire() as conn, conn.transaction():
-        await handlers.forward_to_webhook(msg, Transaction(conn, source=SOURCE))
+    await handle(pool, master, handlers.forward_to_webhook, msg)
+    async with pool.acquire() as conn:
         found: str | None = await conn.fetchval(
             "SELECT notification_id FROM notifications WHERE channel = 'webhook'"
         )
@@ -69,11 +80,14 @@ async def forward(
 
 
 async def test_a_delivery_is_posted_as_a_signed_cloudevent_and_reported_delivered(
-    pool: asyncpg.Pool, poster: HttpWebhookPoster, webhook_receiver: WebhookReceiver
+    pool: asyncpg.Pool,
+    poster: HttpWebhookPoster,
+    webhook_receiver: WebhookReceiver,
+    vault_master_key: MasterKey,
 ) -> None:
-    await add_webhook(pool, webhook_receiver.url())
-    notification_id = await forward(pool)
-    assert await dispatcher(pool, poster).dispatch_due() == 1
+    await add_webhook(pool, vault_master_key, webhook_receiver.url())
+    notification_id = await forward(pool, vault_master_key)
+    assert await dispatcher(pool, vault_master_key, poster).dispatch_due() == 1
     [received] = webhook_receiver.received
     event = received.event()
     assert event["type"] == CaseDelivery.event_type
@@ -86,12 +100,15 @@ async def test_a_delivery_is_posted_as_a_signed_cloudevent_and_reported_delivere
 
 
 async def test_a_failing_webhook_is_retried_with_backoff_until_it_answers(
-    pool: asyncpg.Pool, poster: HttpWebhookPoster, webhook_receiver: WebhookReceiver
+    pool: asyncpg.Pool,
+    poster: HttpWebhookPoster,
+    webhook_receiver: WebhookReceiver,
+    vault_master_key: MasterKey,
 ) -> None:
-    await add_webhook(pool, webhook_receiver.url("/flaky"))
+    await add_webhook(pool, vault_master_key, webhook_receiver.url("/flaky"))
     webhook_receiver.answer("/flaky", 503)
-    notification_id = await forward(pool)
-    worker = dispatcher(pool, poster)
+    notification_id = await forward(pool, vault_master_key)
+    worker = dispatcher(pool, vault_master_key, poster)
     await worker.dispatch_due()
     webhook_receiver.answers.clear()
     async with asyncio.timeout(5):
@@ -108,17 +125,22 @@ async def test_a_failing_webhook_is_retried_with_backoff_until_it_answers(
 
 
 async def test_a_test_delivery_reaches_the_webhook_flagged_as_such(
-    pool: asyncpg.Pool, poster: HttpWebhookPoster, webhook_receiver: WebhookReceiver
+    pool: asyncpg.Pool,
+    poster: HttpWebhookPoster,
+    webhook_receiver: WebhookReceiver,
+    vault_master_key: MasterKey,
 ) -> None:
-    await add_webhook(pool, webhook_receiver.url())
-    await forward(pool, test_delivery=True)
-    await dispatcher(pool, poster).dispatch_due()
+    await add_webhook(pool, vault_master_key, webhook_receiver.url())
+    await forward(pool, vault_master_key, test_delivery=True)
+    await dispatcher(pool, vault_master_key, poster).dispatch_due()
     [received] = webhook_receiver.received
     assert received.event()["testdelivery"] is True  # the partner sees it as on Kafka
 
 
-async def test_a_topic_without_a_webhook_queues_nothing(pool: asyncpg.Pool) -> None:
-    assert await forward(pool, topic=delivery_topic("CH/MUN/1061/einwohnerdienste")) == ""
+async def test_a_topic_without_a_webhook_queues_nothing(
+    pool: asyncpg.Pool, vault_master_key: MasterKey
+) -> None:
+    assert await forward(pool, vault_master_key, topic=delivery_topic("CH/MUN/1061/einwohnerdienste")) == ""
 
 
 async def test_deliveries_on_the_partners_kafka_topic_reach_its_webhook(
@@ -126,16 +148,25 @@ async def test_deliveries_on_the_partners_kafka_topic_reach_its_webhook(
     poster: HttpWebhookPoster,
     webhook_receiver: WebhookReceiver,
     hub_settings: HubSettings,
+    vault_master_key: MasterKey,
 ) -> None:
     """The whole path: Kafka topic -> webhook consumer -> queued -> dispatcher -> signed POST."""
     stop = asyncio.Event()
-    consumer = WebhookConsumer(pool, hub_settings, source=SOURCE, refresh_interval_s=0.2)
-    worker = dispatcher(pool, poster)
+    consumer = WebhookConsumer(
+        pool,
+        hub_settings,
+        units=units(pool, vault_master_key),
+        unit_of_work=unit_of_work_factory(vault_master_key),
+        source=SOURCE,
+        refresh_interval_s=0.2,
+    )
+    worker = dispatcher(pool, vault_master_key, poster)
     tasks = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(worker.run(stop))]
     registry = PartnerClient(hub_settings.bootstrap_servers(), "CH/CAN/LU/hub-registry-test")
     await registry.start()
     try:
-        await add_webhook(pool, webhook_receiver.url())  # while running: picked up at the next refresh
+        # While running: picked up at the next refresh.
+        await add_webhook(pool, vault_master_key, webhook_receiver.url())
         envelope = await registry.publish(
             DELIVERY, business_process_id="eumzug-77", topic=delivery_topic(PARTNER)
         )

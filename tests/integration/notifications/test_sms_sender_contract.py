@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from hub.embedded.ports import free_port
+from hub.local.embedded.ports import free_port
 from services.notifications.errors import PermanentDeliveryError, TemporaryDeliveryError
 from services.notifications.sms_sender import HttpSmsSender, InMemorySmsSender, SmsMessage, SmsSender
 from tests.fixtures.sms_provider import FakeSmsProvider

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from hub.embedded.ports import free_port
+from hub.local.embedded.ports import free_port
 from services.notifications.errors import PermanentDeliveryError, TemporaryDeliveryError
 from services.notifications.webhook_poster import (
     HttpWebhookPoster,

@@ -40,11 +40,9 @@ from contracts import (
 )
 from contracts.catalog import serialize_data
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
-from hub import audit_store, topics
-from hub.casefile import load_case_view, load_unfilled_slots
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
-from hub.demo import (
+from hub.audit import store as audit_store
+from hub.cli.casefile import load_case_view, load_unfilled_slots
+from hub.local.demo import (
     EMMEN_OFFICE,
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
@@ -57,15 +55,24 @@ from hub.demo import (
     move_report,
     new_case_id,
 )
-from hub.messages import Transaction
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.topics import delivery_topic
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
+from hub.security.signing import SigningKey
+from hub.vault.crypto import MasterKey
 from services.registry import bootstrap
-from services.registry.cli import SUBSCRIPTIONS_SQL
-from services.registry.repository import upsert_subscription
-from tests.fixtures.registry import ingress_route, migrated_registry_pool, mirror_partner_key
+from services.registry.adapters.postgres.operations import SUBSCRIPTIONS_SQL
+from services.registry.model import SubscriptionRecord
+from services.registry.settings import RegistrySettings
+from tests.fixtures.registry import (
+    ingress_route,
+    migrated_registry_pool,
+    mirror_partner_key,
+    registry_unit_of_work,
+)
 from tests.fixtures.signing import Crafted, craft
 from tests.integration.audit.conftest import KEY
 
@@ -82,9 +89,11 @@ AGENCIES = (PORTAL, KRIENS_OFFICE, LUCERNE_OFFICE, EMMEN_OFFICE, TAX_OFFICE, HOR
 
 @dataclass
 class Registry:
-    """The registry's routes on one database, and a signing key for every agency."""
+    """The registry's routes on one database, the master key they were built with, and a
+    signing key for every agency."""
 
     pool: asyncpg.Pool
+    master: MasterKey
     routes: dict[str, Route]
     keys: dict[str, SigningKey]
     offset: int = 0
@@ -120,19 +129,20 @@ class Registry:
 
 
 @pytest_asyncio.fixture
-async def registry(hub_settings: HubSettings, tmp_path: Path) -> AsyncIterator[Registry]:
+async def registry(
+    hub_settings: HubSettings, vault_master_key: MasterKey, tmp_path: Path
+) -> AsyncIterator[Registry]:
     pool = await migrated_registry_pool(hub_settings.database_dsn(), size=4)
     (tmp_path / "secrets").mkdir(exist_ok=True)
     (tmp_path / "secrets" / "audit.key").write_text(KEY.secret.hex())
     settings = hub_settings.model_copy(update={"state_dir": tmp_path, "audit_key_file": None})
-    routes = list(bootstrap.routes(ServiceContext("registry", settings, pool)))
+    routes = list(bootstrap.routes(ServiceContext("registry", settings, pool, vault_master_key)))
     by_topic = {route.topic: route for route in routes}
     by_topic[topics.INGRESS] = ingress_route(routes)
     keys = {
         partner: await mirror_partner_key(pool, partner, f"parties-{n}") for n, partner in enumerate(AGENCIES)
     }
-    yield Registry(pool, by_topic, keys)
-    audit_store.install(None)
+    yield Registry(pool, vault_master_key, by_topic, keys)
     await pool.close()
 
 
@@ -287,7 +297,7 @@ async def test_the_parties_move_the_case_to_completion(registry: Registry) -> No
 async def test_an_unfilled_slot_is_on_the_case_and_operations_are_told(registry: Registry) -> None:
     case_id = await open_move(registry, KRIENS, HORW)
     async with registry.pool.acquire() as conn:
-        view = await load_case_view(conn, case_id)
+        view = await load_case_view(conn, case_id, master=registry.master)
         slots = [s for s in await load_unfilled_slots(conn) if s.case_id == case_id]
         gauge = await bootstrap.metrics(conn)
     assert view is not None
@@ -327,7 +337,7 @@ async def test_an_unfilled_slot_is_on_the_case_and_operations_are_told(registry:
     [sent] = [
         n for n in (json.loads(bytes(row["payload"])) for row in notices) if "party-missing" in n["template"]
     ]
-    assert (sent["template"], sent["recipient"]) == ("case.party-missing", HubSettings().ops_email)
+    assert (sent["template"], sent["recipient"]) == ("case.party-missing", RegistrySettings().ops_email)
     assert sent["placeholders"]["slot"] == "arrival-municipality"
     # Kriens still got its move: the other slots are served.
     assert set(await recipients_of(registry, case_id)) == {KRIENS_OFFICE, TAX_OFFICE}
@@ -352,7 +362,7 @@ async def test_a_partner_registered_later_fills_the_slot_and_may_then_act(regist
         == HORW_OFFICE
     )
     async with registry.pool.acquire() as conn:
-        view = await load_case_view(conn, case_id)
+        view = await load_case_view(conn, case_id, master=registry.master)
         gauge = await bootstrap.metrics(conn)
     assert view is not None
     assert view.unfilled == ()
@@ -386,18 +396,19 @@ async def test_a_subscription_must_say_all_cases_to_receive_cases_it_is_no_party
 
     async def subscribe(scope: str) -> None:
         async with registry.pool.acquire() as conn, conn.transaction():
-            await upsert_subscription(
-                Transaction(conn, source=REGISTRY),
-                partner_id=statistics,
-                event_type=MOVE,
-                case_type="relocation",
-                purpose="migration statistics",
-                legal_basis="StatG LU § 5",
-                legal_basis_url=None,
-                fields=("arrival", "move_date"),
-                retention_days=30,
-                status="approved",
-                scope=scope,
+            await registry_unit_of_work(conn, registry.master).subscriptions.put(
+                SubscriptionRecord(
+                    partner_id=statistics,
+                    event_type=MOVE,
+                    case_type="relocation",
+                    purpose="migration statistics",
+                    legal_basis="StatG LU § 5",
+                    legal_basis_url=None,
+                    fields=("arrival", "move_date"),
+                    retention_days=30,
+                    status="approved",
+                    scope=scope,
+                )
             )
 
     await subscribe("party")

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from contracts import CATALOG
-from hub.migrations import apply_migrations, load_migrations
+from hub.runtime.migrations import apply_migrations, load_migrations
 
 pytestmark = pytest.mark.asyncio
 

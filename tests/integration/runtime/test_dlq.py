@@ -2,7 +2,7 @@
 
 Dead letters are produced the way services produce them (a MessageProcessor whose
 handler or validation fails), in schemas named like the services, and the commands run
-through the argparse CLI (``hub.cli.main``) in a thread, as an operator would run them.
+through the argparse CLI (``hub.cli.main.main``) in a thread, as an operator would run them.
 """
 
 from __future__ import annotations
@@ -23,20 +23,21 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub import cli, dlq
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.db import create_pool
-from hub.deadletter import DeadLetterWriter
+from hub.cli import dead_letters as dlq
+from hub.cli import main as cli
 from hub.errors import UnknownCase
-from hub.kafka import ensure_topics
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.operator_keys import trusted_operator_keys
-from hub.outbox import OutboxRelay
-from hub.publisher import InMemoryPublisher, KafkaPublisher
-from hub.redrive_attestation import HEADER as REDRIVE_HEADER
-from hub.redrive_attestation import attested_redrive
-from hub.settings import HubSettings
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.db import create_pool
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Incoming
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import OutboxRelay, Transaction
+from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import trusted_operator_keys
+from hub.security.redrive_attestation import HEADER as REDRIVE_HEADER
+from hub.security.redrive_attestation import attested_redrive
 from tests.fixtures.records import consumer_record
 
 pytestmark = pytest.mark.asyncio
@@ -55,7 +56,7 @@ async def service_pool(database_url: str) -> AsyncIterator[PoolFactory]:
     async def open_pool(service: str) -> asyncpg.Pool:
         pool = await create_pool(database_url, service, size=3)
         async with pool.acquire() as conn:
-            await apply_migrations(conn, load_migrations("hub-runtime", "hub.sql"))
+            await apply_migrations(conn, load_migrations("hub-runtime", "hub.runtime.sql"))
             await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id text, case_id text)")
         pools[service] = pool
         return pool
@@ -302,7 +303,7 @@ async def test_redrive_reaches_the_handler_with_the_same_event_id_and_a_second_i
         assert {n: v for n, v in headers.items() if n not in ("traceparent", REDRIVE_HEADER)} == {
             n: v for n, v in original.headers if n != "traceparent"
         }
-        # Plus the operator's attestation of this very redrive (hub.redrive_attestation).
+        # Plus the operator's attestation of this very redrive (hub.security.redrive_attestation).
         trusted = functools.partial(trusted_operator_keys, hub_settings)
         assert attested_redrive(redriven.headers, Envelope.from_headers(redriven.headers), trusted)
         assert headers["traceparent"].decode().split("-")[1] == TRACEPARENT.split("-")[1]  # same trace
@@ -447,7 +448,7 @@ async def test_a_schema_without_migration_0002_is_one_clear_error(
     pool = await create_pool(database_url, "notifications", size=1)
     try:
         async with pool.acquire() as conn:  # a service last started before this version
-            await apply_migrations(conn, load_migrations("hub-runtime", "hub.sql")[:1])
+            await apply_migrations(conn, load_migrations("hub-runtime", "hub.runtime.sql")[:1])
     finally:
         await pool.close()
     code, out, err = await _hub(capsys, "dlq", "list")

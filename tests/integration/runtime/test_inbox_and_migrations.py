@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub import inbox
 from hub.errors import ConfigurationError
-from hub.migrations import apply_migrations, load_migrations
+from hub.runtime import inbox
+from hub.runtime.migrations import apply_migrations, load_migrations
 
 pytestmark = pytest.mark.asyncio
 
@@ -54,7 +54,7 @@ async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_changed_applied_migration_is_refused(pool: asyncpg.Pool) -> None:
-    runtime = load_migrations("hub-runtime", "hub.sql")[0]
+    runtime = load_migrations("hub-runtime", "hub.runtime.sql")[0]
     tampered = dataclasses.replace(runtime, sql=runtime.sql + "\n-- edited later")
     async with pool.acquire() as conn:
         with pytest.raises(ConfigurationError, match="changed after it was applied"):

@@ -19,14 +19,16 @@ import pytest
 import pytest_asyncio
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub import cli, topics
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.db import create_pool
-from hub.deadletter import DeadLetterWriter
+from hub.cli import main as cli
 from hub.errors import UnknownCase
-from hub.messages import Incoming, Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.settings import HubSettings
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.db import create_pool
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.messages import Incoming
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import Transaction
+from hub.runtime.settings import HubSettings
 from tests.fixtures.records import consumer_record
 
 pytestmark = pytest.mark.asyncio
@@ -37,7 +39,7 @@ async def registry(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A schema named like the registry, with the runtime's tables (outbox, dead letters)."""
     pool = await create_pool(database_url, "registry", size=3)
     async with pool.acquire() as conn:
-        await apply_migrations(conn, load_migrations("hub-runtime", "hub.sql"))
+        await apply_migrations(conn, load_migrations("hub-runtime", "hub.runtime.sql"))
     yield pool
     await pool.close()
 

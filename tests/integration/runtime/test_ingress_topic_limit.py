@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from hub.kafka import ensure_topics, ingress_max_message_bytes
-from hub.settings import RECORD_OVERHEAD_BYTES, HubSettings
-from hub.topics import ingress_topic
+from hub.runtime.kafka import ensure_topics, ingress_max_message_bytes
+from hub.runtime.settings import RECORD_OVERHEAD_BYTES, HubSettings
+from hub.runtime.topics import ingress_topic
 from tests.fixtures.topics import topic_configs
 
 pytestmark = pytest.mark.asyncio

@@ -11,10 +11,11 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy, Route
-from hub.deadletter import DeadLetterWriter
 from hub.errors import DatabaseUnavailable
-from hub.messages import Incoming, Transaction
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy, Route
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
 from tests.fixtures.records import consumer_record
 
 pytestmark = pytest.mark.asyncio

@@ -1,7 +1,7 @@
 """One outbox row the broker cannot take is parked; every other case keeps flowing.
 
 Against real PostgreSQL and the embedded broker, in a schema named like a service so that
-the ``hub outbox`` commands (run through ``hub.cli.main``, as an operator would) find it.
+the ``hub outbox`` commands (run through ``hub.cli.main.main``, as an operator would) find it.
 Two tests use the fake publisher where the broker here cannot play the part: a batch
 refused whole (Apache Kafka's ``max.message.bytes``; Tansu stores that setting but does not
 enforce it) and a topic whose partitions are not known yet (Tansu creates any topic it is
@@ -24,14 +24,13 @@ import pytest_asyncio
 from aiokafka import ConsumerRecord
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub import cli
-from hub.db import create_pool
-from hub.kafka import ensure_topics
-from hub.messages import Transaction
-from hub.migrations import apply_migrations, load_migrations
-from hub.outbox import OutboxRelay, outbox_backlog, write_event
-from hub.publisher import InMemoryPublisher, KafkaPublisher, Publisher
-from hub.settings import HubSettings
+from hub.cli import main as cli
+from hub.runtime.db import create_pool
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.migrations import apply_migrations, load_migrations
+from hub.runtime.outbox import OutboxRelay, Transaction, outbox_backlog, write_event
+from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, Publisher
+from hub.runtime.settings import HubSettings
 from tests.fixtures.topics import create_topic, event_ids, read_topic
 
 pytestmark = pytest.mark.asyncio
@@ -44,7 +43,7 @@ TWO_MB = 2 * 1024 * 1024
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, SERVICE, size=4)
     async with pool.acquire() as conn:
-        await apply_migrations(conn, load_migrations("hub-runtime", "hub.sql"))
+        await apply_migrations(conn, load_migrations("hub-runtime", "hub.runtime.sql"))
     yield pool
     await pool.close()
 

@@ -12,13 +12,13 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import BrokerUnavailable
-from hub.kafka import ensure_topics
-from hub.messages import Transaction
-from hub.outbox import OutboxRelay, outbox_backlog
-from hub.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
-from hub.send_results import SendResult
-from hub.settings import HubSettings
-from hub.telemetry import tracer
+from hub.runtime.db import DATABASE_FAILURES
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.outbox import OutboxRelay, Transaction, outbox_backlog
+from hub.runtime.publisher import InMemoryPublisher, KafkaPublisher, OutgoingRecord
+from hub.runtime.send_results import SendResult
+from hub.runtime.settings import HubSettings
+from hub.runtime.telemetry import tracer
 from tests.fixtures.topics import event_ids, read_topic
 from tests.integration.runtime.conftest import SCHEMA
 
@@ -230,7 +230,7 @@ async def test_the_relay_survives_its_database_connections_being_killed(
                 async with pool.acquire() as conn, conn.transaction():
                     await _emit(conn, "t", "case-after")
                 break
-            except (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError):
+            except DATABASE_FAILURES:
                 await asyncio.sleep(0.1)
         while len(publisher.sent) < 2:
             assert not task.done(), "the relay ended"

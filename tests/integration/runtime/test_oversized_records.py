@@ -25,12 +25,12 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from contracts import KRIENS, DepartureConfirmed, Envelope, header_value
-from hub import cli
-from hub.consumer import Route
-from hub.messages import Incoming, Transaction
-from hub.outbox import write_event
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.cli import main as cli
+from hub.runtime.consumer import Route
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction, write_event
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 from tests.fixtures.topics import create_topic, event_ids, read_topic
 
 pytestmark = pytest.mark.asyncio
@@ -206,13 +206,15 @@ async def test_oversized_records_are_dead_lettered_as_references_and_the_other_c
     answered = event_ids(await read_topic(hub_settings.bootstrap_servers(), service.out))
     assert len(answered) == 3
     assert set(answered.values()) == {1}
-    assert f'hub_dead_letters{{service="{SERVICE}"}} 2' in metrics
-    assert f'hub_outbox_parked{{service="{SERVICE}"}} 1' in metrics
-    assert f'hub_outbox_backlog{{service="{SERVICE}"}} 1' in metrics
+    assert f'hub_dead_letters_stored{{service="{SERVICE}"}} 2.0' in metrics
+    assert f'hub_outbox_parked{{service="{SERVICE}"}} 1.0' in metrics
+    assert f'hub_outbox_backlog{{service="{SERVICE}"}} 1.0' in metrics
     group = runtime.processors[0].route.group_id
-    counter = f'hub_consumer_records_total{{service="{SERVICE}",group="{group}"'
-    assert f'{counter},outcome="dead-lettered"}} 2' in metrics
-    assert f'{counter},outcome="processed"}} 5' in metrics
+    counter = f'hub_consumer_records_total{{group="{group}"'
+    assert f'{counter},outcome="dead-lettered",service="{SERVICE}"}} 2.0' in metrics
+    assert f'{counter},outcome="processed",service="{SERVICE}"}} 5.0' in metrics
+    dead = f'hub_dead_letters_total{{reason="MessageTooLarge",service="{SERVICE}",topic="{service.ingress}"}}'
+    assert f"{dead} 2.0" in metrics
 
     # An operator sees what was kept, and cannot redrive a reference.
     dead_id = str(value_row["id"])

@@ -18,12 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub.consumer import Route
 from hub.errors import TransientError
-from hub.health import HealthServer
-from hub.messages import Incoming, Transaction
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.runtime.consumer import Route
+from hub.runtime.health import HealthServer
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 PATIENCE = 200  # attempts before the failing record gives up failing (a bound, not a goal)
@@ -120,10 +121,13 @@ async def test_a_retrying_record_does_not_hold_up_other_partitions(hub_settings:
     assert ready["ok_groups_joined"] is True
     assert ready["ok_broker"] is True
     processed = (
-        'hub_consumer_records_total{service="backoff_test",group="hub.test.backoff",outcome="processed"}'
+        'hub_consumer_records_total{group="hub.test.backoff",outcome="processed",service="backoff_test"}'
     )
-    assert f"{processed} {OTHERS + 2}" in metrics.splitlines()
-    assert 'hub_outbox_backlog{service="backoff_test"} 0' in metrics.splitlines()
+    assert f"{processed} {float(OTHERS + 2)}" in metrics.splitlines()
+    assert 'hub_outbox_backlog{service="backoff_test"} 0.0' in metrics.splitlines()
+    # Time to a committed outcome, per route: every processed record is in the histogram.
+    count = f'hub_record_processing_seconds_count{{route="{topic}",service="backoff_test"}}'
+    assert f"{count} {float(OTHERS + 2)}" in metrics.splitlines()
 
 
 async def _probe(runtime: ServiceRuntime) -> tuple[dict[str, Any], str]:

@@ -21,11 +21,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
-from hub.consumer import Route
-from hub.kafka import ensure_topics
-from hub.messages import Incoming, Transaction
-from hub.service import PATTERN_METADATA_MAX_AGE_MS, ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.runtime.consumer import Route
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
+from hub.runtime.service import PATTERN_METADATA_MAX_AGE_MS, ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 

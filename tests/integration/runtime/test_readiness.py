@@ -17,10 +17,10 @@ import asyncpg
 import pytest
 
 from contracts import DepartureConfirmed
-from hub.consumer import Route
-from hub.db import create_pool
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.runtime.consumer import Route
+from hub.runtime.db import create_pool
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 

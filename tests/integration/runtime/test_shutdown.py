@@ -27,11 +27,12 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from contracts import KRIENS, DepartureConfirmed, Envelope, TaxRecordUpdated, header_value
-from hub.consumer import Outcome, Route
-from hub.kafka import ensure_topics
-from hub.messages import Incoming, Transaction
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.runtime.consumer import Outcome, Route
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Incoming
+from hub.runtime.outbox import Transaction
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 

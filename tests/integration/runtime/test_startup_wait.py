@@ -17,11 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from contracts import DepartureConfirmed
-from hub.consumer import Route
-from hub.embedded.ports import free_port
 from hub.errors import DatabaseUnavailable
-from hub.service import ServiceContext, ServiceDefinition, ServiceRuntime
-from hub.settings import HubSettings
+from hub.local.embedded.ports import free_port
+from hub.runtime.consumer import Route
+from hub.runtime.service import ServiceContext, ServiceDefinition, ServiceRuntime
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio
 

@@ -17,14 +17,14 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from hub import topics
-from hub.consumer import Outcome, Route
-from hub.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.local.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id
+from hub.runtime import topics
+from hub.runtime.consumer import Outcome, Route
+from hub.runtime.settings import HubSettings
+from hub.security.signing import SigningKey
 from services.registry import bootstrap
-from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key
+from services.registry.settings import RegistrySettings
+from tests.fixtures.registry import ingress_processor, ingress_route, mirror_partner_key, registry_context
 from tests.fixtures.signing import Crafted, craft
 
 pytestmark = pytest.mark.asyncio
@@ -32,7 +32,7 @@ GROUP = "hub.registry.ingress"
 
 
 def _ingress(pool: asyncpg.Pool, settings: HubSettings) -> Route:
-    return ingress_route(list(bootstrap.routes(ServiceContext("registry", settings, pool))))
+    return ingress_route(list(bootstrap.routes(registry_context(pool, settings))))
 
 
 @pytest_asyncio.fixture
@@ -145,25 +145,27 @@ async def test_the_binding_holds_with_signatures_switched_off(
 
 
 async def test_the_shared_ingress_is_read_only_when_switched_on_and_binds_no_topic(
-    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings
+    pool: asyncpg.Pool, portal_key: SigningKey, hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert hub_settings.shared_ingress is False  # secure by default
+    monkeypatch.delenv("HUB_SHARED_INGRESS", raising=False)
+    assert RegistrySettings().shared_ingress is False  # secure by default
     closed = _ingress(pool, hub_settings)
     assert closed.pattern is not None
     assert re.match(closed.pattern, topics.INGRESS) is None  # the registry does not read it
     assert re.match(closed.pattern, topics.ingress_topic(PORTAL)) is not None
-    ctx = ServiceContext("registry", hub_settings, pool)
+    ctx = registry_context(pool, hub_settings)
     created = set(await bootstrap.partner_topics(ctx))
     assert topics.ingress_topic(PORTAL) in created
     assert topics.ingress_topic(KRIENS_OFFICE) in created
     assert topics.INGRESS not in created
 
-    shared = hub_settings.model_copy(update={"shared_ingress": True})
+    monkeypatch.setenv("HUB_SHARED_INGRESS", "true")  # as an operator switches it on
+    shared = hub_settings
     opened = _ingress(pool, shared)
     assert opened.pattern is not None
     assert re.match(opened.pattern, topics.INGRESS) is not None
     assert re.match(opened.pattern, "hub.ingress-dlt") is None
-    assert topics.INGRESS in set(await bootstrap.partner_topics(ServiceContext("registry", shared, pool)))
+    assert topics.INGRESS in set(await bootstrap.partner_topics(registry_context(pool, shared)))
     # On the shared topic the signature alone proves the sender: any partner may write there.
     report = _move(portal_key)
     assert (

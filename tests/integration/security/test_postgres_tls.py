@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hub.db import create_pool
 from hub.errors import DatabaseUnavailable
+from hub.runtime.db import create_pool
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,7 +1,7 @@
 """An old partner event that an operator redrives is accepted; nobody else can make it so.
 
 The registry's real ingress route refuses a signed event older than the replay window and
-dead-letters it. ``hub.dlq.redrive`` queues it in the registry's outbox with the
+dead-letters it. ``hub.cli.dead_letters.redrive`` queues it in the registry's outbox with the
 operator's attestation, the real relay publishes it to Kafka, and the record read back is
 processed: the case opens. Without the attestation, under an untrusted key, with an
 attestation copied from another event, or redriven too long ago, it is refused again.
@@ -17,15 +17,15 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from hub import dlq
-from hub.consumer import Outcome
-from hub.demo import PORTAL, demo_person, move_report, new_case_id
-from hub.operator_keys import operator_signing_key
-from hub.outbox import OutboxRelay
-from hub.publisher import KafkaPublisher
-from hub.redrive_attestation import HEADER, attest
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.cli import dead_letters as dlq
+from hub.local.demo import PORTAL, demo_person, move_report, new_case_id
+from hub.runtime.consumer import Outcome
+from hub.runtime.outbox import OutboxRelay
+from hub.runtime.publisher import KafkaPublisher
+from hub.runtime.settings import HubSettings
+from hub.security.operator_keys import operator_signing_key
+from hub.security.redrive_attestation import HEADER, attest
+from hub.security.signing import SigningKey
 from tests.fixtures.registry import ingress_processor, mirror_partner_key
 from tests.fixtures.signing import Crafted, craft
 

@@ -26,25 +26,26 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from contracts import Envelope, Jurisdiction, Sector, SetSubscription, header_value
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from contracts.identity import PartnerKeyRegistered
-from hub import topics
-from hub.cli import main
-from hub.consumer import MessageProcessor, Outcome, RetryPolicy
-from hub.deadletter import DeadLetterWriter
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE
-from hub.kafka import ensure_topics
-from hub.messages import Incoming, Transaction
-from hub.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
-from hub.partner import PARTNER_SOURCE_PREFIX
-from hub.service import ServiceContext
-from hub.settings import HubSettings
-from hub.signing import SigningKey
-from hub.signing_keys import create_private_key, public_pem
+from hub.cli.main import main
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE
+from hub.runtime import topics
+from hub.runtime.consumer import MessageProcessor, Outcome, RetryPolicy
+from hub.runtime.deadletter import DeadLetterWriter
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.messages import Incoming
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.security.key_files import create_private_key, public_pem
+from hub.security.operator_keys import ADMIN_CLI_SOURCE, operator_key_id, operator_signing_key
+from hub.security.signing import SigningKey
+from hub.vault.crypto import MasterKey
 from services.identity import bootstrap as identity_bootstrap
 from services.registry import bootstrap as registry_bootstrap
 from services.registry import partner_keys as registry_partner_keys
 from tests.fixtures.infrastructure import point_cli_at
-from tests.fixtures.registry import migrated_registry_pool
+from tests.fixtures.registry import migrated_registry_pool, registry_unit_of_work
 from tests.fixtures.signing import Crafted, send
 from tests.integration.identity.support import migrated_pool
 
@@ -93,9 +94,11 @@ COMMANDS: dict[str, AdminCommand] = {
 
 @dataclass(frozen=True)
 class Hub:
-    """identity and the registry of one hub: their schemas and their hub.admin processors."""
+    """identity and the registry of one hub: their schemas, the master key their services
+    load, and their hub.admin processors."""
 
     settings: HubSettings
+    master: MasterKey
     identity: asyncpg.Pool
     registry: asyncpg.Pool
     topic: str
@@ -104,15 +107,19 @@ class Hub:
         """Both services' admin routes, as their composition roots build them from ``settings``."""
         settings = settings or self.settings
         return (
-            _admin_processor(self.identity, identity_bootstrap.routes, settings, "identity"),
-            _admin_processor(self.registry, registry_bootstrap.routes, settings, "registry"),
+            _admin_processor(self.identity, identity_bootstrap.routes, settings, self.master, "identity"),
+            _admin_processor(self.registry, registry_bootstrap.routes, settings, self.master, "registry"),
         )
 
 
 def _admin_processor(
-    pool: asyncpg.Pool, routes: Callable[[ServiceContext], Sequence[Any]], settings: HubSettings, name: str
+    pool: asyncpg.Pool,
+    routes: Callable[[ServiceContext], Sequence[Any]],
+    settings: HubSettings,
+    master: MasterKey,
+    name: str,
 ) -> MessageProcessor:
-    [route] = [r for r in routes(ServiceContext(name, settings, pool)) if r.topic == topics.ADMIN]
+    [route] = [r for r in routes(ServiceContext(name, settings, pool, master)) if r.topic == topics.ADMIN]
     return MessageProcessor(
         pool,
         route,
@@ -124,7 +131,7 @@ def _admin_processor(
 
 @pytest_asyncio.fixture
 async def hub(
-    hub_settings: HubSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+    hub_settings: HubSettings, master_key: MasterKey, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Hub]:
     """identity's and the registry's schemas as their services prepare them at start."""
     topic = f"hub.admin.test-{uuid.uuid4().hex[:12]}"
@@ -132,7 +139,7 @@ async def hub(
     await ensure_topics(hub_settings, [topic])
     identity = await migrated_pool(database_url)
     registry = await migrated_registry_pool(database_url, size=4)
-    yield Hub(hub_settings, identity, registry, topic)
+    yield Hub(hub_settings, master_key, identity, registry, topic)
     await identity.close()
     await registry.close()
 
@@ -361,7 +368,7 @@ async def _register_ops_key(hub: Hub, key: SigningKey) -> None:
     )
     msg: Incoming[Any] = Incoming(envelope, mirrored, topics.IDENTITY_PARTNERS, 0, 0, "0" * 32)
     async with hub.registry.acquire() as conn, conn.transaction():
-        await registry_partner_keys.mirror_key_registered(msg, Transaction(conn, source="registry"))
+        await registry_partner_keys.mirror_key_registered(msg, registry_unit_of_work(conn, hub.master))
 
 
 async def test_an_operations_partner_signs_with_its_own_registered_key(hub: Hub) -> None:

@@ -20,14 +20,15 @@ import pytest_asyncio
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub import topics
-from hub.consumer import Outcome
-from hub.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
-from hub.messages import Incoming, Transaction
-from hub.settings import HubSettings
-from hub.signing import SigningKey
+from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id
+from hub.runtime import topics
+from hub.runtime.consumer import Outcome
+from hub.runtime.messages import Incoming
+from hub.runtime.settings import HubSettings
+from hub.security.signing import SigningKey
+from hub.vault.crypto import MasterKey
 from services.registry import partner_keys
-from tests.fixtures.registry import ingress_processor
+from tests.fixtures.registry import ingress_processor, registry_unit_of_work
 from tests.fixtures.signing import Crafted, craft
 
 pytestmark = pytest.mark.asyncio
@@ -46,7 +47,9 @@ class Keys:
     portal_revoked: SigningKey
 
 
-async def _mirror(pool: asyncpg.Pool, data: PartnerKeyRegistered | PartnerKeyRevoked) -> None:
+async def _mirror(
+    pool: asyncpg.Pool, master: MasterKey, data: PartnerKeyRegistered | PartnerKeyRevoked
+) -> None:
     """The registry's handler for identity's announcement, as its consumer would call it."""
     envelope = Envelope.new(data, source="urn:ch:lu:hub:service:identity", business_process_id="partner:x")
     msg: Incoming[Any] = Incoming(envelope, data, topics.IDENTITY_PARTNERS, 0, 0, "0" * 32)
@@ -56,11 +59,12 @@ async def _mirror(pool: asyncpg.Pool, data: PartnerKeyRegistered | PartnerKeyRev
         else partner_keys.mirror_key_revoked
     )
     async with pool.acquire() as conn, conn.transaction():
-        await handler(msg, Transaction(conn, source=REGISTRY))
+        await handler(msg, registry_unit_of_work(conn, master))
 
 
 async def _register(
     pool: asyncpg.Pool,
+    master: MasterKey,
     partner_id: str,
     key_id: str,
     *,
@@ -70,6 +74,7 @@ async def _register(
     key = SigningKey.generate(key_id)
     await _mirror(
         pool,
+        master,
         PartnerKeyRegistered(
             partner_id=partner_id,
             key_id=key_id,
@@ -82,18 +87,20 @@ async def _register(
 
 
 @pytest_asyncio.fixture
-async def keys(pool: asyncpg.Pool) -> Keys:
-    revoked = await _register(pool, PORTAL, "portal-revoked")
-    await _mirror(pool, PartnerKeyRevoked(partner_id=PORTAL, key_id="portal-revoked", revoked_at=NOW))
+async def keys(pool: asyncpg.Pool, master_key: MasterKey) -> Keys:
+    revoked = await _register(pool, master_key, PORTAL, "portal-revoked")
+    await _mirror(
+        pool, master_key, PartnerKeyRevoked(partner_id=PORTAL, key_id="portal-revoked", revoked_at=NOW)
+    )
     return Keys(
-        portal=await _register(pool, PORTAL, "portal-2026"),
-        kriens=await _register(pool, KRIENS_OFFICE, "kriens-2026"),
-        tax=await _register(pool, TAX_OFFICE, "tax-2026"),
+        portal=await _register(pool, master_key, PORTAL, "portal-2026"),
+        kriens=await _register(pool, master_key, KRIENS_OFFICE, "kriens-2026"),
+        tax=await _register(pool, master_key, TAX_OFFICE, "tax-2026"),
         portal_expired=await _register(
-            pool, PORTAL, "portal-2024", valid_from=NOW - dt.timedelta(days=400), valid_until=NOW
+            pool, master_key, PORTAL, "portal-2024", valid_from=NOW - dt.timedelta(days=400), valid_until=NOW
         ),
         portal_not_yet_valid=await _register(
-            pool, PORTAL, "portal-2027", valid_from=NOW + dt.timedelta(days=30)
+            pool, master_key, PORTAL, "portal-2027", valid_from=NOW + dt.timedelta(days=30)
         ),
         portal_revoked=revoked,
     )
@@ -227,14 +234,16 @@ async def test_a_replay_under_a_new_id_breaks_the_signature(
 
 
 async def test_a_key_registered_while_running_is_accepted_and_a_revocation_applies_at_once(
-    pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings
+    pool: asyncpg.Pool, keys: Keys, hub_settings: HubSettings, master_key: MasterKey
 ) -> None:
     processor = ingress_processor(pool, hub_settings)
-    rotated = await _register(pool, PORTAL, "portal-2026b")  # rotation: two valid keys at once
+    rotated = await _register(pool, master_key, PORTAL, "portal-2026b")  # rotation: two valid keys at once
     first, second = _move(rotated), _move(keys.portal)
     assert await processor.process(first.record(1)) is Outcome.PROCESSED
     assert await processor.process(second.record(2)) is Outcome.PROCESSED
-    await _mirror(pool, PartnerKeyRevoked(partner_id=PORTAL, key_id="portal-2026b", revoked_at=NOW))
+    await _mirror(
+        pool, master_key, PartnerKeyRevoked(partner_id=PORTAL, key_id="portal-2026b", revoked_at=NOW)
+    )
     after = _move(rotated)
     assert await processor.process(after.record(3)) is Outcome.DEAD_LETTERED
     [row] = await _dead_letters(pool, after.event_id)

@@ -1,7 +1,8 @@
 """Two citizens' data stored by the three services, as their handlers store it, in one database.
 
 The services' schemas and the shared vault are migrated as each service does at start; the
-session's master key is installed (``tests/fixtures/vault.py``).
+three services' code is given one master key (``Pools.master``), as the services of one hub
+load the same ring.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ from contracts import (
     Sex,
     parse_data,
 )
-from hub.messages import Transaction
+from hub.vault.crypto import MasterKey
 from services.identity import handlers as identity_handlers
+from services.identity.ports import UnitOfWork
 from services.notifications.channels import ChannelAdapter, EmailChannel, InboxChannel
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.email_sender import InMemoryEmailSender
-from services.registry import repository as registry
-from tests.fixtures.registry import migrated_registry_pool
+from services.registry.model import NewCase, PendingDelivery
+from tests.fixtures.registry import migrated_registry_pool, registry_unit_of_work
 from tests.integration.identity import support as identity
 from tests.integration.notifications import conftest as notifications
 
@@ -50,14 +52,16 @@ class Pools:
     registry: asyncpg.Pool
     identity: asyncpg.Pool
     notifications: asyncpg.Pool
+    master: MasterKey  # the vault's master key the three services' code is given
 
 
 @pytest_asyncio.fixture
-async def pools(database_url: str) -> AsyncIterator[Pools]:
+async def pools(database_url: str, vault_master_key: MasterKey) -> AsyncIterator[Pools]:
     opened = Pools(
         await migrated_registry_pool(database_url, size=4),
         await identity.migrated_pool(database_url),
         await notifications.migrated_pool(database_url),
+        vault_master_key,
     )
     yield opened
     for pool in (opened.registry, opened.identity, opened.notifications):
@@ -122,22 +126,25 @@ async def open_case(pools: Pools, moved: MoveReported) -> Citizen:
     data = moved.model_dump(mode="json")
     vn = data["person"].pop("vn")
     async with pools.registry.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=REGISTRY_SOURCE)
-        assert await registry.insert_case(
-            tx,
-            case_id=citizen.case_id,
-            case_type="relocation",
-            trace_id="0" * 32,
-            traceparent=None,
-            test_delivery=False,
-            reported_event_id=str(uuid.uuid4()),
-            details=data,
-            deadline_s=3600,
-            details_type=MoveReported.event_type,
-            subject_vn=vn,
+        uow = registry_unit_of_work(conn, pools.master)
+        assert await uow.cases.add(
+            NewCase(
+                case_id=citizen.case_id,
+                case_type="relocation",
+                trace_id="0" * 32,
+                traceparent=None,
+                test_delivery=False,
+                reported_event_id=str(uuid.uuid4()),
+                details=data,
+                deadline_s=3600,
+                details_type=MoveReported.event_type,
+                subject_vn=vn,
+            )
         )
-        await registry.add_pending(
-            tx, citizen.request_id, citizen.case_id, str(uuid.uuid4()), MoveReported.event_type, data
+        await uow.pending.add(
+            PendingDelivery(
+                citizen.request_id, citizen.case_id, str(uuid.uuid4()), MoveReported.event_type, data
+            )
         )
     return citizen
 
@@ -150,19 +157,19 @@ async def resolve(pools: Pools, citizen: Citizen) -> Citizen:
         citizen_pseudonym=True,
     )
 
-    async def issue(msg: Any, tx: Transaction) -> None:
-        await identity_handlers.issue_pseudonyms(msg, tx, secret=identity.SECRET)
+    async def issue(msg: Any, uow: UnitOfWork) -> None:
+        await identity_handlers.issue_pseudonyms(msg, uow, secret=identity.SECRET)
 
     [answer] = await identity.handle(
-        pools.identity, issue, identity.incoming(request, case_id=citizen.case_id)
+        pools.identity, pools.master, issue, identity.incoming(request, case_id=citizen.case_id)
     )
     [row] = [r for r in await identity.outbox(pools.identity) if r.event_id == answer.id]
     issued = parse_data(answer.type, row.payload)
     assert isinstance(issued, PseudonymsIssued)
     assert issued.citizen_id is not None
     async with pools.registry.acquire() as conn, conn.transaction():
-        await registry.set_citizen_id(
-            Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id, issued.citizen_id
+        await registry_unit_of_work(conn, pools.master).cases.set_citizen_id(
+            citizen.case_id, issued.citizen_id
         )
     return Citizen(citizen.report, citizen.case_id, citizen.request_id, issued.citizen_id)
 
@@ -183,7 +190,7 @@ async def notify(pools: Pools, citizen: Citizen, step: str, *, send: bool) -> st
         citizen_id=citizen.citizen_id,
     )
     await notifications.accept(
-        pools.notifications, notifications.incoming(requested, case_id=citizen.case_id)
+        pools.notifications, pools.master, notifications.incoming(requested, case_id=citizen.case_id)
     )
     if send:
         await dispatch(pools)
@@ -194,9 +201,9 @@ async def dispatch(pools: Pools) -> InMemoryEmailSender:
     sender = InMemoryEmailSender()
     channels: dict[Channel, ChannelAdapter] = {
         Channel.EMAIL: EmailChannel(sender, from_address="noreply@hub.stadtluzern.ch"),
-        Channel.INBOX: InboxChannel(pools.notifications),
+        Channel.INBOX: InboxChannel(notifications.units(pools.notifications, pools.master)),
     }
-    await Dispatcher(pools.notifications, channels, source=notifications.SOURCE).dispatch_due()
+    await Dispatcher(notifications.units(pools.notifications, pools.master), channels).dispatch_due()
     return sender
 
 

@@ -17,23 +17,20 @@ from pathlib import Path
 import pytest
 
 from contracts import Channel
-from hub import vault_master
-from hub.casefile import SEALED_TEXT, load_case_view
-from hub.cli import main
-from hub.kafka import ensure_topics
-from hub.messages import Transaction
-from hub.outbox import OutboxRelay
-from hub.publisher import KafkaPublisher
-from hub.settings import HubSettings
-from hub.vault import ERASED_TEXT, MasterKey
+from hub.cli.casefile import SEALED_TEXT, load_case_view
+from hub.cli.main import main
+from hub.runtime.kafka import ensure_topics
+from hub.runtime.outbox import OutboxRelay
+from hub.runtime.publisher import KafkaPublisher
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import ERASED_TEXT, MasterKey
 from services.identity.erase import Erasure, RelayBacklog, erase_person
-from services.notifications import citizens
-from services.registry import repository as registry
-from services.registry import sealing as registry_sealing
-from services.registry.domain import load_processes
+from services.registry.model import TimelineStep
 from tests.fixtures.infrastructure import point_cli_at
+from tests.fixtures.registry import registry_unit_of_work
+from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
-from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, published, store
+from tests.integration.vault.support import ANNA, BRUNO, Citizen, Pools, published, store
 
 pytestmark = pytest.mark.asyncio
 LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
@@ -50,24 +47,26 @@ def _action(citizen: Citizen) -> str:
 async def _rejected(pools: Pools, citizen: Citizen) -> None:
     """The timeline steps ``handlers.request_action`` and ``handlers.reject_case`` write."""
     async with pools.registry.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=REGISTRY_SOURCE)
+        timeline = registry_unit_of_work(conn, pools.master).timeline
         for event_type, summary, text in (
             ("ch.lu.hub.case.action-required.v1", "action required", _action(citizen)),
             ("ch.lu.hub.case.rejected.v1", "rejected", _reason(citizen)),
         ):
-            await registry.add_timeline(
-                tx,
-                case_id=citizen.case_id,
-                service=LUCERNE_OFFICE,
-                event_type=event_type,
-                event_id=f"{citizen.case_id}:{summary}",
-                trace_id="0" * 32,
-                detail=summary,
-                confidential=text,
+            await timeline.add(
+                TimelineStep(
+                    case_id=citizen.case_id,
+                    service=LUCERNE_OFFICE,
+                    event_type=event_type,
+                    event_id=f"{citizen.case_id}:{summary}",
+                    trace_id="0" * 32,
+                    detail=summary,
+                    confidential=text,
+                )
             )
 
 
-async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None = None) -> list[str]:
+async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None) -> list[str]:
+    """The office's timeline texts as a reader with ``master`` sees them (None: no key)."""
     async with pools.registry.acquire() as conn:
         view = await load_case_view(conn, citizen.case_id, master=master)
     assert view is not None
@@ -76,95 +75,51 @@ async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None = No
 
 async def _erase(pools: Pools, *, vn: str) -> Erasure:
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, vn=vn)
+        return await erase_person(conn, pools.master, vn=vn)
 
 
 async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(pools: Pools) -> None:
     anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
     await _rejected(pools, anna)
     await _rejected(pools, bruno)
-    # A text written in clear by a registry before migration 0009, not sealed yet.
-    legacy = f"rejected: {anna.person.first_name} wohnt nicht an der gemeldeten Adresse"
-    async with pools.registry.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
-            "VALUES ($1, $2, 'ch.lu.hub.case.rejected.v1', 'legacy', $3, $4)",
-            anna.case_id,
-            LUCERNE_OFFICE,
-            "0" * 32,
-            legacy,
-        )
     texts = (_reason(anna), _action(anna), _reason(bruno), _action(bruno))
     async with pools.registry.acquire() as conn:
-        # Sealed: not in any row as read, nor in the files on disk; the legacy text is (control).
-        assert hits(await readable_rows(conn), (*texts, legacy)) == [('"registry"."timeline"', legacy)]
+        # Sealed: not in any row as read, nor in the files on disk.
+        assert hits(await readable_rows(conn), texts) == []
         assert hits(await relation_files(conn, ("registry",)), texts) == []
     # Readers with the master key see the text; without it, that it is sealed.
-    assert await _details(pools, anna) == [
+    assert await _details(pools, anna, pools.master) == [
         f"action required: {_action(anna)}",
         f"rejected: {_reason(anna)}",
-        legacy,
     ]
-    before = vault_master.installed()
-    vault_master.install(None)
-    try:
-        assert await _details(pools, bruno) == [f"action required: {SEALED_TEXT}", f"rejected: {SEALED_TEXT}"]
-    finally:
-        vault_master.install(before)
+    assert await _details(pools, bruno, None) == [
+        f"action required: {SEALED_TEXT}",
+        f"rejected: {SEALED_TEXT}",
+    ]
 
     await published(pools)
     erasure = await _erase(pools, vn=anna.person.vn)
 
     stores = {(s.store, s.done): s.rows for s in erasure.stores}
     assert stores[("registry.timeline", "unreadable (sealed under a destroyed key)")] == 2
-    assert stores[("registry.timeline", "texts left in clear cut to their summary")] == 1
-    assert await _details(pools, anna) == [
+    assert await _details(pools, anna, pools.master) == [
         f"action required: {ERASED_TEXT}",
         f"rejected: {ERASED_TEXT}",
-        "rejected",
     ]
-    assert await _details(pools, bruno) == [
+    assert await _details(pools, bruno, pools.master) == [
         f"action required: {_action(bruno)}",
         f"rejected: {_reason(bruno)}",
     ]
     async with pools.registry.acquire() as conn:
-        assert hits(await readable_rows(conn), (*texts, legacy)) == []
-
-
-async def test_timeline_texts_stored_in_clear_are_sealed_at_start(pools: Pools) -> None:
-    anna = await store(pools, ANNA)
-    reason = _reason(anna)
-    async with pools.registry.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
-            "VALUES ($1, $2, 'ch.lu.hub.case.rejected.v1', 'e1', $3, $4), "
-            "($1, $2, 'ch.lu.hub.case.departure-confirmed.v1', 'e2', $3, 'departure-confirmed')",
-            anna.case_id,
-            LUCERNE_OFFICE,
-            "0" * 32,
-            f"rejected: {reason}",
-        )
-    async with pools.registry.acquire() as conn, conn.transaction():
-        assert await registry_sealing.seal_batch(load_processes())(conn) == 1  # the rejection only
-    async with pools.registry.acquire() as conn, conn.transaction():
-        assert await registry_sealing.seal_batch(load_processes())(conn) == 0
-    async with pools.registry.acquire() as conn:
-        assert hits(await readable_rows(conn), (reason,)) == []
-        assert (
-            await conn.fetchval(
-                "SELECT detail FROM timeline WHERE case_id = $1 AND event_id = 'e1'", anna.case_id
-            )
-            == "rejected"
-        )
-    assert await _details(pools, anna) == [f"rejected: {reason}", "departure-confirmed"]
+        assert hits(await readable_rows(conn), texts) == []
 
 
 async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(pools: Pools) -> None:
     anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
-    async with pools.notifications.acquire() as conn:
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
         for citizen in (anna, bruno):
-            await citizens.prefer_channel(conn, citizen.citizen_id, Channel.INBOX)
-            await citizens.set_opted_out(conn, citizen.citizen_id, True)
+            await uow.preferences.prefer_channel(citizen.citizen_id, Channel.INBOX)
+            await uow.preferences.set_opted_out(citizen.citizen_id, True)
     await published(pools)
 
     erasure = await _erase(pools, vn=anna.person.vn)
@@ -173,9 +128,9 @@ async def test_the_persons_channel_preferences_are_deleted_and_the_others_stay(p
     assert {(s.store, s.done): s.rows for s in erasure.stores}[
         ("notifications.citizen_preferences", "deleted")
     ] == 1
-    async with pools.notifications.acquire() as conn:
-        assert await citizens.preference_of(conn, anna.citizen_id) is None
-        kept = await citizens.preference_of(conn, bruno.citizen_id)
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
+        assert await uow.preferences.preference_of(anna.citizen_id) is None
+        kept = await uow.preferences.preference_of(bruno.citizen_id)
     assert kept is not None
     assert (kept.channel, kept.opted_out) == (Channel.INBOX, True)
 
@@ -194,7 +149,7 @@ async def _unpublished(pools: Pools, citizen: Citizen) -> dict[str, int]:
 
 async def _case_erased(pools: Pools, citizen: Citizen) -> bool:
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn, pools.master).cases.get(citizen.case_id)
     assert case is not None
     return case.erased
 
@@ -216,7 +171,7 @@ async def test_unpublished_rows_refuse_the_erasure_and_nothing_changes_unless_th
     assert await _unpublished(pools, anna) == waiting
 
     async with pools.identity.acquire() as conn, conn.transaction():
-        erasure = await erase_person(conn, vn=anna.person.vn, unpublished="delete")
+        erasure = await erase_person(conn, pools.master, vn=anna.person.vn, unpublished="delete")
 
     assert erasure.unpublished_outbox_rows == sum(waiting.values())
     assert await _case_erased(pools, anna)
@@ -225,9 +180,13 @@ async def test_unpublished_rows_refuse_the_erasure_and_nothing_changes_unless_th
 
 
 @pytest.fixture
-def operator(hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """An operator's shell on this database (the master key is the session's file)."""
+def operator(
+    hub_settings: HubSettings, vault_master_key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An operator's shell on this database, with the master key the services' code here was
+    given (``Pools.master``) as the ring HUB_MASTER_KEY_FILE names."""
     point_cli_at(hub_settings, monkeypatch, tmp_path)
+    monkeypatch.setenv("HUB_MASTER_KEY_FILE", str(vault_master_key_file))
 
 
 def _hub(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,37 +1,40 @@
 """Rotating the vault's master key on real PostgreSQL, while the services' code keeps working.
 
-Each test has a ring of its own (a ``master.key`` as a hub before rings had it), installed
-as a service installs it at start. ``hub vault ...`` runs as an operator runs it, in a
-thread (it calls asyncio.run), against the test database.
+Each test has a ring of its own (a ``master.key`` as a hub before rings had it), loaded as
+a service loads it at start and given to the services' code (``Pools.master``). ``hub vault
+...`` runs as an operator runs it, in a thread (it calls asyncio.run), against the test
+database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub import cli, vault, vault_rotate, vault_store
-from hub.messages import Transaction
-from hub.vault import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
-from hub.vault_master import installed, installed_as, load_ring
-from services.identity import repository as persons
-from services.notifications import citizens
-from services.registry import repository as registry
-from tests.integration.vault.support import ANNA, BRUNO, REGISTRY_SOURCE, Citizen, Pools, store
+from hub.cli import main as cli
+from hub.vault import crypto as vault
+from hub.vault import rotate as vault_rotate
+from hub.vault import store as vault_store
+from hub.vault.crypto import KEY_BYTES, DataKey, Erased, MasterKey, TamperedCiphertext, case_ref
+from hub.vault.master import load_ring
+from services.identity.adapters.postgres import PostgresRepositories as IdentityRepositories
+from tests.fixtures.registry import registry_unit_of_work
+from tests.integration.notifications.conftest import units as notifications_units
+from tests.integration.vault.support import ANNA, BRUNO, Citizen, Pools, store
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def base(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Version 1 alone, installed in this process as a service's start installs it; the
-    operator's shell (HUB_DATABASE_URL, HUB_MASTER_KEY_FILE) points at the same ring."""
+def base(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Version 1 alone; the operator's shell (HUB_DATABASE_URL, HUB_MASTER_KEY_FILE) points
+    at it."""
     path = tmp_path / "secrets" / "master.key"
     path.parent.mkdir()
     path.write_text(secrets.token_hex(KEY_BYTES))
@@ -42,8 +45,14 @@ def base(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
     # A ring reloads on meeting an unknown version at most once a second; no test waits that.
     monkeypatch.setattr(vault, "_RELOAD_MIN_S", 0.0)
-    with installed_as(load_ring(path)):
-        yield path
+    return path
+
+
+@pytest.fixture
+def pools(pools: Pools, base: Path) -> Pools:
+    """The services' pools, their code given the ring at ``base`` as a service loads it at
+    start (it reads itself again when it meets a version it does not know)."""
+    return dataclasses.replace(pools, master=load_ring(base))
 
 
 async def _hub(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -72,17 +81,17 @@ async def _reads(pools: Pools, citizen: Citizen) -> tuple[Any, ...]:
     """What each service reads of the citizen: the case details, identity's record found
     through its blind index of the AHVN13, and the inbox message."""
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn, pools.master).cases.get(citizen.case_id)
     assert case is not None
     async with pools.identity.acquire() as conn:
-        tx = Transaction(conn, source="test")
-        person_id = await persons.person_by_vn(tx, citizen.person.vn)
-        record = None if person_id is None else await persons.person_record(tx, person_id)
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, citizen.citizen_id)
+        persons = IdentityRepositories(conn, pools.master).persons  # the ring the services run with
+        person_id = await persons.by_vn(citizen.person.vn)
+        record = None if person_id is None else await persons.record(person_id)
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
+        [message] = await uow.inbox.of(citizen.citizen_id)
     return (
         ERASED if case.erased else case.details["person"]["first_name"],
-        ERASED if isinstance(record, Erased) else None if record is None else record["first_name"],
+        ERASED if isinstance(record, Erased) else None if record is None else record.first_name,
         ERASED if message.erased else citizen.person.first_name in message.body,
     )
 
@@ -98,7 +107,7 @@ async def _make_keys(pools: Pools, count: int) -> list[DataKey]:
     keys = []
     async with pools.registry.acquire() as conn:
         for n in range(count):
-            key = await vault_store.key_for(conn, installed(), case_ref(f"eumzug-{n}"))
+            key = await vault_store.key_for(conn, pools.master, case_ref(f"eumzug-{n}"))
             assert isinstance(key, DataKey)
             keys.append(key)
     return keys
@@ -108,7 +117,7 @@ async def test_data_sealed_before_a_rotation_reads_after_it_and_after_the_old_ve
     pools: Pools, base: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     anna = await store(pools, ANNA)
-    v1 = installed().key_id
+    v1 = pools.master.key_id
     keys_before = await _wrapped_by(pools)
     assert list(keys_before) == [v1]
 
@@ -136,10 +145,10 @@ async def test_data_sealed_before_a_rotation_reads_after_it_and_after_the_old_ve
     assert "kept as" in out
     assert "master.key.retired" in _ring_dir(base)
     assert "master.key" not in _ring_dir(base)
-    with installed_as(load_ring(base)):  # a service started now has no version 1 at all
-        assert [v.number for v in installed().versions()] == [2]
-        assert await _reads(pools, anna) == _readable(anna)
-        assert await _reads(pools, bruno) == _readable(bruno)
+    restarted = dataclasses.replace(pools, master=load_ring(base))  # services started now: no version 1
+    assert [v.number for v in restarted.master.versions()] == [2]
+    assert await _reads(restarted, anna) == _readable(anna)
+    assert await _reads(restarted, bruno) == _readable(bruno)
     # Raw scan: no stored wrapping opens with the retired secret, and none is labelled with it.
     retired = MasterKey(bytes.fromhex(base.with_name("master.key.retired").read_text()))
     assert retired.key_id == v1
@@ -155,7 +164,7 @@ async def test_data_sealed_before_a_rotation_reads_after_it_and_after_the_old_ve
 async def test_an_interrupted_rotation_is_finished_by_the_next_run_while_services_write(
     pools: Pools, base: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service = installed()  # loaded at start, before the rotation
+    service = pools.master  # loaded at start, before the rotation
     old = await _make_keys(pools, 7)
     v1 = service.key_id
 
@@ -208,7 +217,7 @@ async def test_erased_keys_stay_erased_through_a_rotation(
 ) -> None:
     anna, bruno = await store(pools, ANNA), await store(pools, BRUNO)
     async with pools.registry.acquire() as conn, conn.transaction():
-        destroyed = await vault_store.destroy(conn, refs=[installed().subject_ref(anna.person.vn)])
+        destroyed = await vault_store.destroy(conn, refs=[pools.master.subject_ref(anna.person.vn)])
         assert destroyed.keys == 1
         before = await conn.fetch(
             "SELECT key_id, destroyed_at FROM vault.data_keys WHERE destroyed_at IS NOT NULL ORDER BY key_id"
@@ -235,7 +244,7 @@ async def test_erased_keys_stay_erased_through_a_rotation(
 async def test_a_prepared_version_unwraps_but_wraps_nothing_until_the_rotation(
     pools: Pools, base: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service = installed()
+    service = pools.master
     [early] = await _make_keys(pools, 1)
 
     code, out, err = await _hub(capsys, "vault", "rotate-master-key", "--prepare")
@@ -287,7 +296,7 @@ async def test_a_rotation_with_a_ring_that_is_not_the_services_is_refused(
     assert _ring_dir(base) == {"master.key"}
     code, out, err = await _hub(capsys, "vault", "status")
     assert code == 0, err
-    assert f"NOT IN THE RING  {installed().key_id}  2 data key(s), 0 destroyed" in out
+    assert f"NOT IN THE RING  {pools.master.key_id}  2 data key(s), 0 destroyed" in out
 
 
 async def test_rotation_and_writers_at_the_same_time_lose_no_key(pools: Pools, base: Path) -> None:
@@ -296,7 +305,7 @@ async def test_rotation_and_writers_at_the_same_time_lose_no_key(pools: Pools, b
 
     async def write(n: int) -> DataKey:
         async with pools.registry.acquire() as conn, conn.transaction():
-            key = await vault_store.key_for(conn, installed(), case_ref(f"eumzug-concurrent-{n}"))
+            key = await vault_store.key_for(conn, pools.master, case_ref(f"eumzug-concurrent-{n}"))
             await vault_store.bind(conn, case_ref(f"eumzug-{n}"), _live(key).key_id)  # merges rings
             return _live(key)
 

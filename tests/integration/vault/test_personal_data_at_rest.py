@@ -13,22 +13,22 @@ from typing import Any
 import pytest
 
 from contracts import PseudonymsRequested
-from hub.casefile import load_case_view
-from hub.messages import Transaction
-from hub.vault import ERASED_TEXT, Erased, TamperedCiphertext
+from hub.cli.casefile import load_case_view
+from hub.vault.crypto import ERASED_TEXT, Erased, TamperedCiphertext
 from services.identity import handlers as identity_handlers
-from services.identity import repository as persons
+from services.identity.adapters.postgres import PostgresRepositories
 from services.identity.erase import Erasure, NothingToErase, erase_person
-from services.notifications import citizens
-from services.notifications import repository as notices
-from services.registry import repository as registry
+from services.identity.ports import UnitOfWork
+from services.notifications.domain import ERASED_REASON, TAMPERED_REASON
+from services.registry.case_domain import Case
+from tests.fixtures.registry import registry_unit_of_work
 from tests.integration.identity import support as identity
 from tests.integration.notifications.conftest import history
+from tests.integration.notifications.conftest import units as notifications_units
 from tests.integration.vault.scan import hits, readable_rows, relation_files
 from tests.integration.vault.support import (
     ANNA,
     BRUNO,
-    REGISTRY_SOURCE,
     Citizen,
     Pools,
     dispatch,
@@ -70,7 +70,7 @@ async def test_erasing_one_person_makes_all_of_theirs_unreadable_and_leaves_the_
     async with pools.notifications.acquire() as conn:
         assert (
             await conn.fetchval("SELECT last_error FROM notifications WHERE notification_id = $1", waiting)
-            == notices.ERASED_REASON
+            == ERASED_REASON
         )
     with pytest.raises(NothingToErase):  # nothing is left to recognise the person by
         await _erase(pools, vn=anna.person.vn)
@@ -92,11 +92,16 @@ async def test_a_case_opened_before_identity_answered_is_erased_and_identity_doe
     assert (erasure.persons, erasure.keys, erasure.cases) == (0, 1, (anna.case_id,))
     assert (await _case(pools, anna)).erased
 
-    async def issue(msg: Any, tx: Transaction) -> None:
-        await identity_handlers.issue_pseudonyms(msg, tx, secret=identity.SECRET)
+    async def issue(msg: Any, uow: UnitOfWork) -> None:
+        await identity_handlers.issue_pseudonyms(msg, uow, secret=identity.SECRET)
 
     late = PseudonymsRequested(person=anna.person, recipients=(), citizen_pseudonym=True)
-    assert await identity.handle(pools.identity, issue, identity.incoming(late, case_id=anna.case_id)) == []
+    assert (
+        await identity.handle(
+            pools.identity, pools.master, issue, identity.incoming(late, case_id=anna.case_id)
+        )
+        == []
+    )
     async with pools.identity.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM persons") == 0
 
@@ -133,18 +138,18 @@ async def test_a_tampered_notice_is_failed_alone_and_the_others_are_sent(pools: 
         reason = await conn.fetchval(
             "SELECT last_error FROM notifications WHERE notification_id = $1", anna_notice
         )
-    assert reason == notices.TAMPERED_REASON
+    assert reason == TAMPERED_REASON
 
 
 async def _erase(pools: Pools, *, vn: str | None = None, citizen_id: str | None = None) -> Erasure:
     await published(pools)
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, vn=vn, citizen_id=citizen_id)
+        return await erase_person(conn, pools.master, vn=vn, citizen_id=citizen_id)
 
 
-async def _case(pools: Pools, citizen: Citizen) -> registry.Case:
+async def _case(pools: Pools, citizen: Citizen) -> Case:
     async with pools.registry.acquire() as conn:
-        case = await registry.load_case(Transaction(conn, source=REGISTRY_SOURCE), citizen.case_id)
+        case = await registry_unit_of_work(conn, pools.master).cases.get(citizen.case_id)
     assert case is not None
     return case
 
@@ -158,35 +163,28 @@ async def _everything_erased(pools: Pools, citizen: Citizen) -> None:
     assert set(case.details) == {"person", "contact", "departure", "arrival"}
     assert case.details["arrival"]["bfs_number"] == 1061  # internal fields stay for the record
     async with pools.registry.acquire() as conn, conn.transaction():
-        assert (
-            await registry.take_pending(Transaction(conn, source=REGISTRY_SOURCE), citizen.request_id) is None
-        )
-        view = await load_case_view(conn, citizen.case_id)
+        assert await registry_unit_of_work(conn, pools.master).pending.take(citizen.request_id) is None
+        view = await load_case_view(conn, citizen.case_id, master=pools.master)
     assert view is not None
     assert view.personal_data == "erased"
     async with pools.identity.acquire() as conn:
-        tx = Transaction(conn, source="test")
-        assert await persons.person_by_vn(tx, citizen.person.vn) is None
-        assert await persons.names_born_on(tx, citizen.person.date_of_birth) == []
+        persons = PostgresRepositories(conn, pools.master).persons
+        assert await persons.by_vn(citizen.person.vn) is None
+        assert await persons.names_born_on(citizen.person.date_of_birth) == []
         person_id = await conn.fetchval(
             "SELECT person_id FROM issued_pseudonyms WHERE pseudonym = $1", citizen.citizen_id
         )
-        assert isinstance(await persons.person_record(tx, person_id), Erased)
-        assert await persons.local_ids_of(tx, person_id) == []
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, citizen.citizen_id)
+        assert isinstance(await persons.record(person_id), Erased)
+        assert await persons.local_ids_of(person_id) == []
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
+        [message] = await uow.inbox.of(citizen.citizen_id)
         assert message.erased
         assert message.subject == message.body == ERASED_TEXT
-        rows = await conn.fetch(
-            "SELECT notification_id, recipient, subject, body, sealed FROM notifications "
-            "WHERE case_id = $1 AND notification_id LIKE '%:received%'",
-            citizen.case_id,
-        )
-        opened = await notices.opened(
-            conn, rows, context=lambda r: notices.sealed_context(r["notification_id"]), fields=("recipient",)
-        )
-        assert len(rows) == 2  # the email and its inbox copy
-        assert all(item["unreadable"] == "erased" and item["recipient"] == ERASED_TEXT for item in opened)
+        received = [
+            n for n in await uow.notifications.of_case(citizen.case_id) if ":received" in n.notification_id
+        ]
+        assert len(received) == 2  # the email and its inbox copy
+        assert all(n.unreadable == "erased" and n.recipient == ERASED_TEXT for n in received)
 
 
 async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
@@ -196,27 +194,20 @@ async def _everything_readable(pools: Pools, citizen: Citizen) -> None:
     expected["person"].pop("vn")
     assert case.details == expected
     async with pools.registry.acquire() as conn, conn.transaction():
-        tx = Transaction(conn, source=REGISTRY_SOURCE)
-        pending = await registry.take_pending(tx, citizen.request_id)
-        view = await load_case_view(conn, citizen.case_id)
+        pending = await registry_unit_of_work(conn, pools.master).pending.take(citizen.request_id)
+        view = await load_case_view(conn, citizen.case_id, master=pools.master)
     assert pending is not None
-    assert pending[2] == expected
+    assert pending.data == expected
     assert view is not None
     assert view.personal_data == "sealed"
     async with pools.identity.acquire() as conn:
-        tx = Transaction(conn, source="test")
-        person_id = await persons.person_by_vn(tx, citizen.person.vn)
+        persons = PostgresRepositories(conn, pools.master).persons
+        person_id = await persons.by_vn(citizen.person.vn)
         assert person_id is not None
-        assert await persons.person_record(tx, person_id) == {
-            "vn": citizen.person.vn,
-            "official_name": citizen.person.official_name,
-            "first_name": citizen.person.first_name,
-            "sex": citizen.person.sex.value,
-            "date_of_birth": citizen.person.date_of_birth.isoformat(),
-        }
-        assert await persons.local_ids_of(tx, person_id) == [citizen.person.local_person_id]
-        assert [p for p, *_ in await persons.names_born_on(tx, citizen.person.date_of_birth)] == [person_id]
-    async with pools.notifications.acquire() as conn:
-        [message] = await citizens.inbox_of(conn, citizen.citizen_id)
+        assert await persons.record(person_id) == citizen.person.model_copy(update={"local_person_id": None})
+        assert await persons.local_ids_of(person_id) == [citizen.person.local_person_id]
+        assert [p for p, *_ in await persons.names_born_on(citizen.person.date_of_birth)] == [person_id]
+    async with notifications_units(pools.notifications, pools.master).begin() as uow:
+        [message] = await uow.inbox.of(citizen.citizen_id)
         assert not message.erased
         assert citizen.person.first_name in message.body

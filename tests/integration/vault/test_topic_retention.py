@@ -14,9 +14,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from hub import topics
-from hub.kafka import client_config, ensure_topics
-from hub.settings import HubSettings
+from hub.runtime import topics
+from hub.runtime.kafka import client_config, ensure_topics
+from hub.runtime.settings import HubSettings
 
 
 def test_every_topic_about_people_gets_a_bounded_retention_and_agency_topics_do_not() -> None:

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from hub.audit import (
+from hub.audit.chain import (
     GENESIS_HASH,
     AuditEntry,
     AuditKey,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts import IssuedPseudonym, Sector
 from services.registry.delivery import case_delivery, disclosed_fields
-from services.registry.repository import Subscriber
+from services.registry.model import Subscriber
 from services.registry.subscriptions_domain import Grant
 
 MOVE = {

@@ -9,11 +9,11 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from contracts import ContractViolation, EnvelopeError, UnknownEventType
-from hub.audit import GENESIS_HASH, AuditEntry, AuditKey, Decision, canonical, seal
-from hub.audit_refusals import MAX_REASON, reason_class, refusal_entry
+from hub.audit.chain import GENESIS_HASH, AuditEntry, AuditKey, Decision, canonical, seal
+from hub.audit.refusals import MAX_REASON, reason_class, refusal_entry
 from hub.errors import MessageTooLarge, PermanentError, UnknownCase
-from hub.signing import BadSignature, FutureEvent, RevokedSigningKey, StaleEvent, UnsignedEvent
-from services.registry.handlers import NotAuthorized
+from hub.security.signing import BadSignature, FutureEvent, RevokedSigningKey, StaleEvent, UnsignedEvent
+from services.registry.errors import NotAuthorized
 from services.registry.refusals import REASON_CLASSES
 from tests.fixtures.records import consumer_record
 

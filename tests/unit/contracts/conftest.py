@@ -47,6 +47,7 @@ from contracts import (
     ahvn13_check_digit,
 )
 from contracts.admin import ChangePartnerStatus, RegisterPartner, RegisterPartnerKey, RevokePartnerKey
+from contracts.audit import AuditHeadAnchored
 from contracts.identity import (
     PartnerKeyRegistered,
     PartnerKeyRevoked,
@@ -137,6 +138,7 @@ def samples(move_reported: MoveReported, person: Person) -> dict[str, Contract]:
             deadline=datetime(2025, 3, 15, 12, 0, tzinfo=UTC),
             missing_milestones=("arrival-registered",),
         ),
+        AuditHeadAnchored(seq=42, entry_hash="ab" * 32, anchored_at=datetime(2026, 12, 3, 8, 0, tzinfo=UTC)),
         CasePartyMissing(
             case_type="relocation",
             slot="arrival-municipality",

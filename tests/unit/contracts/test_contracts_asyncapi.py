@@ -36,8 +36,8 @@ from contracts.channels import (
     ingress_topic,
     partner_slug,
 )
-from hub import topics
-from hub.acls import partner_group as hub_partner_group
+from hub.runtime import topics
+from hub.security.acls import partner_group as hub_partner_group
 
 ROOT = Path(__file__).resolve().parents[3]
 PUBLISHED = ROOT / "docs" / "partners"

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from contracts import CATALOG, Jurisdiction, PseudonymsIssued, Sector, parse_data, serialize_data
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
-from hub.cli import main, parser
+from hub.cli.main import main, parser
 from services.identity.cli import _jurisdiction
 
 LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"

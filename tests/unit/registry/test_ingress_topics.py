@@ -9,9 +9,9 @@ import pytest
 from faststream._internal.utils.path import Address
 from faststream.kafka.subscriber.usecase import KAFKA_ADDRESS_SYNTAX
 
-from hub import topics
-from hub.deadletter import dead_letter_topic
-from services.registry.handlers import NotAuthorized
+from hub.runtime import topics
+from hub.runtime.deadletter import dead_letter_topic
+from services.registry.errors import NotAuthorized
 from services.registry.ingress import ForeignIngressTopic, check_topic_owner
 
 pytestmark = pytest.mark.unit

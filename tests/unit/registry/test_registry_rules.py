@@ -16,7 +16,7 @@ from services.registry.domain import (
     minimize,
     next_status,
 )
-from services.registry.repository import Subscriber
+from services.registry.model import Subscriber
 from services.registry.subscriptions_domain import Grant
 
 MOVE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.cli import main, parser
+from hub.cli.main import main, parser
 from services.registry.cli import subscription_command
 
 MOVE = "ch.lu.hub.relocation.move-reported.v1"

@@ -16,8 +16,8 @@ from contracts import (
     MoveReported,
     TaxRecordUpdated,
 )
-from hub.cli import parser
-from hub.demo import (
+from hub.cli.main import parser
+from hub.local.demo import (
     EMMEN_OFFICE,
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
@@ -29,7 +29,7 @@ from hub.demo import (
     move_report,
     relocation_responders,
 )
-from hub.partner import Delivery
+from partner.client import Delivery
 
 
 def _move_delivered_to(partner: str, departure: object, arrival: object) -> Delivery:

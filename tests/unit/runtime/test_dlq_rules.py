@@ -7,9 +7,10 @@ import datetime as dt
 
 import pytest
 
-from hub import cli, dlq
-from hub.dlq_cli import format_content, format_table, parse_time
-from hub.outbox_status import OutboxStatus, format_status
+from hub.cli import dead_letters as dlq
+from hub.cli import main as cli
+from hub.cli.dlq import format_content, format_table, parse_time
+from hub.cli.outbox_status import OutboxStatus, format_status
 
 NOW = dt.datetime(2026, 5, 4, 10, 30, tzinfo=dt.UTC)
 

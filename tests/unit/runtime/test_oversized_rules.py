@@ -13,14 +13,14 @@ import pytest
 from aiokafka import errors as kafka_errors
 from pydantic import ValidationError
 
-from hub.deadletter import dead_letter_headers
-from hub.deadletter_reference import HEADER_VALUE_BYTES, MAX_HEADERS, PREVIEW_BYTES, keep, record_size
 from hub.errors import BrokerUnavailable, MessageTooLarge
-from hub.outbox_waves import publish_in_case_order
-from hub.publisher import InMemoryPublisher, OutgoingRecord
-from hub.send_results import failed, illegal_topic
-from hub.settings import HubSettings
-from hub.topics import ingress_topic, topic_config
+from hub.runtime.deadletter import dead_letter_headers
+from hub.runtime.deadletter_reference import HEADER_VALUE_BYTES, MAX_HEADERS, PREVIEW_BYTES, keep, record_size
+from hub.runtime.outbox_waves import publish_in_case_order
+from hub.runtime.publisher import InMemoryPublisher, OutgoingRecord
+from hub.runtime.send_results import failed, illegal_topic
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import ingress_topic, topic_config
 from tests.fixtures.records import consumer_record
 
 CAP = 64 * 1024

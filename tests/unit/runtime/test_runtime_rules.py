@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from aiokafka import ConsumerRecord
 
-from hub.consumer import RetryPolicy
-from hub.deadletter import dead_letter_headers, dead_letter_topic
-from hub.endpoints import Endpoints
-from hub.outbox import aggregate_type
-from hub.settings import HubSettings
-from hub.topics import delivery_topic
+from hub.runtime.consumer import RetryPolicy
+from hub.runtime.deadletter import dead_letter_headers, dead_letter_topic
+from hub.runtime.endpoints import Endpoints
+from hub.runtime.outbox import aggregate_type
+from hub.runtime.settings import HubSettings
+from hub.runtime.topics import delivery_topic
 from tests.fixtures.records import consumer_record
 
 

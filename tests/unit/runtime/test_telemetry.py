@@ -8,8 +8,8 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from hub.settings import HubSettings
-from hub.telemetry import (
+from hub.runtime.settings import HubSettings
+from hub.runtime.telemetry import (
     JsonLinesSpanExporter,
     choose_exporter,
     context_from_traceparent,

@@ -17,9 +17,9 @@ from cloudevents.core.v1.event import CloudEvent
 
 from contracts import Action, ArrivalRegistered, Envelope, MoveReported, parse_data, serialize_data
 from contracts.channels import ingress_topic, partner_source
-from hub.demo import LUCERNE, PORTAL, demo_person, move_report
-from hub.signed_form import canonical_form
-from hub.signing import (
+from hub.local.demo import LUCERNE, PORTAL, demo_person, move_report
+from hub.security.signed_form import canonical_form
+from hub.security.signing import (
     BadSignature,
     MisroutedRecord,
     PublicKey,
@@ -36,7 +36,7 @@ TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 @dataclass(frozen=True)
 class Registered:
-    """A partner key as the registry's mirror holds it (``hub.signing.RegisteredKey``)."""
+    """A partner key as the registry's mirror holds it (``hub.security.signing.RegisteredKey``)."""
 
     key_id: str
     partner_id: str

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hub import topics
-from hub.acls import AclBinding, kafka_acls_commands, partner_acls, service_acls, strimzi_users
+from hub.runtime import topics
+from hub.security.acls import AclBinding, kafka_acls_commands, partner_acls, service_acls, strimzi_users
 
 pytestmark = pytest.mark.unit
 LUCERNE = "CH/MUN/1061/einwohnerdienste"

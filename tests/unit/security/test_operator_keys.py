@@ -11,9 +11,11 @@ import pytest
 
 from contracts import Envelope
 from contracts.admin import ChangePartnerStatus
-from hub.cli import main
+from hub.cli.main import main
 from hub.errors import ConfigurationError
-from hub.operator_keys import (
+from hub.runtime.settings import HubSettings
+from hub.security.key_files import create_private_key, public_pem
+from hub.security.operator_keys import (
     ADMIN_CLI_SOURCE,
     CommandPolicy,
     load_public_keys,
@@ -22,9 +24,7 @@ from hub.operator_keys import (
     operator_signing_key,
     trusted_operator_keys,
 )
-from hub.settings import HubSettings
-from hub.signing import BadSignature, SigningKey, StaleEvent, UnknownSigningKey, UnsignedEvent
-from hub.signing_keys import create_private_key, public_pem
+from hub.security.signing import BadSignature, SigningKey, StaleEvent, UnknownSigningKey, UnsignedEvent
 from services.identity.domain import ADMIN_CLI_SOURCE as IDENTITY_ADMIN_CLI_SOURCE
 
 COMMAND = ChangePartnerStatus(partner_id="CH/CAN/LU/steuerverwaltung", status="suspended", reason="audit")

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from contracts import CATALOG, parse_data
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
 from contracts.identity import PartnerKeyRegistered, PartnerKeyRevoked
-from hub.signing import SigningKey
+from hub.security.signing import SigningKey
 
 PUBLIC = SigningKey.generate("k").public.base64
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

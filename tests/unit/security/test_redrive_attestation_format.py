@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 
 from contracts import LUCERNE, ArrivalRegistered, Envelope
-from hub.redrive_attestation import HEADER, attest, attested_redrive
-from hub.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey
+from hub.security.redrive_attestation import HEADER, attest, attested_redrive
+from hub.security.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey
 
 AT = dt.datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=dt.UTC)
 OPERATOR = SigningKey.generate("operator-0123456789abcdef")

@@ -1,4 +1,7 @@
-"""The signed form, Ed25519 signatures and the key and time rules (hub.signing, hub.signed_form)."""
+"""The signed form, Ed25519 signatures and the key and time rules.
+
+``hub.security.signing`` and ``hub.security.signed_form``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 
 from contracts import LUCERNE, ArrivalRegistered, Envelope, EnvelopeError
-from hub.signing import (
+from hub.security.signing import (
     SIGNED_FORM_VERSION,
     AmbiguousHeaders,
     BadSignature,

@@ -11,18 +11,19 @@ import pytest
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from contracts.catalog import serialize_data
-from hub.keyring import Keyring, process_keyring
-from hub.outbox import sign_headers
-from hub.partner import PARTNER_SOURCE_PREFIX, sign_record, verify_delivery
-from hub.settings import HubSettings
-from hub.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey, UnsignedEvent
-from hub.signing_keys import (
+from contracts.channels import PARTNER_SOURCE_PREFIX
+from hub.runtime.outbox import sign_headers
+from hub.runtime.settings import HubSettings
+from hub.security.key_files import (
     create_private_key,
     hub_signing_key,
     load_private_key,
     load_public_key,
     public_pem,
 )
+from hub.security.keyring import Keyring
+from hub.security.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey, UnsignedEvent
+from partner.client import sign_record, verify_delivery
 
 DATA = DepartureConfirmed(municipality=KRIENS, confirmed_on=dt.date(2026, 3, 1))
 VALUE = serialize_data(DATA)
@@ -126,12 +127,13 @@ def test_the_keyring_view_of_hub_keys_follows_later_additions() -> None:
 def test_a_hand_built_record_is_signed_for_the_partner_its_source_names() -> None:
     partner = "CH/CAN/LU/unit-signer"
     key = SigningKey.generate("unit-signer-1")
-    process_keyring().set_signing_key(partner, key)
+    keyring = Keyring()
+    keyring.set_signing_key(partner, key)
     envelope = Envelope.new(DATA, source=PARTNER_SOURCE_PREFIX + partner, business_process_id="eumzug-1")
-    signed = sign_record(envelope.to_headers(), VALUE)
+    signed = sign_record(keyring, envelope.to_headers(), VALUE)
     key.public.verify(signed, VALUE)
-    assert sign_record(signed, VALUE) == signed  # signing again replaces, never repeats, the headers
+    assert sign_record(keyring, signed, VALUE) == signed  # signing again replaces, never repeats, the headers
     stranger = Envelope.new(DATA, source=PARTNER_SOURCE_PREFIX + "CH/CAN/LU/nobody", business_process_id="x")
-    assert sign_record(stranger.to_headers(), VALUE) == stranger.to_headers()  # no key: as it was
+    assert sign_record(keyring, stranger.to_headers(), VALUE) == stranger.to_headers()  # no key: as it was
     poison = [("ce_id", b"x")]  # no CloudEvent: left for the hub to dead-letter as it is
-    assert sign_record(poison, VALUE) == poison
+    assert sign_record(keyring, poison, VALUE) == poison

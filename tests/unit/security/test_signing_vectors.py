@@ -2,7 +2,7 @@
 
 They must verify with the hub's own verifier, with OpenSSL and with an implementation in
 JavaScript written from the document alone, and the committed files must be exactly what
-``python -m hub.signing_vectors`` computes now (so the documentation cannot drift from the code).
+``python -m hub.security.vectors`` computes now (so the documentation cannot drift from the code).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from contracts import Envelope
-from hub import signing_vectors
-from hub.signing import BadSignature, PublicKey, SigningKey, canonical_form
+from hub.security import vectors as signing_vectors
+from hub.security.signing import BadSignature, PublicKey, SigningKey, canonical_form
 
 ROOT = Path(__file__).resolve().parents[3]
 VECTOR_FILE = ROOT / signing_vectors.JSON_PATH

@@ -15,9 +15,9 @@ from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram512
 
 from hub.errors import ConfigurationError
-from hub.kafka import client_config
-from hub.kafka_security import aiokafka_security, faststream_security
-from hub.settings import HubSettings
+from hub.runtime.kafka import client_config
+from hub.runtime.kafka_security import aiokafka_security, faststream_security
+from hub.runtime.settings import HubSettings
 
 pytestmark = pytest.mark.unit
 BROKERS = "kafka-0.hub.svc:9093"
@@ -124,3 +124,21 @@ def test_secrets_come_from_files_and_never_show_in_the_settings_repr(
     password = HubSettings().kafka_sasl_password
     assert password is not None
     assert password.get_secret_value() == "from-env"
+
+
+def test_a_mounted_database_password_joins_a_url_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudNativePG hands a managed role's password as a secret of its own; the URL in the
+    ConfigMap names host, role and TLS, never the password."""
+    (tmp_path / "hub_database_password").write_text("p@ss/w:rd")
+    monkeypatch.setenv("HUB_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("HUB_DATABASE_URL", "postgresql://hub_registry@hub-db-rw:5432/hub?sslmode=verify-full")
+    settings = HubSettings()
+    assert settings.database_dsn() == (
+        "postgresql://hub_registry:p%40ss%2Fw%3Ard@hub-db-rw:5432/hub?sslmode=verify-full"
+    )
+    assert "p@ss" not in f"{settings!r} {settings.model_dump()}"
+    # A URL that carries a password keeps it: the operator said so explicitly.
+    monkeypatch.setenv("HUB_DATABASE_URL", "postgresql://hub_registry:own@hub-db-rw:5432/hub")
+    assert HubSettings().database_dsn() == "postgresql://hub_registry:own@hub-db-rw:5432/hub"

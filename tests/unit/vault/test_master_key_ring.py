@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hub import vault
 from hub.errors import ConfigurationError
-from hub.settings import HubSettings
-from hub.vault import KEY_BYTES, MasterKey, MasterVersion, TamperedCiphertext, new_data_key
-from hub.vault_master import (
+from hub.runtime.settings import HubSettings
+from hub.vault import crypto as vault
+from hub.vault.crypto import KEY_BYTES, MasterKey, MasterVersion, TamperedCiphertext, new_data_key
+from hub.vault.master import (
     FileState,
     add_pending_version,
     ensure_index_root,
@@ -216,7 +216,7 @@ def test_a_broken_ring_file_does_not_break_a_running_process(
 ) -> None:
     service = load_ring(base)
     base.with_name("master.key.v2").write_text("half written")
-    with caplog.at_level(logging.WARNING, logger="hub.vault"):
+    with caplog.at_level(logging.WARNING, logger="hub.vault.crypto"):
         assert not service.knows("0123456789abcdef")
     assert "not reloaded" in caplog.text
     assert "half written" not in caplog.text

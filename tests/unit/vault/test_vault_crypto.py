@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hub.cli.casefile import reader_master_key
 from hub.errors import ConfigurationError
-from hub.settings import HubSettings
-from hub.vault import (
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import (
     ERASED_TEXT,
     HEADER_BYTES,
     VERSION,
@@ -23,7 +24,7 @@ from hub.vault import (
     tombstone,
     unseal,
 )
-from hub.vault_master import installed, installed_as, load_master_key, master_key_path
+from hub.vault.master import load_master_key, master_key_path
 
 CONTEXT = "registry.cases.details_sealed:eumzug-1"
 SECRET = bytes(range(32))
@@ -142,12 +143,13 @@ def test_a_configured_master_key_file_must_exist_and_be_long_enough(tmp_path: Pa
         load_master_key(HubSettings(state_dir=tmp_path, master_key_file=short), create=False)
 
 
-def test_a_command_installs_its_key_only_while_it_runs(vault_master_key: MasterKey) -> None:
-    # Whatever was installed before (the session's key; an in-process service start may
-    # have installed its own copy of it) is what is installed afterwards.
-    before = installed()
-    assert before.key_id == vault_master_key.key_id
-    mine = MasterKey(SECRET)
-    with installed_as(mine):
-        assert installed() is mine
-    assert installed() is before
+def test_a_reader_of_sealed_texts_loads_the_hubs_own_key_and_never_creates_one(tmp_path: Path) -> None:
+    # `hub case show` and the demo open timeline texts with the key the hub's settings name;
+    # without one the texts show as sealed, and no key is invented that would open nothing.
+    settings = HubSettings(state_dir=tmp_path, master_key_file=None)
+    assert reader_master_key(settings) is None
+    assert not (tmp_path / "secrets").exists()
+    created = load_master_key(settings, create=True)
+    found = reader_master_key(settings)
+    assert found is not None
+    assert found.key_id == created.key_id

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hub import vault_store
-from hub.vault import DataKey, Erased, MasterKey, TamperedCiphertext, new_data_key, tombstone
+from hub.vault import store as vault_store
+from hub.vault.crypto import DataKey, Erased, MasterKey, TamperedCiphertext, new_data_key, tombstone
 
 MASTER = MasterKey(bytes(range(32)))
 CONTEXT = "notifications.notifications.sealed:eumzug-1:received"

@@ -1,0 +1,1 @@
+"""The audit chain: hash-chained, keyed entries of every disclosure and refusal."""

@@ -1,0 +1,1 @@
+"""The operator's ``hub`` command: running, inspecting and operating a hub."""

@@ -1,0 +1,126 @@
+"""The partners of the chaos run: the portal streams cases, three agencies answer them.
+
+The agencies behave as careful partner systems do: each answers a case's move delivery
+once (a redelivered copy, or a second delivery of the same thing, gets no second answer),
+and an answer that has to be resent keeps its event id, so the hub can drop the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer
+
+from contracts import CaseDelivery, Envelope, MoveReported, parse_data
+from contracts.catalog import serialize_data
+from contracts.channels import PARTNER_SOURCE_PREFIX
+from hub.local.chaos.kafka_io import InsistentProducer
+from hub.local.chaos.scenario import AGENCIES, Draft
+from hub.local.demo import relocation_responders
+from hub.runtime import topics
+from hub.security.keyring import Keyring
+from hub.security.signing import SignatureRefused
+from partner.client import Delivery, verify_delivery
+
+
+async def stream(
+    producer: InsistentProducer, drafts: Sequence[Draft], keyring: Keyring, *, rate_per_s: float
+) -> None:
+    """Sign and send ``drafts`` on their senders' ingress topics at a steady rate, as moves are reported."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for index, draft in enumerate(drafts):
+        await asyncio.sleep(max(0.0, started + index / rate_per_s - loop.time()))
+        await producer.send(topics.ingress_topic(draft.sender), draft.signed(keyring))
+
+
+class Agencies:
+    """Kriens, Lucerne and the tax office: each reads its delivery topic and confirms moves."""
+
+    def __init__(
+        self, bootstrap_servers: str, producer: InsistentProducer, case_ids: set[str], keyring: Keyring
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._keyring = keyring
+        self._producer = producer
+        self._case_ids = case_ids
+        self._responders = relocation_responders("main")
+        self._partner_by_topic = {topics.delivery_topic(partner): partner for partner in AGENCIES}
+        self._answered: set[tuple[str, str]] = set()
+        self._seen_ids: set[str] = set()
+        # What the agencies saw, for the report: copies and second deliveries are the hub's to explain.
+        self.seen: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="chaos-agencies")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def check(self) -> None:
+        """Raise what made the agencies stop, if they did."""
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            self._task.result()
+
+    async def _run(self) -> None:
+        # No consumer group: the partition positions live in this process, which the run never
+        # kills, so nothing is read twice because of a rebalance while the broker is paused.
+        consumer = AIOKafkaConsumer(
+            *self._partner_by_topic,
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            async for record in consumer:
+                await self._handle(self._partner_by_topic[record.topic], record.headers, record.value or b"")
+        finally:
+            await consumer.stop()
+
+    async def _handle(self, partner: str, headers: Sequence[tuple[str, bytes]], value: bytes) -> None:
+        envelope = Envelope.from_headers(headers)
+        if envelope.businessprocessid not in self._case_ids:
+            return
+        try:
+            verify_delivery(headers, value, self._keyring.hub_keys)
+        except SignatureRefused as error:
+            self.seen[f"refused: {type(error).__name__}"] += 1
+            return
+        if envelope.id in self._seen_ids:
+            self.seen["copy of a delivery (same ce_id)"] += 1
+            return
+        self._seen_ids.add(envelope.id)
+        data = parse_data(envelope.type, value)
+        if not isinstance(data, CaseDelivery):
+            self.seen["not a delivery"] += 1
+            return
+        self.seen[data.event_type_delivered] += 1
+        if data.event_type_delivered != MoveReported.event_type:
+            return
+        key = (envelope.businessprocessid, partner)
+        if key in self._answered:
+            self.seen["second move delivery (new ce_id)"] += 1
+            return
+        self._answered.add(key)
+        self.seen["moves answered"] += 1
+        for answer in self._responders[partner](Delivery(envelope, data, trace_id="")):
+            reply = Envelope.new(
+                answer,
+                source=PARTNER_SOURCE_PREFIX + partner,
+                business_process_id=envelope.businessprocessid,
+                reference_id=envelope.id,
+            )
+            # Signed once: a resend carries the same id and signature, which the hub drops as a copy.
+            await self._producer.send(
+                topics.ingress_topic(partner),
+                Draft(partner, reply, serialize_data(answer)).signed(self._keyring),
+            )

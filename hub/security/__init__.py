@@ -1,0 +1,2 @@
+"""Signed events and keys: the signed form, Ed25519 keys, operator keys, redrive
+attestations, Kafka ACLs."""

@@ -1,0 +1,1 @@
+"""A partner's client for the hub: publishing signed events and reading deliveries."""

@@ -1,0 +1,1 @@
+"""Where the identity service meets its stores: PostgreSQL (``postgres``) and memory (``memory``)."""

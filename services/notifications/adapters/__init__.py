@@ -1,0 +1,2 @@
+"""The notifications service's adapters: PostgreSQL (``postgres``) and in memory (``memory``),
+both implementing ``services.notifications.ports``."""

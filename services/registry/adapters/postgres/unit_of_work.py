@@ -1,0 +1,99 @@
+"""The registry's unit of work over one PostgreSQL transaction, and the factory that builds it.
+
+The runtime opens the transaction of each record and hands the factory its connection and
+an outbox emitter (``hub.runtime.consumer.Route.unit_of_work``); workers get theirs from
+``transactional``. The keys (the vault's master key, the audit chain's key) come from the
+composition root, never from a process global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import asyncpg
+
+from hub.audit.chain import AuditKey
+from hub.errors import DatabaseConflict, DatabaseError, DatabaseUnavailable
+from hub.runtime.db import translate
+from hub.runtime.messages import Emitter
+from hub.runtime.outbox import OutboxEmitter
+from hub.vault.crypto import MasterKey
+from services.registry.adapters.postgres.audit import PostgresAuditLog
+from services.registry.adapters.postgres.cases import (
+    PostgresCases,
+    PostgresPending,
+    PostgresTimeline,
+    Sealing,
+)
+from services.registry.adapters.postgres.partners import (
+    PostgresCaseParties,
+    PostgresCatalogue,
+    PostgresPartnerKeys,
+    PostgresPartners,
+    PostgresSubscriptions,
+)
+from services.registry.errors import StorageFailed
+from services.registry.figures import AfterCommit, NoFigures
+from services.registry.ports import CaseFigures, Transactional, Work
+
+T = TypeVar("T")
+
+
+@dataclass
+class PostgresUnitOfWork:
+    conn: asyncpg.Connection
+    emitter: Emitter
+    master_key: MasterKey = field(repr=False)
+    audit_key: AuditKey = field(repr=False)
+    sink: CaseFigures = field(default_factory=NoFigures)
+
+    def __post_init__(self) -> None:
+        self.figures = AfterCommit(self.emitter, self.sink)
+        sealing = Sealing(self.conn, self.master_key)
+        self.cases = PostgresCases(self.conn, sealing)
+        self.timeline = PostgresTimeline(self.conn, sealing)
+        self.pending = PostgresPending(self.conn, sealing)
+        self.partners = PostgresPartners(self.conn)
+        self.catalogue = PostgresCatalogue(self.conn)
+        self.subscriptions = PostgresSubscriptions(self.conn)
+        self.parties = PostgresCaseParties(self.conn)
+        self.partner_keys = PostgresPartnerKeys(self.conn)
+        self.audit = PostgresAuditLog(self.conn, self.audit_key)
+
+
+@dataclass(frozen=True)
+class PostgresRegistry:
+    """Builds the registry's unit of work on a connection whose transaction is open."""
+
+    master_key: MasterKey = field(repr=False)
+    audit_key: AuditKey = field(repr=False)
+    # Where the case figures go (the service's /metrics); counted after each commit.
+    figures: CaseFigures = field(default_factory=NoFigures)
+
+    def __call__(self, conn: asyncpg.Connection, emitter: Emitter) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(conn, emitter, self.master_key, self.audit_key, self.figures)
+
+    def on(self, conn: asyncpg.Connection, *, source: str) -> PostgresUnitOfWork:
+        """On a connection someone else holds in a transaction (the dead-letter hook's)."""
+        return self(conn, OutboxEmitter(conn, source=source))
+
+    def transactional(self, pool: asyncpg.Pool, *, source: str) -> Transactional:
+        """Each call runs its work in a transaction of its own, committed when it returns."""
+
+        async def run(work: Work[T]) -> T:
+            try:
+                async with pool.acquire() as conn:
+                    async with conn.transaction():
+                        uow = self.on(conn, source=source)
+                        result = await work(uow)
+                    uow.emitter.committed()
+                    return result
+            except DatabaseError as error:  # a statement the database refused, not an outage
+                raise StorageFailed(f"{type(error).__name__}: {error}") from error
+            except Exception as error:
+                if isinstance(translated := translate(error), DatabaseUnavailable | DatabaseConflict):
+                    raise translated from error
+                raise
+
+        return run

@@ -1,0 +1,43 @@
+"""The registry's composition root hands every route its unit of work, with the keys it loaded."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.errors import ConfigurationError
+from hub.runtime import topics
+from hub.runtime.service import ServiceContext
+from hub.runtime.settings import HubSettings
+from hub.vault.crypto import KEY_BYTES, MasterKey
+from services.registry import bootstrap, refusals
+from services.registry.adapters.postgres import PostgresRegistry
+
+NO_POOL: Any = None  # building routes opens nothing: the pool is only handed on
+
+
+def context(tmp_path: Path, **settings: Any) -> ServiceContext:
+    master = MasterKey(secrets.token_bytes(KEY_BYTES))
+    return ServiceContext("registry", HubSettings(state_dir=tmp_path, **settings), NO_POOL, master)
+
+
+def test_every_route_works_through_the_registrys_adapter_with_the_keys_of_the_context(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    routes = bootstrap.routes(ctx)
+    adapters = {id(route.unit_of_work) for route in routes}
+    assert len(adapters) == 1
+    registry = routes[0].unit_of_work
+    assert isinstance(registry, PostgresRegistry)
+    assert registry.master_key is ctx.master_key
+    assert (tmp_path / "secrets" / "audit.key").exists()  # created for a one-machine hub
+    [ingress] = [route for route in routes if route.topic == topics.INGRESS]
+    assert isinstance(ingress.on_refused, refusals.RefusalAudit)
+    assert [route.on_refused for route in routes if route is not ingress] == [None] * (len(routes) - 1)
+
+
+def test_without_its_audit_key_file_the_registry_has_no_routes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no audit key"):
+        bootstrap.routes(context(tmp_path, audit_key_file=tmp_path / "missing.key"))
