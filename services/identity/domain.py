@@ -41,6 +41,7 @@ from typing import Literal
 
 from contracts import LocalPersonId, Sector
 from contracts.admin import RegisterPartnerKey
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from contracts.ech import Jurisdiction
 from contracts.identity import PartnerStatus
 from services.identity.errors import KeyConflict
@@ -48,7 +49,6 @@ from services.identity.errors import KeyConflict
 Match = Literal["exact-vn", "local-id", "new", "flagged-for-review"]
 
 ADMIN_CLI_SOURCE = "urn:ch:lu:hub:admin:cli"
-PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 OPERATIONS_ROLE = "operations"
 # Not a partner's sector: the hub's own, whose pseudonym is the citizen id (preferences, inbox).
 CITIZEN_SECTOR = Sector.CITIZEN_SERVICES.value

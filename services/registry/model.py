@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import Jurisdiction
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from services.registry.parties_domain import Party
 from services.registry.subscriptions_domain import (
     PARTY,
@@ -21,8 +22,6 @@ from services.registry.subscriptions_domain import (
     delivered_fields,
     delivered_text,
 )
-
-PARTNER_SOURCE_PREFIX = "urn:ch:lu:hub:partner:"
 
 
 def claimed_partner(source: str) -> str | None:
