@@ -1,4 +1,4 @@
--- The vault (hub/vault.py): per-person data keys, stored only wrapped by the master key,
+-- The vault (hub/vault/): per-person data keys, stored only wrapped by the master key,
 -- shared by every service in its own schema "vault". No personal data in clear: references
 -- are business process ids, pseudonyms, or keyed hashes of the AHVN13.
 

@@ -1,4 +1,4 @@
--- Identity, issue 5: the public keys partners sign their events with. Several keys of a
+-- Identity: the public keys partners sign their events with. Several keys of a
 -- partner may be valid at once (rotation); each has a validity window and may be revoked.
 -- Only public keys: a partner's private key never reaches the hub.
 CREATE TABLE partner_keys (

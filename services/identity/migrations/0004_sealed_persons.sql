@@ -1,5 +1,5 @@
--- Identity, issue 5 (personal data at rest): a person's AHVN13, names, sex and date of
--- birth are sealed together in ``record`` under the person's data key (hub/vault.py),
+-- Identity (personal data at rest): a person's AHVN13, names, sex and date of
+-- birth are sealed together in ``record`` under the person's data key (hub/vault/),
 -- and a local register id in ``local_id_sealed``. What lookups need is kept as blind
 -- indexes (keyed hashes under a key derived from the vault's master key): equality only,
 -- and meaningless without that key.

@@ -1,4 +1,4 @@
--- Registry, issue 5: the registry's mirror of partners' signing keys, from identity's
+-- Registry: the registry's mirror of partners' signing keys, from identity's
 -- PartnerKeyRegistered / PartnerKeyRevoked. Every partner event on hub.ingress is checked
 -- against it: the key must belong to the sender, be inside its window and not be revoked.
 CREATE TABLE partner_keys (

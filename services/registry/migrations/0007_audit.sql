@@ -1,6 +1,6 @@
--- Audit log (issue 5, item 5): every routing decision and every disclosure of personal
+-- Audit log: every routing decision and every disclosure of personal
 -- data, one row each, written in the transaction of the delivery it records.
--- Append-only and hash-chained (hub/audit.py): each row holds the seal of the row before
+-- Append-only and hash-chained (hub/audit/): each row holds the seal of the row before
 -- it and its own seal, HMAC-SHA256 under a key kept outside the database.
 -- Personal data only as pseudonyms: never names, AHVN13 or the delivered values.
 

@@ -1,6 +1,6 @@
--- Registry, issue 5 (personal data at rest): confidential and secret fields of a case's
+-- Registry (personal data at rest): confidential and secret fields of a case's
 -- details and of a pending delivery's data are sealed under the person's data key
--- (hub/vault.py); the jsonb columns keep the public and internal fields only.
+-- (hub/vault/); the jsonb columns keep the public and internal fields only.
 -- NULL: a row written before this migration, whose jsonb still holds everything; the
 -- registry seals such rows when it starts (services/registry/sealing.py).
 ALTER TABLE cases ADD COLUMN details_sealed bytea;

@@ -1,4 +1,4 @@
--- Registry, issue 5 (personal data at rest): the free text of a timeline step that a
+-- Registry (personal data at rest): the free text of a timeline step that a
 -- partner wrote about the person (a rejection reason, an action asked of the citizen) is
 -- confidential (contracts/classification.py). It is sealed under the case's data key in
 -- detail_sealed, bound to this table, column and row id; detail keeps a summary that names

@@ -1,4 +1,4 @@
--- Refused partner events in the audit chain (issue 5): every event the registry refuses
+-- Refused partner events in the audit chain: every event the registry refuses
 -- at ingress (signature, replay window, authorization, contract) is one 'refused' entry,
 -- written in the transaction of its dead_letters row (hub/audit_refusals.py).
 -- A refusal names the claimed partner and the reason, never a person or payload values.

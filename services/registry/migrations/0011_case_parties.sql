@@ -46,7 +46,7 @@ ALTER TABLE subscriptions
 
 -- Delivered and withheld entries: the slots the recipient fills ("party: arrival-municipality")
 -- or "all-cases" (its subscription's scope). Part of the seal only when set, so entries
--- written before stay verifiable (hub/audit.py).
+-- written before stay verifiable (hub/audit/).
 ALTER TABLE audit_log ADD COLUMN basis text;
 
 INSERT INTO catalog VALUES
