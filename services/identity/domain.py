@@ -14,12 +14,9 @@ erased ones that partners and the audit log still hold.
 
 The hashed message (``pseudonym_message``) is, byte for byte:
 
-* seeded (every person stored since seeds exist):
-  ``b"hub-pseudonym:seeded:v1" || u16be(len(vn)) || vn || u16be(len(seed)) || seed``,
-  ``vn`` being the AHVN13's 13 ASCII digits. The lengths make the split of the message
-  unique, and the label (letters, never 13 digits) keeps it apart from the legacy form;
-* legacy (persons stored before seeds, whose record has none): the AHVN13's 13 ASCII
-  digits alone, as always, so nothing already issued changes.
+``b"hub-pseudonym:seeded:v1" || u16be(len(vn)) || vn || u16be(len(seed)) || seed``,
+``vn`` being the AHVN13's 13 ASCII digits. The lengths make the split of the message
+unique; the label versions the form.
 
 The pseudonym is ``<sector>:`` and the first 26 lower-case base32 characters (130 bits)
 of HMAC-SHA256(sector key at version, message). Issued pseudonyms are stored, so a key
@@ -73,14 +70,9 @@ def new_pseudonym_seed() -> bytes:
     return secrets.token_bytes(PSEUDONYM_SEED_BYTES)
 
 
-def pseudonym_message(vn: str, seed: bytes | None) -> bytes:
-    """What the sector key hashes (the encoding is spelt out in the module docstring).
-
-    ``seed`` None is the legacy form, for persons stored before seeds existed.
-    """
-    digits = vn.encode()  # an AHVN13 is 13 ASCII digits; UTF-8 as the legacy form always had it
-    if seed is None:
-        return digits
+def pseudonym_message(vn: str, seed: bytes) -> bytes:
+    """What the sector key hashes (the encoding is spelt out in the module docstring)."""
+    digits = vn.encode()  # an AHVN13 is 13 ASCII digits
     if len(seed) < MIN_PSEUDONYM_SEED_BYTES:
         raise ValueError(f"a pseudonym seed has at least {MIN_PSEUDONYM_SEED_BYTES} bytes")
     return b"".join(
@@ -88,12 +80,8 @@ def pseudonym_message(vn: str, seed: bytes | None) -> bytes:
     )
 
 
-def sector_pseudonym(secret: bytes, sector: str, vn: str, version: int = 1, seed: bytes | None = None) -> str:
-    """Stable per (person, sector, key version); 26 base32 characters (130 bits) after the sector.
-
-    Without ``seed`` the legacy derivation (the AHVN13 alone), kept for persons stored
-    before seeds existed; every newer person has a seed.
-    """
+def sector_pseudonym(secret: bytes, sector: str, vn: str, version: int, seed: bytes) -> str:
+    """Stable per (person, sector, key version); 26 base32 characters (130 bits) after the sector."""
     message = pseudonym_message(vn, seed)
     digest = hmac.new(sector_key(secret, sector, version), message, hashlib.sha256).digest()
     return f"{sector}:{base64.b32encode(digest).decode().rstrip('=').lower()[:26]}"
@@ -104,7 +92,7 @@ class PseudonymBasis:
     """What a person's pseudonyms derive from; never leaves the identity service."""
 
     vn: str = field(repr=False)
-    seed: bytes | None = field(repr=False)  # None: stored before seeds, the legacy derivation
+    seed: bytes = field(repr=False)
 
     def pseudonym(self, secret: bytes, sector: str, version: int) -> str:
         return sector_pseudonym(secret, sector, self.vn, version, self.seed)

@@ -28,12 +28,10 @@ from hub.runtime.db import create_pool
 from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
 from hub.runtime.outbox import OutboxEmitter
-from hub.vault import store as vault_store
 from hub.vault.crypto import MasterKey
 from hub.vault.schema import migrate_vault
 from services.identity import handlers
 from services.identity.adapters.postgres import PostgresUnitOfWork
-from services.identity.adapters.postgres.persons import record_context, sealed_record, vn_index
 from services.identity.ports import UnitOfWork
 
 SECRET = bytes(range(32))
@@ -164,21 +162,6 @@ async def outbox(pool: asyncpg.Pool, topic: str | None = None) -> list[OutboxRow
             )
         )
     return [r for r in found if topic is None or r.topic == topic]
-
-
-async def sealed_without_seed(pool: asyncpg.Pool, master: MasterKey, someone: Person) -> uuid.UUID:
-    """A person as the adapter stored them before seeds: sealed record, no seed."""
-    person_id = uuid.uuid4()
-    async with pool.acquire() as conn:
-        key = await vault_store.key_for(conn, master, master.subject_ref(someone.vn))
-        await conn.execute(
-            "INSERT INTO persons (person_id, key_id, record, vn_index) VALUES ($1, $2, $3, $4)",
-            person_id,
-            key.key_id,
-            vault_store.seal_json(key, sealed_record(someone, None), record_context(person_id)),
-            vn_index(master, someone.vn),
-        )
-    return person_id
 
 
 async def issued_before(pool: asyncpg.Pool, person_id: uuid.UUID, sector: str, pseudonym: str) -> None:

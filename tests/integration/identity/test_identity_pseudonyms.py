@@ -1,5 +1,5 @@
-"""Sector pseudonyms on PostgreSQL: the seed sealed with the person, key versions in their
-table, and persons stored before seeds keeping the derivation from the AHVN13 alone.
+"""Sector pseudonyms on PostgreSQL: the seed sealed with the person, and key versions in
+their table.
 
 What each partner gets and how key rotations work are rules, tested on the in-memory
 stores (``tests/unit/identity``); these tests show what the rows hold.
@@ -22,9 +22,7 @@ from tests.integration.identity.support import (
     SECRET,
     TAX_OFFICE,
     issue,
-    issued_before,
     person,
-    sealed_without_seed,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -88,35 +86,3 @@ async def test_key_versions_are_kept_per_sector_with_one_current(
     current = {(r["sector"], r["version"]) for r in rows if r["current"]}
     assert current == {("tax", 3), ("resident-registration", 1)}
     assert {(r["sector"], r["key_version"]) for r in versions} == {("tax", 1), ("resident-registration", 1)}
-
-
-async def test_a_person_sealed_before_seeds_keeps_the_legacy_derivation(
-    pool: asyncpg.Pool, vault_master_key: MasterKey
-) -> None:
-    person_id = await sealed_without_seed(pool, vault_master_key, person(1))
-    issued_then = sector_pseudonym(SECRET, "tax", person(1).vn, 1)
-    await issued_before(pool, person_id, "tax", issued_then)
-
-    issued = await issue(pool, vault_master_key, person(1), TAX, KRIENS)
-
-    assert issued.match == "exact-vn"
-    by_partner = {p.partner_id: p.pseudonym for p in issued.pseudonyms}
-    assert by_partner[TAX_OFFICE] == issued_then
-    # A sector new to the person: still the rule the person was stored under, no seed added.
-    assert by_partner[KRIENS_OFFICE] == sector_pseudonym(SECRET, "resident-registration", person(1).vn, 1)
-    assert (await _basis(pool, vault_master_key, person(1))).seed is None
-
-
-async def test_a_legacy_persons_issued_pseudonym_survives_a_key_rotation(
-    pool: asyncpg.Pool, vault_master_key: MasterKey
-) -> None:
-    person_id = await sealed_without_seed(pool, vault_master_key, person(1))
-    issued_then = sector_pseudonym(SECRET, "tax", person(1).vn, 1)
-    await issued_before(pool, person_id, "tax", issued_then)
-    assert await _rotate(pool, "tax") == 2
-    assert await _rotate(pool, "resident-registration") == 2
-    issued = await issue(pool, vault_master_key, person(1), TAX, KRIENS)
-    by_partner = {p.partner_id: p.pseudonym for p in issued.pseudonyms}
-    assert by_partner[TAX_OFFICE] == issued_then
-    # The new pair takes the sector's current key version, under the legacy rule.
-    assert by_partner[KRIENS_OFFICE] == sector_pseudonym(SECRET, "resident-registration", person(1).vn, 2)

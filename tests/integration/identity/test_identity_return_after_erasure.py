@@ -20,9 +20,9 @@ from hub.runtime.messages import Incoming
 from hub.vault.crypto import Erased, MasterKey
 from services.identity import handlers
 from services.identity.adapters.postgres import IdentityErasure, PostgresRepositories
-from services.identity.domain import sector_pseudonym
 from services.identity.erase import erase_person
 from services.identity.ports import UnitOfWork
+from tests.fixtures.pseudonyms import from_ahvn13_alone
 from tests.integration.identity.support import (
     KRIENS_OFFICE,
     LUCERNE_OFFICE,
@@ -31,10 +31,8 @@ from tests.integration.identity.support import (
     TAX_OFFICE,
     handle,
     incoming,
-    issued_before,
     outbox,
     person,
-    sealed_without_seed,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -153,8 +151,8 @@ async def test_the_erased_seed_is_gone_and_the_old_pseudonyms_cannot_be_derived_
             r["sector"]: r["key_version"]
             for r in await conn.fetch("SELECT DISTINCT sector, key_version FROM issued_pseudonyms")
         }
-    from_ahvn13_alone = {sector_pseudonym(SECRET, sector, ANNA.vn, v) for sector, v in versions.items()}
-    assert from_ahvn13_alone.isdisjoint(_all(before) | _all(back))
+    recomputable = {from_ahvn13_alone(SECRET, sector, ANNA.vn, v) for sector, v in versions.items()}
+    assert recomputable.isdisjoint(_all(before) | _all(back))
 
 
 async def test_the_person_who_came_back_keeps_their_new_pseudonyms(
@@ -178,24 +176,3 @@ async def test_erased_twice_and_back_three_times_never_repeats_a_pseudonym(
         if visit < 2:
             await _erase(pool, vault_master_key, ANNA.vn)
     assert len(set.union(*seen)) == sum(len(s) for s in seen)
-
-
-async def test_a_person_from_before_seeds_comes_back_with_seeded_pseudonyms(
-    pool: asyncpg.Pool, vault_master_key: MasterKey
-) -> None:
-    # Stored before seeds: their pseudonyms are the AHVN13 alone under the sector key, which
-    # anyone holding the pseudonym secret could recompute for the same AHVN13 later.
-    legacy_id = await sealed_without_seed(pool, vault_master_key, ANNA)
-    legacy_tax = sector_pseudonym(SECRET, "tax", ANNA.vn, 1)
-    await issued_before(pool, legacy_id, "tax", legacy_tax)
-    before = await _ask(pool, vault_master_key, ANNA, "eumzug-before")
-    assert before.match == "exact-vn"
-    assert before.by_sector["tax"] == legacy_tax
-
-    await _erase(pool, vault_master_key, ANNA.vn)
-    back = await _ask(pool, vault_master_key, ANNA, "eumzug-back")
-
-    assert back.match == "new"
-    assert _all(back).isdisjoint(_all(before))
-    legacy_rule = {sector: sector_pseudonym(SECRET, sector, ANNA.vn, 1) for sector in back.by_sector}
-    assert set(legacy_rule.values()).isdisjoint(_all(back))

@@ -28,6 +28,7 @@ from services.identity.domain import (
     sector_key,
     sector_pseudonym,
 )
+from tests.fixtures.pseudonyms import from_ahvn13_alone
 
 SECRET = bytes(range(32))
 VN = "7561234567897"
@@ -59,21 +60,21 @@ def test_key_versions_start_at_one() -> None:
 
 
 def test_pseudonym_is_stable_within_a_sector_and_key_version() -> None:
-    assert sector_pseudonym(SECRET, "tax", VN, 2) == sector_pseudonym(SECRET, "tax", VN, 2)
+    assert sector_pseudonym(SECRET, "tax", VN, 2, SEED) == sector_pseudonym(SECRET, "tax", VN, 2, SEED)
 
 
 def test_pseudonyms_differ_across_sectors_and_key_versions() -> None:
     pseudonyms = {
-        sector_pseudonym(SECRET, "tax", VN, 1),
-        sector_pseudonym(SECRET, "tax", VN, 2),
-        sector_pseudonym(SECRET, "resident-registration", VN, 1),
-        sector_pseudonym(SECRET, "resident-registration", VN, 2),
+        sector_pseudonym(SECRET, "tax", VN, 1, SEED),
+        sector_pseudonym(SECRET, "tax", VN, 2, SEED),
+        sector_pseudonym(SECRET, "resident-registration", VN, 1, SEED),
+        sector_pseudonym(SECRET, "resident-registration", VN, 2, SEED),
     }
     assert len(pseudonyms) == 4
 
 
 def test_pseudonym_names_its_sector_and_hides_the_ahvn13() -> None:
-    pseudonym = sector_pseudonym(SECRET, "tax", VN, 3)
+    pseudonym = sector_pseudonym(SECRET, "tax", VN, 3, SEED)
     sector, _, value = pseudonym.partition(":")
     assert sector == "tax"
     assert len(value) == 26
@@ -87,13 +88,6 @@ def test_a_seeded_pseudonym_hashes_the_documented_encoding_of_ahvn13_and_seed() 
     digest = hmac.new(sector_key(SECRET, "tax", 2), message, hashlib.sha256).digest()
     expected = "tax:" + base64.b32encode(digest).decode().lower()[:26]
     assert sector_pseudonym(SECRET, "tax", VN, 2, SEED) == expected
-
-
-def test_without_a_seed_the_legacy_derivation_hashes_the_ahvn13_alone() -> None:
-    digest = hmac.new(sector_key(SECRET, "tax", 1), VN.encode(), hashlib.sha256).digest()
-    legacy = "tax:" + base64.b32encode(digest).decode().lower()[:26]
-    assert pseudonym_message(VN, None) == VN.encode()
-    assert sector_pseudonym(SECRET, "tax", VN, 1) == legacy == sector_pseudonym(SECRET, "tax", VN, 1, None)
 
 
 def test_a_seeded_pseudonym_keeps_the_format_and_hides_the_ahvn13() -> None:
@@ -111,7 +105,7 @@ def test_another_seed_gives_another_pseudonym_in_every_sector_and_version() -> N
         for version in (1, 2):
             seeded = sector_pseudonym(SECRET, sector, VN, version, SEED)
             assert seeded != sector_pseudonym(SECRET, sector, VN, version, OTHER_SEED)
-            assert seeded != sector_pseudonym(SECRET, sector, VN, version)  # nor the legacy one
+            assert seeded != from_ahvn13_alone(SECRET, sector, VN, version)  # nor a recomputable one
 
 
 def test_seeded_pseudonyms_differ_across_sectors_versions_and_persons() -> None:
@@ -148,9 +142,8 @@ def test_a_seed_shorter_than_128_bits_is_refused() -> None:
 
 
 def test_a_pseudonym_basis_derives_as_sector_pseudonym_and_never_shows_its_parts() -> None:
-    seeded, legacy = PseudonymBasis(VN, SEED), PseudonymBasis(VN, None)
+    seeded = PseudonymBasis(VN, SEED)
     assert seeded.pseudonym(SECRET, "tax", 2) == sector_pseudonym(SECRET, "tax", VN, 2, SEED)
-    assert legacy.pseudonym(SECRET, "tax", 2) == sector_pseudonym(SECRET, "tax", VN, 2)
     # A basis in a log line or traceback must not leak what it is made of.
     assert VN not in repr(seeded)
     assert repr(SEED) not in repr(seeded)

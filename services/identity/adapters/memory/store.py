@@ -18,7 +18,7 @@ from services.identity.domain import Partner, PartnerKey
 @dataclass
 class StoredPerson:
     person: Person  # without a local id: those are linked apart
-    seed: bytes | None
+    seed: bytes
     key_id: uuid.UUID
     created: int  # the order persons were stored in
     destroyed: bool = False  # their data key is destroyed: their data reads as erased

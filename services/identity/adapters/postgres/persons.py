@@ -8,8 +8,7 @@ which the composition root hands over.
 
 The record also holds the person's pseudonym seed (``domain.sector_pseudonym``), so that
 destroying the data key destroys the seed too: an erased person's pseudonyms can never be
-derived again. A record without a seed is a person stored before seeds existed, who keeps
-the derivation from the AHVN13 alone.
+derived again.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from hub.vault.crypto import DataKey, Erased, MasterKey, case_ref, citizen_ref
 from services.identity.domain import PseudonymBasis
 from services.identity.ports import ListingRow
 
-SEED_FIELD = "pseudonym_seed"  # in the sealed record, base64; absent: a person from before seeds
+SEED_FIELD = "pseudonym_seed"  # in the sealed record, base64
 
 
 def record_context(person_id: uuid.UUID) -> str:
@@ -52,18 +51,16 @@ def local_id_index(master: MasterKey, local_id: LocalPersonId) -> str:
     return master.blind_index("identity.local-id", f"{local_id.category}\x1f{local_id.id}")
 
 
-def sealed_record(person: Person, pseudonym_seed: bytes | None) -> dict[str, str]:
-    """What the sealed ``record`` holds; without a seed, as persons from before seeds have it."""
-    record = {
+def sealed_record(person: Person, pseudonym_seed: bytes) -> dict[str, str]:
+    """What the sealed ``record`` holds."""
+    return {
         "vn": person.vn,
         "official_name": person.official_name,
         "first_name": person.first_name,
         "sex": person.sex.value,
         "date_of_birth": person.date_of_birth.isoformat(),
+        SEED_FIELD: base64.b64encode(pseudonym_seed).decode(),
     }
-    if pseudonym_seed is not None:
-        record[SEED_FIELD] = base64.b64encode(pseudonym_seed).decode()
-    return record
 
 
 def require(master: MasterKey | None) -> MasterKey:
@@ -137,8 +134,7 @@ class PostgresPersons:
             raise TransientError("the person was erased while their request was being resolved")
         if record is None:
             raise PermanentError(f"no person {person_id}")
-        seed = record.get(SEED_FIELD)
-        return PseudonymBasis(record["vn"], None if seed is None else base64.b64decode(seed))
+        return PseudonymBasis(record["vn"], base64.b64decode(record[SEED_FIELD]))
 
     async def record(self, person_id: uuid.UUID) -> Person | Erased | None:
         record = await self._open_record(person_id)
