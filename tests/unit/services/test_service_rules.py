@@ -10,6 +10,7 @@ from services.notifications.templates import UnknownTemplate, render
 
 SECRET = bytes(range(32))
 VN = "7561234567897"
+SEED = bytes(range(100, 132))  # the person's own seed, sealed with their record
 PLACEHOLDERS = {
     "first_name": "Anna",
     "official_name": "Muster",
@@ -21,20 +22,20 @@ PLACEHOLDERS = {
 
 
 def test_pseudonym_is_stable_within_a_sector() -> None:
-    assert sector_pseudonym(SECRET, "tax", VN) == sector_pseudonym(SECRET, "tax", VN)
+    assert sector_pseudonym(SECRET, "tax", VN, 1, SEED) == sector_pseudonym(SECRET, "tax", VN, 1, SEED)
 
 
 def test_pseudonyms_differ_across_sectors_and_persons() -> None:
-    tax = sector_pseudonym(SECRET, "tax", VN)
-    registration = sector_pseudonym(SECRET, "resident-registration", VN)
-    other_person = sector_pseudonym(SECRET, "tax", "7569000000019")
+    tax = sector_pseudonym(SECRET, "tax", VN, 1, SEED)
+    registration = sector_pseudonym(SECRET, "resident-registration", VN, 1, SEED)
+    other_person = sector_pseudonym(SECRET, "tax", "7569000000019", 1, SEED)
     assert len({tax, registration, other_person}) == 3
 
 
 def test_pseudonym_does_not_contain_the_ahvn13_and_depends_on_the_secret() -> None:
-    pseudonym = sector_pseudonym(SECRET, "tax", VN)
+    pseudonym = sector_pseudonym(SECRET, "tax", VN, 1, SEED)
     assert VN not in pseudonym
-    assert pseudonym != sector_pseudonym(bytes(32), "tax", VN)
+    assert pseudonym != sector_pseudonym(bytes(32), "tax", VN, 1, SEED)
 
 
 @pytest.mark.parametrize("language", list(Language))
