@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.admin import RegisterPartnerKey
 from hub.errors import ConfigurationError
+from hub.local.seed import seed_demo_partners
 from hub.runtime.db import connect
+from hub.runtime.schemas import migrate_all
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, hub_signing_key, load_private_key
 from hub.security.keyring import Keyring
@@ -73,6 +75,23 @@ def local_partner(settings: HubSettings, partner_id: str, *, keyring: Keyring | 
         hub_keys=keys.hub_keys,
         topic_prefix=settings.topic_prefix,
     )
+
+
+def prepare_demo_database(settings: HubSettings, progress: Callable[[str], None]) -> None:
+    """Migrate every service's schema and seed the demo partners, before the services start."""
+    asyncio.run(_prepare_demo_database(settings, progress))
+
+
+async def _prepare_demo_database(settings: HubSettings, progress: Callable[[str], None]) -> None:
+    from services import SERVICE_NAMES, load_definition
+
+    conn = await connect(settings.database_dsn(), application_name="hub-provisioning")
+    try:
+        await migrate_all(conn, [load_definition(name).schema_plan() for name in SERVICE_NAMES], grant=False)
+        seeded = await seed_demo_partners(conn)
+    finally:
+        await conn.close()
+    progress(f"demo partners seeded ({', '.join(seeded)})")
 
 
 def provision_partner_keys(settings: HubSettings, progress: Callable[[str], None]) -> int:

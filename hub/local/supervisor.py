@@ -21,7 +21,7 @@ from hub.errors import ConfigurationError
 from hub.local.embedded.ports import free_port
 from hub.local.embedded.process import die_with_parent
 from hub.local.embedded.stack import EmbeddedStack
-from hub.local.provisioning import create_hub_key, provision_partner_keys
+from hub.local.provisioning import create_hub_key, prepare_demo_database, provision_partner_keys
 from hub.runtime.endpoints import Endpoints, write_endpoints
 from hub.runtime.settings import HubSettings
 
@@ -79,6 +79,8 @@ class Supervisor:
             running = self.running_settings()
             # The hub's key exists before the registry starts (it would create it too).
             create_hub_key(running)
+            if self.settings.demo_partners:
+                prepare_demo_database(running, self._progress)
             for name in self.services:
                 self.start_service(name)
             self.wait_until_ready()

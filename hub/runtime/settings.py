@@ -158,6 +158,11 @@ class HubSettings(BaseSettings):
         description="Operator public keys identity and the registry trust for hub.admin commands: a file "
         "or a directory of *.pub / *.pem files; unset trusts the local operator key only.",
     )
+    demo_partners: bool = Field(
+        True,
+        description="hub up / hub demo: migrate, then seed the demo partners and their subscriptions "
+        "(hub/local/seed) before the services start. Migrations never create a partner.",
+    )
     demo_partner_keys: bool = Field(
         True,
         description="hub up / hub demo: key pairs for every registered partner under state_dir, registered "

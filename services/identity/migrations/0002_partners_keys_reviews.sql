@@ -1,4 +1,4 @@
--- Identity, issue #3: the partner register (who is who), versioned sector keys,
+-- Identity: the partner register (who is who), versioned sector keys,
 -- and reviews of person matches that must not be merged silently.
 
 -- Partners: X-Road style ids. The parts are derived from the id, so they can never
@@ -25,17 +25,6 @@ CREATE TABLE partners (
 );
 CREATE INDEX partners_by_member ON partners (member_class, member_code);
 CREATE INDEX partners_unannounced ON partners (partner_id) WHERE announced_at IS NULL;
-
--- The partners of the one-machine set-up; the announcer tells the registry about each once.
-INSERT INTO partners (partner_id, name, sector, roles, local_person_id_category) VALUES
-    ('CH/CAN/LU/eportal',            'Kanton Luzern eUmzug portal',                     'resident-registration', '{portal}',             NULL),
-    ('CH/MUN/1059/einwohnerdienste', 'Gemeinde Kriens, Einwohnerdienste',               'resident-registration', '{municipality}',       'CH.LU.1059'),
-    ('CH/MUN/1061/einwohnerdienste', 'Stadt Luzern, Einwohnerdienste',                  'resident-registration', '{municipality}',       'CH.LU.1061'),
-    ('CH/CAN/LU/steuerverwaltung',   'Kanton Luzern, Dienststelle Steuern',             'tax',                   '{tax-office}',         NULL),
-    ('CH/MUN/1061/baudirektion',     'Stadt Luzern, Baudirektion',                      'building',              '{building-authority}', NULL),
-    ('CH/CAN/LU/uwe',                'Kanton Luzern, Dienststelle Umwelt und Energie',  'environment',           '{environment-office}', NULL),
-    ('CH/CAN/LU/gvl',                'Gebäudeversicherung Luzern',                      'insurance',             '{building-insurance}', NULL),
-    ('CH/CAN/LU/ops',                'Hub operations',                                  'statistics',            '{operations}',         NULL);
 
 -- Sector keys: only versions are stored. The key bytes are derived from the master
 -- secret file + sector + version, so a database dump reveals no key.

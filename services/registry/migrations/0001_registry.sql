@@ -51,19 +51,3 @@ CREATE TABLE timeline (
     detail      text
 );
 CREATE INDEX timeline_by_case ON timeline (case_id, id);
-
--- The relocation partners of the one-machine set-up (issue #3 manages these through
--- the CLI and events). Legal bases name the statutes the deliveries rest on.
-INSERT INTO partners (partner_id, name, sector, delivery_topic) VALUES
-    ('CH/CAN/LU/eportal',                 'Kanton Luzern eUmzug portal',             'resident-registration', 'hub.delivery.ch.can.lu.eportal'),
-    ('CH/MUN/1059/einwohnerdienste',      'Gemeinde Kriens, Einwohnerdienste',       'resident-registration', 'hub.delivery.ch.mun.1059.einwohnerdienste'),
-    ('CH/MUN/1061/einwohnerdienste',      'Stadt Luzern, Einwohnerdienste',          'resident-registration', 'hub.delivery.ch.mun.1061.einwohnerdienste'),
-    ('CH/CAN/LU/steuerverwaltung',        'Kanton Luzern, Dienststelle Steuern',     'tax',                   'hub.delivery.ch.can.lu.steuerverwaltung');
-
-INSERT INTO subscriptions (partner_id, event_type, purpose, legal_basis, legal_basis_url) VALUES
-    ('CH/MUN/1059/einwohnerdienste', 'ch.lu.hub.relocation.move-reported-delivery.v1', 'record the departure', 'RHG Art. 12; SRL 16 (Gesetz ueber die Niederlassung und den Aufenthalt)', NULL),
-    ('CH/MUN/1061/einwohnerdienste', 'ch.lu.hub.relocation.move-reported-delivery.v1', 'register the arrival', 'RHG Art. 11; SRL 16', NULL),
-    ('CH/CAN/LU/steuerverwaltung',   'ch.lu.hub.relocation.move-reported-delivery.v1', 'assign the tax domicile', 'StHG Art. 4; SRL 620 (Steuergesetz)', NULL),
-    ('CH/MUN/1059/einwohnerdienste', 'ch.lu.hub.relocation.case-completed.v1', 'close the departure file', 'RHG Art. 12', NULL),
-    ('CH/MUN/1061/einwohnerdienste', 'ch.lu.hub.relocation.case-completed.v1', 'close the arrival file', 'RHG Art. 11', NULL),
-    ('CH/CAN/LU/steuerverwaltung',   'ch.lu.hub.relocation.case-completed.v1', 'close the tax domicile change', 'StHG Art. 4', NULL);

@@ -24,6 +24,7 @@ from contracts import (
     ahvn13_check_digit,
     parse_data,
 )
+from hub.local.seed import seed_demo_partners
 from hub.runtime.db import create_pool
 from hub.runtime.messages import Incoming
 from hub.runtime.migrations import apply_migrations, load_migrations
@@ -67,7 +68,8 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
             load_migrations("hub-runtime", "hub.runtime.sql")
             + load_migrations("identity", "services.identity.migrations"),
         )
-        await migrate_vault(conn)  # the per-person data keys (hub/vault.py)
+        await migrate_vault(conn)  # the per-person data keys
+        await seed_demo_partners(conn, ("identity",))  # as hub up seeds them
     return pool
 
 
