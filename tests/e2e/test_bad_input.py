@@ -420,7 +420,10 @@ def test_a_bad_input_is_dead_lettered_once_with_its_reason(run: Run, name: str) 
 def test_a_duplicate_event_id_is_dropped_counted_and_not_dead_lettered(run: Run) -> None:
     duplicate = run.records["duplicate"]
     assert run.offsets["duplicate-again"] > run.offsets["duplicate"]
-    assert _metric(run.metrics, "duplicate") == 1
+    # Dropped by the inbox at least once: the second copy. A rebalance (a partner's topic
+    # created meanwhile) may hand a processed but not yet committed record over again,
+    # which the inbox drops as well; that its effects happened once is asserted below.
+    assert _metric(run.metrics, "duplicate") >= 1
     assert run.rows_at("duplicate") == []
     assert run.rows_at("duplicate-again") == []
     assert run.records_at("duplicate") == []
