@@ -14,7 +14,7 @@ import functools
 import logging
 
 from contracts import CaseEscalated, Language, NotificationRequested
-from hub.errors import DatabaseUnavailable
+from hub.errors import DatabaseConflict, DatabaseUnavailable
 from hub.runtime import topics
 from hub.runtime.telemetry import context_from_traceparent, current_trace_id, tracer
 from services.registry.case_domain import Case
@@ -109,7 +109,8 @@ class Escalator:
         while not stop.is_set():
             try:
                 await self.escalate_overdue()
-            except (DatabaseUnavailable, StorageFailed) as error:
+            except (DatabaseUnavailable, DatabaseConflict, StorageFailed) as error:
+                # The database away or restarting, or a lost race: the next round checks again.
                 log.warning("deadline check failed, retrying: %s", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval_s)

@@ -91,6 +91,8 @@ class PostgresRegistry:
                     return result
             except DatabaseError as error:  # a statement the database refused, not an outage
                 raise StorageFailed(f"{type(error).__name__}: {error}") from error
+            except OSError as error:  # the pool could not (re)connect: the database is away
+                raise DatabaseUnavailable(f"PostgreSQL unreachable: {error}") from error
             except Exception as error:
                 if isinstance(translated := translate(error), DatabaseUnavailable | DatabaseConflict):
                     raise translated from error
