@@ -55,21 +55,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="do not read the latest head the registry published on hub.audit.heads (read by default)",
     )
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--json", action="store_true", help="print JSON instead of text")
     verify.set_defaults(func=_verify)
     subject = sub.add_parser("subject", help="every disclosure of one citizen's data (access request)")
     whom = subject.add_mutually_exclusive_group(required=True)
     whom.add_argument("--citizen-id", help="the citizen-services pseudonym, e.g. from the case")
     whom.add_argument("--case", dest="case_id", help="a case id (business process id)")
     whom.add_argument("--ahvn13", help="resolved to the citizen id by identity; never printed")
-    subject.add_argument("--json", action="store_true")
+    subject.add_argument("--json", action="store_true", help="print JSON instead of text")
     subject.set_defaults(func=_subject)
     refusals = sub.add_parser("refusals", help="partner events refused at ingress, newest first, with why")
     refusals.add_argument("--partner", help="only events claiming to come from this partner id")
     refusals.add_argument("--since", type=_moment, help="ISO time, e.g. 2026-11-26T08:00:00+01:00")
     refusals.add_argument("--until", type=_moment, help="ISO time (exclusive)")
-    refusals.add_argument("--limit", type=int, default=100)
-    refusals.add_argument("--json", action="store_true")
+    refusals.add_argument("--limit", type=int, default=100, help="at most this many, newest first (100)")
+    refusals.add_argument("--json", action="store_true", help="print JSON instead of text")
     refusals.set_defaults(func=_refusals)
 
 

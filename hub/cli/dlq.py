@@ -257,14 +257,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     listing = dead.add_parser("list", help="dead letters of every service, newest first")
     _filters(listing)
-    listing.add_argument("--limit", type=int, default=100)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many, newest first (100)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     listing.set_defaults(func=_list)
 
     show = dead.add_parser("show", help="one dead letter with its original headers and payload")
-    show.add_argument("dead_letter_id", type=int, metavar="ID")
-    show.add_argument("--service", choices=_services(), required=True)
-    show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "dead_letter_id", type=int, metavar="ID", help="the dead letter's id, from hub dlq list"
+    )
+    show.add_argument("--service", choices=_services(), required=True, help="the service that recorded it")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(func=_show)
 
     again = dead.add_parser("redrive", help="re-publish to the original topic, same event id (outbox)")
@@ -273,7 +275,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     again.add_argument("--include-redriven", action="store_true", help="filters also take redriven ones")
     again.add_argument("--all", action="store_true", help="every dead letter not yet redriven")
     again.add_argument("--dry-run", action="store_true", help="list what would be redriven, change nothing")
-    again.add_argument("--json", action="store_true")
+    again.add_argument("--json", action="store_true", help="print JSON instead of text")
     again.set_defaults(func=_redrive)
 
     purge = dead.add_parser("purge", help="erase stored records (personal data); keep that they failed")
@@ -281,5 +283,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     purge.add_argument("--id", type=int, action="append", help="a dead letter id (with --service); repeat")
     purge.add_argument("--older-than", type=float, metavar="DAYS", help="recorded more than DAYS ago")
     purge.add_argument("--all", action="store_true", help="every dead letter")
-    purge.add_argument("--json", action="store_true")
+    purge.add_argument("--json", action="store_true", help="print JSON instead of text")
     purge.set_defaults(func=_purge)

@@ -42,7 +42,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="write a new vault master key, pseudonym secret, audit key and hub signing key into "
         "DIR (mode 0600), to be mounted for the services; refuses to overwrite any",
     )
-    create.add_argument("directory", type=Path, metavar="DIR")
+    create.add_argument(
+        "directory",
+        type=Path,
+        metavar="DIR",
+        help="a directory to create the secret files in; none of them may exist there yet",
+    )
     create.set_defaults(func=_create_secrets)
 
 

@@ -197,8 +197,22 @@ def _redact(url: str) -> str:
     return url
 
 
+def _version() -> str:
+    """The installed distribution's version; a source tree that is not installed says so."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+DISTRIBUTION = "lucerne-service-hub"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="hub", description="Lucerne cross-agency service hub")
+    root.add_argument("--version", action="version", version=f"hub {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run infrastructure and all services in the foreground")
@@ -207,7 +221,12 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run one relocation case end to end and print its timeline")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion")
-    demo.add_argument("--language", default="de", choices=["de", "fr", "it", "en"])
+    demo.add_argument(
+        "--language",
+        default="de",
+        choices=["de", "fr", "it", "en"],
+        help="the citizen's language: the notices are written in it (de)",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.add_argument(
         "--variant",
@@ -216,35 +235,42 @@ def parser() -> argparse.ArgumentParser:
         help="relocation: Lucerne rejects, never answers (deadline escalates), or first asks the citizen; "
         "intercantonal: a move from Lucerne to Zug (two cantons, both tax offices)",
     )
-    demo.add_argument("--case", default="relocation", choices=["relocation", "building-permit"])
+    demo.add_argument(
+        "--case",
+        default="relocation",
+        choices=["relocation", "building-permit"],
+        help="which case type to run (relocation)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     case = commands.add_parser("case", help="inspect cases").add_subparsers(
         dest="case_command", required=True
     )
     show = case.add_parser("show", help="print a case, its parties and its timeline")
-    show.add_argument("case_id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("case_id", help="the case id (business process id), e.g. eumzug-…")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(func=cmd_case_show)
     unfilled = case.add_parser("unfilled", help="open cases with a party slot no active partner fills")
-    unfilled.add_argument("--limit", type=int, default=1000)
-    unfilled.add_argument("--json", action="store_true")
+    unfilled.add_argument("--limit", type=int, default=1000, help="at most this many cases (1000)")
+    unfilled.add_argument("--json", action="store_true", help="print JSON instead of text")
     unfilled.set_defaults(func=cmd_case_unfilled)
 
     service = commands.add_parser("service", help="run one service").add_subparsers(
         dest="service_command", required=True
     )
     run = service.add_parser("run", help="run one service in this process")
-    run.add_argument("name", choices=["identity", "registry", "notifications"])
+    run.add_argument(
+        "name", choices=["identity", "registry", "notifications"], help="the service to run in this process"
+    )
     run.set_defaults(func=cmd_service_run)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract")
-    schemas.add_argument("directory")
+    schemas.add_argument("directory", help="where to write one JSON Schema file per event type")
     schemas.set_defaults(func=cmd_schemas)
 
     bench = commands.add_parser("bench", help="raw aiokafka pipe vs one hub hop, same broker")
-    bench.add_argument("--events", type=int, default=5000)
-    bench.add_argument("--payload-bytes", type=int, default=400)
+    bench.add_argument("--events", type=int, default=5000, help="events sent through each pipe (5000)")
+    bench.add_argument("--payload-bytes", type=int, default=400, help="size of each event's value (400)")
     bench.set_defaults(func=cmd_bench)
     from hub.cli import keys as signing_cli
 

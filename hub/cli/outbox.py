@@ -135,27 +135,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status = outbox.add_parser(
         "status", help="per service: backlog, oldest unpublished row, rows retrying, parked, to purge"
     )
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(func=_status)
 
     parked = outbox.add_parser("parked", help="rows the broker refused for good, holding up their case")
-    parked.add_argument("--service", choices=_services())
-    parked.add_argument("--json", action="store_true")
+    parked.add_argument("--service", choices=_services(), help="only this service's outbox (all by default)")
+    parked.add_argument("--json", action="store_true", help="print JSON instead of text")
     parked.set_defaults(func=_parked)
 
     retry = outbox.add_parser("retry", help="un-park a row once its cause is fixed; the relay sends it again")
-    retry.add_argument("row_id", type=int, metavar="ID")
-    retry.add_argument("--service", choices=_services(), required=True)
+    retry.add_argument("row_id", type=int, metavar="ID", help="the parked row's id, from hub outbox parked")
+    retry.add_argument(
+        "--service", choices=_services(), required=True, help="the service whose outbox holds the row"
+    )
     retry.set_defaults(func=_retry)
 
     drop = outbox.add_parser("drop", help="delete a parked row (never published); its record stays")
-    drop.add_argument("row_id", type=int, metavar="ID")
-    drop.add_argument("--service", choices=_services(), required=True)
+    drop.add_argument("row_id", type=int, metavar="ID", help="the parked row's id, from hub outbox parked")
+    drop.add_argument(
+        "--service", choices=_services(), required=True, help="the service whose outbox holds the row"
+    )
     drop.add_argument("--reason", required=True, help="why it is dropped (kept with the record)")
-    drop.add_argument("--json", action="store_true")
+    drop.add_argument("--json", action="store_true", help="print JSON instead of text")
     drop.set_defaults(func=_drop)
 
     dropped = outbox.add_parser("dropped", help="what was dropped, when, by whom and why (no payload)")
-    dropped.add_argument("--service", choices=_services())
-    dropped.add_argument("--json", action="store_true")
+    dropped.add_argument(
+        "--service", choices=_services(), help="only this service's dropped rows (all by default)"
+    )
+    dropped.add_argument("--json", action="store_true", help="print JSON instead of text")
     dropped.set_defaults(func=_dropped)

@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     vault = commands.add_parser("vault", help="the vault's master key ring (personal data at rest)")
     sub = vault.add_subparsers(dest="vault_command", required=True)
     status = sub.add_parser("status", help="master key versions and how many data keys each wraps")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(func=_status)
     rotate = sub.add_parser(
         "rotate-master-key",
@@ -44,19 +44,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--batch-size", type=int, default=vault_rotate.DEFAULT_BATCH, help="keys per transaction"
     )
     rotate.add_argument("--max-batches", type=int, help="stop after this many batches; run again to go on")
-    rotate.add_argument("--json", action="store_true")
+    rotate.add_argument("--json", action="store_true", help="print JSON instead of text")
     rotate.set_defaults(func=_rotate)
     retire = sub.add_parser(
         "retire-master-key", help="remove an old version from the ring once it wraps no data key"
     )
-    retire.add_argument("version", type=int)
+    retire.add_argument("version", type=int, help="the master key version to retire, from hub vault status")
     retire.add_argument(
         "--delete",
         action="store_true",
         help="delete its file instead of renaming it .retired (backups made before the rotation "
         "then no longer open)",
     )
-    retire.add_argument("--json", action="store_true")
+    retire.add_argument("--json", action="store_true", help="print JSON instead of text")
     retire.set_defaults(func=_retire)
 
 

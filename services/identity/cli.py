@@ -26,10 +26,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add = partner.add_parser("register", help="register or update a partner (via hub.admin)")
     add.add_argument("--id", dest="partner_id", required=True, help="e.g. CH/MUN/1061/einwohnerdienste")
-    add.add_argument("--name", required=True)
-    add.add_argument("--sector", required=True, choices=SECTORS)
+    add.add_argument("--name", required=True, help="the agency's name as people know it")
+    add.add_argument("--sector", required=True, choices=SECTORS, help="the sector its pseudonyms belong to")
     add.add_argument("--role", dest="roles", action="append", required=True, help="e.g. municipality; repeat")
-    add.add_argument("--sedex-id")
+    add.add_argument("--sedex-id", help="its sedex participant id, if it has one")
     add.add_argument("--local-id-category", help="the eCH-0044 personIdCategory it uses, e.g. CH.LU.1061")
     where = add.add_argument_group(
         "jurisdiction (required)",
@@ -41,14 +41,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     where.add_argument("--federal", action="store_true", help="acts for the Confederation")
     add.set_defaults(func=_register_partner)
     suspend = partner.add_parser("suspend", help="stop pseudonyms and deliveries to a partner")
-    suspend.add_argument("partner_id")
-    suspend.add_argument("--reason")
+    suspend.add_argument("partner_id", help="the partner id, e.g. CH/MUN/1061/einwohnerdienste")
+    suspend.add_argument("--reason", help="why, for the register and the audit")
     suspend.set_defaults(func=_suspend)
     activate = partner.add_parser("activate", help="make a suspended partner active again")
-    activate.add_argument("partner_id")
+    activate.add_argument("partner_id", help="the partner id, e.g. CH/MUN/1061/einwohnerdienste")
     activate.set_defaults(func=_activate)
     listing = partner.add_parser("list", help="every partner and its status")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     listing.set_defaults(func=_list_partners)
     partner_keys_cli.register(partner)
 
@@ -56,7 +56,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="person_command", required=True
     )
     reviews = person.add_parser("reviews", help="open match reviews (ids only)")
-    reviews.add_argument("--json", action="store_true")
+    reviews.add_argument("--json", action="store_true", help="print JSON instead of text")
     reviews.set_defaults(func=_reviews)
     erase.register(person)  # `hub person erase`: crypto-shredding (services/identity/erase.py)
 
@@ -64,7 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="identity_command", required=True
     )
     rotate = identity.add_parser("rotate-key", help="start a new key version for a sector's new pseudonyms")
-    rotate.add_argument("sector", choices=SECTORS)
+    rotate.add_argument("sector", choices=SECTORS, help="the sector whose key gets a new version")
     rotate.set_defaults(func=_rotate_key)
 
 

@@ -104,7 +104,7 @@ def register(person: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="after the wait, delete rows still unpublished (their partners never receive them)",
     )
-    erase.add_argument("--json", action="store_true")
+    erase.add_argument("--json", action="store_true", help="print JSON instead of text")
     erase.set_defaults(func=_erase)
 
 

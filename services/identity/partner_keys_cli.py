@@ -31,13 +31,13 @@ def register(partner: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add.add_argument("--valid-until", type=_timestamp, help="ISO 8601 with offset; default: until revoked")
     add.set_defaults(func=_add)
     revoke = key.add_parser("revoke", help="withdraw a key at once; its events are refused from now on")
-    revoke.add_argument("--partner", required=True)
-    revoke.add_argument("--key-id", required=True)
-    revoke.add_argument("--reason")
+    revoke.add_argument("--partner", required=True, help="the partner id the key belongs to")
+    revoke.add_argument("--key-id", required=True, help="the key id, from hub partner key list")
+    revoke.add_argument("--reason", help="why, e.g. leaked; kept with the revocation")
     revoke.set_defaults(func=_revoke)
     listing = key.add_parser("list", help="every key, its window and whether it was revoked")
-    listing.add_argument("--partner")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--partner", help="only this partner's keys (all by default)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     listing.set_defaults(func=_list)
 
 

@@ -33,22 +33,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="inbox_command", required=True
     )
     listing = inbox.add_parser("list", help="a citizen's messages, newest first")
-    listing.add_argument("citizen_id")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("citizen_id", help="the citizen id (citizen-services pseudonym)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     listing.set_defaults(func=_run(_inbox_list, opens_sealed=True))
 
     notifications = commands.add_parser("notifications", help="citizens' channel and opt-out")
     choices = notifications.add_subparsers(dest="notifications_command", required=True)
     prefer = choices.add_parser("prefer", help="the channel a citizen is told on")
-    prefer.add_argument("citizen_id")
-    prefer.add_argument("--channel", required=True, choices=[c.value for c in _CITIZEN_CHANNELS])
+    prefer.add_argument("citizen_id", help="the citizen id (citizen-services pseudonym)")
+    prefer.add_argument(
+        "--channel",
+        required=True,
+        choices=[c.value for c in _CITIZEN_CHANNELS],
+        help="where the citizen wants their notices",
+    )
     prefer.set_defaults(func=_run(_prefer))
     for name, opted_out, text in (
         ("opt-out", True, "no notices that are not mandatory"),
         ("opt-in", False, "every notice again"),
     ):
         command = choices.add_parser(name, help=text)
-        command.add_argument("citizen_id")
+        command.add_argument("citizen_id", help="the citizen id (citizen-services pseudonym)")
         command.set_defaults(func=_run(_opt(opted_out)))
 
     webhook = commands.add_parser("webhook", help="partners that receive deliveries by HTTPS").add_subparsers(
@@ -56,11 +61,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add = webhook.add_parser("add", help="add or replace a partner's webhook")
     add.add_argument("partner_id", help="e.g. CH/MUN/1059/einwohnerdienste")
-    add.add_argument("url")
+    add.add_argument("url", help="the partner's HTTPS endpoint that receives its deliveries")
     add.add_argument("--secret-file", required=True, type=Path, help="file holding the signing secret")
     add.set_defaults(func=_run(_webhook_add))
     listed = webhook.add_parser("list", help="partners with a webhook (secrets are not shown)")
-    listed.add_argument("--json", action="store_true")
+    listed.add_argument("--json", action="store_true", help="print JSON instead of text")
     listed.set_defaults(func=_run(_webhook_list))
 
 

@@ -28,15 +28,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="subscription_command", required=True
     )
     put = subscription.add_parser("set", help="create, approve or revoke a subscription (via hub.admin)")
-    put.add_argument("partner_id")
-    put.add_argument("event_type")
-    put.add_argument("--case-type")
-    put.add_argument("--purpose", required=True)
-    put.add_argument("--legal-basis", required=True)
-    put.add_argument("--legal-basis-url")
+    put.add_argument("partner_id", help="the subscribing partner's id")
+    put.add_argument(
+        "event_type", help="the event type it wants delivered, e.g. ch.lu.hub.relocation.move-reported.v1"
+    )
+    put.add_argument("--case-type", help="only cases of this type (relocation, building-permit)")
+    put.add_argument(
+        "--purpose", required=True, help="what the partner does with the data (audited with every delivery)"
+    )
+    put.add_argument(
+        "--legal-basis",
+        required=True,
+        help="the statute that allows the delivery (audited with every delivery)",
+    )
+    put.add_argument("--legal-basis-url", help="where the statute can be read")
     put.add_argument("--field", action="append", default=[], help="a data category (dotted path); repeat")
-    put.add_argument("--retention-days", type=int, default=365)
-    put.add_argument("--status", choices=["requested", "approved", "revoked"], default="requested")
+    put.add_argument(
+        "--retention-days", type=int, default=365, help="how long the partner may keep what it receives (365)"
+    )
+    put.add_argument(
+        "--status",
+        choices=["requested", "approved", "revoked"],
+        default="requested",
+        help="only an approved subscription routes (requested)",
+    )
     put.add_argument(
         "--scope",
         choices=["party", "all-cases"],
@@ -52,16 +67,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     put.set_defaults(func=_set)
     listing = subscription.add_parser("list", help="all subscriptions")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     listing.set_defaults(func=_list)
     catalog = commands.add_parser("catalog", help="the event catalogue").add_subparsers(
         dest="catalog_command", required=True
     )
     catalog_list = catalog.add_parser("list", help="event types, publisher roles, sensitivity")
-    catalog_list.add_argument("--json", action="store_true")
+    catalog_list.add_argument("--json", action="store_true", help="print JSON instead of text")
     catalog_list.set_defaults(func=_catalog)
     acls = commands.add_parser("acls", help="Kafka ACLs for every active partner and hub service")
-    acls.add_argument("--format", choices=["kafka-acls", "strimzi"], default="kafka-acls")
+    acls.add_argument(
+        "--format",
+        choices=["kafka-acls", "strimzi"],
+        default="kafka-acls",
+        help="kafka-acls.sh lines, or Strimzi KafkaUsers (kafka-acls)",
+    )
     acls.add_argument("--bootstrap", default="$BOOTSTRAP", help="for kafka-acls.sh lines")
     acls.add_argument(
         "--cluster",
