@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,16 +11,12 @@ from typing import Any
 import asyncpg
 
 from contracts import (
-    Contract,
     Envelope,
-    LocalPersonId,
     Person,
     PseudonymsIssued,
     PseudonymsRequested,
     Recipient,
     Sector,
-    Sex,
-    ahvn13_check_digit,
     parse_data,
 )
 from hub.local.seed import seed_demo_partners
@@ -35,15 +30,22 @@ from services.identity import handlers
 from services.identity.adapters.postgres import PostgresUnitOfWork
 from services.identity.ports import UnitOfWork
 
-SECRET = bytes(range(32))
-IDENTITY = "urn:ch:lu:hub:service:identity"
-REGISTRY = "urn:ch:lu:hub:service:registry"
-CLI = "urn:ch:lu:hub:admin:cli"
-PORTAL = "CH/CAN/LU/eportal"
-KRIENS_OFFICE = "CH/MUN/1059/einwohnerdienste"
-LUCERNE_OFFICE = "CH/MUN/1061/einwohnerdienste"
-TAX_OFFICE = "CH/CAN/LU/steuerverwaltung"
-OPS = "CH/CAN/LU/ops"
+# What the unit tests build events and persons with, shared so that both levels mean the same.
+from tests.unit.identity.support import (  # noqa: F401 (re-exported for the integration tests)
+    CLI,
+    IDENTITY,
+    KRIENS_OFFICE,
+    LUCERNE_OFFICE,
+    OPS,
+    PORTAL,
+    REGISTRY,
+    SECRET,
+    TAX_OFFICE,
+    incoming,
+    person,
+    vn,
+)
+
 SEEDED = {
     PORTAL,
     KRIENS_OFFICE,
@@ -71,34 +73,6 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
         await migrate_vault(conn)  # the per-person data keys
         await seed_demo_partners(conn, ("identity",))  # as hub up seeds them
     return pool
-
-
-def vn(serial: int) -> str:
-    first12 = f"7569{serial:08d}"
-    return first12 + str(ahvn13_check_digit(first12))
-
-
-def person(
-    serial: int = 1,
-    *,
-    local_id: LocalPersonId | None = None,
-    official_name: str = "Muster",
-    first_name: str = "Anna",
-    date_of_birth: dt.date = dt.date(1990, 4, 17),
-) -> Person:
-    return Person(
-        vn=vn(serial),
-        local_person_id=local_id,
-        official_name=official_name,
-        first_name=first_name,
-        sex=Sex.FEMALE,
-        date_of_birth=date_of_birth,
-    )
-
-
-def incoming(data: Contract, *, source: str = REGISTRY, case_id: str = "eumzug-1") -> Incoming[Any]:
-    envelope = Envelope.new(data, source=source, business_process_id=case_id)
-    return Incoming(envelope=envelope, data=data, topic="t", partition=0, offset=0, trace_id="0" * 32)
 
 
 async def handle(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 
-from hub.errors import DatabaseUnavailable
+from hub.runtime.memory import MemoryTransactions
 from hub.runtime.messages import Emitter, RecordingEmitter
 from hub.vault.crypto import citizen_ref
 from services.erasure import StoreReport
@@ -43,25 +41,12 @@ class MemoryUnitOfWork(MemoryRepositories):
         self.emitter = emitter
 
 
-class MemoryUnitsOfWork:
+class MemoryUnitsOfWork(MemoryTransactions[MemoryUnitOfWork]):
     """Units of work for workers: each rolls the store back if its block raises, and its
     events join ``emitter`` only if it commits."""
 
     def __init__(self, store: MemoryStore, emitter: RecordingEmitter) -> None:
-        self.store, self.emitter = store, emitter
-
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[MemoryUnitOfWork]:
-        if self.store.unavailable:
-            raise DatabaseUnavailable("the in-memory store is set unavailable")
-        before = copy.deepcopy(self.store.state)
-        unit = MemoryUnitOfWork(self.store, RecordingEmitter(source=self.emitter.source))
-        try:
-            yield unit
-        except BaseException:
-            self.store.state = before
-            raise
-        self.emitter.emitted.extend(unit.emitter.emitted)
+        super().__init__(store, emitter, lambda own: MemoryUnitOfWork(store, own))
 
 
 class MemoryIdentityErasure:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import AsyncIterator, Callable, Collection
 
 from hub.errors import DatabaseUnavailable
+from hub.runtime.memory import MemoryTransactions
 from hub.runtime.messages import Emitter, RecordingEmitter
 from services.erasure import StoreReport
 from services.notifications.adapters.memory.repositories import (
@@ -31,25 +31,14 @@ class MemoryUnitOfWork:
         self.emitter = emitter
 
 
-class MemoryUnitsOfWork:
+class MemoryUnitsOfWork(MemoryTransactions[MemoryUnitOfWork]):
     """Units of work for workers: each rolls the store back if its block raises, and its
     events join ``emitter`` only if it commits."""
 
-    def __init__(self, store: MemoryStore, emitter: RecordingEmitter) -> None:
-        self.store, self.emitter = store, emitter
+    store: MemoryStore
 
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[MemoryUnitOfWork]:
-        if self.store.unavailable:
-            raise DatabaseUnavailable("the in-memory store is set unavailable")
-        before = copy.deepcopy(self.store.state)
-        unit = MemoryUnitOfWork(self.store, RecordingEmitter(source=self.emitter.source))
-        try:
-            yield unit
-        except BaseException:
-            self.store.state = before
-            raise
-        self.emitter.emitted.extend(unit.emitter.emitted)
+    def __init__(self, store: MemoryStore, emitter: RecordingEmitter) -> None:
+        super().__init__(store, emitter, lambda own: MemoryUnitOfWork(store, own))
 
     @contextlib.asynccontextmanager
     async def on_due(self, wake: Callable[[], None]) -> AsyncIterator[None]:
