@@ -67,6 +67,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     db = commands.add_parser("db", help="the hub's database").add_subparsers(dest="db_command", required=True)
     migrate = db.add_parser(
         "migrate",
+        description="Creates and migrates the schema of every service and the vault, as the role of "
+        "HUB_DATABASE_URL (the owner, hub_owner in production), then grants each service role that "
+        "exists its own schema's rows and the vault's. Run it before the services start with "
+        "HUB_MIGRATE_ON_START=false; running it again applies and grants what is missing.",
         help="create and migrate every service's schema as the owner role (HUB_DATABASE_URL), and "
         "grant each service's role (hub_identity, hub_registry, hub_notifications) its rights",
     )

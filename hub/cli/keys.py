@@ -39,6 +39,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     create = secrets.add_parser(
         "create",
+        description="Writes master.key (HUB_MASTER_KEY_FILE), pseudonym.key (HUB_PSEUDONYM_KEY_FILE), "
+        "audit.key (HUB_AUDIT_KEY_FILE) and hub-signing.key with its public half hub-signing.key.pub "
+        "(HUB_SIGNING_KEY_FILE) into DIR, mode 0600 (the public key 0644). Refuses if any of them "
+        "exists, writing nothing. The operator's own key is not among them (hub keys operator).",
         help="write a new vault master key, pseudonym secret, audit key and hub signing key into "
         "DIR (mode 0600), to be mounted for the services; refuses to overwrite any",
     )

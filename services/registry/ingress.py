@@ -15,6 +15,7 @@ the signature alone proves who sent an event.
 from __future__ import annotations
 
 from contracts import Envelope
+from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.runtime import topics
 from services.registry.errors import ForeignIngressTopic
 from services.registry.model import claimed_partner
@@ -27,7 +28,13 @@ def check_topic_owner(topic: str, source: str) -> None:
     if not topics.is_partner_ingress(topic):
         return
     claimed = claimed_partner(source)
-    if claimed is None or topics.ingress_topic(claimed) != topic:
+    if claimed is None:
+        # Most often a partner's own event with its bare id as the source: say what is expected.
+        raise ForeignIngressTopic(
+            f"event on {topic}: ce_source {source[:200]!r} names no partner; a partner's events carry "
+            f"ce_source {PARTNER_SOURCE_PREFIX}<partner id>"
+        )
+    if topics.ingress_topic(claimed) != topic:
         raise ForeignIngressTopic(
             f"event from {source[:200]} on {topic}: a partner's ingress topic carries only its own events"
         )

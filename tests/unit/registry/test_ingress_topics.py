@@ -76,6 +76,13 @@ def test_an_event_claiming_another_partner_than_the_topics_owner_is_not_authoriz
         check_topic_owner(topics.ingress_topic(KRIENS), "urn:ch:lu:hub:service:registry")
 
 
+def test_a_source_that_names_no_partner_is_refused_saying_what_a_source_looks_like() -> None:
+    """A partner's own event with its bare id as ce_source: the refusal says what is expected,
+    rather than that the partner wrote on someone else's topic."""
+    with pytest.raises(ForeignIngressTopic, match=r"names no partner.*urn:ch:lu:hub:partner:<partner id>"):
+        check_topic_owner(topics.ingress_topic(KRIENS), KRIENS)
+
+
 def test_the_shared_ingress_binds_no_sender() -> None:
     check_topic_owner(topics.INGRESS, SOURCE + LUCERNE)
     check_topic_owner(topics.INGRESS, SOURCE + KRIENS)
