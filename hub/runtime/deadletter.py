@@ -97,6 +97,21 @@ class DeadLetterWriter:
         attempts: int,
         on_refused: RefusalHook | None = None,
     ) -> None:
+        """Record the dead letter in a transaction of its own."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self.write_in(conn, record, consumer_group, error, attempts=attempts, on_refused=on_refused)
+
+    async def write_in(
+        self,
+        conn: asyncpg.Connection,
+        record: ConsumerRecord[bytes, bytes],
+        consumer_group: str,
+        error: BaseException,
+        *,
+        attempts: int,
+        on_refused: RefusalHook | None = None,
+    ) -> None:
+        """Record the dead letter in the transaction ``conn`` is in (a consumer's batch)."""
         kept = keep(record, self._max_stored_bytes)
         headers = dead_letter_headers(record, consumer_group, error, attempts, kept)
         topic = dead_letter_topic(record.topic)
@@ -113,45 +128,44 @@ class DeadLetterWriter:
             type(error).__name__,
             str(error)[:200],
         )
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """
-                INSERT INTO dead_letters (consumer, topic, partition, kafka_offset, event_id, event_type,
-                                          error_class, error_message, dead_letter_topic,
-                                          kafka_key, headers, payload,
-                                          original_size, original_sha256, truncated)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15)
-                """,
-                consumer_group,
-                record.topic,
-                record.partition,
-                record.offset,
-                event_id,
-                event_type,
-                type(error).__name__,
-                storable(str(error)[:_MAX_MESSAGE]),
-                topic,
-                kept.key,
-                json.dumps([list(h) for h in kept.headers]),
-                kept.value,
-                kept.original_size,
-                kept.original_sha256,
-                kept.truncated,
-            )
-            await conn.execute(
-                """
-                INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload)
-                VALUES ($1, $2, 'dead-letter', $3, $4, $5::jsonb, $6)
-                """,
-                uuid.uuid4(),
-                topic,
-                storable((kept.key or b"").decode("utf-8", errors="replace")),
-                event_type or "unknown",
-                json.dumps([list(h) for h in headers]),
-                kept.value,
-            )
-            if on_refused is not None:
-                await on_refused(conn, record, error)
+        await conn.execute(
+            """
+            INSERT INTO dead_letters (consumer, topic, partition, kafka_offset, event_id, event_type,
+                                      error_class, error_message, dead_letter_topic,
+                                      kafka_key, headers, payload,
+                                      original_size, original_sha256, truncated)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15)
+            """,
+            consumer_group,
+            record.topic,
+            record.partition,
+            record.offset,
+            event_id,
+            event_type,
+            type(error).__name__,
+            storable(str(error)[:_MAX_MESSAGE]),
+            topic,
+            kept.key,
+            json.dumps([list(h) for h in kept.headers]),
+            kept.value,
+            kept.original_size,
+            kept.original_sha256,
+            kept.truncated,
+        )
+        await conn.execute(
+            """
+            INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload)
+            VALUES ($1, $2, 'dead-letter', $3, $4, $5::jsonb, $6)
+            """,
+            uuid.uuid4(),
+            topic,
+            storable((kept.key or b"").decode("utf-8", errors="replace")),
+            event_type or "unknown",
+            json.dumps([list(h) for h in headers]),
+            kept.value,
+        )
+        if on_refused is not None:
+            await on_refused(conn, record, error)
 
 
 def _short(text: str | None) -> str | None:

@@ -14,6 +14,8 @@ import json
 import logging
 import random
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -47,53 +49,110 @@ def aggregate_type(event_type: str) -> str:
     return parts[-3] if len(parts) >= 3 else event_type
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event as the outbox keeps it, with the trace context of the span that emitted it."""
+
+    id: uuid.UUID
+    topic: str
+    key: str
+    type: str
+    headers: str  # JSON: [[name, value], ...]
+    payload: bytes
+    traceparent: str | None
+    tracestate: str | None
+
+    @classmethod
+    def of(cls, *, topic: str, key: str, envelope: Envelope, payload: bytes) -> OutboxRow:
+        """Taken inside the emitting span: the relay's send span becomes its child."""
+        trace_headers = current_trace_headers()
+        return cls(
+            id=_row_id(envelope.id),
+            topic=topic,
+            key=key,
+            type=envelope.type,
+            headers=json.dumps([[name, value.decode()] for name, value in envelope.to_headers()]),
+            payload=payload,
+            traceparent=trace_headers.get("traceparent"),
+            tracestate=trace_headers.get("tracestate"),
+        )
+
+
+# One statement for any number of rows; unnest keeps the rows' order, so seq (which the
+# relay publishes by) follows the order they were emitted in.
+_INSERT_ROWS = """
+    INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload,
+                        traceparent, tracestate)
+    SELECT id, topic, aggregatetype, aggregateid, type, headers, payload, traceparent, tracestate
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bytea[],
+                $8::text[], $9::text[])
+         WITH ORDINALITY AS r(id, topic, aggregatetype, aggregateid, type, headers, payload, traceparent,
+                              tracestate, position)
+    ORDER BY position
+"""
+
+
+async def write_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+    """Insert ``rows`` in one statement, in the transaction ``conn`` is in."""
+    if not rows:
+        return
+    await conn.execute(
+        _INSERT_ROWS,
+        [row.id for row in rows],
+        [row.topic for row in rows],
+        [aggregate_type(row.type) for row in rows],
+        [row.key for row in rows],
+        [row.type for row in rows],
+        [row.headers for row in rows],
+        [row.payload for row in rows],
+        [row.traceparent for row in rows],
+        [row.tracestate for row in rows],
+    )
+
+
 async def write_event(
     conn: asyncpg.Connection, *, topic: str, key: str, envelope: Envelope, payload: bytes
 ) -> None:
-    trace_headers = current_trace_headers()
-    headers = [[name, value.decode()] for name, value in envelope.to_headers()]
-    await conn.execute(
-        """
-        INSERT INTO outbox (id, topic, aggregatetype, aggregateid, type, headers, payload,
-                            traceparent, tracestate)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
-        """,
-        uuid.UUID(envelope.id) if _is_uuid(envelope.id) else uuid.uuid5(uuid.NAMESPACE_URL, envelope.id),
-        topic,
-        aggregate_type(envelope.type),
-        key,
-        envelope.type,
-        json.dumps(headers),
-        payload,
-        trace_headers.get("traceparent"),
-        trace_headers.get("tracestate"),
-    )
+    await write_rows(conn, [OutboxRow.of(topic=topic, key=key, envelope=envelope, payload=payload)])
 
 
 class OutboxEmitter(Emitter):
     """Emits into the outbox, in the transaction ``conn`` is in: an event leaves only if
-    that transaction commits, and the relay publishes it afterwards."""
+    that transaction commits, and the relay publishes it afterwards.
 
-    def __init__(self, conn: asyncpg.Connection, *, source: str) -> None:
+    With ``pending``, rows are collected there instead of inserted one by one: the batch
+    consumer inserts a whole batch's rows in one statement before it commits, and drops
+    the rows of a record whose handler failed together with its savepoint.
+    """
+
+    def __init__(
+        self, conn: asyncpg.Connection, *, source: str, pending: list[OutboxRow] | None = None
+    ) -> None:
         super().__init__(source=source)
         self._conn = conn
+        self.pending = pending
 
     async def _write(self, emitted: Emitted) -> None:
-        await write_event(
-            self._conn,
+        row = OutboxRow.of(
             topic=emitted.topic,
             key=emitted.key,
             envelope=emitted.envelope,
             payload=serialize_data(emitted.data),
         )
+        if self.pending is not None:
+            self.pending.append(row)
+        else:
+            await write_rows(self._conn, [row])
 
 
 class Transaction(OutboxEmitter):
     """An outbox emitter that also lends its connection, for code that has no unit of work
     of its own yet."""
 
-    def __init__(self, conn: asyncpg.Connection, *, source: str) -> None:
-        super().__init__(conn, source=source)
+    def __init__(
+        self, conn: asyncpg.Connection, *, source: str, pending: list[OutboxRow] | None = None
+    ) -> None:
+        super().__init__(conn, source=source, pending=pending)
         self.conn = conn
 
 
@@ -119,6 +178,11 @@ def sign_headers(key: SigningKey, headers: dict[str, str], payload: bytes) -> di
         log.error("outbox row %s not signed: %s", headers.get("ce_id", "?"), error)
         return headers
     return {name: value.decode() for name, value in signed}
+
+
+def _row_id(event_id: str) -> uuid.UUID:
+    """The CloudEvents id as the row's uuid; an id that is no UUID maps to a stable one."""
+    return uuid.UUID(event_id) if _is_uuid(event_id) else uuid.uuid5(uuid.NAMESPACE_URL, event_id)
 
 
 def _is_uuid(value: str) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -99,10 +99,32 @@ class ServiceDefinition:
         )
 
 
-async def _raw_body(message: Any) -> bytes:
-    # Skip FastStream's JSON decoding: a value that is not JSON must reach our
-    # validation (and the dead-letter topic), not fail inside the framework.
-    return bytes(message.body)
+# How long a subscriber's fetch waits when its partitions have nothing new. A fetch
+# returns as soon as records are there, so this bounds idle polling, not a record's wait.
+_BATCH_WAIT_MS = 100
+
+
+async def _records_as_read(
+    batch: tuple[ConsumerRecord[bytes, bytes], ...],
+    parse: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[Any]],
+) -> Any:
+    """FastStream's batch message, with the records exactly as read.
+
+    FastStream decodes every header as UTF-8 for its own use, and a header that is not
+    would fail the whole batch inside the framework, where nothing dead-letters it. Given
+    the records without headers, it decodes nothing; the handler gets the records whole
+    and the envelope check dead-letters such a record with its reason.
+    """
+    message = await parse(tuple(replace(record, headers=()) for record in batch))
+    message.raw_message = batch
+    return message
+
+
+async def _no_body(message: Any) -> None:
+    # The handler reads the records themselves: FastStream's decoding (JSON, one body per
+    # record) would only cost, and a value that is not JSON must reach the hub's own
+    # validation and the dead-letter topic.
+    return None
 
 
 class PartitionRetries:
@@ -293,8 +315,8 @@ class ServiceRuntime:
         retrying = PartitionRetries()
         membership = GroupMembership()
         self._memberships.append(membership)
-
-        prefix = self.settings.topic_prefix
+        s = self.settings
+        prefix = s.topic_prefix
 
         @broker.subscriber(
             *([] if route.pattern else [topics.on_cluster(route.topic, prefix)]),
@@ -305,32 +327,58 @@ class ServiceRuntime:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_poll_interval_ms=300_000,
-            decoder=_raw_body,
+            # What the broker has for the member's partitions, up to a bound, in one go: a
+            # batch costs one transaction and one offset commit, not one per record.
+            batch=True,
+            max_records=s.consumer_batch_max_records,
+            fetch_max_bytes=s.consumer_batch_max_bytes,
+            batch_timeout_ms=_BATCH_WAIT_MS,
+            parser=_records_as_read,
+            decoder=_no_body,
             listener=membership,
         )
-        async def entrypoint(body: bytes, message: KafkaMessage) -> None:
-            record = message.raw_message
-            assert not isinstance(record, tuple)
+        async def entrypoint(body: Any, message: KafkaMessage) -> None:
+            batch = message.raw_message
+            assert isinstance(batch, tuple)
+            if not batch:
+                return
             consumer: AIOKafkaConsumer = message.consumer
-            partition = TopicPartition(record.topic, record.partition)
             # The hub's code sees its own names; positions and commits stay the cluster's.
             named = (
-                record
+                list(batch)
                 if prefix == topics.HUB_PREFIX
-                else replace(record, topic=topics.in_hub(record.topic, prefix))
+                else [replace(record, topic=topics.in_hub(record.topic, prefix)) for record in batch]
             )
+            cluster_partition = {
+                (hub_record.topic, hub_record.partition): TopicPartition(record.topic, record.partition)
+                for hub_record, record in zip(named, batch, strict=True)
+            }
+            first_offsets: dict[TopicPartition, int] = {}
+            for record in batch:
+                first_offsets.setdefault(TopicPartition(record.topic, record.partition), record.offset)
             try:
-                result = await processor.attempt(named, retrying.next_attempt(partition, record.offset))
+                result = await processor.attempt_batch(
+                    named,
+                    lambda record: retrying.next_attempt(
+                        cluster_partition[(record.topic, record.partition)], record.offset
+                    ),
+                )
             except BaseException:
-                # Interrupted (shutdown): rewind, so no later commit of this partition can
-                # pass over the record.
-                consumer.seek(partition, record.offset)
+                # Interrupted (shutdown) or failed outside the records: rewind, so no later
+                # commit of these partitions can pass over a record of the batch.
+                for partition, offset in first_offsets.items():
+                    consumer.seek(partition, offset)
                 raise
-            if isinstance(result, RetryLater):
-                retrying.back_off(consumer, partition, record.offset, result)
-                return
-            retrying.done(partition)
-            await consumer.commit({partition: record.offset + 1})
+            commits = {
+                cluster_partition[where]: offset for where, offset in result.finished_through(named).items()
+            }
+            for where, (offset, retry) in result.held.items():
+                retrying.back_off(consumer, cluster_partition[where], offset, retry)
+            for partition in first_offsets:
+                if partition not in {cluster_partition[where] for where in result.held}:
+                    retrying.done(partition)
+            if commits:
+                await consumer.commit(commits)
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         async def guarded() -> None:

@@ -88,7 +88,21 @@ class HubSettings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int | None = Field(None, description="SMTP server port; unset starts the SMTP sink.")
     smtp_sender: str = "noreply@hub.stadtluzern.ch"
-    outbox_batch_size: int = Field(200, ge=1)
+    outbox_batch_size: int = Field(
+        200, ge=1, description="The most rows the relay publishes at once when the backlog is large."
+    )
+    consumer_batch_max_records: int = Field(
+        500,
+        ge=1,
+        description="The most records a subscriber takes from the broker at once and processes in one "
+        "database transaction.",
+    )
+    consumer_batch_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="The most bytes one fetch of a subscriber asks the broker for (fetch.max.bytes): with "
+        "HUB_CONSUMER_BATCH_MAX_RECORDS, bounds a batch's memory.",
+    )
     outbox_poll_interval_s: float = Field(
         1.0, gt=0, description="Relay poll when no NOTIFY wakes it (a safety net, not the signal)."
     )
@@ -134,6 +148,11 @@ class HubSettings(BaseSettings):
         "none", description="Span export when OTEL_EXPORTER_OTLP_ENDPOINT is unset."
     )
     traces_file: Path | None = Field(None, description="Target of the jsonl exporter.")
+    trace_database: bool = Field(
+        False,
+        description="A span per database statement (the asyncpg instrumentation). Off by default: "
+        "a record's process span then covers its handler's statements as a whole.",
+    )
     require_signatures: bool = Field(
         True, description="Refuse partner events at ingress without a valid signature."
     )

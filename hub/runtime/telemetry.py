@@ -3,7 +3,7 @@
 The hub instruments Kafka itself (not FastStream's middleware, not the aiokafka
 instrumentor) so that spans follow the current messaging conventions, name the
 consumer group and carry the CloudEvents id and the case id. Database calls are
-traced by the asyncpg instrumentor.
+traced by the asyncpg instrumentor when ``HUB_TRACE_DATABASE`` asks for it.
 """
 
 from __future__ import annotations
@@ -75,6 +75,14 @@ def span_to_dict(span: ReadableSpan) -> dict[str, object]:
         "end_ns": span.end_time,
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
+        # A batch's receive span has no parent but links to the spans its records came from.
+        "links": [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+            }
+            for link in span.links
+        ],
     }
 
 
@@ -87,13 +95,18 @@ def service_resource(service_name: str, environ: Mapping[str, str]) -> Resource:
 
 
 def setup_tracing(service_name: str, settings: HubSettings) -> TracerProvider:
-    """Install the process-wide tracer provider; exporters follow the settings."""
+    """Install the process-wide tracer provider; exporters follow the settings.
+
+    Database statements are traced only with ``HUB_TRACE_DATABASE``: a span per statement
+    costs more than many statements themselves, and a record's handler runs several.
+    """
     provider = TracerProvider(resource=service_resource(service_name, os.environ))
     exporter = choose_exporter(settings, os.environ)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
-    _instrument_asyncpg()
+    if settings.trace_database:
+        _instrument_asyncpg()
     return provider
 
 
@@ -202,5 +215,36 @@ def consumer_span(headers: Headers, attributes: dict[str, str | int], topic: str
     parent = extract_context(headers)
     with tracer().start_as_current_span(
         f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    ) as span:
+        yield span
+
+
+@contextmanager
+def batch_span(consumer_group: str, topic: str, headers: Sequence[Headers]) -> Iterator[Span]:
+    """``receive <topic>``: one span per batch, linked to each record's producer span.
+
+    The messaging conventions for batch receiving: a batch has no single parent, so it
+    starts a trace of its own and links the records' contexts; each record is processed
+    under its own ``process`` span, a child of its producer's, so a case keeps one trace.
+    """
+    links = []
+    for record_headers in headers:
+        context = trace.get_current_span(extract_context(record_headers)).get_span_context()
+        if context.is_valid:
+            links.append(trace.Link(context))
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "receive",
+        "messaging.operation.name": "receive",
+        "messaging.destination.name": topic,
+        "messaging.consumer.group.name": consumer_group,
+        "messaging.batch.message_count": len(headers),
+    }
+    with tracer().start_as_current_span(
+        f"receive {topic}",
+        context=otel_context.Context(),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        links=links,
     ) as span:
         yield span

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -44,6 +45,11 @@ def hub(
 @pytest.fixture(scope="module")
 def completed_case(hub: HubSettings) -> CaseView:
     return asyncio.run(run_demo(hub, progress=lambda _line: None, timeout_s=90))
+
+
+def _all_spans(traces_file: Path) -> list[dict[str, Any]]:
+    lines = traces_file.read_text().splitlines() if traces_file.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _spans(traces_file: Path, trace_id: str) -> list[dict[str, object]]:
@@ -105,7 +111,23 @@ def test_every_service_process_exported_spans_of_that_trace(
         assert attributes["hub.case_id"] == completed_case.case_id
         assert "messaging.kafka.offset" in attributes
     assert any(str(s["name"]).startswith("send ") and s["kind"] == "PRODUCER" for s in spans)
-    assert any(isinstance(s["attributes"], dict) and s["attributes"].get("db.system") for s in spans)
+    # A statement is no span of its own unless HUB_TRACE_DATABASE asks for it: a record's
+    # process span covers its handler's statements.
+    assert not any(isinstance(s["attributes"], dict) and s["attributes"].get("db.system") for s in spans)
+    # Each batch a subscriber took has a receive span of its own, linked to its records.
+    process_ids = {span["span_id"] for span in process}
+    receives = [
+        span
+        for span in _all_spans(traces_file)
+        if str(span["name"]).startswith("receive ") and span["kind"] == "CONSUMER"
+    ]
+    linked = {link["span_id"] for span in receives for link in span["links"]}
+    assert receives, "batch receive spans expected"
+    assert all(span["trace_id"] != completed_case.trace_id for span in receives)
+    assert any(link["trace_id"] == completed_case.trace_id for span in receives for link in span["links"]), (
+        "a receive span links to the case's trace"
+    )
+    assert process_ids.isdisjoint(linked)  # links point at the producers' spans, not at a process span
 
 
 def test_partners_receive_sector_pseudonyms_and_never_the_ahvn13(
