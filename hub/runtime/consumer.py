@@ -268,6 +268,8 @@ class MessageProcessor:
             if not _is_held(records[index], held):
                 outcomes[index] = Outcome.SKIPPED
         self._finished(records, outcomes)
+        if self._metrics is not None and outcomes:
+            self._metrics.batch_processed(self._route.group_id, len(outcomes))
         return BatchResult(outcomes, held)
 
     def _admit(self, record: ConsumerRecord[bytes, bytes]) -> _Admitted | None:

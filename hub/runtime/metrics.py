@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 # From a few milliseconds (one record, one transaction) to the retries of a database restart.
 RECORD_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# From a lone record (a quiet hub) to a full batch (HUB_CONSUMER_BATCH_MAX_RECORDS) and beyond.
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 
 
 class ServiceMetrics:
@@ -36,6 +38,13 @@ class ServiceMetrics:
             "hub_consumer_records",
             "Records a subscriber finished, by outcome (processed, duplicate, skipped, dead-lettered).",
             ["service", "group", "outcome"],
+            registry=self.registry,
+        )
+        self.batch_records = Histogram(
+            "hub_consumer_batch_records",
+            "Records per batch a subscriber processed in one transaction, per consumer group.",
+            ["service", "group"],
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.dead_letters = Counter(
@@ -90,6 +99,9 @@ class ServiceMetrics:
     def record_finished(self, route: str, group: str, outcome: str, seconds: float) -> None:
         self.records.labels(self.service, group, outcome).inc()
         self.record_processing.labels(self.service, route).observe(seconds)
+
+    def batch_processed(self, group: str, records: int) -> None:
+        self.batch_records.labels(self.service, group).observe(records)
 
     def dead_lettered(self, topic: str, reason: str) -> None:
         self.dead_letters.labels(self.service, topic, reason).inc()

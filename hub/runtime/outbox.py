@@ -230,6 +230,10 @@ _RETRY_LATER = """
 """
 
 
+# The first claim's limit, and the least the limit falls back to.
+FIRST_BATCH_SIZE = 50
+
+
 def _relay_lock_key(schema: str) -> int:
     """A stable 64-bit advisory lock key per schema (hash() differs between processes)."""
     digest = hashlib.blake2b(f"hub-outbox-relay:{schema}".encode(), digest_size=8).digest()
@@ -264,7 +268,11 @@ class OutboxRelay:
         self._signing_key = signing_key
         self._channel = f"outbox_{schema}"
         self._lock_key = _relay_lock_key(schema)
-        self._batch_size = batch_size
+        # The claim's limit follows the backlog: it doubles while claims come back full, up
+        # to ``batch_size``, and falls back once the backlog is worked off. A small backlog
+        # is claimed in small transactions; a large one in few large ones.
+        self._max_batch_size = batch_size
+        self._batch_size = min(batch_size, FIRST_BATCH_SIZE)
         self._poll_interval_s = poll_interval_s
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
@@ -285,6 +293,7 @@ class OutboxRelay:
                 try:
                     if listener is None or not _alive(listener):
                         listener = await self._listen(listener)
+                    limit = self._batch_size
                     published = await self.publish_batch()
                     backoff = self._backoff_initial_s
                 except RELAY_TRANSIENT as error:
@@ -292,7 +301,7 @@ class OutboxRelay:
                     await _sleep_or_stop(stop, backoff * random.uniform(0.5, 1.0))
                     backoff = min(backoff * 2, self._backoff_max_s)
                     continue
-                if published < self._batch_size:
+                if published < limit:
                     await self._wait_for_rows(stop)
         finally:
             if listener is not None:
@@ -332,7 +341,9 @@ class OutboxRelay:
             # reorder one case's events. The lock ends with the transaction.
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
                 return 0
-            rows = await conn.fetch(_CLAIM, self._batch_size)
+            limit = self._batch_size
+            rows = await conn.fetch(_CLAIM, limit)
+            self._batch_size = self._next_batch_size(limit, len(rows))
             if not rows:
                 return 0
             outcome = await self._publish(rows)
@@ -341,6 +352,16 @@ class OutboxRelay:
         if outcome.outage is not None:
             raise outcome.outage
         return published
+
+    def _next_batch_size(self, limit: int, claimed: int) -> int:
+        if claimed >= limit:
+            return min(limit * 2, self._max_batch_size)
+        return min(max(claimed, FIRST_BATCH_SIZE), self._max_batch_size)
+
+    @property
+    def batch_size(self) -> int:
+        """The limit of the next claim."""
+        return self._batch_size
 
     async def _publish(self, rows: list[Any]) -> PassResult:
         spans: dict[int, Span] = {}

@@ -89,7 +89,10 @@ class HubSettings(BaseSettings):
     smtp_port: int | None = Field(None, description="SMTP server port; unset starts the SMTP sink.")
     smtp_sender: str = "noreply@hub.stadtluzern.ch"
     outbox_batch_size: int = Field(
-        200, ge=1, description="The most rows the relay publishes at once when the backlog is large."
+        2000,
+        ge=1,
+        description="The most rows the relay claims and publishes at once; its claims grow towards it "
+        "while the backlog lasts and shrink again after.",
     )
     consumer_batch_max_records: int = Field(
         500,

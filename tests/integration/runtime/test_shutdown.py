@@ -349,3 +349,45 @@ async def test_a_record_applied_but_not_committed_before_a_crash_is_delivered_ag
     assert await _effects(db) == [("crash-window", "first"), ("after", "second")]
     assert await db.fetchval("SELECT count(*) FROM outbox") == 2
     assert _references(await _published(s.settings, s.out_topic)) == ["crash-window", "after"]
+
+
+async def test_a_backlog_is_taken_in_batches_and_a_batch_in_flight_at_stop_finishes_as_a_whole(
+    hub_settings: HubSettings, producer: AIOKafkaProducer, db: asyncpg.Connection
+) -> None:
+    """Records waiting when a runtime starts arrive as one batch (one transaction, one
+    offset commit); stop() lets the batch in flight finish, commit its offsets as a whole
+    and publish its events, and the next member starts after it."""
+    s = Scenario(hub_settings.model_copy(update={"kafka_topic_partitions": 1, "shutdown_grace_s": GRACE_S}))
+    backlog = [f"backlog-{n}" for n in range(40)]
+    s.hold[backlog[-1]] = lambda: asyncio.sleep(HANDLER_S)
+    await _open_group(s.settings, s.topic, s.group)
+    offsets = [await _send(producer, s.topic, event_id) for event_id in backlog]
+    first = await _start(s.runtime("first"))
+    try:
+        await asyncio.wait_for(s.entered(backlog[-1]).wait(), 30)
+        effects_in_flight = await _effects(db)
+    finally:
+        await first.stop()
+    committed = await _committed(s.settings, s.group, s.topic)
+    batch_count = _sample(first, "hub_consumer_batch_records_count")
+    batch_sum = _sample(first, "hub_consumer_batch_records_sum")
+
+    # The batch in flight is one transaction: none of its effects is visible before it commits
+    # (earlier batches, if the broker handed the backlog over in parts, are).
+    assert effects_in_flight == [(event_id, "first") for event_id in backlog[: len(effects_in_flight)]]
+    assert len(effects_in_flight) < len(backlog) - 1
+    assert await _effects(db) == [(event_id, "first") for event_id in backlog]
+    assert committed == offsets[-1] + 1
+    assert batch_sum == len(backlog)
+    assert batch_count < len(backlog), f"{batch_count} batches for {len(backlog)} records"
+    assert _references(await _published(s.settings, s.out_topic)) == backlog
+
+
+def _sample(runtime: ServiceRuntime, name: str) -> float:
+    """The value of a metric sample of the runtime's registry (summed over its labels)."""
+    return sum(
+        sample.value
+        for metric in runtime.service_metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == name
+    )
