@@ -346,6 +346,10 @@ class MessageProcessor:
                 assert isinstance(emitter, OutboxEmitter)
                 pending.extend(emitter.pending or ())
             await inbox.release_many(conn, group, unclaim)
+            for emitter in committed:
+                assert isinstance(emitter, OutboxEmitter)
+                for write in emitter.deferred:
+                    await write()
             await write_rows(conn, pending)
             for index, reason in refused.items():
                 record = records[index]

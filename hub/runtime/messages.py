@@ -8,7 +8,7 @@ test's ``RecordingEmitter`` keeps them in a list, so a handler runs the same eit
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -66,6 +66,16 @@ class Emitter(ABC):
         """Run ``callback`` once the unit of work has committed; never if it rolled back
         (figures for /metrics, which a retried record must not count twice)."""
         self._after_commit.append(callback)
+
+    async def before_commit(self, write: Callable[[], Awaitable[object]]) -> None:
+        """Run ``write`` in the unit of work before it commits: here at once; an emitter
+        that collects a batch's writes runs it after every handler of the batch, in order.
+
+        For writes that lock what every transaction needs (the audit chain's head): taken
+        last, after the records' own locks, concurrent batches cannot deadlock over them,
+        and the lock is held for the end of a batch only.
+        """
+        await write()
 
     def committed(self) -> None:
         """Called by whoever committed the unit of work: runs the ``after_commit`` callbacks."""

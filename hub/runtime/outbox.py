@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,14 @@ class OutboxEmitter(Emitter):
         super().__init__(source=source)
         self._conn = conn
         self.pending = pending
+        # With ``pending``: the writes ``before_commit`` defers to the end of the batch.
+        self.deferred: list[Callable[[], Awaitable[object]]] = []
+
+    async def before_commit(self, write: Callable[[], Awaitable[object]]) -> None:
+        if self.pending is None:
+            await write()
+        else:
+            self.deferred.append(write)
 
     async def _write(self, emitted: Emitted) -> None:
         row = OutboxRow.of(

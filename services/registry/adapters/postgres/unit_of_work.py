@@ -59,7 +59,7 @@ class PostgresUnitOfWork:
         self.subscriptions = PostgresSubscriptions(self.conn)
         self.parties = PostgresCaseParties(self.conn)
         self.partner_keys = PostgresPartnerKeys(self.conn)
-        self.audit = PostgresAuditLog(self.conn, self.audit_key)
+        self.audit = PostgresAuditLog(self.conn, self.audit_key, self.emitter)
 
 
 @dataclass(frozen=True)
