@@ -1,5 +1,6 @@
 """Composition root of the registry: which topics it reads, which handler gets what, and the
-adapter every handler and worker works through, with the keys it needs."""
+adapter every handler and worker works through, with the keys it needs and the service
+runtime's cache of what rarely changes (``services.registry.lookups``)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from hub.security.key_files import hub_signing_key
 from hub.security.secrets import audit_key_secret, hub_signing_secret, master_key_secret
 from services.registry import admin, handlers, ingress, partner_keys, refusals
 from services.registry.adapters.postgres import PostgresRegistry
+from services.registry.adapters.postgres.lookup_notices import LookupNotices
 from services.registry.adapters.postgres.operations import metrics, partner_topic_rows
 from services.registry.domain import ProcessDefinition, Processes, load_processes
 from services.registry.escalation import Escalator
 from services.registry.figures import NoFigures
+from services.registry.lookups import LookupCache
 from services.registry.partner_keys import IngressPolicy
 from services.registry.settings import RegistrySettings
 
@@ -44,13 +47,20 @@ def _processes(ctx: ServiceContext) -> Processes:
     return processes
 
 
-def adapter(ctx: ServiceContext) -> PostgresRegistry:
+def lookup_cache() -> LookupCache:
+    """Partners, their keys, subscriptions and the catalogue, held for ``HUB_REGISTRY_CACHE_TTL_S``
+    at most; what drops them sooner is in ``services.registry.lookups``."""
+    return LookupCache(ttl_s=RegistrySettings().registry_cache_ttl_s)
+
+
+def adapter(ctx: ServiceContext, lookups: LookupCache | None = None) -> PostgresRegistry:
     """The registry's tables, with the vault's master key and the audit chain's key: every
     delivery is sealed into the chain, and the key is a file, never in the database."""
     return PostgresRegistry(
         master_key=ctx.master_key,
         audit_key=load_audit_key(ctx.settings, create=True),
         figures=CaseMetrics(ctx.metrics) if ctx.metrics is not None else NoFigures(),
+        lookups=lookups,
     )
 
 
@@ -95,8 +105,11 @@ def _topic_creator(ctx: ServiceContext) -> admin.CreateTopic:
     return create
 
 
-def routes(ctx: ServiceContext) -> Sequence[Route]:
-    registry = adapter(ctx)
+def routes(ctx: ServiceContext, lookups: LookupCache | None = None) -> Sequence[Route]:
+    """The service's subscriptions; every route's units of work share ``lookups``. Without it
+    (routes built apart from a service runtime) they read everything from the database: a
+    cache needs the runtime's listener (``workers``) to hear of changes made elsewhere."""
+    registry = adapter(ctx, lookups)
     processes = _processes(ctx)
     on_partner_event: Handler = functools.partial(
         handlers.on_partner_event,
@@ -164,9 +177,11 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
     )
 
 
-def workers(ctx: ServiceContext) -> Sequence[Worker]:
+def workers(ctx: ServiceContext, lookups: LookupCache | None = None) -> Sequence[Worker]:
+    """The escalation loop and the audit anchor; with ``lookups``, also the listener that drops
+    them when another replica, an operator or a migration changes what they hold."""
     escalator = Escalator(
-        adapter(ctx).transactional(ctx.pool, source=ctx.source),
+        adapter(ctx, lookups).transactional(ctx.pool, source=ctx.source),
         _processes(ctx),
         ops_email=RegistrySettings().ops_email,
         interval_s=RegistrySettings().escalation_check_interval_s,
@@ -177,7 +192,10 @@ def workers(ctx: ServiceContext) -> Sequence[Worker]:
         functools.partial(OutboxEmitter, source=ctx.source),
         interval_s=RegistrySettings().audit_anchor_interval_s,
     )
-    return (escalator.run, anchor.run)
+    if lookups is None:
+        return (escalator.run, anchor.run)
+    notices = LookupNotices(ctx.pool, lookups, schema=NAME)
+    return (escalator.run, anchor.run, notices.run)
 
 
 async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
@@ -194,12 +212,15 @@ async def partner_topics(ctx: ServiceContext) -> Sequence[str]:
 
 
 def definition() -> ServiceDefinition:
+    # One cache per service runtime (each runtime loads its definition): its routes, its
+    # escalator and its listener share it, and nothing is held between runtimes.
+    lookups = lookup_cache()
     return ServiceDefinition(
         name=NAME,
         migrations_package="services.registry.migrations",
         topics=(topics.IDENTITY_REQUESTS, topics.NOTIFICATION_REQUESTS, topics.OPS, topics.AUDIT_HEADS),
-        routes=routes,
-        workers=workers,
+        routes=lambda ctx: routes(ctx, lookups),
+        workers=lambda ctx: workers(ctx, lookups),
         dynamic_topics=partner_topics,
         # Everything the registry publishes carries the hub's signature: partners verify deliveries.
         signing_key=hub_signing_key,

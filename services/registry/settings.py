@@ -31,3 +31,12 @@ class RegistrySettings(BaseSettings):
         description="The registry also reads the shared hub.ingress, where any partner may write; "
         "off: each partner publishes only on its own hub.ingress.<partner> (Kafka ACLs).",
     )
+    registry_cache_ttl_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long the registry holds partners, their keys, subscriptions and the "
+        "catalogue in memory at most (0: not at all). A change is seen at once by the replica "
+        "that applies it and, through PostgreSQL's NOTIFY, by the others within milliseconds; "
+        "this bounds how long a replica that missed the notice (its listener reconnecting) "
+        "can go on using what changed, a suspended partner or a revoked key included.",
+    )

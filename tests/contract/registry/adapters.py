@@ -4,7 +4,9 @@ Each suite is an abstract class of tests; a test class is the suite plus one of 
 mixins, which gives it a unit of work (``uow``) and what a test needs beyond the ports:
 destroying a person's data keys (as ``hub person erase`` does), reading the audit chain
 back, and the adapter's ``PersonErasure``. The PostgreSQL unit of work runs in a
-transaction that is rolled back after the test.
+transaction that is rolled back after the test; ``OnPostgresCached`` is the same with the
+service's cache of partners, keys, subscriptions and the catalogue in front, as its routes
+build it: the cache must not change what the ports answer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hub.vault.crypto import MasterKey
 from services.erasure import PersonErasure
 from services.registry.adapters.memory import MemoryRegistry, MemoryUnitOfWork
 from services.registry.adapters.postgres import PostgresRegistry, PostgresUnitOfWork, RegistryErasure
+from services.registry.lookups import LookupCache
 from services.registry.model import CatalogEntry
 from services.registry.ports import UnitOfWork
 from tests.fixtures.registry import AUDIT_KEY, REGISTRY_SOURCE
@@ -65,6 +68,8 @@ class InMemory(Adapter):
 
 
 class OnPostgres(Adapter):
+    lookups: LookupCache | None = None
+
     @pytest_asyncio.fixture
     async def uow(self, registry_database: str, vault_master_key: MasterKey) -> AsyncIterator[UnitOfWork]:
         self.master = vault_master_key
@@ -72,7 +77,9 @@ class OnPostgres(Adapter):
         transaction = conn.transaction()
         await transaction.start()
         try:
-            registry = PostgresRegistry(master_key=vault_master_key, audit_key=AUDIT_KEY)
+            registry = PostgresRegistry(
+                master_key=vault_master_key, audit_key=AUDIT_KEY, lookups=self.lookups
+            )
             yield registry(conn, OutboxEmitter(conn, source=REGISTRY_SOURCE))
         finally:
             await transaction.rollback()
@@ -90,3 +97,9 @@ class OnPostgres(Adapter):
     def erasure(self, uow: UnitOfWork) -> PersonErasure:
         assert isinstance(uow, PostgresUnitOfWork)
         return RegistryErasure(uow.conn)
+
+
+class OnPostgresCached(OnPostgres):
+    # One cache for the class's tests, as one service runtime shares it between its units of
+    # work: what a test rolled back must not be served to the next.
+    lookups = LookupCache(ttl_s=3600)

@@ -19,7 +19,7 @@ from services.registry.model import Partner, PartnerKey, SubscriptionRecord
 from services.registry.parties_domain import Candidate
 from services.registry.ports import UnitOfWork
 from services.registry.subscriptions_domain import ALL_CASES, PARTY, Subscription
-from tests.contract.registry.adapters import MOVE, Adapter, InMemory, OnPostgres
+from tests.contract.registry.adapters import MOVE, Adapter, InMemory, OnPostgres, OnPostgresCached
 from tests.fixtures.registry import AUDIT_KEY
 
 pytestmark = pytest.mark.asyncio
@@ -66,6 +66,15 @@ class PartnerDirectoryContract(Adapter, abc.ABC):
         assert await uow.partners.get(A.partner_id) == replace(A, status="suspended")
         await uow.partners.set_status("CH/TEST/nobody", "active")
         assert await uow.partners.get("CH/TEST/nobody") is None
+
+    async def test_a_partner_read_then_changed_reads_back_changed(self, uow: UnitOfWork) -> None:
+        assert await uow.partners.get(A.partner_id) is None
+        assert await uow.partners.candidates([ROLE]) == []
+        await uow.partners.put(A)
+        assert await uow.partners.get(A.partner_id) == A
+        await uow.partners.set_status(A.partner_id, "suspended")
+        assert await uow.partners.get(A.partner_id) == replace(A, status="suspended")
+        assert await uow.partners.candidates([ROLE]) == [Candidate(A.partner_id, (ROLE,), LUCERNE, False)]
 
     async def test_candidates_are_every_partner_with_one_of_the_roles_by_id(self, uow: UnitOfWork) -> None:
         await uow.partners.put(B)
@@ -127,6 +136,14 @@ class SubscriptionsContract(Adapter, abc.ABC):
         ]
         assert await uow.subscriptions.to("ch.test.other.v1", "relocation") == []
 
+    async def test_subscriptions_read_then_set_route_at_once(self, uow: UnitOfWork) -> None:
+        await uow.partners.put(A)
+        assert await uow.subscriptions.to(EVENT, "relocation") == []
+        await uow.subscriptions.put(subscription(A))
+        assert [s.subscription.partner_id for s in await uow.subscriptions.to(EVENT, "relocation")] == [
+            A.partner_id
+        ]
+
     async def test_the_same_partner_type_case_type_and_slot_replace_a_subscription_in_its_place(
         self, uow: UnitOfWork
     ) -> None:
@@ -174,6 +191,14 @@ class PartnerKeysContract(Adapter, abc.ABC):
         renewed = replace(self.KEY, valid_until=self.FROM + dt.timedelta(days=30))
         await uow.partner_keys.register(renewed)
         assert await uow.partner_keys.find(self.KEY.key_id) == replace(renewed, revoked_at=revoked_at)
+
+    async def test_a_key_read_then_revoked_reads_back_revoked(self, uow: UnitOfWork) -> None:
+        assert await uow.partner_keys.find(self.KEY.key_id) is None
+        await uow.partner_keys.register(self.KEY)
+        assert await uow.partner_keys.find(self.KEY.key_id) == self.KEY
+        revoked_at = self.FROM + dt.timedelta(days=1)
+        await uow.partner_keys.revoke(self.KEY.key_id, revoked_at)
+        assert await uow.partner_keys.find(self.KEY.key_id) == replace(self.KEY, revoked_at=revoked_at)
 
     async def test_revoking_an_unknown_key_changes_nothing(self, uow: UnitOfWork) -> None:
         await uow.partner_keys.revoke("contract-key-unknown", self.FROM)
@@ -243,4 +268,20 @@ class TestInMemoryAuditLog(AuditLogContract, InMemory):
 
 
 class TestPostgresAuditLog(AuditLogContract, OnPostgres):
+    pass
+
+
+class TestPostgresCachedPartners(PartnerDirectoryContract, OnPostgresCached):
+    pass
+
+
+class TestPostgresCachedCatalogue(CatalogueContract, OnPostgresCached):
+    pass
+
+
+class TestPostgresCachedSubscriptions(SubscriptionsContract, OnPostgresCached):
+    pass
+
+
+class TestPostgresCachedPartnerKeys(PartnerKeysContract, OnPostgresCached):
     pass

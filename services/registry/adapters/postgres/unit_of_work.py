@@ -2,8 +2,9 @@
 
 The runtime opens the transaction of each record and hands the factory its connection and
 an outbox emitter (``hub.runtime.consumer.Route.unit_of_work``); workers get theirs from
-``transactional``. The keys (the vault's master key, the audit chain's key) come from the
-composition root, never from a process global.
+``transactional``. The keys (the vault's master key, the audit chain's key) and the cache
+of what rarely changes (``services.registry.lookups``) come from the composition root,
+never from a process global.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from hub.runtime.messages import Emitter
 from hub.runtime.outbox import OutboxEmitter
 from hub.vault.crypto import MasterKey
 from services.registry.adapters.postgres.audit import PostgresAuditLog
+from services.registry.adapters.postgres.cached import (
+    CachedCatalogue,
+    CachedPartnerKeys,
+    CachedPartners,
+    CachedSubscriptions,
+    UnitLookups,
+)
 from services.registry.adapters.postgres.cases import (
     PostgresCases,
     PostgresPending,
@@ -35,7 +43,16 @@ from services.registry.adapters.postgres.partners import (
 )
 from services.registry.errors import StorageFailed
 from services.registry.figures import AfterCommit, NoFigures
-from services.registry.ports import CaseFigures, Transactional, Work
+from services.registry.lookups import LookupCache
+from services.registry.ports import (
+    CaseFigures,
+    Catalogue,
+    PartnerDirectory,
+    PartnerKeys,
+    Subscriptions,
+    Transactional,
+    Work,
+)
 
 T = TypeVar("T")
 
@@ -47,6 +64,8 @@ class PostgresUnitOfWork:
     master_key: MasterKey = field(repr=False)
     audit_key: AuditKey = field(repr=False)
     sink: CaseFigures = field(default_factory=NoFigures)
+    # None: every lookup reads the transaction (commands, tools, tests of the SQL itself).
+    lookups: LookupCache | None = None
 
     def __post_init__(self) -> None:
         self.figures = AfterCommit(self.emitter, self.sink)
@@ -54,12 +73,23 @@ class PostgresUnitOfWork:
         self.cases = PostgresCases(self.conn, sealing)
         self.timeline = PostgresTimeline(self.conn, sealing)
         self.pending = PostgresPending(self.conn, sealing)
-        self.partners = PostgresPartners(self.conn)
-        self.catalogue = PostgresCatalogue(self.conn)
-        self.subscriptions = PostgresSubscriptions(self.conn)
         self.parties = PostgresCaseParties(self.conn)
-        self.partner_keys = PostgresPartnerKeys(self.conn)
         self.audit = PostgresAuditLog(self.conn, self.audit_key, self.emitter)
+        partners = PostgresPartners(self.conn)
+        catalogue = PostgresCatalogue(self.conn)
+        subscriptions = PostgresSubscriptions(self.conn)
+        partner_keys = PostgresPartnerKeys(self.conn)
+        if self.lookups is None:
+            self.partners: PartnerDirectory = partners
+            self.catalogue: Catalogue = catalogue
+            self.subscriptions: Subscriptions = subscriptions
+            self.partner_keys: PartnerKeys = partner_keys
+            return
+        cached = UnitLookups(self.lookups, self.emitter)
+        self.partners = CachedPartners(partners, cached)
+        self.catalogue = CachedCatalogue(catalogue, cached)
+        self.subscriptions = CachedSubscriptions(subscriptions, cached)
+        self.partner_keys = CachedPartnerKeys(partner_keys, cached)
 
 
 @dataclass(frozen=True)
@@ -70,9 +100,12 @@ class PostgresRegistry:
     audit_key: AuditKey = field(repr=False)
     # Where the case figures go (the service's /metrics); counted after each commit.
     figures: CaseFigures = field(default_factory=NoFigures)
+    # The service runtime's cache of partners, keys, subscriptions and the catalogue, shared
+    # by every unit of work built here; None reads them from each transaction.
+    lookups: LookupCache | None = None
 
     def __call__(self, conn: asyncpg.Connection, emitter: Emitter) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(conn, emitter, self.master_key, self.audit_key, self.figures)
+        return PostgresUnitOfWork(conn, emitter, self.master_key, self.audit_key, self.figures, self.lookups)
 
     def on(self, conn: asyncpg.Connection, *, source: str) -> PostgresUnitOfWork:
         """On a connection someone else holds in a transaction (the dead-letter hook's)."""
