@@ -118,7 +118,11 @@ class PostgresCases:
         return created
 
     async def get(self, case_id: str, *, for_update: bool = False) -> Case | None:
-        lock = " FOR UPDATE" if for_update else ""
+        # FOR NO KEY UPDATE, not FOR UPDATE: it keeps other writers to the case off just as
+        # well, but not the key-share locks that inserting a timeline or audit row for the
+        # case takes (foreign keys). Batches of other routes add such rows for cases this
+        # batch locks, and FOR UPDATE made them wait for each other crosswise: a deadlock.
+        lock = " FOR NO KEY UPDATE" if for_update else ""
         row = await self._conn.fetchrow(
             f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1{lock}", case_id
         )
