@@ -41,6 +41,11 @@ Handler = Callable[[Incoming[Any], Any], Awaitable[None]]
 UnitOfWorkFactory = Callable[[asyncpg.Connection, Emitter], object]
 # Raises a PermanentError for a record the route refuses on its topic and envelope alone.
 Admission = Callable[[str, Envelope], None]
+# Given a batch's transaction and its records (before their handlers run), the unit-of-work
+# factory for that batch: an adapter reads what all the records need with one query per
+# table (identity: the persons and pseudonyms of a batch's requests) and its units of work
+# answer from that.
+BatchUnitOfWork = Callable[[asyncpg.Connection, Sequence[Incoming[Any]]], Awaitable[UnitOfWorkFactory]]
 
 
 # Failures where the same record may succeed later: the database or broker is away.
@@ -82,17 +87,25 @@ class Route:
     admit: Admission | None = None
     # The service's unit of work for each record; None hands the handler a Transaction.
     unit_of_work: UnitOfWorkFactory | None = None
+    # Instead of ``unit_of_work`` for a batch: builds the batch's factory (see BatchUnitOfWork).
+    batch_unit_of_work: BatchUnitOfWork | None = None
 
     def work_in(
-        self, conn: asyncpg.Connection, *, source: str, pending: list[OutboxRow] | None = None
+        self,
+        conn: asyncpg.Connection,
+        *,
+        source: str,
+        pending: list[OutboxRow] | None = None,
+        factory: UnitOfWorkFactory | None = None,
     ) -> tuple[Emitter, object]:
         """The emitter of the record's transaction, and what the handler gets; with
         ``pending``, the emitter collects its outbox rows there for one insert per batch."""
-        if self.unit_of_work is None:
+        factory = factory or self.unit_of_work
+        if factory is None:
             transaction = Transaction(conn, source=source, pending=pending)
             return transaction, transaction
         emitter = OutboxEmitter(conn, source=source, pending=pending)
-        return emitter, self.unit_of_work(conn, emitter)
+        return emitter, factory(conn, emitter)
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,20 @@ class _Admitted:
     envelope: Envelope
     data: Any
     handler: Handler
+
+    def incoming(self, trace_id: str = "") -> Incoming[Any]:
+        record = self.record
+        return Incoming(
+            envelope=self.envelope,
+            data=self.data,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            trace_id=trace_id,
+            value=record.value or b"",
+            key=record.key,
+            headers=tuple(record.headers),
+        )
 
 
 class _RecordFailed(Exception):
@@ -307,6 +334,12 @@ class MessageProcessor:
             }
             claimed = await inbox.claim_many(conn, group, [a.envelope for a in to_run.values()])
             unclaim: list[Envelope] = []
+            factory = self._route.unit_of_work
+            if self._route.batch_unit_of_work is not None and to_run:
+                factory = await self._route.batch_unit_of_work(
+                    conn,
+                    [a.incoming() for a in to_run.values() if inbox.event_key(a.envelope) in claimed],
+                )
             for index, item in to_run.items():
                 key = inbox.event_key(item.envelope)
                 if _is_held(item.record, held):  # held back by an earlier record of its partition
@@ -318,7 +351,7 @@ class MessageProcessor:
                     outcomes[index] = Outcome.DUPLICATE
                     continue
                 claimed.discard(key)  # a second copy in the same batch is a duplicate
-                emitter, work = self._route.work_in(conn, source=self._source, pending=[])
+                emitter, work = self._route.work_in(conn, source=self._source, pending=[], factory=factory)
                 try:
                     await self._handle(conn, item, emitter, work, isolated=isolated)
                 except (PermanentError, ContractError) as error:
@@ -388,17 +421,7 @@ class MessageProcessor:
             case_id=envelope.businessprocessid,
         )
         with consumer_span(record.headers, attributes, record.topic):
-            incoming = Incoming(
-                envelope=envelope,
-                data=item.data,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                trace_id=current_trace_id(),
-                value=record.value or b"",
-                key=record.key,
-                headers=tuple(record.headers),
-            )
+            incoming = item.incoming(current_trace_id())
             if isolated:
                 async with conn.transaction():  # a savepoint: a failure rolls back this record only
                     await item.handler(incoming, work)
