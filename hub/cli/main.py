@@ -36,7 +36,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from hub.local.supervisor import Supervisor
 
     settings = HubSettings()
-    supervisor = Supervisor(settings, progress=_progress)
+    supervisor = Supervisor(settings, progress=_progress, replicas=args.replicas)
     stop_requested = False
 
     def request_stop(*_: object) -> None:
@@ -210,12 +210,25 @@ def _version() -> str:
 DISTRIBUTION = "lucerne-service-hub"
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="hub", description="Lucerne cross-agency service hub")
     root.add_argument("--version", action="version", version=f"hub {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run infrastructure and all services in the foreground")
+    up.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=1,
+        help="processes per service, sharing its consumer groups and schema as pods of one Deployment (1)",
+    )
     up.set_defaults(func=cmd_up)
 
     demo = commands.add_parser("demo", help="run one relocation case end to end and print its timeline")

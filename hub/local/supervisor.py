@@ -55,8 +55,15 @@ class Supervisor:
         services: Sequence[str] | None = None,
         progress: Progress = lambda _line: None,
         extra_env: dict[str, str] | None = None,
+        replicas: int = 1,
     ) -> None:
         from services import SERVICE_NAMES
+
+        if replicas < 1:
+            raise ConfigurationError("replicas must be at least 1")
+        # Each service runs this many processes, as a Deployment's pods would: they share its
+        # consumer groups (the partitions are split between them) and its schema.
+        self.replicas = replicas
 
         self.settings = settings
         self.state_dir = settings.state_dir.resolve()
@@ -83,6 +90,11 @@ class Supervisor:
                 prepare_demo_database(running, self._progress)
             for name in self.services:
                 self.start_service(name)
+            self.wait_until_ready()
+            # Once the first replicas made the local secrets, the others read the same ones.
+            for replica in range(2, self.replicas + 1):
+                for name in self.services:
+                    self.start_service(replica_name(name, replica))
             self.wait_until_ready()
             if self.settings.demo_partner_keys and {"identity", "registry"} <= set(self.services):
                 # Before "up": with signatures required, an unkeyed partner could send nothing.
@@ -122,6 +134,7 @@ class Supervisor:
         )
 
     def start_service(self, name: str) -> ServiceProcess:
+        """Start ``name``: a service, or one of its further replicas (``replica_name``)."""
         assert self.endpoints is not None
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
@@ -142,7 +155,7 @@ class Supervisor:
         log_file = logs / f"{name}.log"
         with log_file.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "hub", "service", "run", name],
+                [sys.executable, "-m", "hub", "service", "run", service_of(name)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -203,6 +216,17 @@ class Supervisor:
         if self._wrote_endpoints:
             (self.state_dir / "endpoints.json").unlink(missing_ok=True)
             self._wrote_endpoints = False
+
+
+def replica_name(service: str, replica: int) -> str:
+    """The process name of a service's ``replica``-th process: ``registry``, ``registry-2``, ..."""
+    return service if replica == 1 else f"{service}-{replica}"
+
+
+def service_of(process_name: str) -> str:
+    """The service a process of ``replica_name`` runs."""
+    service, _, replica = process_name.rpartition("-")
+    return service if service and replica.isdigit() else process_name
 
 
 def _require(value: T | None) -> T:
