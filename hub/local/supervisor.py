@@ -92,10 +92,11 @@ class Supervisor:
                 self.start_service(name)
             self.wait_until_ready()
             # Once the first replicas made the local secrets, the others read the same ones.
-            for replica in range(2, self.replicas + 1):
-                for name in self.services:
-                    self.start_service(replica_name(name, replica))
-            self.wait_until_ready()
+            further = [replica_name(name, n) for n in range(2, self.replicas + 1) for name in self.services]
+            for name in further:
+                self.start_service(name)
+            if further:
+                self.wait_until_ready(further)
             if self.settings.demo_partner_keys and {"identity", "registry"} <= set(self.services):
                 # Before "up": with signatures required, an unkeyed partner could send nothing.
                 provision_partner_keys(running, self._progress)
