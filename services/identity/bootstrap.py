@@ -13,7 +13,11 @@ from hub.runtime.consumer import Route
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
 from hub.security.secrets import master_key_secret, pseudonym_secret
 from services.identity import handlers, handlers_admin, handlers_partner_keys
-from services.identity.adapters.postgres import PostgresUnitsOfWork, unit_of_work_factory
+from services.identity.adapters.postgres import (
+    PostgresUnitsOfWork,
+    batch_unit_of_work_factory,
+    unit_of_work_factory,
+)
 from services.identity.announcer import PartnerAnnouncer
 from services.identity.keys import load_pseudonym_secret
 
@@ -31,6 +35,9 @@ def routes(ctx: ServiceContext) -> Sequence[Route]:
                 PseudonymsRequested.event_type: functools.partial(handlers.issue_pseudonyms, secret=secret)
             },
             unit_of_work=unit_of_work,
+            # A batch's requests read their persons, partners and pseudonyms with one
+            # statement per table, before the first handler runs.
+            batch_unit_of_work=batch_unit_of_work_factory(ctx.master_key),
         ),
         Route(
             topic=topics.ADMIN,

@@ -20,7 +20,16 @@ from hub.vault.crypto import MasterKey
 from services.identity import bootstrap
 from services.identity.announcer import PartnerAnnouncer
 from tests.fixtures.records import consumer_record
-from tests.integration.identity.support import CLI, IDENTITY, KRIENS_OFFICE, outbox
+from tests.integration.identity.support import (
+    CLI,
+    IDENTITY,
+    KRIENS_OFFICE,
+    REGISTRY,
+    TAX_OFFICE,
+    outbox,
+    person,
+    request,
+)
 
 pytestmark = pytest.mark.asyncio
 NEW_PARTNER = "CH/MUN/1062/einwohnerdienste"
@@ -99,3 +108,54 @@ async def test_identity_declares_the_partner_topic_and_its_announcer(
     # The announcer alone: there are no persons stored before encryption at rest to seal.
     [announcer] = workers
     assert isinstance(getattr(announcer, "__self__", None), PartnerAnnouncer)
+
+
+async def test_the_requests_route_answers_a_batch_read_ahead_as_one_by_one(
+    pool: asyncpg.Pool, hub_settings: HubSettings, vault_master_key: MasterKey
+) -> None:
+    routes = bootstrap.routes(ServiceContext(bootstrap.NAME, hub_settings, pool, vault_master_key))
+    [route] = [r for r in routes if r.topic == topics.IDENTITY_REQUESTS]
+    assert route.batch_unit_of_work is not None
+    assert route.unit_of_work is not None  # a record alone still gets its unit of work
+    processor = MessageProcessor(
+        pool, route, DeadLetterWriter(pool), source=IDENTITY, retry=RetryPolicy(0.01, 0.01)
+    )
+    newcomer, known = person(71), person(72, first_name="Karl", official_name="Kunz")
+    tax, kriens = (TAX_OFFICE, Sector.TAX), (KRIENS_OFFICE, Sector.RESIDENT_REGISTRATION)
+    known_before = _request_record(request(known, tax), "case-0", 1)
+    assert await processor.process(known_before) is Outcome.PROCESSED
+    records = [
+        _request_record(request(newcomer, kriens, tax), "case-1", 2),
+        _request_record(request(known, kriens, tax), "case-2", 3),
+        _request_record(request(newcomer, tax), "case-3", 4),
+    ]
+    result = await processor.attempt_batch(records, lambda _record: 1)
+    assert result.outcomes == dict.fromkeys(range(3), Outcome.PROCESSED)
+    answers = {row.business_process_id: row.data() for row in await outbox(pool, topics.IDENTITY_RESULTS)}
+    assert [answers[case]["match"] for case in ("case-0", "case-1", "case-2", "case-3")] == [
+        "new",
+        "new",
+        "exact-vn",
+        "exact-vn",
+    ]
+
+    def pseudonym(case: str, partner_id: str) -> str:
+        [found] = [p["pseudonym"] for p in answers[case]["pseudonyms"] if p["partner_id"] == partner_id]
+        return str(found)
+
+    assert pseudonym("case-1", TAX_OFFICE) == pseudonym("case-3", TAX_OFFICE)
+    assert pseudonym("case-0", TAX_OFFICE) == pseudonym("case-2", TAX_OFFICE)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM persons") == 2
+        assert await conn.fetchval("SELECT count(*) FROM issued_pseudonyms") == 4
+
+
+def _request_record(data: Contract, case_id: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+    envelope = Envelope.new(data, source=REGISTRY, business_process_id=case_id)
+    return consumer_record(
+        data.model_dump_json().encode(),
+        envelope.to_headers(),
+        topic=topics.IDENTITY_REQUESTS,
+        offset=offset,
+        key=case_id.encode(),
+    )

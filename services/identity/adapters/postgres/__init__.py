@@ -7,6 +7,7 @@ through blind indexes under the same key.
 
 from __future__ import annotations
 
+from services.identity.adapters.postgres.batch import batch_unit_of_work_factory
 from services.identity.adapters.postgres.commands import run_command
 from services.identity.adapters.postgres.erasure import IdentityErasure, erasure_connection
 from services.identity.adapters.postgres.units import (
@@ -23,6 +24,7 @@ __all__ = [
     "PostgresRepositories",
     "PostgresUnitOfWork",
     "PostgresUnitsOfWork",
+    "batch_unit_of_work_factory",
     "erasure_connection",
     "run_command",
     "unit_of_work_factory",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -61,6 +62,24 @@ def sealed_record(person: Person, pseudonym_seed: bytes) -> dict[str, str]:
         "date_of_birth": person.date_of_birth.isoformat(),
         SEED_FIELD: base64.b64encode(pseudonym_seed).decode(),
     }
+
+
+def basis_of(record: dict[str, Any]) -> PseudonymBasis:
+    """The pseudonym basis in an opened record: the AHVN13 as first recorded, and the seed."""
+    return PseudonymBasis(record["vn"], base64.b64decode(record[SEED_FIELD]))
+
+
+def newest_link_first(rows: Sequence[Any], opened: Sequence[Any]) -> list[LocalPersonId]:
+    """A person's local ids from their ``local_person_ids`` rows and the opened values, in
+    the order ``Persons.local_ids_of`` promises; ids whose key was destroyed are left out."""
+    found = [
+        (row["linked_at"], LocalPersonId(category=row["category"], id=value))
+        for row, value in zip(rows, opened, strict=True)
+        if not isinstance(value, Erased)
+    ]
+    found.sort(key=lambda pair: pair[1].id)
+    found.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties stay ordered by id
+    return [local_id for _, local_id in found]
 
 
 def require(master: MasterKey | None) -> MasterKey:
@@ -134,7 +153,7 @@ class PostgresPersons:
             raise TransientError("the person was erased while their request was being resolved")
         if record is None:
             raise PermanentError(f"no person {person_id}")
-        return PseudonymBasis(record["vn"], base64.b64decode(record[SEED_FIELD]))
+        return basis_of(record)
 
     async def record(self, person_id: uuid.UUID) -> Person | Erased | None:
         record = await self._open_record(person_id)
@@ -188,14 +207,7 @@ class PostgresPersons:
             for row in rows
         ]
         opened = await vault_store.open_json_many(self._conn, self.master, sealed)
-        found = [
-            (row["linked_at"], LocalPersonId(category=row["category"], id=value))
-            for row, value in zip(rows, opened, strict=True)
-            if not isinstance(value, Erased)
-        ]
-        found.sort(key=lambda pair: pair[1].id)
-        found.sort(key=lambda pair: pair[0], reverse=True)  # stable: ties stay ordered by id
-        return [local_id for _, local_id in found]
+        return newest_link_first(rows, opened)
 
     async def bind_citizen(self, person_id: uuid.UUID, citizen_id: str) -> None:
         # Rows other services sealed by citizen id (before they knew the person) join the

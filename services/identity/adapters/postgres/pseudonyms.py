@@ -45,14 +45,17 @@ class PostgresPseudonyms:
         return pseudonym
 
     async def record(self, person_id: uuid.UUID, sector: str, pseudonym: str, key_version: int) -> str:
-        await self._conn.execute(
+        inserted: str | None = await self._conn.fetchval(
             "INSERT INTO issued_pseudonyms (person_id, sector, pseudonym, key_version) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING pseudonym",
             person_id,
             sector,
             pseudonym,
             key_version,
         )
+        if inserted is not None:
+            return inserted
+        # Not inserted: the pair has its pseudonym already (perhaps of a concurrent request).
         stored = await self.issued(person_id, sector)
         assert stored is not None  # inserted now, or by a transaction that committed first
         return stored
