@@ -41,7 +41,7 @@ class Dispatcher:
         units: UnitsOfWork,
         channels: Mapping[Channel, ChannelAdapter],
         *,
-        batch_size: int = 100,
+        batch_size: int | None = None,
         concurrency: int = 16,
         max_attempts: int = 6,
         backoff_initial_s: float = 1.0,
@@ -49,13 +49,15 @@ class Dispatcher:
         poll_interval_s: float = 1.0,
         on_outcome: Callable[[str, DeliveryStatus], None] | None = None,
     ) -> None:
-        """``batch_size``: notices claimed (and so 'sending') at most at a time; ``concurrency``:
-        attempts under way at once, each of a different case (a channel may limit further,
-        as SMTP does to its connections)."""
+        """``concurrency``: attempts under way at once, each of a different case (a channel may
+        limit further, as SMTP does to its connections). ``batch_size``: notices claimed (so
+        'sending') at most at a time; twice the concurrency unless given, because a claimed
+        notice still waiting for its turn runs down its lease."""
         self._units, self._channels = units, channels
         # Told each outcome once it is recorded (the notifications metric).
         self._on_outcome = on_outcome
-        self._batch_size, self._max_attempts = batch_size, max_attempts
+        self._batch_size = batch_size or 2 * concurrency
+        self._max_attempts = max_attempts
         self._backoff_initial_s, self._backoff_max_s = backoff_initial_s, backoff_max_s
         self._poll_interval_s = poll_interval_s
         self._attempt_slots = asyncio.Semaphore(concurrency)
@@ -64,7 +66,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight = 0  # claimed by run() and not finished yet
         # run() claims again once this many notices have finished: in batches, not one by one.
-        self._claim_when_free = max(1, batch_size // 2)
+        self._claim_when_free = max(1, self._batch_size // 2)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claims more as notices finish, not batch after batch: a slow partner or relay holds
