@@ -95,6 +95,7 @@ def definition(
             on_outcome=(lambda channel, status: outcomes.labels(channel, status.value).inc())
             if outcomes is not None
             else None,
+            concurrency=own.notification_concurrency,
             max_attempts=own.notification_max_attempts,
             backoff_initial_s=own.notification_backoff_initial_s,
             backoff_max_s=own.notification_backoff_max_s,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from email.message import EmailMessage
 from typing import Protocol
 
 from hub.errors import DatabaseUnavailable
 from hub.runtime.telemetry import current_trace_headers
+from services.notifications.batching import WriteBatcher
 from services.notifications.domain import NewInboxMessage, Pending
 from services.notifications.email_sender import EmailSender
 from services.notifications.errors import PermanentDeliveryError, TemporaryDeliveryError
@@ -72,24 +73,29 @@ class SmsChannel:
 
 
 class InboxChannel:
-    """Delivering to the in-app inbox is writing a row of our own database."""
+    """Delivering to the in-app inbox is writing a row of our own database. Inbox copies
+    delivered at the same time (several cases at once) are written in one transaction."""
 
     def __init__(self, units: UnitsOfWork) -> None:
         self._units = units
+        self._batcher = WriteBatcher[NewInboxMessage](self._store, concurrent_writes=2)
 
     async def deliver(self, item: Pending) -> None:
-        async with _database_trouble_is_temporary(), self._units.begin() as uow:
-            await uow.inbox.store(
-                NewInboxMessage(
-                    notification_id=item.notification_id,
-                    citizen_id=item.recipient,
-                    case_id=item.case_id,
-                    template=item.template,
-                    language=item.language or "",
-                    subject=item.subject,
-                    body=item.body,
-                )
-            )
+        message = NewInboxMessage(
+            notification_id=item.notification_id,
+            citizen_id=item.recipient,
+            case_id=item.case_id,
+            template=item.template,
+            language=item.language or "",
+            subject=item.subject,
+            body=item.body,
+        )
+        async with _database_trouble_is_temporary():
+            await self._batcher.submit(message)
+
+    async def _store(self, messages: Sequence[NewInboxMessage]) -> None:
+        async with self._units.begin() as uow:
+            await uow.inbox.store_all(messages)
 
 
 class WebhookChannel:

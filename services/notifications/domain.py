@@ -70,6 +70,24 @@ class Pending:
         return self.unreadable == ERASED_REASON
 
 
+def sending_order(item: Pending) -> tuple[str, str]:
+    """Notices with the same key go out one after the other, in the order they were requested:
+    a citizen must not read "completed" before "received". The key is the case and channel
+    (the recipient is sealed, so the store cannot tell recipients apart; a case's notices on a
+    channel go to its citizen, or to one partner's webhook in the usual case)."""
+    return item.case_id, item.channel
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt at a claimed notice came to; due again in ``retry_in_s`` (a retry)."""
+
+    notification_id: str
+    status: DeliveryStatus
+    detail: str | None = None
+    retry_in_s: float | None = None
+
+
 @dataclass(frozen=True)
 class Notice:
     """A stored notice as operators and tests see it: where it is in its lifecycle, and what it says."""

@@ -74,12 +74,16 @@ class SmtpEmailSender:
         self._account = account or SmtpAccount()
         self._idle: list[smtplib.SMTP] = []
         self._slots = threading.BoundedSemaphore(connections)
+        # Waiting for a connection happens on the event loop: a send waiting in a thread would
+        # hold one of the few threads of the default executor that every to_thread shares.
+        self._waiting_for_slot = asyncio.Semaphore(connections)
         self._lock = threading.Lock()
         self.connections_opened = 0
 
     async def send(self, message: EmailMessage) -> None:
         # smtplib is blocking and battle-tested; a thread keeps the event loop free.
-        await asyncio.to_thread(self._send_blocking, message)
+        async with self._waiting_for_slot:
+            await asyncio.to_thread(self._send_blocking, message)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)

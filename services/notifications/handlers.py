@@ -34,8 +34,8 @@ async def accept_notification(
     preference = await uow.preferences.preference_of(request.citizen_id) if request.citizen_id else None
     plan = plan_deliveries(request, preference, sms_available=sms_available)
     trace = current_trace_headers()
-    for delivery in plan.deliveries:
-        new = NewNotification(
+    news = [
+        NewNotification(
             notification_id=delivery.notification_id,
             case_id=msg.case_id,
             channel=delivery.channel.value,
@@ -52,7 +52,14 @@ async def accept_notification(
             citizen_id=request.citizen_id,
             mandatory=request.mandatory,
         )
-        if await uow.notifications.add(new) and plan.refused:
+        for delivery in plan.deliveries
+    ]
+    # The notice and its inbox copy together: one statement per table, not one per notice.
+    added = await uow.notifications.add_all(news)
+    if plan.refused is None:
+        return
+    for new in news:
+        if new.notification_id in added:  # not again for a redelivered request
             # Not sent, but recorded and reported, so the case shows why the citizen heard nothing.
             await record_status(
                 uow,

@@ -9,7 +9,7 @@ person, so reading a notice of an erased person yields ``unreadable`` instead of
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from services.notifications.domain import (
     NewInboxMessage,
     NewNotification,
     Notice,
+    Outcome,
     Pending,
     Preference,
     WebhookEndpoint,
@@ -43,10 +44,26 @@ class Notifications(Protocol):
         """Queue as 'created'; False if this notification id exists (a redelivered request)."""
         ...
 
+    async def add_all(self, news: Sequence[NewNotification]) -> set[str]:
+        """Queue each as ``add`` does, written together; the ids queued now (an id that
+        exists already is left as it is)."""
+        ...
+
     async def claim_due(self, limit: int) -> list[Pending]:
         """Move due notices ('created', or 'temporary-failure' past their retry time) to
-        'sending' and return them in the order they were requested. Dispatchers share:
-        a notice one of them claimed is not handed to another."""
+        'sending' and return them in the order they were requested, oldest request first.
+
+        A notice is due only once every earlier notice of its case and channel
+        (``domain.sending_order``) is finished or due with it: none of them is 'sending'
+        or waiting for its retry, so a case's notices cannot overtake one another, neither
+        within a claim nor across claims. Dispatchers share: a notice one of them claimed
+        is not handed to another, and claims do not interleave."""
+        ...
+
+    async def release(self, notification_ids: Sequence[str], *, reason: str) -> None:
+        """Claimed notices given back unsent (an earlier one of their case and channel is
+        to be retried first): due as before their claim, the attempt not counted, and
+        ``reason`` in their history. Notices no longer 'sending' are left as they are."""
         ...
 
     async def requeue_stale_sending(self, older_than_s: float) -> int:
@@ -63,6 +80,10 @@ class Notifications(Protocol):
         retry_in_s: float | None = None,
     ) -> None:
         """The outcome of an attempt, with its history entry; due again in ``retry_in_s``."""
+        ...
+
+    async def finish_all(self, outcomes: Sequence[Outcome]) -> None:
+        """Each outcome as ``finish`` records it, written together."""
         ...
 
     async def history(self, notification_id: str) -> list[tuple[str, str | None]]:
@@ -90,6 +111,10 @@ class Inbox(Protocol):
     async def store(self, message: NewInboxMessage) -> None:
         """Keep the message once; storing the same notification id again changes nothing
         (a retry after a crash between storing and recording the outcome)."""
+        ...
+
+    async def store_all(self, messages: Sequence[NewInboxMessage]) -> None:
+        """Each message as ``store`` keeps it, written together."""
         ...
 
     async def of(self, citizen_id: str) -> list[InboxMessage]:

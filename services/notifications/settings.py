@@ -44,6 +44,12 @@ class NotificationSettings(BaseSettings):
     smtp_connections: int = Field(
         4, ge=1, description="SMTP connections kept open and reused; as many notices go out at once."
     )
+    notification_concurrency: int = Field(
+        16,
+        ge=1,
+        description="Notices of different cases sent at once (one case's go out one after the other); "
+        "email also waits for one of the HUB_SMTP_CONNECTIONS.",
+    )
     notification_max_attempts: int = Field(6, ge=1, description="Then technical-failure.")
     notification_backoff_initial_s: float = Field(1.0, gt=0)
     notification_backoff_max_s: float = Field(300.0, gt=0)

@@ -1,10 +1,30 @@
-"""Recording a status change: the notice, its history, and the status event in one unit of work."""
+"""Recording status changes: the notices, their history, and the status events in one unit of work."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from opentelemetry import context as otel_context
+
 from contracts import Channel, DeliveryStatus, NotificationStatusChanged
 from hub.runtime import topics
+from services.notifications.domain import Outcome
 from services.notifications.ports import UnitOfWork
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An outcome, with what its status event says of the notice."""
+
+    outcome: Outcome
+    channel: str
+    template: str
+    case_id: str
+    test_delivery: bool
+    # The trace the event continues (the attempt's span) when it is recorded elsewhere, as
+    # the dispatcher records several attempts' outcomes together; None: the current one.
+    trace: otel_context.Context | None = None
 
 
 async def record_status(
@@ -19,17 +39,33 @@ async def record_status(
     detail: str | None,
     retry_in_s: float | None = None,
 ) -> None:
-    await uow.notifications.finish(notification_id, status, detail=detail, retry_in_s=retry_in_s)
+    outcome = Outcome(notification_id, status, detail, retry_in_s)
+    await record_statuses(uow, [StatusChange(outcome, channel, template, case_id, test_delivery)])
+
+
+async def record_statuses(uow: UnitOfWork, changes: Sequence[StatusChange]) -> None:
+    await uow.notifications.finish_all([change.outcome for change in changes])
+    for change in changes:
+        token = otel_context.attach(change.trace) if change.trace is not None else None
+        try:
+            await _emit(uow, change)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+
+async def _emit(uow: UnitOfWork, change: StatusChange) -> None:
+    outcome = change.outcome
     # Through the emitter: published only if the status change commits.
     await uow.emitter.emit(
         NotificationStatusChanged(
-            notification_id=notification_id,
-            channel=Channel(channel),
-            status=status,
-            template=template,
-            detail=detail[:1000] if detail else None,
+            notification_id=outcome.notification_id,
+            channel=Channel(change.channel),
+            status=outcome.status,
+            template=change.template,
+            detail=outcome.detail[:1000] if outcome.detail else None,
         ),
         topic=topics.NOTIFICATION_STATUS,
-        business_process_id=case_id,
-        test_delivery=test_delivery,
+        business_process_id=change.case_id,
+        test_delivery=change.test_delivery,
     )

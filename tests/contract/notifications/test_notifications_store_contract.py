@@ -36,6 +36,7 @@ from services.notifications.domain import (
     UNREADABLE_AFTER_ERASURE,
     NewInboxMessage,
     NewNotification,
+    Outcome,
     Preference,
 )
 from services.notifications.ports import UnitsOfWork
@@ -152,10 +153,150 @@ class NotificationsStoreContract(abc.ABC):
     async def test_claiming_takes_at_most_the_limit(self, units: UnitsOfWork) -> None:
         async with units.begin() as uow:
             for n in range(3):
-                await uow.notifications.add(notice(f"n{n}"))
+                await uow.notifications.add(notice(f"n{n}", case_id=f"eumzug-{n}"))
         async with units.begin() as uow:
             assert len(await uow.notifications.claim_due(2)) == 2
             assert len(await uow.notifications.claim_due(2)) == 1
+
+    async def test_a_limit_takes_the_oldest_requests_and_a_case_after_its_earlier_notices(
+        self, units: UnitsOfWork
+    ) -> None:
+        for notification_id, case_id in (("a1", "eumzug-1"), ("b1", "eumzug-2"), ("a2", "eumzug-1")):
+            async with units.begin() as uow:
+                await uow.notifications.add(notice(notification_id, case_id=case_id))
+        async with units.begin() as uow:
+            assert [p.notification_id for p in await uow.notifications.claim_due(2)] == ["a1", "b1"]
+            # a1 is being sent: a2 may not go out alongside it, and so not before it.
+            assert await uow.notifications.claim_due(10) == []
+            await uow.notifications.finish("a1", DeliveryStatus.DELIVERED, detail=None)
+            assert [p.notification_id for p in await uow.notifications.claim_due(10)] == ["a2"]
+
+    async def test_a_later_notice_of_a_case_waits_for_the_retry_of_an_earlier_one(
+        self, units: UnitsOfWork
+    ) -> None:
+        async with units.begin() as uow:
+            await uow.notifications.add(notice("received"))
+        async with units.begin() as uow:
+            await uow.notifications.claim_due(10)
+            await uow.notifications.finish(
+                "received", DeliveryStatus.TEMPORARY_FAILURE, detail="SMTP 451", retry_in_s=60
+            )
+        async with units.begin() as uow:
+            await uow.notifications.add(notice("completed"))
+            await uow.notifications.add(notice("completed:inbox", channel=Channel.INBOX))
+            await uow.notifications.add(notice("other", case_id="eumzug-2"))
+        async with units.begin() as uow:
+            # The inbox copy is another channel, and the other case another case: neither waits.
+            claimed = [p.notification_id for p in await uow.notifications.claim_due(10)]
+        assert claimed == ["completed:inbox", "other"]
+        await self.age(61)
+        async with units.begin() as uow:
+            assert [p.notification_id for p in await uow.notifications.claim_due(10)] == [
+                "received",
+                "completed",
+            ]
+
+    async def test_a_finished_earlier_notice_holds_nothing_back_whatever_its_outcome(
+        self, units: UnitsOfWork
+    ) -> None:
+        for notification_id in ("received", "completed"):
+            async with units.begin() as uow:
+                await uow.notifications.add(notice(notification_id))
+        async with units.begin() as uow:
+            [first, _] = await uow.notifications.claim_due(10)
+            await uow.notifications.release(["completed"], reason="waits")
+            await uow.notifications.finish(
+                first.notification_id, DeliveryStatus.PERMANENT_FAILURE, detail="550"
+            )
+        async with units.begin() as uow:
+            assert [p.notification_id for p in await uow.notifications.claim_due(10)] == ["completed"]
+
+    async def test_notices_given_back_unsent_are_due_as_before_without_counting_an_attempt(
+        self, units: UnitsOfWork
+    ) -> None:
+        for notification_id in ("received", "completed"):
+            async with units.begin() as uow:
+                await uow.notifications.add(notice(notification_id))
+        async with units.begin() as uow:
+            await uow.notifications.claim_due(10)
+            await uow.notifications.release(["received", "completed"], reason="waits for x")
+            await uow.notifications.release(["completed"], reason="twice changes nothing")
+            [completed, received] = await uow.notifications.of_case("eumzug-1")  # by id
+            assert await uow.notifications.history("completed") == [
+                ("created", None),
+                ("sending", None),
+                ("created", "waits for x"),
+            ]
+        assert (received.status, received.attempts) == (DeliveryStatus.CREATED, 0)
+        assert (completed.status, completed.attempts) == (DeliveryStatus.CREATED, 0)
+        async with units.begin() as uow:  # a notice tried before goes back to waiting for its retry
+            [again, _] = await uow.notifications.claim_due(10)
+            await uow.notifications.finish("received", DeliveryStatus.TEMPORARY_FAILURE, detail="451")
+            await uow.notifications.release(["completed"], reason="waits for received")
+        await self.age(1)
+        async with units.begin() as uow:
+            [retried, completed_again] = await uow.notifications.claim_due(10)
+            await uow.notifications.release([retried.notification_id], reason="given back")
+            [_, received] = await uow.notifications.of_case("eumzug-1")
+        assert again.attempts == 1
+        assert (completed_again.notification_id, completed_again.attempts) == ("completed", 1)
+        assert (received.status, received.attempts, received.last_error) == (
+            DeliveryStatus.TEMPORARY_FAILURE,
+            1,
+            "451",
+        )
+
+    async def test_notices_added_together_are_each_queued_once(self, units: UnitsOfWork) -> None:
+        async with units.begin() as uow:
+            assert await uow.notifications.add(notice("n1"))
+        async with units.begin() as uow:
+            added = await uow.notifications.add_all(
+                [
+                    notice("n1", recipient="other@example.ch"),
+                    notice("n2"),
+                    notice("n2:inbox", channel=Channel.INBOX),
+                ]
+            )
+            assert await uow.notifications.add_all([]) == set()
+        assert added == {"n2", "n2:inbox"}
+        async with units.begin() as uow:
+            stored = {n.notification_id: n for n in await uow.notifications.of_case("eumzug-1")}
+            assert await uow.notifications.history("n2:inbox") == [("created", None)]
+            assert await uow.notifications.history("n1") == [("created", None)]
+        assert (stored["n1"].recipient, stored["n2"].body) == ("anna.muster@example.ch", "Grüezi Anna, n2")
+        assert stored["n2:inbox"].channel == "inbox"
+
+    async def test_outcomes_recorded_together_are_each_recorded(self, units: UnitsOfWork) -> None:
+        async with units.begin() as uow:
+            for n in range(3):
+                await uow.notifications.add(notice(f"n{n}", case_id=f"eumzug-{n}"))
+        async with units.begin() as uow:
+            await uow.notifications.claim_due(10)
+            await uow.notifications.finish_all(
+                [
+                    Outcome("n0", DeliveryStatus.DELIVERED),
+                    Outcome("n1", DeliveryStatus.TEMPORARY_FAILURE, "SMTP 451", retry_in_s=0.5),
+                    Outcome("n2", DeliveryStatus.PERMANENT_FAILURE, "SMTP 550"),
+                ]
+            )
+            await uow.notifications.finish_all([])
+            assert await uow.notifications.history("n1") == [
+                ("created", None),
+                ("sending", None),
+                ("temporary-failure", "SMTP 451"),
+            ]
+            assert await uow.notifications.claim_due(10) == []
+        await self.age(1)  # half a second is a retry, not nothing
+        async with units.begin() as uow:
+            [retried] = await uow.notifications.claim_due(10)
+            [delivered] = await uow.notifications.of_case("eumzug-0")
+            [refused] = await uow.notifications.of_case("eumzug-2")
+        assert retried.notification_id == "n1"
+        assert (delivered.status, refused.status, refused.last_error) == (
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.PERMANENT_FAILURE,
+            "SMTP 550",
+        )
 
     async def test_a_temporary_failure_is_due_again_after_its_retry_time(self, units: UnitsOfWork) -> None:
         async with units.begin() as uow:
@@ -290,6 +431,25 @@ class NotificationsStoreContract(abc.ABC):
         assert (messages[1].subject, messages[1].body) == ("Umzug eumzug-1", "Grüezi, n0")
         assert messages[0].delivered_at >= messages[1].delivered_at
         assert (messages[0].read_at, messages[0].unreadable) == (None, None)
+
+    async def test_inbox_messages_stored_together_are_each_kept_once(self, units: UnitsOfWork) -> None:
+        async with units.begin() as uow:
+            for n, case_id in enumerate(("eumzug-1", "eumzug-2")):
+                await uow.notifications.add(notice(f"n{n}", case_id=case_id, channel=Channel.INBOX))
+            await uow.inbox.store(inbox_message("n0", citizen_id="citizen-1"))
+        async with units.begin() as uow:
+            await uow.inbox.store_all(
+                [
+                    NewInboxMessage("n0", "citizen-1", "eumzug-1", "relocation.received", "de", "new", "new"),
+                    inbox_message("n1", citizen_id="citizen-2", case_id="eumzug-2"),
+                ]
+            )
+            await uow.inbox.store_all([])
+        async with units.begin() as uow:
+            [first] = await uow.inbox.of("citizen-1")
+            [second] = await uow.inbox.of("citizen-2")
+        assert (first.notification_id, first.subject) == ("n0", "Umzug eumzug-1")
+        assert (second.notification_id, second.case_id, second.body) == ("n1", "eumzug-2", "Grüezi, n1")
 
     async def test_an_erased_persons_inbox_messages_read_as_erased(self, units: UnitsOfWork) -> None:
         async with units.begin() as uow:
@@ -432,6 +592,26 @@ class TestPostgresNotificationsStore(NotificationsStoreContract):
                 yield NotificationsErasure(conn)
         finally:
             await conn.close()
+
+    async def test_claims_at_the_same_time_take_turns_so_a_case_is_not_split(
+        self, units: UnitsOfWork
+    ) -> None:
+        for notification_id in ("received", "completed"):
+            async with units.begin() as uow:
+                await uow.notifications.add(notice(notification_id))
+
+        async def claim_alongside() -> list[str]:
+            async with units.begin() as uow:
+                return [p.notification_id for p in await uow.notifications.claim_due(10)]
+
+        async with units.begin() as first:
+            [claimed] = await first.notifications.claim_due(1)
+            second = asyncio.create_task(claim_alongside())
+            await asyncio.sleep(0.3)
+            assert not second.done()  # it waits for the first claim to commit...
+        # ...and then sees "received" being sent: "completed" must not go out alongside it.
+        assert claimed.notification_id == "received"
+        assert await asyncio.wait_for(second, 5) == []
 
     async def test_a_database_without_notifications_tables_has_nothing_to_erase(
         self, database_url: str

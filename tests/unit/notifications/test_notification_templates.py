@@ -176,3 +176,15 @@ class TestMalformedFiles:
         (tmp_path / "x.received.json").write_text(json.dumps(document), encoding="utf-8")
         with pytest.raises(TemplateError, match=complaint):
             load_templates(tmp_path)
+
+
+def test_rendering_reads_no_template_file_they_are_loaded_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_files(*_: object) -> None:
+        raise AssertionError("a template file was read while rendering")
+
+    monkeypatch.setattr(templates.resources, "files", no_files)
+    monkeypatch.setattr(templates, "load_templates", no_files)
+    rendered = render("relocation.received", Language.DE, PLACEHOLDERS)
+    assert rendered.subject == "Ihre Umzugsmeldung eumzug-1 ist eingegangen"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import replace
 
 from contracts import Channel, DeliveryStatus
 from hub.runtime.topics import delivery_topic
-from services.notifications.adapters.memory.store import DUE, InboxRow, MemoryStore, NoticeRow
+from services.notifications.adapters.memory.store import DUE, UNFINISHED, InboxRow, MemoryStore, NoticeRow
 from services.notifications.domain import (
     ERASED_REASON,
     UNREADABLE_TEXT,
@@ -15,6 +16,7 @@ from services.notifications.domain import (
     NewInboxMessage,
     NewNotification,
     Notice,
+    Outcome,
     Pending,
     Preference,
     WebhookEndpoint,
@@ -37,26 +39,55 @@ class MemoryNotifications:
         self._store.state.history.append((notification_id, status.value, detail))
 
     async def add(self, new: NewNotification) -> bool:
-        notices = self._store.state.notices
-        if new.notification_id in notices:
-            return False
-        notices[new.notification_id] = NoticeRow(
-            new, (self._started, self._unit), next_attempt_at=self._started, updated_at=self._started
-        )
-        self._add_history(new.notification_id, DeliveryStatus.CREATED, None)
-        for wake in list(self._store._due_listeners):
-            wake()
-        return True
+        return new.notification_id in await self.add_all([new])
+
+    async def add_all(self, news: Sequence[NewNotification]) -> set[str]:
+        notices, added = self._store.state.notices, set()
+        for new in news:
+            if new.notification_id in notices:
+                continue
+            notices[new.notification_id] = NoticeRow(
+                new, (self._started, self._unit), next_attempt_at=self._started, updated_at=self._started
+            )
+            self._add_history(new.notification_id, DeliveryStatus.CREATED, None)
+            added.add(new.notification_id)
+        if added:
+            for wake in list(self._store._due_listeners):
+                wake()
+        return added
 
     async def claim_due(self, limit: int) -> list[Pending]:
         now = self._store.clock()
-        due = [r for r in self._store.state.notices.values() if r.status in DUE and r.next_attempt_at <= now]
-        claimed = sorted(due, key=lambda r: r.next_attempt_at)[:limit]
+        in_order = sorted(
+            self._store.state.notices.values(), key=lambda r: (r.created, r.new.notification_id)
+        )
+        waiting: set[tuple[str, str]] = set()  # (case, channel) with an earlier notice sending or retrying
+        claimed: list[NoticeRow] = []
+        for row in in_order:
+            if len(claimed) == limit:
+                break
+            if row.status not in UNFINISHED:
+                continue
+            key = (row.new.case_id, row.new.channel)
+            if row.status not in DUE or row.next_attempt_at > now:
+                waiting.add(key)
+            elif key not in waiting:
+                claimed.append(row)
         for row in claimed:
             row.status, row.attempts, row.updated_at = DeliveryStatus.SENDING, row.attempts + 1, now
             self._add_history(row.new.notification_id, DeliveryStatus.SENDING, None)
-        in_order = sorted(claimed, key=lambda r: (r.created, r.new.notification_id))
-        return [self._pending(row) for row in in_order]
+        return [self._pending(row) for row in claimed]
+
+    async def release(self, notification_ids: Sequence[str], *, reason: str) -> None:
+        now = self._store.clock()
+        for notification_id in notification_ids:
+            row = self._store.state.notices.get(notification_id)
+            if row is None or row.status is not DeliveryStatus.SENDING:
+                continue
+            # Tried before this claim: back to waiting for its retry.
+            row.status = DeliveryStatus.TEMPORARY_FAILURE if row.attempts > 1 else DeliveryStatus.CREATED
+            row.attempts, row.updated_at = row.attempts - 1, now
+            self._add_history(notification_id, row.status, reason)
 
     def _pending(self, row: NoticeRow) -> Pending:
         new = row.new
@@ -96,12 +127,16 @@ class MemoryNotifications:
         detail: str | None,
         retry_in_s: float | None = None,
     ) -> None:
+        await self.finish_all([Outcome(notification_id, status, detail, retry_in_s)])
+
+    async def finish_all(self, outcomes: Sequence[Outcome]) -> None:
         now = self._store.clock()
-        row = self._store.state.notices.get(notification_id)
-        if row is not None:
-            row.status, row.last_error, row.updated_at = status, detail, now
-            row.next_attempt_at = now + (retry_in_s or 0.0)
-        self._add_history(notification_id, status, detail)
+        for outcome in outcomes:
+            row = self._store.state.notices.get(outcome.notification_id)
+            if row is not None:
+                row.status, row.last_error, row.updated_at = outcome.status, outcome.detail, now
+                row.next_attempt_at = now + (outcome.retry_in_s or 0.0)
+            self._add_history(outcome.notification_id, outcome.status, outcome.detail)
 
     async def history(self, notification_id: str) -> list[tuple[str, str | None]]:
         return [
@@ -158,9 +193,13 @@ class MemoryInbox:
         self._started = store.clock()
 
     async def store(self, message: NewInboxMessage) -> None:
-        self._store.state.inbox.setdefault(
-            message.notification_id, InboxRow(message, (self._started, self._unit))
-        )
+        await self.store_all([message])
+
+    async def store_all(self, messages: Sequence[NewInboxMessage]) -> None:
+        for message in messages:
+            self._store.state.inbox.setdefault(
+                message.notification_id, InboxRow(message, (self._started, self._unit))
+            )
 
     async def of(self, citizen_id: str) -> list[InboxMessage]:
         rows = sorted(

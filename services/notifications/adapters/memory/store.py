@@ -12,6 +12,7 @@ from contracts import DeliveryStatus
 from services.notifications.domain import NewInboxMessage, NewNotification, Preference, WebhookEndpoint
 
 DUE = (DeliveryStatus.CREATED, DeliveryStatus.TEMPORARY_FAILURE)
+UNFINISHED = (*DUE, DeliveryStatus.SENDING)
 
 
 @dataclass

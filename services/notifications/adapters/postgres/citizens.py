@@ -7,13 +7,18 @@ the case's person's key, like the notice they copy.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import asyncpg
 
 from contracts import Channel
 from hub.vault.crypto import MasterKey
-from services.notifications.adapters.postgres.sealed import inbox_context, opened, required, seal_for_case
+from services.notifications.adapters.postgres.sealed import (
+    inbox_context,
+    opened,
+    required,
+    seal_each_for_case,
+)
 from services.notifications.domain import InboxMessage, NewInboxMessage, Preference
 
 
@@ -70,24 +75,33 @@ class PostgresInbox:
         self._conn, self._master = conn, master
 
     async def store(self, message: NewInboxMessage) -> None:
-        sealed = await seal_for_case(
+        await self.store_all([message])
+
+    async def store_all(self, messages: Sequence[NewInboxMessage]) -> None:
+        if not messages:
+            return
+        sealed = await seal_each_for_case(
             self._conn,
             required(self._master),
-            message.case_id,
-            {"subject": message.subject, "body": message.body},
-            inbox_context(message.notification_id),
+            [
+                (m.case_id, {"subject": m.subject, "body": m.body}, inbox_context(m.notification_id))
+                for m in messages
+            ],
         )
         await self._conn.execute(
             """
             INSERT INTO inbox_messages (notification_id, citizen_id, case_id, template, language, subject,
                                         body, sealed)
-            VALUES ($1, $2, $3, $4, $5, '', '', $6) ON CONFLICT (notification_id) DO NOTHING
+            SELECT notification_id, citizen_id, case_id, template, language, '', '', sealed
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+                AS message (notification_id, citizen_id, case_id, template, language, sealed)
+            ON CONFLICT (notification_id) DO NOTHING
             """,
-            message.notification_id,
-            message.citizen_id,
-            message.case_id,
-            message.template,
-            message.language,
+            [m.notification_id for m in messages],
+            [m.citizen_id for m in messages],
+            [m.case_id for m in messages],
+            [m.template for m in messages],
+            [m.language for m in messages],
             sealed,
         )
 

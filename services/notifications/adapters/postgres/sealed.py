@@ -38,12 +38,16 @@ def required(master: MasterKey | None) -> MasterKey:
     return master
 
 
-async def seal_for_case(
-    conn: asyncpg.Connection, master: MasterKey, case_id: str, value: Any, context: str
-) -> bytes:
-    """``value`` sealed under the case's person's key (a tombstone if that person is erased)."""
-    key = await vault_store.key_for(conn, master, case_ref(case_id))
-    return vault_store.seal_json(key, value, context)
+async def seal_each_for_case(
+    conn: asyncpg.Connection, master: MasterKey, values: Sequence[tuple[str, Any, str]]
+) -> list[bytes]:
+    """Each (case id, value, context): the value sealed under the case's person's key (a
+    tombstone if that person is erased). One key lookup per case, not per value: a request's
+    notice and its inbox copy share theirs."""
+    keys = {}
+    for case_id in dict.fromkeys(case_id for case_id, _, _ in values):
+        keys[case_id] = await vault_store.key_for(conn, master, case_ref(case_id))
+    return [vault_store.seal_json(keys[case_id], value, context) for case_id, value, context in values]
 
 
 async def opened(
