@@ -1,5 +1,10 @@
 """``hub bench``: what one hub hop costs compared with a raw Kafka pipe, on the same broker.
 
+This module measures the hop; ``main`` also runs the flow (whole relocation cases through a
+started hub, ``hub.local.bench_flow``) and ends with one line of key=value figures, the
+hop's ratio, the flow's saturation rate and its p99 latency at half that rate
+(``hub.local.bench_figures.summary_line``).
+
 Two pipes run one after the other in one process, against the same broker and database
 (an embedded Tansu broker and PostgreSQL started for the run, or the external ones when
 ``HUB_KAFKA_BOOTSTRAP_SERVERS`` and ``HUB_DATABASE_URL`` are set):
