@@ -264,6 +264,8 @@ class FlowHub:
 
         history = self.history
         self.history += cases
+        pace = "as fast as acknowledged" if math.isinf(per_s) else f"at {per_s:.2f}/s"
+        self._progress(f"{name}: {cases} cases reported {pace}, on a history of {history}")
         await stream(self._producer, planned.order, self._keyring, rate_per_s=per_s, on_sending=reporting)
         streamed = time.perf_counter()
         await self._wait_for_completions(name, case_ids)
@@ -272,6 +274,7 @@ class FlowHub:
         first = min(reported_at.values())
         completed = [self._completed_at[case_id] for case_id in case_ids]
         end = max(*completed, notices_done)
+        self._progress(f"{name}: done in {end - first:.1f} s, {rate(cases, end - first):.2f} cases/s")
         return PhaseResult(
             name=name,
             cases=cases,
@@ -358,18 +361,15 @@ async def _default_hub_phases(
     async with FlowHub(supervisor, progress) as hub:
         result = HubResult("as `hub up` runs it", await durability_settings(hub.dsn))
         out(f"PostgreSQL of the hub: {_settings_text(result.durability)}")
-        await _warm_up(hub, options, progress)
-        progress(f"saturation: {options.cases} cases as fast as acknowledged")
+        await _warm_up(hub, options)
         saturation = await hub.run_phase("saturation", options.cases)
         result.phases.append(saturation)
         out(_saturation_text(saturation))
         half = HALF_RATE * saturation.cases_per_s
-        progress(f"half rate: {options.cases} cases at {half:.2f}/s")
         latency = await hub.run_phase("half rate", options.cases, per_s=half)
         result.phases.append(latency)
         out(_latency_text(latency))
         for step in options.growth:
-            progress(f"growth: {step} cases on a history of {hub.history}")
             result.phases.append(await hub.run_phase(f"growth {step}", step))
         out("")
         out("\n".join(growth_table([p for p in result.phases if p.name.startswith("growth")])))
@@ -382,18 +382,16 @@ async def _durable_hub_phases(
     async with FlowHub(supervisor, progress) as hub:
         result = HubResult("fsync=on, synchronous_commit=on", await durability_settings(hub.dsn))
         out(f"PostgreSQL of the durable hub (fresh): {_settings_text(result.durability)}")
-        await _warm_up(hub, options, progress)
-        progress(f"saturation on the durable hub: {options.cases} cases")
+        await _warm_up(hub, options)
         saturation = await hub.run_phase("saturation", options.cases)
         result.phases.append(saturation)
         out(f"durable hub, {_saturation_text(saturation)}")
         return result
 
 
-async def _warm_up(hub: FlowHub, options: FlowOptions, progress: Progress) -> None:
+async def _warm_up(hub: FlowHub, options: FlowOptions) -> None:
     if options.warm_up:
-        progress(f"warm-up: {options.warm_up} cases, not counted")
-        await hub.run_phase("warm-up", options.warm_up)
+        await hub.run_phase("warm-up (not counted)", options.warm_up)
 
 
 def run_flow(options: FlowOptions, state_dir: Path, out: Output, progress: Progress) -> FlowReport:
