@@ -82,8 +82,11 @@ contracts-check: $(STAMP) $(ASYNCAPI_STAMP)  ## published AsyncAPI + schemas cur
 partner-docs: $(STAMP)  ## regenerate docs/partners/asyncapi.yaml and docs/partners/schemas/ from the contracts
 	$(BIN)/python -m contracts.asyncapi docs/partners
 
-bench: $(STAMP)         ## raw aiokafka pipe vs one hub hop, printed figures
-	$(BIN)/hub bench
+# The full benchmark takes long (about 12,000 relocation cases through the whole hub, at
+# about ten per second on two cores): it is for comparing changes, not for CI. Its last line
+# is `hop_ratio=R cases_per_s=C p99_ms=P`. BENCH_ARGS=--quick for a smoke run of a minute or two.
+bench: $(STAMP)         ## hub hop vs raw Kafka pipe, whole cases: rate, latency, durability, growth
+	$(BIN)/hub bench $(BENCH_ARGS)
 
 chaos: $(STAMP)         ## 2,000 cases while services are killed, the broker frozen, PostgreSQL restarted
 	$(BIN)/python -m hub.local.chaos --cases 2000 --kills-per-service 3 --pauses 3 --db-restarts 2 \

@@ -182,10 +182,46 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+# Figures of a full run, and of --quick: a smoke run of every part in about a minute, whose
+# figures are too small to compare. An option given on the command line wins over both.
+FULL_BENCH = {"events": 5000, "cases": 500, "warm_up": 20}
+QUICK_BENCH = {"events": 200, "cases": 20, "warm_up": 5}
+FULL_GROWTH, QUICK_GROWTH = (500, 2000, 8000), (10, 20)
+
+
+def _growth_steps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of case counts: {text!r}") from None
+    if min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"every step must be at least 1 case: {text!r}")
+    return steps
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from hub.local.bench import main
+    from hub.local.bench_flow import FlowOptions
 
-    return int(main(events=args.events, payload_bytes=args.payload_bytes))
+    # Neither --hop nor --flow: both.
+    hop, flow = (args.hop, args.flow) if args.hop or args.flow else (True, True)
+    preset = QUICK_BENCH if args.quick else FULL_BENCH
+
+    def count(name: str) -> int:
+        given: int | None = getattr(args, name)
+        return given if given is not None else preset[name]
+
+    options = FlowOptions(
+        cases=count("cases"),
+        growth=args.growth or (QUICK_GROWTH if args.quick else FULL_GROWTH),
+        warm_up=count("warm_up"),
+        durable=not args.no_durable,
+    )
+    return int(
+        main(
+            events=count("events"), payload_bytes=args.payload_bytes, hop=hop, flow=options if flow else None
+        )
+    )
 
 
 def _redact(url: str) -> str:
@@ -281,9 +317,31 @@ def parser() -> argparse.ArgumentParser:
     schemas.add_argument("directory", help="where to write one JSON Schema file per event type")
     schemas.set_defaults(func=cmd_schemas)
 
-    bench = commands.add_parser("bench", help="raw aiokafka pipe vs one hub hop, same broker")
-    bench.add_argument("--events", type=int, default=5000, help="events sent through each pipe (5000)")
-    bench.add_argument("--payload-bytes", type=int, default=400, help="size of each event's value (400)")
+    bench = commands.add_parser(
+        "bench",
+        help="one hub hop vs a raw Kafka pipe, and whole relocation cases: rate, latency, durability, growth",
+    )
+    bench.add_argument("--hop", action="store_true", help="run the hop part (default: both parts)")
+    bench.add_argument(
+        "--flow", action="store_true", help="run the flow part: whole cases on a started hub (default: both)"
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="a smoke run: few events and cases; figures not comparable"
+    )
+    bench.add_argument("--events", type=int, help="hop: events sent through each pipe (5000)")
+    bench.add_argument("--payload-bytes", type=int, default=400, help="hop: size of each event's value (400)")
+    bench.add_argument("--cases", type=int, help="flow: cases in the saturation and the half-rate run (500)")
+    bench.add_argument(
+        "--growth",
+        type=_growth_steps,
+        help="flow: cases per growth step, run one after another on one hub (500,2000,8000)",
+    )
+    bench.add_argument("--warm-up", type=int, help="flow: cases sent to each hub first, not counted (20)")
+    bench.add_argument(
+        "--no-durable",
+        action="store_true",
+        help="flow: skip the second hub, with fsync=on (one hub start less)",
+    )
     bench.set_defaults(func=cmd_bench)
     from hub.cli import keys as signing_cli
 

@@ -1,5 +1,10 @@
 """``hub bench``: what one hub hop costs compared with a raw Kafka pipe, on the same broker.
 
+This module measures the hop; ``main`` also runs the flow (whole relocation cases through a
+started hub, ``hub.local.bench_flow``) and ends with one line of key=value figures, the
+hop's ratio, the flow's saturation rate and its p99 latency at half that rate
+(``hub.local.bench_figures.summary_line``).
+
 Two pipes run one after the other in one process, against the same broker and database
 (an embedded Tansu broker and PostgreSQL started for the run, or the external ones when
 ``HUB_KAFKA_BOOTSTRAP_SERVERS`` and ``HUB_DATABASE_URL`` are set):
@@ -44,6 +49,7 @@ import os
 import platform
 import secrets
 import struct
+import sys
 import tempfile
 import time
 import uuid
@@ -60,6 +66,8 @@ from pydantic import SecretStr
 
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from hub.errors import HubError
+from hub.local.bench_figures import percentile, summary_line
+from hub.local.bench_flow import FlowOptions, run_flow
 from hub.runtime.consumer import Outcome, Route
 from hub.runtime.kafka import client_config, ensure_topics
 from hub.runtime.logs import configure_logging
@@ -108,8 +116,7 @@ class PipeResult:
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile: a latency some event really had."""
-        ordered = sorted(self.latencies_ms)
-        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+        return percentile(self.latencies_ms, p)
 
 
 @dataclass(frozen=True)
@@ -517,14 +524,9 @@ def _measured_tracing(settings: HubSettings, exporter: SpanExporter) -> TracerPr
     return provider
 
 
-def main(*, events: int, payload_bytes: int) -> int:
-    """``hub bench``: start what is needed, run both pipes, print the figures."""
-    if events < 1:
-        raise BenchError("--events must be at least 1")
-    configure_logging("WARNING", service="bench")
-    # The runtime creates its topics itself, so FastStream's "topic creation is skipped in
-    # consumer-only mode" warning says nothing here.
-    logging.getLogger("hub.broker.bench").setLevel(logging.ERROR)
+def measure_hop(events: int, payload_bytes: int) -> tuple[BenchReport, str]:
+    """Both pipes on their own broker and database (embedded unless configured); the report
+    and its text."""
     with (
         tempfile.TemporaryDirectory(prefix="hub-bench-") as state,
         # A throwaway state directory: its keys are made there, as hub up makes them.
@@ -536,5 +538,54 @@ def main(*, events: int, payload_bytes: int) -> int:
             report = asyncio.run(run_bench(settings, events, payload_bytes))
         finally:
             provider.shutdown()  # flushes: the span count below is complete
-    print(format_report(report, broker=broker, database=database, spans=exporter.spans))
+    return report, format_report(report, broker=broker, database=database, spans=exporter.spans)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)  # a full run takes many minutes: each part shows as it ends
+
+
+def _progress(line: str) -> None:
+    # Beside the figures, not among them: stdout ends with the summary line.
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def main(
+    *,
+    events: int,
+    payload_bytes: int,
+    hop: bool,
+    flow: FlowOptions | None,
+) -> int:
+    """``hub bench``: the hop (raw pipe vs one hub hop) and the flow (whole relocation cases;
+    None: not run), each printed as it ends; the last line sums both up for comparing runs."""
+    if events < 1:
+        raise BenchError("--events must be at least 1")
+    if not hop and flow is None:
+        raise BenchError("nothing to measure: neither the hop nor the flow")
+    configure_logging("WARNING", service="bench")
+    # The runtime creates its topics itself, so FastStream's "topic creation is skipped in
+    # consumer-only mode" warning says nothing here.
+    logging.getLogger("hub.broker.bench").setLevel(logging.ERROR)
+    hop_ratio: float | None = None
+    cases_per_s: float | None = None
+    p99_ms: float | None = None
+    if hop:
+        _progress(f"hop: {events} events through each pipe")
+        report, text = measure_hop(events, payload_bytes)
+        _print(text)
+        hop_ratio = report.ratio
+    if flow is not None:
+        if hop:
+            _print("")
+        with tempfile.TemporaryDirectory(prefix="hub-bench-flow-") as state:
+            flow_report = run_flow(flow, Path(state), _print, _progress)
+        cases_per_s = flow_report.saturation.cases_per_s
+        p99_ms = percentile(flow_report.half_rate.latencies_ms, 99)
+    _print("")
+    _print(
+        "summary: hop_ratio = (b)/(a) events/s of the hop; cases_per_s = saturation run;"
+        " p99_ms = report .. completed at half rate; nan = not run"
+    )
+    _print(summary_line(hop_ratio=hop_ratio, cases_per_s=cases_per_s, p99_ms=p99_ms))
     return 0

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 
-from contracts import CaseDelivery, Envelope, MoveReported, parse_data
+from contracts import CaseCompleted, CaseDelivery, Envelope, MoveReported, parse_data
 from contracts.catalog import serialize_data
 from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.local.chaos.kafka_io import InsistentProducer
@@ -25,28 +25,55 @@ from hub.security.keyring import Keyring
 from hub.security.signing import SignatureRefused
 from partner.client import Delivery, verify_delivery
 
+# aiokafka's default: a fetch on a caught-up partition waits up to this long for new records.
+DEFAULT_FETCH_MAX_WAIT_MS = 500
+
+# Called with (case id, partner id) when a partner reads a case's completion delivery.
+CompletionSeen = Callable[[str, str], None]
+
 
 async def stream(
-    producer: InsistentProducer, drafts: Sequence[Draft], keyring: Keyring, *, rate_per_s: float
+    producer: InsistentProducer,
+    drafts: Sequence[Draft],
+    keyring: Keyring,
+    *,
+    rate_per_s: float,
+    on_sending: Callable[[Draft], None] = lambda _draft: None,
 ) -> None:
-    """Sign and send ``drafts`` on their senders' ingress topics at a steady rate, as moves are reported."""
+    """Sign and send ``drafts`` on their senders' ingress topics at a steady rate, as moves are reported.
+
+    ``on_sending`` is called just before each record is handed to the producer: the moment
+    the move is reported. An infinite rate sends each record as soon as the previous one is
+    acknowledged.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     for index, draft in enumerate(drafts):
         await asyncio.sleep(max(0.0, started + index / rate_per_s - loop.time()))
-        await producer.send(topics.ingress_topic(draft.sender), draft.signed(keyring))
+        record = draft.signed(keyring)
+        on_sending(draft)
+        await producer.send(topics.ingress_topic(draft.sender), record)
 
 
 class Agencies:
     """Kriens, Lucerne and the tax office: each reads its delivery topic and confirms moves."""
 
     def __init__(
-        self, bootstrap_servers: str, producer: InsistentProducer, case_ids: set[str], keyring: Keyring
+        self,
+        bootstrap_servers: str,
+        producer: InsistentProducer,
+        case_ids: set[str],
+        keyring: Keyring,
+        *,
+        on_completion_seen: CompletionSeen = lambda _case_id, _partner: None,
+        fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._keyring = keyring
         self._producer = producer
-        self._case_ids = case_ids
+        self._case_ids = set(case_ids)
+        self._on_completion_seen = on_completion_seen
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._responders = relocation_responders("main")
         self._partner_by_topic = {topics.delivery_topic(partner): partner for partner in AGENCIES}
         self._answered: set[tuple[str, str]] = set()
@@ -54,6 +81,10 @@ class Agencies:
         # What the agencies saw, for the report: copies and second deliveries are the hub's to explain.
         self.seen: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+
+    def expect(self, case_ids: Iterable[str]) -> None:
+        """Answer these cases too: streams sent later to the same hub, to the same agencies."""
+        self._case_ids.update(case_ids)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="chaos-agencies")
@@ -78,6 +109,7 @@ class Agencies:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         await consumer.start()
         try:
@@ -104,6 +136,8 @@ class Agencies:
             self.seen["not a delivery"] += 1
             return
         self.seen[data.event_type_delivered] += 1
+        if data.event_type_delivered == CaseCompleted.event_type:
+            self._on_completion_seen(envelope.businessprocessid, partner)
         if data.event_type_delivered != MoveReported.event_type:
             return
         key = (envelope.businessprocessid, partner)

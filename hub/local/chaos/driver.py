@@ -228,7 +228,7 @@ async def _settle(
     while True:
         agencies.check()
         try:
-            figures: Figures | None = await _figures(dsn, case_ids)
+            figures: Figures | None = await read_figures(dsn, case_ids)
         except DATABASE_FAILURES as error:
             progress(f"cannot read progress: {error}")
             figures = last
@@ -247,7 +247,8 @@ async def _settle(
         await asyncio.sleep(SETTLE_POLL_S)
 
 
-async def _figures(dsn: str, case_ids: list[str]) -> Figures:
+async def read_figures(dsn: str, case_ids: list[str]) -> Figures:
+    """How far ``case_ids`` are, and what waits in the outboxes or was dead-lettered, hub-wide."""
     conn = await connect(dsn, application_name="hub-chaos", connect_timeout_s=5)
     try:
         completed = await conn.fetchval(

@@ -99,6 +99,11 @@ class Poison:
     draft: Draft
 
 
+# Names and birth date repeat after this many serials: a person further on is a look-alike
+# (same names and birth date, another AHVN13) of an earlier one.
+DISTINCT_PERSONS = 25_000
+
+
 def chaos_person(serial: int) -> Person:
     """A distinct person per serial: own AHVN13, and names and birth date that rarely collide,
     so identity matches by AHVN13 and seldom flags a look-alike for review."""
@@ -108,7 +113,7 @@ def chaos_person(serial: int) -> Person:
         official_name=_OFFICIAL_NAMES[serial % len(_OFFICIAL_NAMES)],
         first_name=_FIRST_NAMES[(serial // len(_OFFICIAL_NAMES)) % len(_FIRST_NAMES)],
         sex=Sex.FEMALE if serial % 2 else Sex.MALE,
-        date_of_birth=dt.date(1940, 1, 1) + dt.timedelta(days=serial % 25_000),
+        date_of_birth=dt.date(1940, 1, 1) + dt.timedelta(days=serial % DISTINCT_PERSONS),
     )
 
 
@@ -152,11 +157,17 @@ class Stream:
     order: tuple[Draft, ...]
 
 
-def build_stream(rng: random.Random, cases: int, poisons: int) -> Stream:
+def build_stream(rng: random.Random, cases: int, poisons: int, *, first_serial: int = 1) -> Stream:
     """``cases`` relocation cases, with ``poisons`` poison records at random places among them,
-    cycling through every kind of poison."""
+    cycling through every kind of poison.
+
+    ``first_serial`` numbers the cases' persons: streams sent one after another to the same
+    hub start where the previous one ended, so every case moves a person the hub has not met.
+    """
     run_id = uuid.UUID(int=rng.getrandbits(128)).hex[:10]
-    case_specs = tuple(relocation_case(run_id, serial) for serial in range(1, cases + 1))
+    case_specs = tuple(
+        relocation_case(run_id, serial) for serial in range(first_serial, first_serial + cases)
+    )
     kinds = list(PoisonKind)
     bad = tuple(poison(kinds[index % len(kinds)], run_id, index) for index in range(poisons))
     order: list[Draft] = [case.draft for case in case_specs]
