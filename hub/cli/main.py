@@ -216,6 +216,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         growth=args.growth or (QUICK_GROWTH if args.quick else FULL_GROWTH),
         warm_up=count("warm_up"),
         durable=not args.no_durable,
+        replicas=args.replicas,
     )
     return int(
         main(
@@ -341,6 +342,12 @@ def parser() -> argparse.ArgumentParser:
         "--no-durable",
         action="store_true",
         help="flow: skip the second hub, with fsync=on (one hub start less)",
+    )
+    bench.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=2,
+        help="flow: also a fresh hub with this many processes per service, for scale-out (2; 1 skips it)",
     )
     bench.set_defaults(func=cmd_bench)
     from hub.cli import keys as signing_cli

@@ -102,6 +102,7 @@ class FlowOptions:
     growth: tuple[int, ...] = (500, 2000, 8000)
     warm_up: int = 20
     durable: bool = True  # also run the fsync=on hub
+    replicas: int = 2  # also run a hub with this many processes per service; 1: not
 
     def cases_per_hub(self) -> int:
         """Cases the first hub receives in all: each case needs a person of its own."""
@@ -144,6 +145,7 @@ class HubResult:
 class FlowReport:
     default_hub: HubResult
     durable_hub: HubResult | None
+    scaled_hub: HubResult | None = None
 
     @property
     def saturation(self) -> PhaseResult:
@@ -170,7 +172,9 @@ class _DurablePostgres(EmbeddedPostgres):
 
 
 @contextlib.contextmanager
-def started_hub(state_dir: Path, *, durable: bool, progress: Progress) -> Iterator[Supervisor]:
+def started_hub(
+    state_dir: Path, *, durable: bool, progress: Progress, replicas: int = 1
+) -> Iterator[Supervisor]:
     """A hub as ``hub up`` starts it, on a PostgreSQL this function starts (to choose its
     settings); the supervisor starts the broker and SMTP sink. Start and stop block: call
     outside the event loop, on the thread that then drives the phases."""
@@ -183,7 +187,7 @@ def started_hub(state_dir: Path, *, durable: bool, progress: Progress) -> Iterat
             database_url=SecretStr(postgres.dsn),
             smtp_port=None,
         )
-        supervisor = Supervisor(settings, progress=progress)
+        supervisor = Supervisor(settings, progress=progress, replicas=replicas)
         supervisor.start()
         try:
             yield supervisor
@@ -389,6 +393,18 @@ async def _durable_hub_phases(
         return result
 
 
+async def _scaled_hub_phases(
+    supervisor: Supervisor, options: FlowOptions, out: Output, progress: Progress
+) -> HubResult:
+    async with FlowHub(supervisor, progress) as hub:
+        result = HubResult(f"{options.replicas} processes per service", await durability_settings(hub.dsn))
+        await _warm_up(hub, options)
+        saturation = await hub.run_phase("saturation", options.cases)
+        result.phases.append(saturation)
+        out(f"{options.replicas} processes per service (fresh hub), {_saturation_text(saturation)}")
+        return result
+
+
 async def _warm_up(hub: FlowHub, options: FlowOptions) -> None:
     if options.warm_up:
         await hub.run_phase("warm-up (not counted)", options.warm_up)
@@ -419,9 +435,19 @@ def run_flow(options: FlowOptions, state_dir: Path, out: Output, progress: Progr
         progress("starting a fresh hub with fsync=on, synchronous_commit=on")
         with started_hub(state_dir / "durable", durable=True, progress=progress) as supervisor:
             durable_hub = asyncio.run(_durable_hub_phases(supervisor, options, out, progress))
-    report = FlowReport(default_hub, durable_hub)
+    scaled_hub = None
+    if options.replicas > 1:
+        progress(f"starting a fresh hub with {options.replicas} processes per service")
+        with started_hub(
+            state_dir / "scaled", durable=False, progress=progress, replicas=options.replicas
+        ) as supervisor:
+            scaled_hub = asyncio.run(_scaled_hub_phases(supervisor, options, out, progress))
+    report = FlowReport(default_hub, durable_hub, scaled_hub)
     out("")
     out("\n".join(durability_table(report)))
+    if scaled_hub is not None:
+        out("")
+        out("\n".join(scale_out_table(report)))
     return report
 
 
@@ -484,3 +510,26 @@ def durability_table(report: FlowReport) -> list[str]:
         )
     header = ("PostgreSQL (fresh hub each)", *DURABILITY_SETTINGS, "cases", "cases/s")
     return ["durability: saturation phase on each hub, both fresh", *format_table(header, rows)]
+
+
+def scale_out_table(report: FlowReport) -> list[str]:
+    """The saturation rate of one process per service beside that of the scaled hub; both
+    hubs fresh, on the same machine, so the ratio is what the extra processes bought."""
+    assert report.scaled_hub is not None
+    one = report.saturation
+    scaled = report.scaled_hub.phase("saturation")
+    assert scaled is not None, "the scaled hub runs a saturation phase"
+    header = ("processes per service", "cases", "cases/s", "vs one")
+    rows = [
+        ("1", f"{one.cases}", f"{one.cases_per_s:.2f}", "1.00"),
+        (
+            report.scaled_hub.label.split()[0],
+            f"{scaled.cases}",
+            f"{scaled.cases_per_s:.2f}",
+            f"{scaled.cases_per_s / one.cases_per_s:.2f}" if one.cases_per_s else "-",
+        ),
+    ]
+    return [
+        "scale-out: saturation phase, fresh hubs, the same 2 cores for every process",
+        *format_table(header, rows),
+    ]

@@ -26,7 +26,20 @@ def _settings(line: str) -> dict[str, str]:
 def test_a_quick_flow_run_prints_durability_and_ends_with_the_summary_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {"HUB_STATE_DIR": str(tmp_path)}
     done = subprocess.run(
-        [*HUB, "bench", "--flow", "--quick", "--cases", "10", "--growth", "5,10", "--warm-up", "1"],
+        [
+            *HUB,
+            "bench",
+            "--flow",
+            "--quick",
+            "--cases",
+            "10",
+            "--growth",
+            "5,10",
+            "--warm-up",
+            "1",
+            "--replicas",
+            "1",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ from hub.local.bench_flow import (
     PhaseResult,
     durability_table,
     growth_table,
+    scale_out_table,
 )
 from hub.local.chaos.scenario import build_stream
 
@@ -65,3 +66,13 @@ def test_streams_sent_one_after_another_move_persons_the_hub_has_not_met() -> No
     vns = {case.draft.value.split(b'"vn":"')[1][:13] for case in first.cases + second.cases}
     assert len(vns) == 10
     assert len({case.case_id for case in first.cases + second.cases}) == 10
+
+
+def test_the_scale_out_table_sets_the_scaled_hubs_rate_beside_one_process_per_service() -> None:
+    one = HubResult("as `hub up` runs it", {}, [_phase("saturation", 500, 20, 20.0)])
+    two = HubResult("2 processes per service", {}, [_phase("saturation", 500, 20, 16.0)])
+    lines = scale_out_table(FlowReport(one, None, two))
+
+    assert lines[1].split() == ["processes", "per", "service", "cases", "cases/s", "vs", "one"]
+    assert lines[3].split() == ["1", "500", "25.00", "1.00"]
+    assert lines[4].split() == ["2", "500", "31.25", "1.25"]

@@ -32,7 +32,7 @@ def test_without_a_part_named_both_parts_run_at_full_size(runs: list[dict[str, A
             "events": 5000,
             "payload_bytes": 400,
             "hop": True,
-            "flow": FlowOptions(cases=500, growth=(500, 2000, 8000), warm_up=20, durable=True),
+            "flow": FlowOptions(cases=500, growth=(500, 2000, 8000), warm_up=20, durable=True, replicas=2),
         }
     ]
 
