@@ -8,6 +8,7 @@ traced by the asyncpg instrumentor when ``HUB_TRACE_DATABASE`` asks for it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -132,7 +133,14 @@ def _instrument_asyncpg() -> None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """The hub's tracer of the current provider; asked for once per span, so kept per
+    provider (the SDK builds a new tracer on every ``get_tracer``)."""
+    return _tracer_of(trace.get_tracer_provider())
+
+
+@functools.lru_cache(maxsize=4)
+def _tracer_of(provider: trace.TracerProvider) -> trace.Tracer:
+    return provider.get_tracer(TRACER_NAME)
 
 
 class _HeaderGetter(Getter[Mapping[str, str]]):
