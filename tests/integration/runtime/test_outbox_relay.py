@@ -270,3 +270,25 @@ async def test_a_topic_new_to_the_producer_does_not_hold_up_rows_for_topics_it_k
     assert took < 10  # a generous bound; the stall was the 30 s timeout
     for topic, envelope in [*zip(known, to_known, strict=True), (new, to_new)]:
         assert event_ids(await read_topic(hub_settings.bootstrap_servers(), topic)) == {envelope.id: 1}
+
+
+async def test_the_claims_grow_with_a_backlog_up_to_the_batch_size_and_fall_back_once_it_is_worked_off(
+    pool: asyncpg.Pool,
+) -> None:
+    publisher = InMemoryPublisher()
+    await publisher.start()
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(500):
+            await _emit(conn, "hub.test.backlog", f"case-{n}")
+    relay = _relay(pool, publisher, batch_size=160)
+
+    claims = []
+    while published := await relay.publish_batch():
+        claims.append(published)
+
+    # 50 first, doubling while claims come back full, never above the largest batch.
+    assert claims == [50, 100, 160, 160, 30]
+    assert relay.batch_size == 50  # a claim that came back short: the next starts small again
+    assert sum(claims) == 500
+    async with pool.acquire() as conn:
+        assert await outbox_backlog(conn) == 0

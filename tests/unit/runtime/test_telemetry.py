@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
+from hub.runtime import telemetry
 from hub.runtime.settings import HubSettings
 from hub.runtime.telemetry import (
     JsonLinesSpanExporter,
@@ -69,3 +71,16 @@ def test_messaging_attributes_follow_the_semantic_conventions() -> None:
     assert attributes["messaging.consumer.group.name"] == "hub.registry.ingress"
     assert attributes["messaging.message.id"] == attributes["cloudevents.event_id"] == "e-1"
     assert attributes["hub.case_id"] == "case-1"
+
+
+def test_sql_statements_are_spans_only_when_the_setting_asks_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instrumented: list[bool] = []
+    monkeypatch.setattr(telemetry, "_instrument_asyncpg", lambda: instrumented.append(True))
+    monkeypatch.setattr(trace, "set_tracer_provider", lambda _provider: None)  # the process's stays
+
+    telemetry.setup_tracing("registry", HubSettings(state_dir=tmp_path))
+    assert instrumented == []
+    telemetry.setup_tracing("registry", HubSettings(state_dir=tmp_path, trace_database=True))
+    assert instrumented == [True]
