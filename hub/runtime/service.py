@@ -332,6 +332,7 @@ class ServiceRuntime:
             batch=True,
             max_records=s.consumer_batch_max_records,
             fetch_max_bytes=s.consumer_batch_max_bytes,
+            fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
             batch_timeout_ms=_BATCH_WAIT_MS,
             parser=_records_as_read,
             decoder=_no_body,

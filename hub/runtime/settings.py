@@ -100,6 +100,14 @@ class HubSettings(BaseSettings):
         description="The most records a subscriber takes from the broker at once and processes in one "
         "database transaction.",
     )
+    consumer_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=5000,
+        description="fetch.max.wait.ms of every subscriber. Apache Kafka answers a fetch as soon as a "
+        "record is there, so this bounds only idle polling; the embedded Tansu broker answers a "
+        "caught-up partition after a fraction of it, so there it is part of every hop's latency.",
+    )
     consumer_batch_max_bytes: int = Field(
         16 * 1024 * 1024,
         ge=64 * 1024,
