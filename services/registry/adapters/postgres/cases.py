@@ -199,6 +199,20 @@ class PostgresTimeline:
         self._conn, self._sealing = conn, sealing
 
     async def add(self, step: TimelineStep) -> None:
+        if step.confidential is None:
+            # Nothing to seal, so nothing needs the row's id beforehand: one statement.
+            await self._conn.execute(
+                "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                step.case_id,
+                step.service,
+                step.event_type,
+                step.event_id,
+                step.trace_id,
+                step.detail,
+            )
+            return
+        # The sealed text is bound to its row's id (the AEAD context), taken first.
         entry_id: int = await self._conn.fetchval("SELECT nextval(pg_get_serial_sequence('timeline', 'id'))")
         sealed = None
         if step.confidential is not None:
