@@ -7,6 +7,7 @@ that the pages say what the process definitions and the exception tree say.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,13 @@ def test_a_refusal_class_without_advice_stops_the_generator(monkeypatch: pytest.
     monkeypatch.setattr(guide, "ADVICE", without)
     with pytest.raises(SystemExit, match=r"no ADVICE for services\.registry\.errors\.NotAParty"):
         guide.refusals_page()
+
+
+def test_the_guide_links_the_generated_pages_and_names_every_refusal() -> None:
+    guide = (PARTNER_DOCS / "onboarding.md").read_text(encoding="utf-8")
+    assert f"]({CASE_TYPES_PAGE})" in guide
+    assert f"]({REFUSALS_PAGE})" in guide
+    assert "](signing.md" in guide
+    named = set(re.findall(r"`([A-Z][A-Za-z]+)`", guide))
+    missing = sorted({kind.__qualname__ for kind in refusal_classes()} - named)
+    assert missing == []
