@@ -74,13 +74,18 @@ $(ASYNCAPI_STAMP): tools/asyncapi/package.json tools/asyncapi/package-lock.json 
 	npm ci --prefix $(ASYNCAPI_TOOLS) --ignore-scripts --no-audit --no-fund --loglevel=error
 	@rm -f $(ASYNCAPI_TOOLS)/.installed-* && touch $@
 
-contracts-check: $(STAMP) $(ASYNCAPI_STAMP)  ## published AsyncAPI + schemas current and valid; no breaking contract change
+contracts-check: $(STAMP) $(ASYNCAPI_STAMP)  ## published AsyncAPI, schemas and guide pages current and valid; no breaking contract change
 	$(BIN)/python -m contracts.asyncapi docs/partners --check
 	node $(ASYNCAPI_TOOLS)/validate.mjs docs/partners/asyncapi.yaml
 	$(BIN)/python -m contracts.compat --check
+	$(BIN)/python -m tools.partner_guide docs/partners --check
 
-partner-docs: $(STAMP)  ## regenerate docs/partners/asyncapi.yaml and docs/partners/schemas/ from the contracts
+# The guide's generated pages (docs/partners/case-types.md from the process definitions,
+# refusals.md from the exception classes) need the registry's code, which contracts/ must
+# not import: tools/partner_guide.py writes them, contracts-check compares them.
+partner-docs: $(STAMP)  ## regenerate docs/partners: asyncapi.yaml, schemas/, case-types.md, refusals.md
 	$(BIN)/python -m contracts.asyncapi docs/partners
+	$(BIN)/python -m tools.partner_guide docs/partners
 
 # The full benchmark takes long (about 12,000 relocation cases through the whole hub, at
 # about ten per second on two cores): it is for comparing changes, not for CI. Its last line
