@@ -12,6 +12,10 @@ rendered again. Every version has German, the fallback language. Placeholders us
 ``string.Template`` syntax (``$first_name``): it cannot run code, and ``substitute``
 fails loudly on a missing placeholder unless the version declares it optional with a
 default. ``sms`` is optional; SMS sends the body otherwise.
+
+Placeholder values are put in the language of the text they go into before they are
+substituted (``services/notifications/localisation.py``): dates in the long form, case types
+and milestones by their labels. A text that fell back to German gets German values too.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from string import Template
 from typing import Any
 
 from contracts import Language
+from services.notifications.localisation import DEFAULT_LOCALISER, FALLBACK_LANGUAGE, Localiser
 
 __all__ = [
     "FALLBACK_LANGUAGE",
@@ -40,7 +45,6 @@ __all__ = [
     "render",
 ]
 
-FALLBACK_LANGUAGE = Language.DE
 GENERIC_CASE = "case"
 # Steps every case type has; any other step is a milestone ("case.milestone").
 GENERIC_STEPS = ("received", "completed", "rejected", "escalated", "action-required")
@@ -90,7 +94,8 @@ def generic_name(name: str) -> str | None:
 
 
 class TemplateSet:
-    def __init__(self, templates: Iterable[MessageTemplate]) -> None:
+    def __init__(self, templates: Iterable[MessageTemplate], localiser: Localiser | None = None) -> None:
+        self.localiser = localiser or DEFAULT_LOCALISER
         self.versions: dict[tuple[str, int, Language], MessageTemplate] = {}
         latest: dict[str, int] = {}
         for template in templates:
@@ -119,7 +124,8 @@ class TemplateSet:
         ``version`` renders an older version again, e.g. to show what a citizen received.
         """
         template = self._find(name, language, version)
-        values = {**template.optional, **placeholders}
+        # In the template's language, not the one asked for: a fallback text gets German values.
+        values = self.localiser.placeholders({**template.optional, **placeholders}, template.language)
         where = f"template {template.name} v{template.version} ({template.language})"
         try:
             subject = Template(template.subject).substitute(values)

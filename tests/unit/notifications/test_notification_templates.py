@@ -118,12 +118,12 @@ class TestGenericSteps:
     def test_any_other_step_of_such_a_case_type_is_a_milestone(self) -> None:
         message = render("building-permit.environment-opinion-given", Language.FR, PLACEHOLDERS)
         assert message.source == "case.milestone"
-        assert "Einwohnerdienste Kriens: departure confirmed." in message.body
+        assert "Einwohnerdienste Kriens: départ confirmé." in message.body  # the milestone's label
 
     def test_a_case_types_own_template_wins_over_the_generic_one(self) -> None:
         message = render("relocation.departure-confirmed", Language.DE, PLACEHOLDERS)
         assert message.source == "relocation.departure-confirmed"
-        assert "Kriens hat Ihren Wegzug per 2026-12-01 bestätigt" in message.body
+        assert "Kriens hat Ihren Wegzug per 1. Dezember 2026 bestätigt" in message.body
 
     @pytest.mark.parametrize("name", ["nope", "case.unheard-of", "unknown"])
     def test_a_name_with_no_template_and_no_generic_step_fails(self, name: str) -> None:
