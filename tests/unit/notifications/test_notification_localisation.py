@@ -73,7 +73,7 @@ READINGS = [
         Language.FR,
         received_subject="Votre annonce de déménagement eumzug-1 a été reçue",
         received_sentence="votre déménagement de Kriens à Luzern au 3 décembre 2026.",
-        action_sentence="Votre demande (demande de permis de construire) nécessite votre intervention.",
+        action_sentence="Votre demande (permis de construire) nécessite votre intervention.",
         due_line="D'ici au : 3 décembre 2026\n",
         escalated_subject="Délai dépassé : dossier eumzug-1 (déménagement)",
         missing_steps="Étapes manquantes : départ confirmé, arrivée enregistrée\n",
