@@ -12,6 +12,7 @@ from typing import Any
 from contracts import Jurisdiction, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerStatus
+from hub.cli.admin_wait import add_wait_options
 from hub.cli.output import print_rows
 from hub.errors import HubError
 from services.identity import erase, partner_keys_cli
@@ -39,13 +40,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     where.add_argument("--municipality", type=int, metavar="BFS", help="the municipality's BFS number")
     where.add_argument("--canton", metavar="XX", help="the canton's abbreviation, e.g. LU")
     where.add_argument("--federal", action="store_true", help="acts for the Confederation")
+    add_wait_options(add)
     add.set_defaults(func=_register_partner)
     suspend = partner.add_parser("suspend", help="stop pseudonyms and deliveries to a partner")
     suspend.add_argument("partner_id", help="the partner id, e.g. CH/MUN/1061/einwohnerdienste")
     suspend.add_argument("--reason", help="why, for the register and the audit")
+    add_wait_options(suspend)
     suspend.set_defaults(func=_suspend)
     activate = partner.add_parser("activate", help="make a suspended partner active again")
     activate.add_argument("partner_id", help="the partner id, e.g. CH/MUN/1061/einwohnerdienste")
+    add_wait_options(activate)
     activate.set_defaults(func=_activate)
     listing = partner.add_parser("list", help="every partner and its status")
     listing.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -79,7 +83,7 @@ def _register_partner(args: argparse.Namespace) -> int:
         sedex_id=args.sedex_id,
         local_person_id_category=args.local_id_category,
     )
-    return send(command, args.partner_id)
+    return send(command, args.partner_id, args)
 
 
 def _jurisdiction(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,20 +103,22 @@ def _jurisdiction(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _suspend(args: argparse.Namespace) -> int:
-    return _change_status(args.partner_id, "suspended", args.reason)
+    return _change_status(args.partner_id, "suspended", args.reason, args)
 
 
 def _activate(args: argparse.Namespace) -> int:
-    return _change_status(args.partner_id, "active", None)
+    return _change_status(args.partner_id, "active", None, args)
 
 
-def _change_status(partner_id: str, status: PartnerStatus, reason: str | None) -> int:
+def _change_status(
+    partner_id: str, status: PartnerStatus, reason: str | None, args: argparse.Namespace
+) -> int:
     partner_id = checked_partner_id(partner_id)
     # Checked here for a clear answer; the service checks again (it may have changed since).
     if in_identity_schema(lambda stores: stores.partners.get(partner_id)) is None:
         raise HubError(f"no partner {partner_id}; register it first")
     command = contract(ChangePartnerStatus, partner_id=partner_id, status=status, reason=reason)
-    return send(command, partner_id)
+    return send(command, partner_id, args)
 
 
 def _list_partners(args: argparse.Namespace) -> int:
