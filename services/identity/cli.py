@@ -17,8 +17,11 @@ from hub.cli.output import print_rows
 from hub.errors import HubError
 from services.identity import erase, partner_keys_cli
 from services.identity.cli_common import checked_partner_id, contract, in_identity_schema, send
+from services.identity.domain import OPERATIONS_ROLE
 
 SECTORS = [sector.value for sector in Sector]
+# Partners that fill no case slot and only read across all cases (statistics offices).
+READING_ROLES = ("statistics",)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,8 +31,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add = partner.add_parser("register", help="register or update a partner (via hub.admin)")
     add.add_argument("--id", dest="partner_id", required=True, help="e.g. CH/MUN/1061/einwohnerdienste")
     add.add_argument("--name", required=True, help="the agency's name as people know it")
-    add.add_argument("--sector", required=True, choices=SECTORS, help="the sector its pseudonyms belong to")
-    add.add_argument("--role", dest="roles", action="append", required=True, help="e.g. municipality; repeat")
+    add.add_argument(
+        "--sector",
+        required=True,
+        choices=SECTORS,
+        metavar="SECTOR",
+        help=f"the sector its pseudonyms belong to, one of: {', '.join(SECTORS)}",
+    )
+    add.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        required=True,
+        type=known_role,
+        metavar="ROLE",
+        help=f"what the partner does, one of: {', '.join(known_roles())}; repeat for several",
+    )
     add.add_argument("--sedex-id", help="its sedex participant id, if it has one")
     add.add_argument("--local-id-category", help="the eCH-0044 personIdCategory it uses, e.g. CH.LU.1061")
     where = add.add_argument_group(
@@ -70,6 +87,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate = identity.add_parser("rotate-key", help="start a new key version for a sector's new pseudonyms")
     rotate.add_argument("sector", choices=SECTORS, help="the sector whose key gets a new version")
     rotate.set_defaults(func=_rotate_key)
+
+
+def known_roles() -> list[str]:
+    """The roles something on the hub acts on: a party slot or opening of a case type (the
+    registry's process definitions), operations, who administer partners and subscriptions, and
+    the roles of partners that only receive (``READING_ROLES``, under all-cases subscriptions).
+    A partner with any other role could fill no slot and do nothing: most likely a typo."""
+    from services.registry.domain import load_processes
+
+    roles = {OPERATIONS_ROLE, *READING_ROLES}
+    for process in load_processes().by_case_type.values():
+        roles |= {process.opened_by.role, *(slot.role for slot in process.parties)}
+    return sorted(roles)
+
+
+def known_role(value: str) -> str:
+    if value not in known_roles():
+        raise argparse.ArgumentTypeError(
+            f"unknown role {value!r}: known roles are {', '.join(known_roles())} "
+            "(a new role comes with the process definition that names it)"
+        )
+    return value
 
 
 def _register_partner(args: argparse.Namespace) -> int:
