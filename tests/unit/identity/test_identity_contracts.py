@@ -98,7 +98,7 @@ def test_cli_refuses_an_unknown_role_naming_the_known_ones(
     error = capsys.readouterr().err.splitlines()[-1]
     assert f"unknown role {role!r}" in error
     # Every role a process definition names, and operations, is offered.
-    assert "municipality, operations, portal, tax-office" in error
+    assert "municipality, operations, portal, statistics, tax-office" in error
 
 
 def test_cli_accepts_every_role_a_process_definition_names() -> None:
