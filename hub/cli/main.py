@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub.cli import exit_codes
+from hub.cli.exit_codes import ExitCode
 from hub.errors import HubError
 from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
@@ -139,7 +141,7 @@ def cmd_case_show(args: argparse.Namespace) -> int:
             await conn.close()
         if view is None:
             print(f"hub: error: no case {args.case_id}", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
         print(json.dumps(view.as_json(), indent=2) if args.json else view.as_text())
         return 0
 
@@ -255,7 +257,12 @@ def _positive_int(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="hub", description="Lucerne cross-agency service hub")
+    root = argparse.ArgumentParser(
+        prog="hub",
+        description="Lucerne cross-agency service hub",
+        epilog=exit_codes.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     root.add_argument("--version", action="version", version=f"hub {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -293,7 +300,7 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    case = commands.add_parser("case", help="inspect cases").add_subparsers(
+    case = commands.add_parser("case", help="inspect cases; open a test case").add_subparsers(
         dest="case_command", required=True
     )
     show = case.add_parser("show", help="print a case, its parties and its timeline")
@@ -304,6 +311,9 @@ def parser() -> argparse.ArgumentParser:
     unfilled.add_argument("--limit", type=int, default=1000, help="at most this many cases (1000)")
     unfilled.add_argument("--json", action="store_true", help="print JSON instead of text")
     unfilled.set_defaults(func=cmd_case_unfilled)
+    from hub.cli import test_case as test_case_cli
+
+    test_case_cli.register(case)
 
     service = commands.add_parser("service", help="run one service").add_subparsers(
         dest="service_command", required=True
@@ -395,15 +405,15 @@ def _register_service_commands(commands: argparse._SubParsersAction[argparse.Arg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # a wrong command line exits with ExitCode.USAGE (argparse's 2)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         print("hub: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except (HubError, OSError, RuntimeError, ValueError) as error:
         print(f"hub: error: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":

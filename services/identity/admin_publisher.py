@@ -34,6 +34,21 @@ async def publish_admin_command(
     return envelope
 
 
+async def publish_test_opening(
+    settings: HubSettings, opening: Contract, *, case_id: str, signing_key: SigningKey | None = None
+) -> Envelope:
+    """Send a case type's opening event as the operator's test case ``case_id``
+    (``services/registry/test_cases.py``): flagged test delivery, keyed by the case like every
+    event of a case, signed like every admin command."""
+    key = signing_key if signing_key is not None else operator_signing_key(settings)
+    try:
+        return await _publish_one(
+            settings, opening, key, case_id=case_id, kafka_key=case_id, test_delivery=True
+        )
+    except KafkaError as error:
+        raise BrokerUnavailable(f"cannot publish to {topics.ADMIN}: {error}") from error
+
+
 async def publish_admin_commands(
     settings: HubSettings,
     commands: Sequence[tuple[Contract, str]],
@@ -53,36 +68,74 @@ async def publish_admin_commands(
         raise BrokerUnavailable(f"cannot publish to {topics.ADMIN}: {error}") from error
 
 
-async def _publish(
-    settings: HubSettings, commands: Sequence[tuple[Contract, str]], key: SigningKey
-) -> list[Envelope]:
-    producer = AIOKafkaProducer(
+def _producer(settings: HubSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
         **client_config(settings, client_id="hub-cli"),
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
     )
+
+
+async def _publish(
+    settings: HubSettings, commands: Sequence[tuple[Contract, str]], key: SigningKey
+) -> list[Envelope]:
+    producer = _producer(settings)
     await producer.start()
     try:
         admin = topics.on_cluster(topics.ADMIN, settings.topic_prefix)
-        return [await _send(producer, admin, command, partner_id, key) for command, partner_id in commands]
+        return [
+            # Keyed by partner: a partner's commands stay in order on one partition.
+            await _send(
+                producer, admin, command, key, case_id=business_process_id(partner_id), kafka_key=partner_id
+            )
+            for command, partner_id in commands
+        ]
+    finally:
+        await producer.stop()
+
+
+async def _publish_one(
+    settings: HubSettings,
+    command: Contract,
+    key: SigningKey,
+    *,
+    case_id: str,
+    kafka_key: str,
+    test_delivery: bool,
+) -> Envelope:
+    producer = _producer(settings)
+    await producer.start()
+    try:
+        admin = topics.on_cluster(topics.ADMIN, settings.topic_prefix)
+        return await _send(
+            producer, admin, command, key, case_id=case_id, kafka_key=kafka_key, test_delivery=test_delivery
+        )
     finally:
         await producer.stop()
 
 
 async def _send(
-    producer: AIOKafkaProducer, admin: str, command: Contract, partner_id: str, key: SigningKey
+    producer: AIOKafkaProducer,
+    admin: str,
+    command: Contract,
+    key: SigningKey,
+    *,
+    case_id: str,
+    kafka_key: str,
+    test_delivery: bool = False,
 ) -> Envelope:
     value = command.model_dump_json().encode()
-    # The signature covers these exact bytes and every ce_* header, trace headers aside.
+    # The signature covers these exact bytes and every ce_* header (the test flag too), trace
+    # headers aside.
     unsigned = Envelope.new(
-        command, source=ADMIN_CLI_SOURCE, business_process_id=business_process_id(partner_id)
+        command, source=ADMIN_CLI_SOURCE, business_process_id=case_id, test_delivery=test_delivery
     )
     signed_headers = key.sign_headers(unsigned.to_headers(), value)
     envelope = Envelope.from_headers(signed_headers)
     attributes = messaging_attributes(
         topic=topics.ADMIN,
         operation="send",
-        key=partner_id,
+        key=kafka_key,
         event_id=envelope.id,
         event_type=envelope.type,
         event_source=envelope.source,
@@ -92,6 +145,5 @@ async def _send(
         f"send {topics.ADMIN}", kind=SpanKind.PRODUCER, attributes=attributes
     ):
         headers = signed_headers + [(k, v.encode()) for k, v in current_trace_headers().items()]
-        # Keyed by partner: a partner's commands stay in order on one partition.
-        await producer.send_and_wait(admin, value, key=partner_id.encode(), headers=headers)
+        await producer.send_and_wait(admin, value, key=kafka_key.encode(), headers=headers)
     return envelope

@@ -12,12 +12,16 @@ from typing import Any
 from contracts import Jurisdiction, Sector
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerStatus
+from hub.cli.admin_wait import add_wait_options
 from hub.cli.output import print_rows
 from hub.errors import HubError
 from services.identity import erase, partner_keys_cli
 from services.identity.cli_common import checked_partner_id, contract, in_identity_schema, send
+from services.identity.domain import OPERATIONS_ROLE
 
 SECTORS = [sector.value for sector in Sector]
+# Partners that fill no case slot and only read across all cases (statistics offices).
+READING_ROLES = ("statistics",)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +31,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add = partner.add_parser("register", help="register or update a partner (via hub.admin)")
     add.add_argument("--id", dest="partner_id", required=True, help="e.g. CH/MUN/1061/einwohnerdienste")
     add.add_argument("--name", required=True, help="the agency's name as people know it")
-    add.add_argument("--sector", required=True, choices=SECTORS, help="the sector its pseudonyms belong to")
-    add.add_argument("--role", dest="roles", action="append", required=True, help="e.g. municipality; repeat")
+    add.add_argument(
+        "--sector",
+        required=True,
+        choices=SECTORS,
+        metavar="SECTOR",
+        help=f"the sector its pseudonyms belong to, one of: {', '.join(SECTORS)}",
+    )
+    add.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        required=True,
+        type=known_role,
+        metavar="ROLE",
+        help=f"what the partner does, one of: {', '.join(known_roles())}; repeat for several",
+    )
     add.add_argument("--sedex-id", help="its sedex participant id, if it has one")
     add.add_argument("--local-id-category", help="the eCH-0044 personIdCategory it uses, e.g. CH.LU.1061")
     where = add.add_argument_group(
@@ -39,13 +57,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     where.add_argument("--municipality", type=int, metavar="BFS", help="the municipality's BFS number")
     where.add_argument("--canton", metavar="XX", help="the canton's abbreviation, e.g. LU")
     where.add_argument("--federal", action="store_true", help="acts for the Confederation")
+    add_wait_options(add)
     add.set_defaults(func=_register_partner)
     suspend = partner.add_parser("suspend", help="stop pseudonyms and deliveries to a partner")
     suspend.add_argument("partner_id", help="the partner id, e.g. CH/MUN/1061/einwohnerdienste")
     suspend.add_argument("--reason", help="why, for the register and the audit")
+    add_wait_options(suspend)
     suspend.set_defaults(func=_suspend)
     activate = partner.add_parser("activate", help="make a suspended partner active again")
     activate.add_argument("partner_id", help="the partner id, e.g. CH/MUN/1061/einwohnerdienste")
+    add_wait_options(activate)
     activate.set_defaults(func=_activate)
     listing = partner.add_parser("list", help="every partner and its status")
     listing.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -68,6 +89,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate.set_defaults(func=_rotate_key)
 
 
+def known_roles() -> list[str]:
+    """The roles something on the hub acts on: a party slot or opening of a case type (the
+    registry's process definitions), operations, who administer partners and subscriptions, and
+    the roles of partners that only receive (``READING_ROLES``, under all-cases subscriptions).
+    A partner with any other role could fill no slot and do nothing: most likely a typo."""
+    from services.registry.domain import load_processes
+
+    roles = {OPERATIONS_ROLE, *READING_ROLES}
+    for process in load_processes().by_case_type.values():
+        roles |= {process.opened_by.role, *(slot.role for slot in process.parties)}
+    return sorted(roles)
+
+
+def known_role(value: str) -> str:
+    if value not in known_roles():
+        raise argparse.ArgumentTypeError(
+            f"unknown role {value!r}: known roles are {', '.join(known_roles())} "
+            "(a new role comes with the process definition that names it)"
+        )
+    return value
+
+
 def _register_partner(args: argparse.Namespace) -> int:
     command = contract(
         RegisterPartner,
@@ -79,7 +122,7 @@ def _register_partner(args: argparse.Namespace) -> int:
         sedex_id=args.sedex_id,
         local_person_id_category=args.local_id_category,
     )
-    return send(command, args.partner_id)
+    return send(command, args.partner_id, args)
 
 
 def _jurisdiction(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,20 +142,22 @@ def _jurisdiction(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _suspend(args: argparse.Namespace) -> int:
-    return _change_status(args.partner_id, "suspended", args.reason)
+    return _change_status(args.partner_id, "suspended", args.reason, args)
 
 
 def _activate(args: argparse.Namespace) -> int:
-    return _change_status(args.partner_id, "active", None)
+    return _change_status(args.partner_id, "active", None, args)
 
 
-def _change_status(partner_id: str, status: PartnerStatus, reason: str | None) -> int:
+def _change_status(
+    partner_id: str, status: PartnerStatus, reason: str | None, args: argparse.Namespace
+) -> int:
     partner_id = checked_partner_id(partner_id)
     # Checked here for a clear answer; the service checks again (it may have changed since).
     if in_identity_schema(lambda stores: stores.partners.get(partner_id)) is None:
         raise HubError(f"no partner {partner_id}; register it first")
     command = contract(ChangePartnerStatus, partner_id=partner_id, status=status, reason=reason)
-    return send(command, partner_id)
+    return send(command, partner_id, args)
 
 
 def _list_partners(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ and reading identity's tables of the running hub."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from contracts import Contract, ParticipantId
 from contracts.errors import describe_errors
+from hub.cli.admin_wait import finish_from
 from hub.cli.database import running_hub
 from services.identity.adapters.postgres import run_command
 from services.identity.admin_publisher import publish_admin_command
@@ -19,11 +21,11 @@ from services.identity.ports import Repositories
 T = TypeVar("T")
 
 
-def send(command: Contract, partner_id: str) -> int:
+def send(command: Contract, partner_id: str, args: argparse.Namespace) -> int:
+    """Publish ``command`` and report it as ``args`` ask (``hub.cli.admin_wait``: ``--wait``, ``--json``)."""
     settings = running_hub()
     envelope = asyncio.run(publish_admin_command(settings, command, partner_id=partner_id))
-    print(f"sent {envelope.type} {envelope.id}")
-    return 0
+    return finish_from(settings, envelope, args)
 
 
 def checked_partner_id(value: str) -> str:

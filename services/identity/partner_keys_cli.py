@@ -12,6 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 from contracts.admin import RegisterPartnerKey, RevokePartnerKey
+from hub.cli.admin_wait import add_wait_options
 from hub.cli.output import print_rows
 from hub.errors import HubError
 from hub.security.key_files import load_public_key
@@ -29,11 +30,13 @@ def register(partner: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add.add_argument("--public-key", required=True, type=Path, help="Ed25519 public key: PEM or base64 file")
     add.add_argument("--valid-from", type=_timestamp, help="ISO 8601 with offset; default: now")
     add.add_argument("--valid-until", type=_timestamp, help="ISO 8601 with offset; default: until revoked")
+    add_wait_options(add)
     add.set_defaults(func=_add)
     revoke = key.add_parser("revoke", help="withdraw a key at once; its events are refused from now on")
     revoke.add_argument("--partner", required=True, help="the partner id the key belongs to")
     revoke.add_argument("--key-id", required=True, help="the key id, from hub partner key list")
     revoke.add_argument("--reason", help="why, e.g. leaked; kept with the revocation")
+    add_wait_options(revoke)
     revoke.set_defaults(func=_revoke)
     listing = key.add_parser("list", help="every key, its window and whether it was revoked")
     listing.add_argument("--partner", help="only this partner's keys (all by default)")
@@ -62,7 +65,7 @@ def _add(args: argparse.Namespace) -> int:
         valid_from=args.valid_from,
         valid_until=args.valid_until,
     )
-    return send(command, partner_id)
+    return send(command, partner_id, args)
 
 
 def _revoke(args: argparse.Namespace) -> int:
@@ -72,7 +75,7 @@ def _revoke(args: argparse.Namespace) -> int:
     if stored is None or stored.partner_id != partner_id:
         raise HubError(f"{partner_id} has no key {args.key_id}")
     command = contract(RevokePartnerKey, partner_id=partner_id, key_id=args.key_id, reason=args.reason)
-    return send(command, partner_id)
+    return send(command, partner_id, args)
 
 
 def _list(args: argparse.Namespace) -> int:

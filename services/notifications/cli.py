@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts import Channel, ParticipantIdStr
 from hub.cli.database import running_hub
-from hub.cli.output import print_rows
+from hub.cli.output import print_json, print_rows
 from hub.vault.master import load_master_key
 from services.notifications.adapters.postgres import command_repositories
 from services.notifications.ports import Repositories
@@ -63,6 +63,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("partner_id", help="e.g. CH/MUN/1059/einwohnerdienste")
     add.add_argument("url", help="the partner's HTTPS endpoint that receives its deliveries")
     add.add_argument("--secret-file", required=True, type=Path, help="file holding the signing secret")
+    # Unlike the commands on hub.admin, this one writes the notifications service's table itself:
+    # it is applied when the command returns, so --wait has nothing to wait for.
+    add.add_argument(
+        "--wait",
+        action="store_true",
+        help="accepted for scripts that pass it to every admin command: the webhook is stored "
+        "before the command returns",
+    )
+    add.add_argument("--json", action="store_true", help="print one JSON object: partner, url, outcome")
     add.set_defaults(func=_run(_webhook_add))
     listed = webhook.add_parser("list", help="partners with a webhook (secrets are not shown)")
     listed.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -124,7 +133,12 @@ async def _webhook_add(stores: Repositories, args: argparse.Namespace) -> int:
         raise ValueError(f"{args.partner_id!r} is not a participant id ({example})") from None
     secret = args.secret_file.read_text(encoding="utf-8").strip()
     await stores.webhooks.put(partner_id, args.url, secret)
-    print(f"{partner_id}: deliveries go to {args.url}")
+    if args.json:
+        print_json(
+            {"partner_id": partner_id, "url": args.url, "outcome": "accepted", "service": "notifications"}
+        )
+    else:
+        print(f"{partner_id}: deliveries go to {args.url}")
     return 0
 
 

@@ -19,7 +19,7 @@ from hub.runtime.outbox import OutboxEmitter
 from hub.runtime.service import ServiceContext, ServiceDefinition, Worker
 from hub.security.key_files import hub_signing_key
 from hub.security.secrets import audit_key_secret, hub_signing_secret, master_key_secret
-from services.registry import admin, handlers, ingress, partner_keys, refusals
+from services.registry import admin, handlers, ingress, partner_keys, refusals, test_cases
 from services.registry.adapters.postgres import PostgresRegistry
 from services.registry.adapters.postgres.lookup_notices import LookupNotices
 from services.registry.adapters.postgres.operations import metrics, partner_topic_rows
@@ -111,12 +111,13 @@ def routes(ctx: ServiceContext, lookups: LookupCache | None = None) -> Sequence[
     cache needs the runtime's listener (``workers``) to hear of changes made elsewhere."""
     registry = adapter(ctx, lookups)
     processes = _processes(ctx)
+    # Operations are told of a case's party slot that no partner fills.
+    ops_email = RegistrySettings().ops_email
     on_partner_event: Handler = functools.partial(
         handlers.on_partner_event,
         processes=processes,
         policy=IngressPolicy.from_settings(ctx.settings),
-        # Operations are told of a case's party slot that no partner fills.
-        ops_email=RegistrySettings().ops_email,
+        ops_email=ops_email,
     )
     partner_mirror: dict[str, Handler] = {
         PartnerKeyRegistered.event_type: partner_keys.mirror_key_registered,
@@ -162,8 +163,12 @@ def routes(ctx: ServiceContext, lookups: LookupCache | None = None) -> Sequence[
         Route(
             topic=topics.ADMIN,
             group_id="hub.registry.admin",
-            # Applied only if a trusted operator or an operations partner provably sent it.
-            handlers={SetSubscription.event_type: admin.subscription_handler(ctx.settings, processes)},
+            # Applied only if a trusted operator or an operations partner provably sent it; a case
+            # type's opening event only as a test case a trusted operator opened.
+            handlers={
+                SetSubscription.event_type: admin.subscription_handler(ctx.settings, processes),
+                **test_cases.test_case_handlers(ctx.settings, processes, ops_email=ops_email),
+            },
             ignore_unknown_types=True,
             unit_of_work=registry,
         ),

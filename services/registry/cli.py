@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contracts import SetSubscription
+from hub.cli.admin_wait import add_wait_options, finish_from
 from hub.cli.database import run_on_database, running_hub
 from hub.cli.output import print_rows
 from hub.runtime.settings import HubSettings
@@ -65,6 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "applies only to the cases in which the partner fills that slot (without: to any slot it "
         "fills that none of its subscriptions to the type names); not with --scope all-cases",
     )
+    add_wait_options(put)
     put.set_defaults(func=_set)
     listing = subscription.add_parser("list", help="all subscriptions")
     listing.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -100,8 +102,7 @@ def _set(args: argparse.Namespace) -> int:
     command = subscription_command(args)  # refused as typed, before any hub is looked for
     settings = running_hub()
     envelope = asyncio.run(publish_admin_command(settings, command, partner_id=args.partner_id))
-    print(f"sent {SetSubscription.event_type} {envelope.id}")
-    return 0
+    return finish_from(settings, envelope, args)
 
 
 def subscription_command(args: argparse.Namespace) -> SetSubscription:

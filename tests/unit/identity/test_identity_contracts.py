@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from contracts import CATALOG, Jurisdiction, PseudonymsIssued, Sector, parse_data, serialize_data
 from contracts.admin import ChangePartnerStatus, RegisterPartner
 from contracts.identity import PartnerRegistered, PartnerStatusChanged
+from hub.cli.exit_codes import ExitCode
 from hub.cli.main import main, parser
 from services.identity.cli import _jurisdiction
 
@@ -83,24 +84,42 @@ def test_cli_refuses_a_malformed_partner_id_in_one_line(capsys: pytest.CaptureFi
     assert error.count("\n") == 1
 
 
-def test_cli_refuses_an_invalid_role_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("role", ["Bad Role", "mayor"])
+def test_cli_refuses_an_unknown_role_naming_the_known_ones(
+    role: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [
-        "partner",
-        "register",
-        "--id",
-        LUCERNE_OFFICE,
-        "--name",
-        "X",
-        "--sector",
-        "tax",
-        "--role",
-        "Bad Role",
-        *("--municipality", "1061", "--canton", "LU"),
+        *("partner", "register", "--id", LUCERNE_OFFICE, "--name", "X", "--sector", "tax"),
+        *("--role", role, "--municipality", "1061", "--canton", "LU"),
     ]
-    assert main(argv) == 1
-    error = capsys.readouterr().err
-    assert error.startswith("hub: error: roles.0: String should match pattern")
-    assert error.count("\n") == 1
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == ExitCode.USAGE
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"unknown role {role!r}" in error
+    # Every role a process definition names, and operations, is offered.
+    assert "municipality, operations, portal, statistics, tax-office" in error
+
+
+def test_cli_accepts_every_role_a_process_definition_names() -> None:
+    from services.identity.cli import known_roles
+    from services.registry.domain import load_processes
+
+    named = {
+        role
+        for process in load_processes().by_case_type.values()
+        for role in (process.opened_by.role, *(slot.role for slot in process.parties))
+    }
+    assert named <= set(known_roles())
+    assert "operations" in known_roles()
+
+
+def test_cli_refuses_an_unknown_sector_as_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*("partner", "register", "--id", LUCERNE_OFFICE, "--name", "X", "--sector", "taxes")]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--role", "tax-office", "--canton", "LU"])
+    assert exited.value.code == ExitCode.USAGE
+    assert "invalid choice: 'taxes'" in capsys.readouterr().err
 
 
 def test_a_partner_without_a_jurisdiction_cannot_be_registered() -> None:
@@ -118,7 +137,18 @@ def test_jurisdictions_name_themselves_as_listings_show_them() -> None:
     assert str(Jurisdiction(level="federal")) == "federal"
 
 
-REGISTER = ["partner", "register", "--id", LUCERNE_OFFICE, "--name", "X", "--sector", "tax", "--role", "x"]
+REGISTER = [
+    "partner",
+    "register",
+    "--id",
+    LUCERNE_OFFICE,
+    "--name",
+    "X",
+    "--sector",
+    "tax",
+    "--role",
+    "tax-office",
+]
 
 
 @pytest.mark.parametrize(
