@@ -21,12 +21,15 @@ from hub_partner import (
     delivery_topic,
     ingress_topic,
 )
+from hub_partner.topics import consumer_group
 from hub_partner.tracing import trace_context, trace_headers
 
 from contracts import KRIENS, ArrivalRegistered, CaseDelivery, Envelope, MoveReported
 from contracts.catalog import serialize_data
 from contracts.channels import HUB_DELIVERY_SOURCE
 from hub.local.demo import demo_person, move_report
+from hub.runtime import topics as hub_topics
+from hub.security.acls import partner_group
 from hub.security.signing import PublicKey as HubPublicKey
 
 ME = "CH/MUN/1061/einwohnerdienste"
@@ -184,3 +187,16 @@ async def test_publishing_before_start_says_so() -> None:
             ArrivalRegistered(municipality=KRIENS, registered_on=dt.date(2026, 12, 3)),
             business_process_id=CASE,
         )
+
+
+@pytest.mark.parametrize("partner_id", [ME, "CH/CAN/LU/steuerverwaltung", "CH/MUN/1063/Einwohner_Dienste"])
+@pytest.mark.parametrize("prefix", ["hub", "test-7.lucerne"])
+def test_the_clients_names_are_the_ones_the_hubs_acls_grant(partner_id: str, prefix: str) -> None:
+    """hub_partner cannot import the hub's names, so they are checked against each other here."""
+    assert ingress_topic(partner_id, prefix) == hub_topics.on_cluster(
+        hub_topics.ingress_topic(partner_id), prefix
+    )
+    assert delivery_topic(partner_id, prefix) == hub_topics.on_cluster(
+        hub_topics.delivery_topic(partner_id), prefix
+    )
+    assert consumer_group(partner_id) == partner_group(partner_id)
