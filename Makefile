@@ -43,7 +43,7 @@ e2e: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts hub partner services
+	$(BIN)/mypy contracts hub partner/hub_partner services
 
 # The deployment check has tools of its own (pinned, apart from the hub's environment): the
 # Kubernetes schemas and hadolint from PyPI, the operators' CRD schemas from npm (Node >= 20).

@@ -50,11 +50,11 @@ from contracts import (
 )
 from hub.cli.casefile import CaseView, load_case_view, reader_master_key
 from hub.errors import HubError
+from hub.local.partner_client import Delivery, PartnerClient, RefusedDelivery
 from hub.local.provisioning import local_keyring, local_partner
 from hub.runtime.db import connect
 from hub.runtime.settings import HubSettings
 from hub.vault.crypto import MasterKey
-from partner.client import Delivery, PartnerClient, RefusedDelivery
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.admin import RegisterPartnerKey
 from hub.errors import ConfigurationError
+from hub.local.partner_client import PartnerClient
 from hub.local.seed import seed_demo_partners
 from hub.runtime.db import connect
 from hub.runtime.schemas import migrate_all
@@ -30,7 +31,6 @@ from hub.runtime.settings import HubSettings
 from hub.security.key_files import create_private_key, hub_signing_key, load_private_key
 from hub.security.keyring import Keyring
 from hub.security.signing import SigningKey, fingerprint
-from partner.client import PartnerClient
 
 PARTNER_KEYS_DIR = "partner-keys"
 MIRROR_TIMEOUT_S = 60.0

@@ -43,7 +43,7 @@ def partner_principal(partner_id: str) -> str:
 
 
 def partner_group(partner_id: str) -> str:
-    """The consumer group partners use for their deliveries (partner.client.PartnerClient)."""
+    """The consumer group partners use for their deliveries (hub.local.partner_client.PartnerClient)."""
     return f"partner.{partner_id}"
 
 

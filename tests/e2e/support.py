@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from hub.local.demo import relocation_responders, run_agency
+from hub.local.partner_client import PartnerClient, RefusedDelivery
 from hub.local.supervisor import Supervisor
 from hub.runtime.settings import HubSettings
-from partner.client import PartnerClient, RefusedDelivery
 from tests.fixtures.infrastructure import Infrastructure, fresh_database, settings_for
 
 

@@ -47,13 +47,13 @@ from contracts.catalog import serialize_data
 from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.errors import MessageTooLarge, UnknownCase
 from hub.local.demo import KRIENS_OFFICE, PORTAL, demo_person, move_report, new_case_id, relocation_responders
+from hub.local.partner_client import sign_as
 from hub.local.provisioning import local_keyring, local_partner
 from hub.runtime import topics
 from hub.runtime.deadletter import dead_letter_topic
 from hub.runtime.kafka import ensure_topics
 from hub.runtime.settings import HubSettings
 from hub.security.keyring import Keyring
-from partner.client import sign_as
 from services.identity.admin_publisher import publish_admin_command
 from services.registry.errors import NotAuthorized
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub

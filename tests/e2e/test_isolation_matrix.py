@@ -74,10 +74,10 @@ from hub.local.demo import (
     run_building_permit_demo,
     run_demo,
 )
+from hub.local.partner_client import PartnerClient
 from hub.local.provisioning import local_partner
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
-from partner.client import PartnerClient
 from services.registry.settings import RegistrySettings
 from tests.e2e.support import Hub, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at

@@ -52,11 +52,11 @@ from contracts import KRIENS, Contract, DepartureConfirmed, MoveReported, Munici
 from contracts.channels import delivery_topic, ingress_topic, partner_source
 from hub.cli.main import main
 from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, run_agency
+from hub.local.partner_client import Delivery
 from hub.local.provisioning import local_partner
 from hub.runtime.settings import HubSettings
 from hub.security.signed_form import canonical_form
 from hub.security.signing import SigningKey
-from partner.client import Delivery
 from tests.e2e.support import cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 

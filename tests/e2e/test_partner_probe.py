@@ -59,10 +59,10 @@ from hub.local.demo import (
     move_report,
     new_case_id,
 )
+from hub.local.partner_client import PartnerClient
 from hub.local.provisioning import local_partner
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
-from partner.client import PartnerClient
 from tests.e2e import partner_probe
 from tests.e2e.support import Hub, answer_deliveries, cancel_all, read_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at

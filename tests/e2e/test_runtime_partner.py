@@ -24,11 +24,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts import CaseDelivery, Envelope, MoveReported, parse_data
 from hub.cli.main import main
 from hub.local.demo import demo_person, move_report, new_case_id, run_demo
+from hub.local.partner_client import PartnerClient
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic, ingress_topic
 from hub.security.key_files import public_pem
 from hub.security.signing import SigningKey
-from partner.client import PartnerClient
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 

@@ -40,6 +40,7 @@ from contracts import Envelope, header_value
 from hub.cli.casefile import CaseView
 from hub.cli.main import main
 from hub.local.demo import KRIENS_OFFICE, PORTAL, TAX_OFFICE, demo_person, move_report, new_case_id, run_demo
+from hub.local.partner_client import RefusedDelivery
 from hub.local.provisioning import local_keyring, local_partner
 from hub.runtime import topics
 from hub.runtime.deadletter import dead_letter_topic
@@ -48,7 +49,6 @@ from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from hub.security.key_files import public_pem
 from hub.security.signing import BadSignature, MisroutedRecord, PublicKey, SigningKey, UnsignedEvent
-from partner.client import RefusedDelivery
 from tests.e2e import plain_partner
 from tests.e2e.conftest import running_hub
 from tests.fixtures.infrastructure import Infrastructure

@@ -20,10 +20,10 @@ from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.local.chaos.kafka_io import InsistentProducer
 from hub.local.chaos.scenario import AGENCIES, Draft
 from hub.local.demo import relocation_responders
+from hub.local.partner_client import Delivery, verify_delivery
 from hub.runtime import topics
 from hub.security.keyring import Keyring
 from hub.security.signing import SignatureRefused
-from partner.client import Delivery, verify_delivery
 
 # aiokafka's default: a fetch on a caught-up partition waits up to this long for new records.
 DEFAULT_FETCH_MAX_WAIT_MS = 500

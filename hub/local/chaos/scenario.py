@@ -27,8 +27,8 @@ from contracts import (
 from contracts.catalog import serialize_data
 from contracts.channels import PARTNER_SOURCE_PREFIX
 from hub.local.demo import KRIENS_OFFICE, LUCERNE_OFFICE, PORTAL, TAX_OFFICE, move_report
+from hub.local.partner_client import sign_as
 from hub.security.keyring import Keyring
-from partner.client import sign_as
 
 Headers = tuple[tuple[str, bytes], ...]
 

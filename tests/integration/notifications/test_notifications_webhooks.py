@@ -13,10 +13,10 @@ import pytest_asyncio
 
 from contracts import Channel, MoveReported
 from contracts.case import CaseDelivery
+from hub.local.partner_client import PartnerClient
 from hub.runtime.settings import HubSettings
 from hub.runtime.topics import delivery_topic
 from hub.vault.crypto import MasterKey
-from partner.client import PartnerClient
 from services.notifications import handlers
 from services.notifications.adapters.postgres import unit_of_work_factory
 from services.notifications.channels import WebhookChannel

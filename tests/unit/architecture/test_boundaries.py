@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("contracts", "hub", "services", "partner")
+# Folders whose packages import as top-level names: partner/ is the partner distribution's
+# folder (hub_partner), not a package of its own.
+SOURCE_ROOTS = ("partner",)
 IO_LIBRARIES = ("asyncpg", "aiokafka", "faststream")
 # Where a service may hold a raw connection: its adapter package.
 ADAPTER_DIR = "adapters"
@@ -25,6 +28,8 @@ ADAPTER_DIR = "adapters"
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] in SOURCE_ROOTS:
+        parts.pop(0)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -185,3 +190,25 @@ def test_asyncpg_exceptions_are_named_in_one_place() -> None:
         if pattern.search(path.read_text()) and module_name(path) != "hub.runtime.db"
     )
     assert naming == []
+
+
+def test_the_partner_client_names_nothing_of_the_hub() -> None:
+    """hub_partner installs without the hub (``pip install ./partner``): only contracts, its own."""
+    offenders = []
+    for path in sorted((ROOT / "partner").rglob("*.py")):
+        name = module_name(path)
+        tree = ast.parse(path.read_text(), filename=str(path))
+        reached = {t.split(".")[0] for t in imported_names(tree, name, path.name == "__init__.py")}
+        offenders += [f"{name} imports {top}" for top in sorted(reached & {"hub", "services", "partner"})]
+    assert offenders == []
+
+
+def test_importing_the_partner_client_loads_none_of_the_hubs_server_parts() -> None:
+    server_parts = {"hub", "services", "opentelemetry", "faststream", "asyncpg", "prometheus_client"}
+    probe = "import sys, hub_partner\nprint('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(result.stdout.split())
+    assert {"hub_partner", "contracts", "aiokafka", "cryptography"} <= loaded
+    assert loaded & server_parts == set()

@@ -29,7 +29,7 @@ from hub.local.demo import (
     move_report,
     relocation_responders,
 )
-from partner.client import Delivery
+from hub.local.partner_client import Delivery
 
 
 def _move_delivered_to(partner: str, departure: object, arrival: object) -> Delivery:

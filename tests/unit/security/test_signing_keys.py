@@ -12,6 +12,7 @@ import pytest
 from contracts import KRIENS, DepartureConfirmed, Envelope
 from contracts.catalog import serialize_data
 from contracts.channels import PARTNER_SOURCE_PREFIX
+from hub.local.partner_client import sign_record, verify_delivery
 from hub.runtime.outbox import sign_headers
 from hub.runtime.settings import HubSettings
 from hub.security.key_files import (
@@ -23,7 +24,6 @@ from hub.security.key_files import (
 )
 from hub.security.keyring import Keyring
 from hub.security.signing import BadSignature, PublicKey, SigningKey, UnknownSigningKey, UnsignedEvent
-from partner.client import sign_record, verify_delivery
 
 DATA = DepartureConfirmed(municipality=KRIENS, confirmed_on=dt.date(2026, 3, 1))
 VALUE = serialize_data(DATA)
