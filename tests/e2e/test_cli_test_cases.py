@@ -30,9 +30,9 @@ from hub.local.demo import (
     move_report,
     relocation_responders,
 )
+from hub.local.partner_client import Delivery, PartnerClient, RefusedDelivery
 from hub.local.provisioning import local_keyring, local_partner
 from hub.runtime.settings import HubSettings
-from partner.client import Delivery, PartnerClient, RefusedDelivery
 from tests.e2e.support import Hub, cancel_all, supervised_hub
 from tests.fixtures.infrastructure import Infrastructure, point_cli_at
 
