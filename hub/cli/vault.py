@@ -9,6 +9,7 @@ key. ``hub/vault/rotate.py`` does the work; here it is only called and printed.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -77,12 +78,22 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(line: str) -> None:
+    # On stderr: stdout carries the result alone, JSON included.
+    print(f"· {line}", file=sys.stderr, flush=True)
+
+
 def _rotate(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or (args.max_batches is not None and args.max_batches < 1):
         raise ValueError("--batch-size and --max-batches must be at least 1")
     rotation = _run(
         lambda conn, base: vault_rotate.rotate_master_key(
-            conn, base, prepare=args.prepare, batch_size=args.batch_size, max_batches=args.max_batches
+            conn,
+            base,
+            prepare=args.prepare,
+            batch_size=args.batch_size,
+            max_batches=args.max_batches,
+            progress=_progress,
         )
     )
     keys = rotation.keys

@@ -14,7 +14,7 @@ is what makes an interrupted rotation resumable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +81,7 @@ async def rotate_master_key(
     prepare: bool = False,
     batch_size: int = DEFAULT_BATCH,
     max_batches: int | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> Rotation:
     """Make a new version current and re-wrap every live key under it; or, if an earlier
     rotation is unfinished (keys still under older versions), finish that one; or, with
@@ -122,7 +123,9 @@ async def rotate_master_key(
     elif not unfinished:
         promote(base, add_pending_version(base))
     ring.reload()
-    keys = await rewrap(conn, ring, batch_size=batch_size, max_batches=max_batches)
+    to_rewrap = await live_keys_under(conn, _older(ring))
+    progress(f"master key version {ring.version} is current; {to_rewrap} data key(s) to re-wrap under it")
+    keys = await rewrap(conn, ring, batch_size=batch_size, max_batches=max_batches, progress=progress)
     return Rotation(ring.version, started=started, prepared=False, keys=keys)
 
 
@@ -190,6 +193,7 @@ async def rewrap(
     *,
     batch_size: int = DEFAULT_BATCH,
     max_batches: int | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> Rewrapped:
     """Every live key wrapped by an older version of ``master``'s ring, wrapped again by
     the current one; stops early after ``max_batches`` (the next run goes on)."""
@@ -200,7 +204,12 @@ async def rewrap(
         # (``$1 IS NULL OR ...`` would cost a generic plan its index); uuid4 is never nil.
         after = _BEFORE_ALL
         while max_batches is None or done.batches < max_batches:
+            batches_before = done.batches
             last = await _batch_with_retries(conn, master, after, batch_size, done)
+            if done.batches > batches_before:
+                # One line per batch: a ring of millions of keys takes a while, and each batch
+                # is committed, so an operator sees how far it got if it stops.
+                progress(f"batch {done.batches}: {done.rewrapped} data key(s) re-wrapped so far")
             if last is None:
                 break
             after = last

@@ -29,7 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -108,6 +109,14 @@ def register(person: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     erase.set_defaults(func=_erase)
 
 
+Progress = Callable[[str], None]
+
+
+def _progress(line: str) -> None:
+    # On stderr, and never a number that identifies the person: stdout carries the result.
+    print(f"· {line}", file=sys.stderr, flush=True)
+
+
 def _erase(args: argparse.Namespace) -> int:
     vn = None
     if args.ahvn13 is not None:
@@ -123,7 +132,13 @@ def _erase(args: argparse.Namespace) -> int:
     master = load_master_key(settings, create=False)
     done = asyncio.run(
         _erase_when_published(
-            settings, master, vn=vn, citizen_id=args.citizen_id, wait_s=args.wait_relay, force=args.force
+            settings,
+            master,
+            vn=vn,
+            citizen_id=args.citizen_id,
+            wait_s=args.wait_relay,
+            force=args.force,
+            progress=_progress,
         )
     )
     kafka = StoreReport(
@@ -155,6 +170,7 @@ async def _erase_when_published(
     citizen_id: str | None,
     wait_s: float,
     force: bool,
+    progress: Progress = lambda _line: None,
 ) -> Erasure:
     """Tries the erasure; while outbox rows of the person's cases wait for their relay, it
     rolls back, waits for them with no transaction open (a relay publishing them must not
@@ -166,9 +182,13 @@ async def _erase_when_published(
             try:
                 async with conn.transaction():
                     return await erase_person(
-                        conn, master, vn=vn, citizen_id=citizen_id, unpublished=unpublished
+                        conn, master, vn=vn, citizen_id=citizen_id, unpublished=unpublished, progress=progress
                     )
             except RelayBacklog as backlog:
+                progress(
+                    f"rolled back, nothing erased yet: {sum(backlog.waiting.values())} outbox row(s) of the "
+                    f"person's cases are still to be published; waiting up to {wait_s:g}s for the relays"
+                )
                 waiting = await _wait_for_relays(conn, backlog.case_ids, deadline)
                 if not waiting:
                     continue  # published meanwhile: erase (new rows of new events are checked again)
@@ -201,6 +221,7 @@ async def erase_person(
     vn: str | None = None,
     citizen_id: str | None = None,
     unpublished: Unpublished = "refuse",
+    progress: Progress = lambda _line: None,
 ) -> Erasure:
     """In the caller's transaction, on a connection whose search path is identity's schema.
 
@@ -216,16 +237,24 @@ async def erase_person(
     if not subject.person_ids and destroyed.keys == 0:
         raise NothingToErase("no such person is stored in the hub (never, or erased already)")
     cases = list(destroyed.case_ids)
+    progress(
+        f"located {len(subject.person_ids)} identity record(s); destroying {destroyed.keys} data key(s), "
+        f"{len(cases)} case(s) concerned (all of it commits at the end, or nothing)"
+    )
     # A case's citizen id reaches data identity no longer links to the person.
     citizen_ids = set(subject.citizen_ids)
     for service in services:
         citizen_ids |= await service.citizen_ids_of_cases(cases)
-    reports = [
-        report
-        for service in services
-        for report in await service.erase(case_ids=cases, citizen_ids=citizen_ids)
-    ]
+    reports = []
+    for service in services:
+        erased = await service.erase(case_ids=cases, citizen_ids=citizen_ids)
+        reports += erased
+        progress(f"erasing in {', '.join(report.store for report in erased) or 'nothing stored'}")
     purged = await purge_case_copies(conn, SERVICE_NAMES, cases, unpublished=unpublished == "delete")
+    progress(
+        f"purging copies: {sum(purged.outbox_rows.values())} published outbox row(s), "
+        f"{sum(purged.dead_letters.values())} dead letter(s)"
+    )
     if unpublished == "refuse" and (waiting := await unpublished_copies(conn, SERVICE_NAMES, cases)):
         raise RelayBacklog(cases, waiting)
     return Erasure(

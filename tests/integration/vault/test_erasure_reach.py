@@ -73,9 +73,11 @@ async def _details(pools: Pools, citizen: Citizen, master: MasterKey | None) -> 
     return [step.detail or "" for step in view.timeline if step.service == LUCERNE_OFFICE]
 
 
-async def _erase(pools: Pools, *, vn: str) -> Erasure:
+async def _erase(pools: Pools, *, vn: str, progress: list[str] | None = None) -> Erasure:
     async with pools.identity.acquire() as conn, conn.transaction():
-        return await erase_person(conn, pools.master, vn=vn)
+        if progress is None:
+            return await erase_person(conn, pools.master, vn=vn)
+        return await erase_person(conn, pools.master, vn=vn, progress=progress.append)
 
 
 async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(pools: Pools) -> None:
@@ -98,10 +100,16 @@ async def test_timeline_texts_about_a_person_are_sealed_and_erased_with_them(poo
     ]
 
     await published(pools)
-    erasure = await _erase(pools, vn=anna.person.vn)
+    progress: list[str] = []
+    erasure = await _erase(pools, vn=anna.person.vn, progress=progress)
 
     stores = {(s.store, s.done): s.rows for s in erasure.stores}
     assert stores[("registry.timeline", "unreadable (sealed under a destroyed key)")] == 2
+    # Each step as it is done, and nothing that names the person.
+    assert progress[0].startswith(f"located {erasure.persons} identity record(s); destroying {erasure.keys} ")
+    assert any(line.startswith("erasing in ") and "registry.timeline" in line for line in progress)
+    assert progress[-1].startswith("purging copies: ")
+    assert not any(anna.person.vn in line for line in progress)
     assert await _details(pools, anna, pools.master) == [
         f"action required: {ERASED_TEXT}",
         f"rejected: {ERASED_TEXT}",
@@ -206,7 +214,9 @@ async def test_the_command_refuses_after_its_wait_and_changes_nothing(
     )
 
     assert (code, out) == (1, "")
-    assert err.startswith("hub: error: nothing erased: outbox rows of the person's cases are still")
+    *steps, last = err.splitlines()
+    assert last.startswith("hub: error: nothing erased: outbox rows of the person's cases are still")
+    assert any(step.startswith("· rolled back, nothing erased yet: ") for step in steps)
     assert f"{waiting['identity']} in identity" in err
     assert "--force" in err
     assert not await _case_erased(pools, anna)

@@ -341,3 +341,16 @@ def _ring_dir(base: Path) -> set[str]:
 def _live(key: DataKey | Erased) -> DataKey:
     assert isinstance(key, DataKey)
     return key
+
+
+async def test_a_rotation_reports_each_batch_it_committed(pools: Pools, base: Path) -> None:
+    await _make_keys(pools, 10)
+    lines: list[str] = []
+    async with pools.identity.acquire() as conn:
+        rotation = await vault_rotate.rotate_master_key(conn, base, batch_size=4, progress=lines.append)
+
+    assert rotation.keys.finished
+    assert lines[0] == f"master key version {rotation.version} is current; 10 data key(s) to re-wrap under it"
+    batches = [line for line in lines if line.startswith("batch ")]
+    assert len(batches) == rotation.keys.batches
+    assert batches[-1].endswith(f": {rotation.keys.rewrapped} data key(s) re-wrapped so far")
