@@ -199,29 +199,21 @@ class PostgresTimeline:
         self._conn, self._sealing = conn, sealing
 
     async def add(self, step: TimelineStep) -> None:
-        if step.confidential is None:
-            # Nothing to seal, so nothing needs the row's id beforehand: one statement.
-            await self._conn.execute(
-                "INSERT INTO timeline (case_id, service, event_type, event_id, trace_id, detail) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
-                step.case_id,
-                step.service,
-                step.event_type,
-                step.event_id,
-                step.trace_id,
-                step.detail,
-            )
-            return
-        # The sealed text is bound to its row's id (the AEAD context), taken first.
-        entry_id: int = await self._conn.fetchval("SELECT nextval(pg_get_serial_sequence('timeline', 'id'))")
+        entry_id: int | None = None
         sealed = None
         if step.confidential is not None:
+            # The sealed text is bound to its row's id (the AEAD context), so the id is taken
+            # first; a step with nothing to seal takes it in its INSERT, one statement.
+            entry_id = await self._conn.fetchval("SELECT nextval(pg_get_serial_sequence('timeline', 'id'))")
             # Under an erased person's key the text is not stored at all: the tombstone reads as erased.
             key = await self._sealing.key_of_case(step.case_id)
             sealed = vault_store.seal_json(key, step.confidential, timeline_context(entry_id))
         await self._conn.execute(
-            "INSERT INTO timeline (id, case_id, service, event_type, event_id, trace_id, detail, "
-            "detail_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            """
+            INSERT INTO timeline (id, case_id, service, event_type, event_id, trace_id, detail, detail_sealed)
+            VALUES (coalesce($1, nextval(pg_get_serial_sequence('timeline', 'id'))),
+                    $2, $3, $4, $5, $6, $7, $8)
+            """,
             entry_id,
             step.case_id,
             step.service,
