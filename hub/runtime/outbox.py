@@ -24,7 +24,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from contracts import Envelope, EnvelopeError
 from contracts.catalog import serialize_data
 from hub.errors import BrokerUnavailable
-from hub.runtime.db import DATABASE_FAILURES
+from hub.runtime.db import DATABASE_FAILURES, plan_afresh_in_this_transaction
 from hub.runtime.messages import Emitted, Emitter
 from hub.runtime.outbox_waves import PassResult, publish_in_case_order
 from hub.runtime.publisher import OutgoingRecord, Publisher
@@ -349,10 +349,7 @@ class OutboxRelay:
             # reorder one case's events. The lock ends with the transaction.
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
                 return 0
-            # The claim's best plan depends on the backlog, which changes by the thousand within
-            # seconds; a plan cached when the table was nearly empty would be kept until the next
-            # ANALYZE. Planned afresh each time (about a millisecond), it follows the table.
-            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            await plan_afresh_in_this_transaction(conn)
             limit = self._batch_size
             rows = await conn.fetch(_CLAIM, limit)
             self._batch_size = self._next_batch_size(limit, len(rows))

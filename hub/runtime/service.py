@@ -373,11 +373,11 @@ class ServiceRuntime:
             commits = {
                 cluster_partition[where]: offset for where, offset in result.finished_through(named).items()
             }
+            held = {cluster_partition[where] for where in result.held}
             for where, (offset, retry) in result.held.items():
                 retrying.back_off(consumer, cluster_partition[where], offset, retry)
-            for partition in first_offsets:
-                if partition not in {cluster_partition[where] for where in result.held}:
-                    retrying.done(partition)
+            for partition in first_offsets.keys() - held:
+                retrying.done(partition)
             if commits:
                 await consumer.commit(commits)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from contracts import DeliveryStatus
+from hub.runtime.db import plan_afresh_in_this_transaction
 from hub.vault.crypto import MasterKey
 from services.notifications.adapters.postgres.sealed import (
     notice_context,
@@ -17,11 +18,6 @@ from services.notifications.adapters.postgres.sealed import (
 from services.notifications.domain import NewNotification, Notice, Outcome, Pending
 
 _SEALED_FIELDS = ("recipient", "subject", "body")
-# The claim's best plan depends on how many notices wait, which changes by the thousand within
-# seconds: a plan cached while the table was nearly empty (a statement prepared at start)
-# scanned every waiting notice per due one until autovacuum's next ANALYZE, and sending stalled
-# for tens of seconds. Planned afresh each time (about a millisecond), it follows the table.
-CUSTOM_PLANS_IN_THIS_TRANSACTION = "SET LOCAL plan_cache_mode = force_custom_plan"
 _UNFINISHED = "('created', 'sending', 'temporary-failure')"
 
 
@@ -107,7 +103,7 @@ class PostgresNotifications:
         await self._conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('notifications.claim:' || current_schema(), 0))"
         )
-        await self._conn.execute(CUSTOM_PLANS_IN_THIS_TRANSACTION)
+        await plan_afresh_in_this_transaction(self._conn)
         # Oldest request first, so that a limit cuts a case's due notices after a prefix;
         # a notice waits while an earlier one of its case and channel is being sent or retried.
         rows = await self._conn.fetch(
