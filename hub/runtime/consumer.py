@@ -97,7 +97,7 @@ class Route:
         source: str,
         pending: list[OutboxRow] | None = None,
         factory: UnitOfWorkFactory | None = None,
-    ) -> tuple[Emitter, object]:
+    ) -> tuple[OutboxEmitter, object]:
         """The emitter of the record's transaction, and what the handler gets; with
         ``pending``, the emitter collects its outbox rows there for one insert per batch."""
         factory = factory or self.unit_of_work
@@ -325,7 +325,7 @@ class MessageProcessor:
     ) -> dict[int, Outcome]:
         """The batch in one transaction; ``refused`` and ``held`` grow with what failed."""
         outcomes: dict[int, Outcome] = {}
-        committed: list[Emitter] = []
+        committed: list[OutboxEmitter] = []
         pending: list[OutboxRow] = []
         group = self._route.group_id
         async with self._pool.acquire() as conn, conn.transaction():
@@ -376,11 +376,9 @@ class MessageProcessor:
                     continue
                 outcomes[index] = Outcome.PROCESSED
                 committed.append(emitter)
-                assert isinstance(emitter, OutboxEmitter)
                 pending.extend(emitter.pending or ())
             await inbox.release_many(conn, group, unclaim)
             for emitter in committed:
-                assert isinstance(emitter, OutboxEmitter)
                 for write in emitter.deferred:
                     await write()
             await write_rows(conn, pending)
