@@ -91,6 +91,7 @@ EXPECTED = {
     "not-json": Expected(ContractViolation, "value is not JSON"),
     "wrong-content-type": Expected(EnvelopeError, "unsupported content-type: expected application/json"),
     "missing-ce-headers": Expected(EnvelopeError, "missing header ce_id"),
+    "header-not-utf8": Expected(EnvelopeError, "header ce_id is not UTF-8"),
     "unknown-type": Expected(
         UnknownEventType, "unknown event type 'ch.lu.hub.relocation.moon-landing-reported.v1'"
     ),
@@ -109,6 +110,7 @@ ORDER = (
     "not-json",
     "wrong-content-type",
     "missing-ce-headers",
+    "header-not-utf8",
     "valid-2",
     "unknown-type",
     "unknown-version",
@@ -161,6 +163,13 @@ def _records(keyring: Keyring) -> dict[str, Outgoing]:
     base = _move(13, keyring)
     headers = [(n, v) for n, v in base.headers if not n.startswith("ce_")]
     records["missing-ce-headers"] = replace(base, headers=headers, event_id=None)
+    base = _move(21, keyring)
+    # Bytes no UTF-8 decoder takes: they must reach the hub's envelope check and its dead
+    # letters, not fail in the framework's parsing, where nothing would record them.
+    not_utf8 = [(n, b"\xff\xfe\xc3" if n == "ce_id" else v) for n, v in base.headers]
+    # The dead letter names the id as far as it reads: each byte that is no UTF-8 replaced.
+    readable_id = b"\xff\xfe\xc3".decode("utf-8", errors="replace")
+    records["header-not-utf8"] = replace(base, headers=not_utf8, event_id=readable_id)
     base = _move(14, keyring)
     headers = _with_header(base.headers, "ce_type", "ch.lu.hub.relocation.moon-landing-reported.v1")
     records["unknown-type"] = replace(base, value=b'{"destination": "moon"}', headers=headers)
